@@ -1,0 +1,83 @@
+//! The coin directory's rules: verified idempotent upload, oldest-first claim of each coin at most
+//! once, anti-drain quota per requester, idempotent retried claims, stale purge and hard delete.
+
+use serde::{Deserialize, Serialize};
+
+use crate::coin::PublicCoin;
+use crate::crypto::PublicIdentity;
+use crate::{Error, Policy, Tier, UnixSeconds, UserId};
+
+/// Most coins one claim can return (above every quota).
+pub const MAX_CLAIM: usize = 8;
+
+/// The coins a claim returns, oldest first.
+pub type Claimed = heapless::Vec<PublicCoin, MAX_CLAIM>;
+
+/// A client-chosen key that makes a retried claim return the same coins.
+pub type IdempotencyKey = [u8; 16];
+
+/// One coin in the directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryCoin {
+    /// The published coin.
+    pub coin: PublicCoin,
+    /// Upload time.
+    pub uploaded_at: UnixSeconds,
+    /// Upload order (oldest first), never wall-clock.
+    pub seq: u64,
+    /// Who claimed it, if anyone.
+    pub claimed_by: Option<UserId>,
+    /// When it was claimed.
+    pub claimed_at: Option<UnixSeconds>,
+}
+
+/// Check an upload batch before any of it is stored: every coin must belong to `owner` and carry a
+/// valid signature. One bad coin refuses the whole batch.
+pub fn verify_upload(owner: &PublicIdentity, coins: &[PublicCoin]) -> Result<(), Error> {
+    coins.iter().try_for_each(|c| c.verify(owner))
+}
+
+/// How many coins a claim of `requested` may take, given that the requester already claimed
+/// `used` coins of this owner and tier in the current window. Zero left → [`Error::QuotaExceeded`].
+pub fn quota_grant(policy: &Policy, tier: Tier, used: u32, requested: u32) -> Result<u32, Error> {
+    let quota = policy.claim_quota(tier);
+    let left = quota.saturating_sub(used);
+    if requested == 0 {
+        return Ok(0);
+    }
+    if left == 0 {
+        return Err(Error::QuotaExceeded { tier, quota });
+    }
+    Ok(requested.min(left).min(MAX_CLAIM as u32))
+}
+
+/// Start of the quota window that contains `now`.
+pub fn quota_window(policy: &Policy, now: UnixSeconds) -> UnixSeconds {
+    let w = policy.claim_quota_window_secs.max(1);
+    now - now % w
+}
+
+/// Whether an unclaimed coin uploaded at `uploaded_at` is stale at `now`.
+pub fn is_stale(policy: &Policy, uploaded_at: UnixSeconds, now: UnixSeconds) -> bool {
+    now.saturating_sub(uploaded_at) >= policy.directory_stale_secs
+}
+
+/// Whether a coin claimed at `claimed_at` is past its grace at `now` and may be hard-deleted.
+pub fn claim_expired(policy: &Policy, claimed_at: UnixSeconds, now: UnixSeconds) -> bool {
+    now.saturating_sub(claimed_at) >= policy.directory_claim_grace_secs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota() {
+        let p = Policy::DEFAULT;
+        assert_eq!(quota_grant(&p, Tier::Gold, 0, 10), Ok(5));
+        assert_eq!(quota_grant(&p, Tier::Gold, 3, 10), Ok(2));
+        assert_eq!(quota_grant(&p, Tier::Gold, 5, 1), Err(Error::QuotaExceeded { tier: Tier::Gold, quota: 5 }));
+        assert_eq!(quota_grant(&p, Tier::Silver, 6, 0), Ok(0));
+        assert_eq!(quota_window(&p, 86_400 * 3 + 5), 86_400 * 3);
+    }
+}

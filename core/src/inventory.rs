@@ -1,0 +1,201 @@
+//! The inventory's rules: per-contact, per-tier budget caps; strict FIFO by insertion sequence;
+//! downward fallback; downgrade trimming; inactivity GC; storage report and replenish needs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::coin::{self, PublicCoin};
+use crate::{ContactId, Error, Policy, Priority, Tier, TierCounts, UnixSeconds};
+
+/// Longest display name kept for a contact.
+pub const MAX_DISPLAY_NAME: usize = 32;
+
+/// A registered contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMeta {
+    /// The contact's user id.
+    pub contact_id: ContactId,
+    /// Decides caps and tier ceiling.
+    pub priority: Priority,
+    /// Last time a coin of this contact was used to send (or registration time).
+    pub last_msg_at: UnixSeconds,
+    /// A human name for display.
+    pub display_name: heapless::String<MAX_DISPLAY_NAME>,
+}
+
+impl ContactMeta {
+    /// A new contact registered at `now`. Display names longer than 32 bytes are refused.
+    pub fn new(contact_id: ContactId, priority: Priority, display_name: &str, now: UnixSeconds) -> Result<Self, Error> {
+        let display_name = heapless::String::try_from(display_name).map_err(|_| Error::BadLength {
+            what: "display name",
+            expected: MAX_DISPLAY_NAME,
+            got: display_name.len(),
+        })?;
+        Ok(ContactMeta { contact_id, priority, last_msg_at: now, display_name })
+    }
+}
+
+/// A coin in the inventory, with the sequence number that orders it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedCoin {
+    /// The coin.
+    pub coin: PublicCoin,
+    /// Strictly increasing per store: the FIFO order (never wall-clock).
+    pub seq: u64,
+    /// When it was stored.
+    pub fetched_at: UnixSeconds,
+}
+
+/// Decide whether `coin` may be stored for `contact`, given what the store holds right now.
+///
+/// `contact` is the registered meta (None if unregistered), `held` the contact's current count for
+/// the coin's tier and `duplicate` whether this key id is already cached. Backends call this
+/// inside the same transaction that inserts, so the cap holds under concurrency.
+///
+/// ```
+/// use aqm_core::{inventory::{admit, ContactMeta}, Error, Policy, Priority, Tier};
+/// # use aqm_core::{coin::PublicCoin, KeyId, UserId};
+/// # let id = UserId([1; 16]);
+/// # let coin = PublicCoin { owner: id, key_id: KeyId([2; 16]), tier: Tier::Gold,
+/// #     public_key: Default::default(), signature: Default::default() };
+/// let mate = ContactMeta::new(id, Priority::Mate, "bob", 0).unwrap();
+/// assert_eq!(admit(&Policy::DEFAULT, Some(&mate), &coin, 0, false),
+///            Err(Error::BudgetExceeded { tier: Tier::Gold, cap: 0 }));
+/// ```
+pub fn admit(
+    policy: &Policy,
+    contact: Option<&ContactMeta>,
+    coin: &PublicCoin,
+    held: u32,
+    duplicate: bool,
+) -> Result<(), Error> {
+    let meta = contact.ok_or(Error::ContactNotRegistered)?;
+    if coin.owner != meta.contact_id {
+        return Err(Error::WrongOwner);
+    }
+    if duplicate {
+        return Err(Error::CoinAlreadyCached);
+    }
+    let cap = policy.cap(meta.priority, coin.tier);
+    if held >= cap {
+        return Err(Error::BudgetExceeded { tier: coin.tier, cap });
+    }
+    Ok(())
+}
+
+/// The tier to pop for a send that wants `desired`: the first non-empty tier of the downward
+/// fallback chain, or None (the caller then fetches one coin on demand).
+pub fn pick_tier(desired: Tier, held: &TierCounts) -> Option<Tier> {
+    desired.fallback().find(|t| held.get(*t) > 0)
+}
+
+/// How many of the newest coins per tier a change to `new_priority` evicts.
+pub fn trim_plan(policy: &Policy, new_priority: Priority, held: &TierCounts) -> TierCounts {
+    let caps = policy.caps_of(new_priority);
+    let mut evict = TierCounts::default();
+    for t in Tier::ALL {
+        *evict.get_mut(t) = held.get(t).saturating_sub(caps.get(t));
+    }
+    evict
+}
+
+/// Whether a contact last active at `last_msg_at` is due for garbage collection at `now`.
+pub fn is_inactive(policy: &Policy, last_msg_at: UnixSeconds, now: UnixSeconds) -> bool {
+    now.saturating_sub(last_msg_at) > policy.gc_inactive_secs
+}
+
+/// Bytes a contact's cached coins occupy.
+pub fn held_bytes(held: &TierCounts) -> u64 {
+    Tier::ALL.iter().map(|t| u64::from(held.get(*t)) * coin::stored_bytes(*t)).sum()
+}
+
+/// Each tier's deficit against the caps of `priority` (0 = fully stocked).
+pub fn replenish_needs(policy: &Policy, priority: Priority, held: &TierCounts) -> TierCounts {
+    let caps = policy.caps_of(priority);
+    let mut need = TierCounts::default();
+    for t in Tier::ALL {
+        *need.get_mut(t) = caps.get(t).saturating_sub(held.get(t));
+    }
+    need
+}
+
+/// What a garbage collection removed (or, in a dry run, would remove).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Contacts whose coins were dropped and who were downgraded to STRANGER.
+    pub contacts_cleaned: u32,
+    /// Coins deleted.
+    pub keys_deleted: u32,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+}
+
+impl GcReport {
+    /// Account for one collected contact holding `held`.
+    pub fn add_contact(&mut self, held: &TierCounts) {
+        self.contacts_cleaned += 1;
+        self.keys_deleted += held.total();
+        self.bytes_freed += held_bytes(held);
+    }
+}
+
+/// Bytes held against the device budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StorageReport {
+    /// Bytes held by all cached coins.
+    pub total_bytes: u64,
+    /// The device budget.
+    pub budget_bytes: u64,
+    /// Registered contacts counted.
+    pub contacts: u32,
+}
+
+impl StorageReport {
+    /// An empty report against the policy's budget.
+    pub fn new(policy: &Policy) -> Self {
+        StorageReport { total_bytes: 0, budget_bytes: policy.storage_budget_bytes, contacts: 0 }
+    }
+    /// Account for one contact.
+    pub fn add_contact(&mut self, held: &TierCounts) {
+        self.contacts += 1;
+        self.total_bytes += held_bytes(held);
+    }
+    /// Share of the budget used, in percent.
+    pub fn utilization_pct(&self) -> f64 {
+        if self.budget_bytes == 0 { 0.0 } else { self.total_bytes as f64 * 100.0 / self.budget_bytes as f64 }
+    }
+    /// Whether the cache is over budget.
+    pub fn over_budget(&self) -> bool {
+        self.total_bytes > self.budget_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_and_trim() {
+        let held = TierCounts([0, 2, 1]);
+        assert_eq!(pick_tier(Tier::Gold, &held), Some(Tier::Silver));
+        assert_eq!(pick_tier(Tier::Bronze, &TierCounts([5, 4, 0])), None);
+        let p = Policy::DEFAULT;
+        assert_eq!(trim_plan(&p, Priority::Mate, &TierCounts([5, 4, 1])), TierCounts([5, 0, 0]));
+        assert_eq!(trim_plan(&p, Priority::Stranger, &TierCounts([5, 4, 1])), TierCounts([5, 4, 1]));
+        assert_eq!(replenish_needs(&p, Priority::Bestie, &TierCounts([2, 4, 0])), TierCounts([3, 0, 1]));
+    }
+
+    #[test]
+    fn inactivity_is_strictly_after_the_window() {
+        let p = Policy::DEFAULT;
+        assert!(!is_inactive(&p, 0, p.gc_inactive_secs));
+        assert!(is_inactive(&p, 0, p.gc_inactive_secs + 1));
+    }
+
+    #[test]
+    fn a_full_bestie_fits_the_budget() {
+        let p = Policy::DEFAULT;
+        let mut r = StorageReport::new(&p);
+        r.add_contact(&p.caps_of(Priority::Bestie));
+        assert!(!r.over_budget(), "{} bytes", r.total_bytes);
+    }
+}

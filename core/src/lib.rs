@@ -1,0 +1,30 @@
+//! # aqm-core
+//!
+//! The sans-I/O heart of AQM (Amortized Quantum Messaging): every rule, state machine, crypto
+//! operation, wire format and storage trait, with no I/O, no clock and no global RNG.
+//! `#![no_std]` with `default-features = false`, and no allocator needed on that path.
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod context;
+pub mod crypto;
+mod error;
+mod ids;
+mod policy;
+mod tier;
+
+pub use context::DeviceContext;
+pub use error::{Error, StoreError};
+pub use ids::{ContactId, KeyId, UnixSeconds, UserId};
+pub use policy::Policy;
+pub use tier::{Priority, Tier, TierCounts};
+
+pub mod coin;
+pub mod directory;
+pub mod inventory;
+pub mod store;
+pub mod vault;

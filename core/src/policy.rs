@@ -1,0 +1,131 @@
+//! Every tunable rule of DESIGN §4 in one value.
+
+use crate::{DeviceContext, Priority, Tier, TierCounts};
+
+const DAY: u64 = 86_400;
+
+/// All defaults of DESIGN §4: caps, ceilings, ratchet limits, vault TTL and burn grace,
+/// inactivity GC, the device storage budget and the directory's anti-drain quota.
+///
+/// ```
+/// use aqm_core::{DeviceContext, Policy, Priority, Tier};
+/// let p = Policy::DEFAULT;
+/// assert_eq!(p.cap(Priority::Bestie, Tier::Gold), 5);
+/// assert_eq!(p.cap(Priority::Mate, Tier::Gold), 0);
+/// // A MATE is never sent GOLD, even from a device that could afford it.
+/// assert_eq!(p.choose_tier(&DeviceContext::HOME_WIFI, Priority::Mate), Tier::Silver);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Inventory cap per priority (row) and tier (column: GOLD, SILVER, BRONZE).
+    pub caps: [[u32; 3]; 3],
+    /// The dearest tier a priority is ever sent with.
+    pub ceilings: [Tier; 3],
+    /// Messages one KEM may protect before the sender re-keys, per tier.
+    pub ratchet_limits: [u32; 3],
+    /// Skipped message keys a receiving chain keeps for out-of-order delivery.
+    pub max_skipped_keys: u32,
+    /// ACTIVE vault keys older than this are expired and deleted.
+    pub vault_ttl_secs: u64,
+    /// BURNED vault keys are kept this long for diagnostics, then deleted.
+    pub burn_grace_secs: u64,
+    /// Contacts with no message for this long are garbage-collected.
+    pub gc_inactive_secs: u64,
+    /// Device budget for cached public coins, in bytes.
+    pub storage_budget_bytes: u64,
+    /// Unclaimed directory coins older than this are purged.
+    pub directory_stale_secs: u64,
+    /// Claimed directory coins are hard-deleted after this grace.
+    pub directory_claim_grace_secs: u64,
+    /// Coins of one owner and tier that one requester may claim per quota window.
+    pub claim_quota: [u32; 3],
+    /// Length of the anti-drain quota window.
+    pub claim_quota_window_secs: u64,
+}
+
+impl Policy {
+    /// The defaults of DESIGN §4 (seed Table 2).
+    pub const DEFAULT: Policy = Policy {
+        caps: [[5, 4, 1], [0, 6, 4], [0, 0, 0]],
+        ceilings: [Tier::Gold, Tier::Silver, Tier::Bronze],
+        ratchet_limits: [25, 10, 5],
+        max_skipped_keys: 32,
+        vault_ttl_secs: 30 * DAY,
+        burn_grace_secs: 60,
+        gc_inactive_secs: 30 * DAY,
+        storage_budget_bytes: 64 * 1024,
+        directory_stale_secs: 30 * DAY,
+        directory_claim_grace_secs: DAY,
+        // The largest cap any priority allows per tier.
+        claim_quota: [5, 6, 4],
+        claim_quota_window_secs: DAY,
+    };
+
+    /// The inventory cap of `tier` for a contact of `priority`.
+    pub const fn cap(&self, priority: Priority, tier: Tier) -> u32 {
+        self.caps[priority.index()][tier.index()]
+    }
+
+    /// All caps of a priority.
+    pub const fn caps_of(&self, priority: Priority) -> TierCounts {
+        TierCounts(self.caps[priority.index()])
+    }
+
+    /// The dearest tier a contact of `priority` is sent with.
+    pub const fn ceiling(&self, priority: Priority) -> Tier {
+        self.ceilings[priority.index()]
+    }
+
+    /// The tier to send with: what the device affords, capped by the priority's ceiling.
+    pub fn choose_tier(&self, ctx: &DeviceContext, priority: Priority) -> Tier {
+        ctx.affordable_tier().cheaper(self.ceiling(priority))
+    }
+
+    /// Messages one session of `tier` may carry before re-keying.
+    pub const fn ratchet_limit(&self, tier: Tier) -> u32 {
+        self.ratchet_limits[tier.index()]
+    }
+
+    /// Claims of `tier` one requester may make of one owner per quota window.
+    pub const fn claim_quota(&self, tier: Tier) -> u32 {
+        self.claim_quota[tier.index()]
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_table_two() {
+        let p = Policy::DEFAULT;
+        let expect = [
+            (Priority::Bestie, [5, 4, 1], Tier::Gold),
+            (Priority::Mate, [0, 6, 4], Tier::Silver),
+            (Priority::Stranger, [0, 0, 0], Tier::Bronze),
+        ];
+        for (prio, caps, ceiling) in expect {
+            assert_eq!(p.caps_of(prio), TierCounts(caps));
+            assert_eq!(p.ceiling(prio), ceiling);
+        }
+        // Anti-drain quota is the largest cap any priority allows.
+        for t in Tier::ALL {
+            let max = Priority::ALL.iter().map(|pr| p.cap(*pr, t)).max().unwrap();
+            assert_eq!(p.claim_quota(t), max);
+        }
+    }
+
+    #[test]
+    fn ceiling_caps_context() {
+        let p = Policy::DEFAULT;
+        assert_eq!(p.choose_tier(&DeviceContext::HOME_WIFI, Priority::Bestie), Tier::Gold);
+        assert_eq!(p.choose_tier(&DeviceContext::HOME_WIFI, Priority::Stranger), Tier::Bronze);
+        assert_eq!(p.choose_tier(&DeviceContext::UNDERGROUND, Priority::Bestie), Tier::Bronze);
+    }
+}

@@ -1,0 +1,164 @@
+//! Storage traits. Each method is one atomic step a backend performs in one transaction (redb),
+//! one script (Redis), one SQL transaction (PostgreSQL) or one power-fail-safe record (flash).
+//! Inside that step the backend reads what it needs, asks the core's rule functions
+//! ([`crate::vault`], [`crate::inventory`], [`crate::directory`]) what to do, and writes the answer.
+//!
+//! Each backend is built with a [`crate::Policy`] and applies that policy in every step.
+//!
+//! Methods take `&self`: a backend that is `Sync` can be shared between threads, and the
+//! conformance kit ([`crate::testkit`], feature `testkit`) then proves its atomicity concurrently.
+
+use crate::coin::PublicCoin;
+use crate::crypto::PublicIdentity;
+use crate::directory::{Claimed, IdempotencyKey};
+use crate::inventory::{CachedCoin, ContactMeta, GcReport};
+use crate::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
+use crate::{ContactId, KeyId, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
+
+/// The vault of one device: sealed private halves of its own coins.
+pub trait VaultStore {
+    /// The backend's error; core refusals come back as [`crate::Error`] inside it.
+    type Error: StoreError;
+
+    /// Store a freshly minted ACTIVE entry. A key id already present → `KeyAlreadyExists`.
+    fn put(&self, entry: &VaultEntry) -> Result<(), Self::Error>;
+
+    /// The entry if it is usable at `now` (ACTIVE, not expired); None otherwise. Never modifies.
+    fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Self::Error>;
+
+    /// The stored status, whatever it is (None if no record exists).
+    fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Self::Error>;
+
+    /// Burn an ACTIVE key, exactly once under concurrency: missing or expired → `KeyNotFound`,
+    /// burned → `KeyAlreadyBurned`.
+    fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Self::Error>;
+
+    /// Expire ACTIVE keys past their TTL and delete BURNED keys past their grace.
+    fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Self::Error>;
+
+    /// The counters. They always equal a recount of the entries.
+    fn stats(&self) -> Result<VaultStats, Self::Error>;
+
+    /// Visit the ids of ACTIVE keys (of one tier, or all). Background use: O(n).
+    fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Self::Error>;
+}
+
+/// Which way a session's chain runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Direction {
+    /// We encrypt to the peer.
+    Send,
+    /// The peer encrypts to us.
+    Receive,
+}
+
+/// Most bytes a sealed session record may take.
+pub const MAX_SESSION_BLOB: usize = 2048;
+
+/// A session record as stored: opaque, sealed bytes produced by the core.
+pub type SessionBlob = heapless::Vec<u8, MAX_SESSION_BLOB>;
+
+/// Session records, stored beside the vault so that opening a coin can burn it in the same
+/// atomic step that saves the session it opened.
+pub trait SessionStore: VaultStore {
+    /// The record for `peer` in `direction`, if any.
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Self::Error>;
+
+    /// Replace the record for `peer` in `direction`.
+    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Self::Error>;
+
+    /// Burn `key_id` and save the receive session it opened, atomically: both happen or neither.
+    /// Errors as [`VaultStore::burn`]; on error the session is not saved.
+    fn burn_and_save_session(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+    ) -> Result<(), Self::Error>;
+}
+
+/// A device's cache of its contacts' public coins.
+pub trait InventoryStore {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Register a contact. Returns false (and changes nothing) if it was already registered.
+    fn register_contact(&self, meta: &ContactMeta) -> Result<bool, Self::Error>;
+
+    /// The contact's metadata, if registered.
+    fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Self::Error>;
+
+    /// Change a contact's priority; a downgrade evicts the newest coins above the new caps in the
+    /// same step. Returns the number evicted. Unregistered → `ContactNotRegistered`.
+    fn set_priority(&self, contact: &ContactId, priority: Priority) -> Result<u32, Self::Error>;
+
+    /// Cache a coin if [`crate::inventory::admit`] allows it, atomically with the cap check.
+    fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Self::Error>;
+
+    /// Pop the oldest coin of the first non-empty tier of `desired`'s downward fallback and mark
+    /// the contact active at `now`. None when every allowed tier is empty.
+    /// Unregistered → `ContactNotRegistered`.
+    fn select_coin(
+        &self,
+        contact: &ContactId,
+        desired: Tier,
+        now: UnixSeconds,
+    ) -> Result<Option<CachedCoin>, Self::Error>;
+
+    /// Remove one cached coin (error recovery). Returns whether it was there.
+    fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Self::Error>;
+
+    /// Cached coins per tier for a contact (zeros if unregistered).
+    fn counts(&self, contact: &ContactId) -> Result<TierCounts, Self::Error>;
+
+    /// Visit every registered contact with its counts.
+    fn for_each_contact(&self, visit: &mut dyn FnMut(&ContactMeta, TierCounts)) -> Result<(), Self::Error>;
+
+    /// Drop the coins of contacts inactive at `now` and downgrade them to STRANGER; with
+    /// `dry_run`, only report what would go.
+    fn collect_garbage(&self, now: UnixSeconds, dry_run: bool) -> Result<GcReport, Self::Error>;
+
+    /// Drop one contact's coins now and downgrade it to STRANGER (e.g. after blocking).
+    /// Unregistered → `ContactNotRegistered`.
+    fn collect_contact(&self, contact: &ContactId) -> Result<GcReport, Self::Error>;
+}
+
+/// The coin directory: publishes coins and hands each out at most once.
+pub trait DirectoryStore {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Register an identity so its uploads can be verified. Registering the same identity again
+    /// is a no-op; a different identity under a known user id → `KeyAlreadyExists`.
+    fn register_identity(&self, identity: &PublicIdentity) -> Result<(), Self::Error>;
+
+    /// The registered identity of a user.
+    fn identity(&self, user: &UserId) -> Result<Option<PublicIdentity>, Self::Error>;
+
+    /// Publish coins of a registered owner ([`crate::directory::verify_upload`]: all or nothing).
+    /// Idempotent on (owner, key id): returns how many were new.
+    fn upload(&self, owner: &UserId, coins: &[PublicCoin], now: UnixSeconds) -> Result<u32, Self::Error>;
+
+    /// Claim up to `count` of the oldest unclaimed coins of `owner` and `tier` for `requester`,
+    /// each to exactly one requester, within the anti-drain quota. A retry with the same
+    /// `idempotency` key returns the same coins and claims nothing more.
+    fn claim(
+        &self,
+        owner: &UserId,
+        requester: &UserId,
+        tier: Tier,
+        count: u32,
+        idempotency: Option<IdempotencyKey>,
+        now: UnixSeconds,
+    ) -> Result<Claimed, Self::Error>;
+
+    /// Unclaimed coins per tier of `owner`.
+    fn available(&self, owner: &UserId) -> Result<TierCounts, Self::Error>;
+
+    /// Delete unclaimed coins past the stale age. Returns how many.
+    fn purge_stale(&self, now: UnixSeconds) -> Result<u32, Self::Error>;
+
+    /// Delete claimed coins past the claim grace. Returns how many.
+    fn hard_delete_claimed(&self, now: UnixSeconds) -> Result<u32, Self::Error>;
+}

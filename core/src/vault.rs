@@ -1,0 +1,203 @@
+//! The vault's rules: ACTIVE → BURNED (kept for a grace period) → deleted; ACTIVE past its TTL →
+//! expired and deleted; counters that follow every transition.
+//!
+//! Backends read an entry, ask these functions what happens, and apply the answer atomically.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::SealedSecret;
+use crate::{Error, KeyId, Policy, Tier, TierCounts, UnixSeconds};
+
+/// Where a vault key is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyStatus {
+    /// Usable once.
+    Active,
+    /// Opened; kept for diagnostics until the burn grace passes.
+    Burned,
+}
+
+impl KeyStatus {
+    /// Upper-case name, as in the seed's Redis hashes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "ACTIVE",
+            KeyStatus::Burned => "BURNED",
+        }
+    }
+    /// Parse the upper-case name.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "ACTIVE" => Ok(KeyStatus::Active),
+            "BURNED" => Ok(KeyStatus::Burned),
+            _ => Err(Error::Malformed),
+        }
+    }
+}
+
+/// One private key in the vault: its sealed seed and its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultEntry {
+    /// The coin's key id.
+    pub key_id: KeyId,
+    /// The coin's tier.
+    pub tier: Tier,
+    /// The secret seed, sealed under the device key.
+    pub sealed: SealedSecret,
+    /// ACTIVE or BURNED.
+    pub status: KeyStatus,
+    /// When the coin was minted.
+    pub created_at: UnixSeconds,
+    /// When the coin was burned, if it was.
+    pub burned_at: Option<UnixSeconds>,
+}
+
+impl VaultEntry {
+    /// A freshly minted, ACTIVE entry.
+    pub fn new_active(key_id: KeyId, tier: Tier, sealed: SealedSecret, now: UnixSeconds) -> Self {
+        VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, burned_at: None }
+    }
+
+    /// Whether an ACTIVE entry has outlived the vault TTL at `now`.
+    pub fn is_expired(&self, policy: &Policy, now: UnixSeconds) -> bool {
+        self.status == KeyStatus::Active && now.saturating_sub(self.created_at) >= policy.vault_ttl_secs
+    }
+
+    /// Whether the entry may be opened at `now`: ACTIVE and not expired.
+    pub fn is_usable(&self, policy: &Policy, now: UnixSeconds) -> bool {
+        self.status == KeyStatus::Active && !self.is_expired(policy, now)
+    }
+
+    /// The burn transition. ACTIVE → BURNED; a burned key gives [`Error::KeyAlreadyBurned`], an
+    /// expired one [`Error::KeyNotFound`] (it is as good as gone), and neither changes.
+    pub fn burn(&mut self, policy: &Policy, now: UnixSeconds) -> Result<(), Error> {
+        match self.status {
+            KeyStatus::Burned => Err(Error::KeyAlreadyBurned),
+            KeyStatus::Active if self.is_expired(policy, now) => Err(Error::KeyNotFound),
+            KeyStatus::Active => {
+                self.status = KeyStatus::Burned;
+                self.burned_at = Some(now);
+                Ok(())
+            }
+        }
+    }
+
+    /// What a purge at `now` does with this entry.
+    pub fn purge_action(&self, policy: &Policy, now: UnixSeconds) -> PurgeAction {
+        match self.status {
+            KeyStatus::Active if self.is_expired(policy, now) => PurgeAction::Expire,
+            KeyStatus::Active => PurgeAction::Keep,
+            KeyStatus::Burned => {
+                let at = self.burned_at.unwrap_or(self.created_at);
+                if now.saturating_sub(at) >= policy.burn_grace_secs { PurgeAction::Delete } else { PurgeAction::Keep }
+            }
+        }
+    }
+}
+
+/// The outcome of [`VaultEntry::purge_action`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurgeAction {
+    /// Leave the entry.
+    Keep,
+    /// Delete an ACTIVE entry past its TTL, counting it as expired.
+    Expire,
+    /// Delete a BURNED entry past its grace (already counted as burned).
+    Delete,
+}
+
+/// Vault counters. Must always equal what a recount of the entries gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultStats {
+    /// ACTIVE keys per tier.
+    pub active: TierCounts,
+    /// Keys ever burned.
+    pub total_burned: u64,
+    /// Keys ever expired.
+    pub total_expired: u64,
+}
+
+/// A state change that moves the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// A new ACTIVE key.
+    Stored(Tier),
+    /// An ACTIVE key burned.
+    Burned(Tier),
+    /// An ACTIVE key expired and deleted.
+    Expired(Tier),
+}
+
+impl VaultStats {
+    /// Apply one transition.
+    pub fn apply(&mut self, t: Transition) {
+        match t {
+            Transition::Stored(tier) => *self.active.get_mut(tier) += 1,
+            Transition::Burned(tier) => {
+                let a = self.active.get_mut(tier);
+                *a = a.saturating_sub(1);
+                self.total_burned += 1;
+            }
+            Transition::Expired(tier) => {
+                let a = self.active.get_mut(tier);
+                *a = a.saturating_sub(1);
+                self.total_expired += 1;
+            }
+        }
+    }
+}
+
+/// What one purge did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// ACTIVE keys expired and deleted.
+    pub expired: u32,
+    /// BURNED keys past their grace deleted.
+    pub deleted_burned: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(now: UnixSeconds) -> VaultEntry {
+        let sealed = SealedSecret { nonce: [0; 12], ciphertext: heapless::Vec::new() };
+        VaultEntry::new_active(KeyId([1; 16]), Tier::Silver, sealed, now)
+    }
+
+    #[test]
+    fn burn_is_once_and_expiry_blocks_it() {
+        let p = Policy::DEFAULT;
+        let mut e = entry(0);
+        assert!(e.is_usable(&p, 10));
+        e.burn(&p, 10).unwrap();
+        assert_eq!(e.burned_at, Some(10));
+        let before = e.clone();
+        assert_eq!(e.burn(&p, 11), Err(Error::KeyAlreadyBurned));
+        assert_eq!(e, before);
+        let mut old = entry(0);
+        assert_eq!(old.burn(&p, p.vault_ttl_secs), Err(Error::KeyNotFound));
+        assert_eq!(old.status, KeyStatus::Active);
+    }
+
+    #[test]
+    fn purge_actions() {
+        let p = Policy::DEFAULT;
+        let mut e = entry(0);
+        assert_eq!(e.purge_action(&p, p.vault_ttl_secs - 1), PurgeAction::Keep);
+        assert_eq!(e.purge_action(&p, p.vault_ttl_secs), PurgeAction::Expire);
+        e.burn(&p, 100).unwrap();
+        assert_eq!(e.purge_action(&p, 100 + p.burn_grace_secs - 1), PurgeAction::Keep);
+        assert_eq!(e.purge_action(&p, 100 + p.burn_grace_secs), PurgeAction::Delete);
+    }
+
+    #[test]
+    fn counters_follow_transitions() {
+        let mut s = VaultStats::default();
+        s.apply(Transition::Stored(Tier::Gold));
+        s.apply(Transition::Stored(Tier::Gold));
+        s.apply(Transition::Burned(Tier::Gold));
+        s.apply(Transition::Expired(Tier::Gold));
+        assert_eq!(s, VaultStats { active: TierCounts([0, 0, 0]), total_burned: 1, total_expired: 1 });
+    }
+}

@@ -1,0 +1,1 @@
+//! aqm-firmware (work in progress).

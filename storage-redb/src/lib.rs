@@ -1,0 +1,1 @@
+//! aqm-storage-redb (work in progress).

@@ -1,0 +1,1 @@
+//! aqm-storage-redis (work in progress).
