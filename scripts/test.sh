@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole AQM test suite, from a fresh machine: installs what is missing, starts the local
+# Redis and PostgreSQL if they are down, then runs formatting, lints, every test (nextest, in
+# parallel), doc tests, the no_std build of the core for Cortex-M, and the firmware under QEMU.
+# Usage: scripts/test.sh            (from the repository root or anywhere)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+SECONDS=0
+
+step "toolchain and packages"
+rustup target list --installed | grep -qx thumbv7em-none-eabihf || rustup target add thumbv7em-none-eabihf
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+need_apt=()
+command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+step "services"
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || echo "PostgreSQL is not up (no test of this revision needs it)"
+
+step "format"
+cargo fmt --all --check
+
+step "build once (tests, benches, examples)"
+cargo build --workspace --all-targets --locked
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (nextest)"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --locked
+
+step "no_std: aqm-core for thumbv7em-none-eabihf (default-features = false, no allocator)"
+cargo build -p aqm-core --no-default-features --target thumbv7em-none-eabihf --locked
+
+if [ -x firmware/ci.sh ]; then
+  step "firmware: build for thumbv7em-none-eabihf, run under QEMU, measure footprint"
+  firmware/ci.sh
+fi
+
+step "demo smoke run"
+cargo run --release --locked -q -p aqm-sim -- demo
+
+printf '\nAll checks passed in %dm%02ds.\n' $((SECONDS / 60)) $((SECONDS % 60))
