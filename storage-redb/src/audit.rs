@@ -1,0 +1,179 @@
+//! A full consistency check of one database against the invariants of DESIGN §4, in one read
+//! transaction: counters equal a recount, caps hold, indexes match the records they point to.
+//! Crash tests run it after every reopen; an operator can run it on a suspicious file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aqm_core::directory::DirectoryCoin;
+use aqm_core::inventory::{CachedCoin, ContactMeta};
+use aqm_core::vault::{KeyStatus, VaultEntry, VaultStats};
+use aqm_core::{KeyId, Tier, TierCounts};
+use redb::ReadableTable;
+
+use crate::RedbStore;
+use crate::codec::{
+    self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_COUNTS, INV_INDEX, VAULT,
+};
+use crate::error::{Ctx, Error};
+
+/// What [`RedbStore::audit`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// The vault counters as stored.
+    pub vault_stats: VaultStats,
+    /// ACTIVE vault keys per tier, recounted from the entries.
+    pub vault_active: TierCounts,
+    /// ACTIVE vault key ids.
+    pub active_keys: BTreeSet<KeyId>,
+    /// BURNED vault key ids still kept (within their grace).
+    pub burned_keys: BTreeSet<KeyId>,
+    /// Cached coins per contact, recounted: key ids in FIFO order per tier.
+    pub cached: BTreeMap<aqm_core::ContactId, [Vec<KeyId>; 3]>,
+    /// Every violated invariant, in words. Empty when the database is consistent.
+    pub problems: Vec<String>,
+}
+
+impl Audit {
+    /// Whether no invariant is violated.
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl RedbStore {
+    /// Recount everything and check every invariant; O(size of the database).
+    pub fn audit(&self) -> Result<Audit, Error> {
+        self.read("audit", |tx| {
+            let mut a = Audit::default();
+            let counters = tx.open_table(COUNTERS).ctx("audit: open table counters")?;
+            a.vault_stats = codec::vault_stats(&counters)?;
+            for row in tx.open_table(VAULT).ctx("audit: open table vault")?.iter().ctx("audit: scan table vault")? {
+                let (k, v) = row.ctx("audit: scan table vault")?;
+                let e: VaultEntry = codec::decode("vault", v.value())?;
+                if e.key_id.0 != k.value() {
+                    a.problems.push(format!("vault entry {} stored under another key id", e.key_id));
+                }
+                match e.status {
+                    KeyStatus::Active => {
+                        *a.vault_active.get_mut(e.tier) += 1;
+                        a.active_keys.insert(e.key_id);
+                    }
+                    KeyStatus::Burned => {
+                        a.burned_keys.insert(e.key_id);
+                    }
+                }
+            }
+            if a.vault_stats.active != a.vault_active {
+                a.problems.push(format!(
+                    "vault active counters {:?} differ from the recount {:?}",
+                    a.vault_stats.active, a.vault_active
+                ));
+            }
+            if a.vault_stats.total_burned < a.burned_keys.len() as u64 {
+                a.problems.push(format!(
+                    "vault counts {} burned keys but holds {}",
+                    a.vault_stats.total_burned,
+                    a.burned_keys.len()
+                ));
+            }
+            self.audit_inventory(tx, &mut a)?;
+            self.audit_directory(tx, &mut a)?;
+            Ok(a)
+        })
+    }
+
+    fn audit_inventory(&self, tx: &redb::ReadTransaction, a: &mut Audit) -> Result<(), Error> {
+        let contacts = tx.open_table(CONTACTS).ctx("audit: open table contacts")?;
+        let counts = tx.open_table(INV_COUNTS).ctx("audit: open table inventory_counts")?;
+        let index = tx.open_table(INV_INDEX).ctx("audit: open table inventory_index")?;
+        let mut metas = BTreeMap::new();
+        for row in contacts.iter().ctx("audit: scan table contacts")? {
+            let (_, v) = row.ctx("audit: scan table contacts")?;
+            let m: ContactMeta = codec::decode("contacts", v.value())?;
+            metas.insert(m.contact_id, m);
+        }
+        let mut index_rows = 0usize;
+        for row in index.iter().ctx("audit: scan table inventory_index")? {
+            row.ctx("audit: scan table inventory_index")?;
+            index_rows += 1;
+        }
+        let mut coin_rows = 0usize;
+        for row in tx.open_table(INV_COINS).ctx("audit: open table inventory_coins")?.iter().ctx("audit: scan")? {
+            let (k, v) = row.ctx("audit: scan table inventory_coins")?;
+            let (contact, b, seq) = k.value();
+            let contact = aqm_core::UserId(contact);
+            let tier = codec::tier("inventory_coins", b)?;
+            let c: CachedCoin = codec::decode("inventory_coins", v.value())?;
+            coin_rows += 1;
+            if c.seq != seq || c.coin.tier != tier || c.coin.owner != contact {
+                a.problems.push(format!("cached coin {} is filed under the wrong key", c.coin.key_id));
+            }
+            match index.get((contact.0, c.coin.key_id.0)).ctx("audit: read table inventory_index")? {
+                Some(g) if g.value() == (b, seq) => {}
+                _ => a.problems.push(format!("cached coin {} has no matching index entry", c.coin.key_id)),
+            }
+            a.cached.entry(contact).or_default()[tier.index()].push(c.coin.key_id);
+        }
+        if coin_rows != index_rows {
+            a.problems.push(format!("{coin_rows} cached coins but {index_rows} index entries"));
+        }
+        for (contact, lists) in &a.cached {
+            if !metas.contains_key(contact) {
+                a.problems.push(format!("coins cached for unregistered contact {contact}"));
+            }
+            let mut seen = BTreeSet::new();
+            for k in lists.iter().flatten() {
+                if !seen.insert(*k) {
+                    a.problems.push(format!("coin {k} cached twice for {contact}"));
+                }
+            }
+        }
+        for (id, meta) in &metas {
+            let stored = TierCounts(counts.get(id.0).ctx("audit: read table inventory_counts")?.map_or([0; 3], |g| g.value()));
+            let lists = a.cached.get(id);
+            for tier in Tier::ALL {
+                let real = lists.map_or(0, |l| l[tier.index()].len() as u32);
+                if stored.get(tier) != real {
+                    a.problems.push(format!("{id}: {tier} counter {} but {real} coins cached", stored.get(tier)));
+                }
+                let cap = self.policy.cap(meta.priority, tier);
+                if real > cap {
+                    a.problems.push(format!("{id}: {real} {tier} coins cached above the cap of {cap}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn audit_directory(&self, tx: &redb::ReadTransaction, a: &mut Audit) -> Result<(), Error> {
+        let keys = tx.open_table(DIR_KEYS).ctx("audit: open table directory_keys")?;
+        let mut records = 0usize;
+        for row in tx.open_table(DIR_UNCLAIMED).ctx("audit: open table directory_unclaimed")?.iter().ctx("audit: scan")? {
+            let (k, v) = row.ctx("audit: scan table directory_unclaimed")?;
+            let (owner, b, seq) = k.value();
+            let c: DirectoryCoin = codec::decode("directory_unclaimed", v.value())?;
+            records += 1;
+            if c.claimed_by.is_some() || keys.get((owner, c.coin.key_id.0)).ctx("audit: read")?.map(|g| g.value()) != Some((b, seq, false)) {
+                a.problems.push(format!("directory coin {} is inconsistent with its key record", c.coin.key_id));
+            }
+        }
+        for row in tx.open_table(DIR_CLAIMED).ctx("audit: open table directory_claimed")?.iter().ctx("audit: scan")? {
+            let (k, v) = row.ctx("audit: scan table directory_claimed")?;
+            let c: DirectoryCoin = codec::decode("directory_claimed", v.value())?;
+            records += 1;
+            let ok = keys.get(k.value()).ctx("audit: read")?.is_some_and(|g| g.value().2);
+            if c.claimed_by.is_none() || !ok {
+                a.problems.push(format!("claimed directory coin {} is inconsistent", c.coin.key_id));
+            }
+        }
+        let mut key_rows = 0usize;
+        for row in keys.iter().ctx("audit: scan table directory_keys")? {
+            row.ctx("audit: scan table directory_keys")?;
+            key_rows += 1;
+        }
+        if key_rows != records {
+            a.problems.push(format!("{records} directory coins but {key_rows} key records"));
+        }
+        Ok(())
+    }
+}

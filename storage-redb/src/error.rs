@@ -1,0 +1,70 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything a [`crate::RedbStore`] operation can fail with.
+///
+/// Every failed operation leaves the database as it was: the write transaction is aborted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A refusal of the core's rules (cap reached, key already burned, bad signature, ...).
+    #[error(transparent)]
+    Core(#[from] aqm_core::Error),
+    /// The database file could not be created or opened.
+    #[error(
+        "cannot open the redb database {path}: {source}. Check that the directory exists and is writable, \
+         and that no other process has the file open"
+    )]
+    Open {
+        /// The file that was being opened.
+        path: PathBuf,
+        /// What redb reported.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A redb transaction, table or commit failed.
+    #[error(
+        "redb failed during `{op}`: {source}. Check free disk space and permissions on the database file; \
+         nothing of this operation was written"
+    )]
+    Redb {
+        /// The operation (and table) that failed.
+        op: &'static str,
+        /// What redb reported.
+        #[source]
+        source: redb::Error,
+    },
+    /// A stored record does not decode.
+    #[error(
+        "a record in table `{table}` does not decode ({detail}): the file is corrupt or was written by an \
+         incompatible AQM version; restore it from a backup"
+    )]
+    Corrupt {
+        /// The table holding the record.
+        table: &'static str,
+        /// What the decoder reported.
+        detail: &'static str,
+    },
+}
+
+impl aqm_core::StoreError for Error {
+    fn as_core(&self) -> Option<&aqm_core::Error> {
+        match self {
+            Error::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Attach the failing operation to a redb error.
+pub(crate) trait Ctx<T> {
+    /// Convert into [`Error::Redb`] naming `op`.
+    fn ctx(self, op: &'static str) -> Result<T, Error>;
+}
+
+impl<T, E: Into<redb::Error>> Ctx<T> for Result<T, E> {
+    fn ctx(self, op: &'static str) -> Result<T, Error> {
+        self.map_err(|e| Error::Redb { op, source: e.into() })
+    }
+}

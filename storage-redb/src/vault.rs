@@ -1,0 +1,172 @@
+//! [`VaultStore`] and [`SessionStore`]: each method one redb transaction.
+
+use aqm_core::store::{Direction, SessionBlob, SessionStore, VaultStore};
+use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::RedbStore;
+use crate::codec::{self, COUNTERS, SESSIONS, VAULT};
+use crate::error::{Ctx, Error};
+
+const fn direction_byte(d: Direction) -> u8 {
+    match d {
+        Direction::Send => 0,
+        Direction::Receive => 1,
+    }
+}
+
+/// The burn step shared by [`VaultStore::burn`] and [`SessionStore::burn_and_save_session`]:
+/// read the entry, let the core decide, write the entry and the counters.
+fn burn_in(tx: &WriteTransaction, policy: &aqm_core::Policy, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+    let mut vault = tx.open_table(VAULT).ctx("burn: open table vault")?;
+    let mut entry: VaultEntry = match vault.get(key_id.0).ctx("burn: read table vault")? {
+        Some(g) => codec::decode("vault", g.value())?,
+        None => return Err(aqm_core::Error::KeyNotFound.into()),
+    };
+    entry.burn(policy, now)?;
+    let bytes = codec::encode("vault", &entry)?;
+    vault.insert(key_id.0, bytes.as_slice()).ctx("burn: write table vault")?;
+    let mut counters = tx.open_table(COUNTERS).ctx("burn: open table counters")?;
+    let mut stats = codec::vault_stats(&counters)?;
+    stats.apply(Transition::Burned(entry.tier));
+    codec::put_vault_stats(&mut counters, &stats)
+}
+
+impl VaultStore for RedbStore {
+    type Error = Error;
+
+    fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
+        self.write("vault put", |tx| {
+            let transition = entry.check_new()?;
+            let mut vault = tx.open_table(VAULT).ctx("put: open table vault")?;
+            if vault.get(entry.key_id.0).ctx("put: read table vault")?.is_some() {
+                return Err(aqm_core::Error::KeyAlreadyExists.into());
+            }
+            let bytes = codec::encode("vault", entry)?;
+            vault.insert(entry.key_id.0, bytes.as_slice()).ctx("put: write table vault")?;
+            let mut counters = tx.open_table(COUNTERS).ctx("put: open table counters")?;
+            let mut stats = codec::vault_stats(&counters)?;
+            stats.apply(transition);
+            codec::put_vault_stats(&mut counters, &stats)
+        })
+    }
+
+    fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
+        self.read("vault get", |tx| {
+            let vault = tx.open_table(VAULT).ctx("get: open table vault")?;
+            let Some(g) = vault.get(key_id.0).ctx("get: read table vault")? else { return Ok(None) };
+            let entry: VaultEntry = codec::decode("vault", g.value())?;
+            Ok(entry.is_usable(&self.policy, now).then_some(entry))
+        })
+    }
+
+    fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
+        self.read("vault status", |tx| {
+            let vault = tx.open_table(VAULT).ctx("status: open table vault")?;
+            let Some(g) = vault.get(key_id.0).ctx("status: read table vault")? else { return Ok(None) };
+            let entry: VaultEntry = codec::decode("vault", g.value())?;
+            Ok(Some(entry.status))
+        })
+    }
+
+    fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+        self.write("vault burn", |tx| burn_in(tx, &self.policy, key_id, now))
+    }
+
+    fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
+        self.write("vault purge", |tx| {
+            let mut vault = tx.open_table(VAULT).ctx("purge: open table vault")?;
+            let mut report = PurgeReport::default();
+            let mut expired: Vec<Tier> = Vec::new();
+            let mut doomed = Vec::new();
+            for row in vault.iter().ctx("purge: scan table vault")? {
+                let (k, v) = row.ctx("purge: scan table vault")?;
+                let entry: VaultEntry = codec::decode("vault", v.value())?;
+                match entry.purge_action(&self.policy, now) {
+                    PurgeAction::Keep => {}
+                    PurgeAction::Expire => {
+                        expired.push(entry.tier);
+                        doomed.push(k.value());
+                    }
+                    PurgeAction::Delete => {
+                        report.deleted_burned += 1;
+                        doomed.push(k.value());
+                    }
+                }
+            }
+            for k in doomed {
+                vault.remove(k).ctx("purge: delete from table vault")?;
+            }
+            if !expired.is_empty() {
+                let mut counters = tx.open_table(COUNTERS).ctx("purge: open table counters")?;
+                let mut stats = codec::vault_stats(&counters)?;
+                for tier in expired {
+                    stats.apply(Transition::Expired(tier));
+                    report.expired += 1;
+                }
+                codec::put_vault_stats(&mut counters, &stats)?;
+            }
+            Ok(report)
+        })
+    }
+
+    fn stats(&self) -> Result<VaultStats, Error> {
+        self.read("vault stats", |tx| {
+            let counters = tx.open_table(COUNTERS).ctx("stats: open table counters")?;
+            codec::vault_stats(&counters)
+        })
+    }
+
+    fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
+        self.read("vault active_ids", |tx| {
+            let vault = tx.open_table(VAULT).ctx("active_ids: open table vault")?;
+            for row in vault.iter().ctx("active_ids: scan table vault")? {
+                let (k, v) = row.ctx("active_ids: scan table vault")?;
+                let entry: VaultEntry = codec::decode("vault", v.value())?;
+                if entry.status == KeyStatus::Active && tier.is_none_or(|t| t == entry.tier) {
+                    visit(KeyId(k.value()));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SessionStore for RedbStore {
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+        self.read("load_session", |tx| {
+            let t = tx.open_table(SESSIONS).ctx("load_session: open table sessions")?;
+            let Some(g) = t.get((peer.0, direction_byte(direction))).ctx("load_session: read table sessions")? else {
+                return Ok(None);
+            };
+            SessionBlob::from_slice(g.value())
+                .map(Some)
+                .map_err(|_| Error::Corrupt { table: "sessions", detail: "session record larger than the maximum" })
+        })
+    }
+
+    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
+        self.write("save_session", |tx| {
+            let mut t = tx.open_table(SESSIONS).ctx("save_session: open table sessions")?;
+            t.insert((peer.0, direction_byte(direction)), blob.as_slice()).ctx("save_session: write table sessions")?;
+            Ok(())
+        })
+    }
+
+    fn burn_and_save_session(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+    ) -> Result<(), Error> {
+        self.write("burn_and_save_session", |tx| {
+            burn_in(tx, &self.policy, key_id, now)?;
+            let mut t = tx.open_table(SESSIONS).ctx("burn_and_save_session: open table sessions")?;
+            t.insert((peer.0, direction_byte(Direction::Receive)), blob.as_slice())
+                .ctx("burn_and_save_session: write table sessions")?;
+            Ok(())
+        })
+    }
+}
