@@ -1,1 +1,23 @@
-//! aqm-firmware (work in progress).
+//! # aqm-firmware
+//!
+//! A `#![no_std]` firmware library that turns a microcontroller into Bob's vault (DESIGN §7):
+//!
+//! - [`FlashVault`]: the core's [`aqm_core::store::VaultStore`] over any NOR flash
+//!   (`embedded-storage`), power-fail safe, burning secrets by programming them to zero in place;
+//! - [`protocol`]: postcard + COBS frames with request ids and typed errors;
+//! - [`Device`]: the request handler (identity in flash, mint, open-burns-first, status, purge)
+//!   over `embedded-io` and `embedded-hal` pins;
+//! - [`Client`]: the host side of the same protocol;
+//! - [`flash::RamFlash`]: an emulated NOR flash with power cuts on demand.
+#![no_std]
+#![deny(unsafe_code)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod error;
+pub mod flash;
+mod vault;
+
+pub use error::Error;
+pub use vault::{FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};

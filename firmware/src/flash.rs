@@ -1,0 +1,288 @@
+//! An emulated NOR flash in RAM, with power cuts on demand.
+//!
+//! [`RamFlash`] behaves like the internal flash of a Cortex-M part (nRF52840 geometry by default):
+//! 4 KiB erase pages, 4-byte words, erased state `0xFF`, and programming can only clear bits
+//! (1 → 0). A write that would need a 0 → 1 transition is refused with
+//! [`FlashError::NotErased`], so a layout bug shows up as an error instead of silently AND-ing
+//! bytes. It serves three purposes:
+//!
+//! - the flash of the QEMU board, which has no flash controller the firmware could use;
+//! - the host tests, including the power-fail test: [`RamFlash::cut_power_after`] makes the
+//!   k-th following write or erase stop half-way (a prefix of its bytes programmed, or a prefix of
+//!   its page erased) and every later operation fail until [`RamFlash::power_on`], like a board
+//!   that lost power and rebooted;
+//! - the backing image of the host's file-backed flash ([`crate::FileFlash`], feature `std`).
+
+use embedded_storage::nor_flash::{
+    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+
+/// Erase page size of the emulated flash (nRF52840: 4 KiB).
+pub const PAGE_SIZE: usize = 4096;
+/// Program granularity of the emulated flash (nRF52840: one 32-bit word).
+pub const WORD_SIZE: usize = 4;
+
+/// Why an emulated flash operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FlashError {
+    /// Offset or length not aligned to the word or page size.
+    NotAligned,
+    /// Outside the flash.
+    OutOfBounds,
+    /// A write would have to turn a 0 bit back into 1: the word was not erased first.
+    NotErased {
+        /// Address of the offending byte.
+        address: u32,
+    },
+    /// The emulated power was cut; nothing works until [`RamFlash::power_on`].
+    PowerLost,
+}
+
+impl NorFlashError for FlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            FlashError::NotAligned => NorFlashErrorKind::NotAligned,
+            FlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+            FlashError::NotErased { .. } | FlashError::PowerLost => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl core::fmt::Display for FlashError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlashError::NotAligned => f.write_str("flash access not aligned to the word or page size"),
+            FlashError::OutOfBounds => f.write_str("flash access outside the device"),
+            FlashError::NotErased { address } => write!(f, "flash word at {address:#x} written without an erase"),
+            FlashError::PowerLost => f.write_str("power lost: reboot the device"),
+        }
+    }
+}
+
+/// Counters of the operations a [`RamFlash`] performed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlashStats {
+    /// Write operations.
+    pub writes: u64,
+    /// Erase operations (one per call, whatever its length).
+    pub erases: u64,
+    /// Bytes programmed.
+    pub bytes_written: u64,
+}
+
+/// An emulated NOR flash over any byte buffer (a `static mut` array on a board, a `Vec` on a
+/// host). The buffer's length must be a multiple of [`PAGE_SIZE`].
+///
+/// ```
+/// use aqm_firmware::flash::{FlashError, RamFlash, PAGE_SIZE};
+/// use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+/// let mut flash = RamFlash::new(vec![0xFF; 2 * PAGE_SIZE]);
+/// flash.write(0, &[0x0F, 0xF0, 0x00, 0xFF]).unwrap();
+/// // Programming only clears bits; setting one needs an erase.
+/// assert_eq!(flash.write(0, &[0xFF, 0xFF, 0xFF, 0xFF]), Err(FlashError::NotErased { address: 0 }));
+/// flash.erase(0, PAGE_SIZE as u32).unwrap();
+/// let mut word = [0u8; 4];
+/// flash.read(0, &mut word).unwrap();
+/// assert_eq!(word, [0xFF; 4]);
+/// ```
+#[derive(Debug)]
+pub struct RamFlash<B> {
+    mem: B,
+    cut_after: Option<u32>,
+    powered: bool,
+    stats: FlashStats,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
+    /// Wrap a buffer as flash. Its current content is the flash content (all `0xFF` = erased).
+    pub fn new(mem: B) -> Self {
+        RamFlash { mem, cut_after: None, powered: true, stats: FlashStats::default() }
+    }
+
+    /// Cut the power during the `ops`-th write or erase from now (1 = the next one): that
+    /// operation is left half done and every operation after it fails with
+    /// [`FlashError::PowerLost`] until [`RamFlash::power_on`].
+    pub fn cut_power_after(&mut self, ops: u32) {
+        self.cut_after = Some(ops.max(1));
+    }
+
+    /// Restore power (a reboot) and cancel any planned cut.
+    pub fn power_on(&mut self) {
+        self.powered = true;
+        self.cut_after = None;
+    }
+
+    /// Whether a planned cut has happened.
+    pub fn power_lost(&self) -> bool {
+        !self.powered
+    }
+
+    /// Operation counters.
+    pub fn stats(&self) -> FlashStats {
+        self.stats
+    }
+
+    /// The raw content (for tests and persistence).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.mem.as_ref()
+    }
+
+    /// Give the buffer back.
+    pub fn into_inner(self) -> B {
+        self.mem
+    }
+
+    fn check(&self, offset: u32, len: usize, align: usize) -> Result<core::ops::Range<usize>, FlashError> {
+        if !self.powered {
+            return Err(FlashError::PowerLost);
+        }
+        let start = offset as usize;
+        let end = start.checked_add(len).ok_or(FlashError::OutOfBounds)?;
+        if end > self.mem.as_ref().len() {
+            return Err(FlashError::OutOfBounds);
+        }
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
+            return Err(FlashError::NotAligned);
+        }
+        Ok(start..end)
+    }
+
+    /// Count one write/erase; returns how many of `len` bytes it gets done before a cut.
+    fn tick(&mut self, len: usize) -> Option<usize> {
+        match self.cut_after {
+            Some(1) => {
+                self.cut_after = None;
+                self.powered = false;
+                // Half the operation, rounded down to whole words, gets done.
+                Some((len / 2) / WORD_SIZE * WORD_SIZE)
+            }
+            Some(n) => {
+                self.cut_after = Some(n - 1);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+impl<B> ErrorType for RamFlash<B> {
+    type Error = FlashError;
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> ReadNorFlash for RamFlash<B> {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        let r = self.check(offset, bytes.len(), 1)?;
+        bytes.copy_from_slice(&self.mem.as_ref()[r]);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.mem.as_ref().len()
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
+    const WRITE_SIZE: usize = WORD_SIZE;
+    const ERASE_SIZE: usize = PAGE_SIZE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        let len = (to as usize).checked_sub(from as usize).ok_or(FlashError::OutOfBounds)?;
+        let r = self.check(from, len, PAGE_SIZE)?;
+        self.stats.erases += 1;
+        let done = self.tick(len);
+        let mem = &mut self.mem.as_mut()[r];
+        let n = done.unwrap_or(mem.len());
+        mem[..n].fill(0xFF);
+        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        let r = self.check(offset, bytes.len(), WORD_SIZE)?;
+        let mem = &self.mem.as_ref()[r.clone()];
+        if let Some(i) = mem.iter().zip(bytes).position(|(old, new)| old & new != *new) {
+            return Err(FlashError::NotErased { address: offset + i as u32 });
+        }
+        self.stats.writes += 1;
+        let done = self.tick(bytes.len());
+        let n = done.unwrap_or(bytes.len());
+        self.stats.bytes_written += n as u64;
+        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(&bytes[..n]) {
+            *m &= *b;
+        }
+        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+    }
+}
+
+// Programming clears bits and never needs an erase for that, so a word may be written again
+// as long as the new value only clears bits (checked in `write`). Real parts limit how often a
+// word may be programmed between erases (nRF52840: twice); the vault programs each word at
+// most twice in normal operation (data, then zeros).
+impl<B: AsRef<[u8]> + AsMut<[u8]>> MultiwriteNorFlash for RamFlash<B> {}
+
+/// Lets `sequential-storage` (whose API is async) use a blocking [`NorFlash`]. Every future it
+/// returns is ready on its first poll.
+#[derive(Debug)]
+pub(crate) struct BlockingAsync<F>(pub(crate) F);
+
+impl<F: ErrorType> ErrorType for BlockingAsync<F> {
+    type Error = F::Error;
+}
+
+impl<F: ReadNorFlash> embedded_storage_async::nor_flash::ReadNorFlash for BlockingAsync<F> {
+    const READ_SIZE: usize = F::READ_SIZE;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.read(offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for BlockingAsync<F> {
+    const WRITE_SIZE: usize = F::WRITE_SIZE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.0.erase(from, to)
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.write(offset, bytes)
+    }
+}
+
+impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlash for BlockingAsync<F> {}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn power_cut_leaves_half_a_write_and_blocks_until_reboot() {
+        let mut f = RamFlash::new(vec![0xFF; 2 * PAGE_SIZE]);
+        f.cut_power_after(2);
+        f.write(0, &[0; 8]).unwrap();
+        assert_eq!(f.write(8, &[0; 8]), Err(FlashError::PowerLost));
+        assert_eq!(&f.as_bytes()[8..16], &[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        let mut b = [0u8; 4];
+        assert_eq!(f.read(0, &mut b), Err(FlashError::PowerLost));
+        f.power_on();
+        f.read(0, &mut b).unwrap();
+        f.cut_power_after(1);
+        assert_eq!(f.erase(0, PAGE_SIZE as u32), Err(FlashError::PowerLost));
+        assert_eq!(f.as_bytes()[0], 0xFF);
+        assert_eq!(f.as_bytes()[PAGE_SIZE - 4], 0xFF);
+        assert_eq!(f.as_bytes()[PAGE_SIZE / 2 - 1], 0xFF);
+        f.power_on();
+        assert_eq!(f.write(2, &[0; 4]), Err(FlashError::NotAligned));
+        assert_eq!(f.write(2 * PAGE_SIZE as u32, &[0; 4]), Err(FlashError::OutOfBounds));
+        assert_eq!(f.stats().erases, 1);
+    }
+}

@@ -1,0 +1,760 @@
+//! The vault in NOR flash: [`FlashVault`], the core's [`VaultStore`] over any
+//! [`MultiwriteNorFlash`].
+//!
+//! # Layout
+//!
+//! The flash region given to the vault is split in two page-aligned parts:
+//!
+//! - a **record map** (`sequential-storage` map, power-fail safe and wear levelled): one record
+//!   per key id (tier, status, created/burned time, secret slot), one *meta* record (counters
+//!   of keys that no longer have a record, and a pending-deletion intent), and the sealed
+//!   identity of the device;
+//! - a **secret slab**: fixed [`SLOT_SIZE`]-byte slots, each holding one sealed secret
+//!   (`[0xA5, tier, length, key id byte 0] ‖ nonce ‖ sealed seed`, rest left erased).
+//!
+//! The map alone cannot destroy a secret: `sequential-storage` writes a new item for a new value
+//! and only zeroes the old item's CRC when removing it, so the old bytes stay in flash until the
+//! page is erased. Secrets therefore live in the slab, where the vault controls every byte.
+//!
+//! # Steps and power cuts
+//!
+//! Each step commits with one map write (atomic in `sequential-storage`), and every other write
+//! is ordered so that a cut before or after it is repaired at the next boot:
+//!
+//! - **put**: program a free slot, then write the ACTIVE record pointing at it (the commit).
+//!   A cut before the commit leaves an unreferenced slot, which the boot scrub zeroes.
+//! - **burn**: write the BURNED record (the commit), then program the slot to all zeros in place
+//!   (1 → 0 needs no erase). A cut before the zeroing is finished by the boot scrub: *every*
+//!   slot not referenced by an ACTIVE record is zeroed at boot, so a burned secret never
+//!   survives a reboot.
+//! - **purge**: write the meta record with the counter already moved and the key id as a pending
+//!   deletion (the commit), zero the slot, remove the record, then clear the pending intent.
+//!   Boot finishes any pending deletion.
+//! - **slab compaction** (when the only free slots left are in the spare page): copy each live
+//!   slot of the page with the most dead slots to the spare page and re-point its record (one
+//!   map write each), then erase the page, which becomes the new spare.
+//!
+//! Counters are exact by construction: ACTIVE per tier and BURNED are recounted from the records
+//! at boot, and the meta record holds only what records no longer show (keys expired, burned keys
+//! deleted after their grace), updated in the same map write that commits their deletion.
+//!
+//! The records of the map are mirrored in RAM (an index of at most `N` keys, about 48 bytes each)
+//! so lookups, counters and purges do not scan flash.
+
+use core::cell::RefCell;
+use core::ops::Range;
+
+use aqm_core::crypto::SealedSecret;
+use aqm_core::crypto::sizes::{AEAD_NONCE, MAX_SEALED};
+use aqm_core::store::VaultStore;
+use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, VaultEntry, VaultStats};
+use aqm_core::{KeyId, Policy, Tier, TierCounts, UnixSeconds};
+use embassy_futures::block_on;
+use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError};
+use sequential_storage::cache::{Cache, Uncached};
+use sequential_storage::map::{MapConfig, MapStorage, PostcardValue};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::flash::BlockingAsync;
+
+/// Bytes of one secret slot: 4-byte header, 12-byte nonce, up to 80 sealed bytes.
+pub const SLOT_SIZE: usize = 96;
+const SLOT_HEADER: usize = 4;
+const SLOT_MAGIC: u8 = 0xA5;
+const NO_SLOT: u16 = u16::MAX;
+
+type MapKey = [u8; 17];
+const KIND_META: u8 = 0;
+const KIND_IDENTITY: u8 = 1;
+const KIND_RECORD: u8 = 2;
+
+const fn map_key(kind: u8, id: &[u8; 16]) -> MapKey {
+    let mut k = [0u8; 17];
+    k[0] = kind;
+    let mut i = 0;
+    while i < 16 {
+        k[i + 1] = id[i];
+        i += 1;
+    }
+    k
+}
+
+const META_KEY: MapKey = map_key(KIND_META, &[0; 16]);
+const IDENTITY_KEY: MapKey = map_key(KIND_IDENTITY, &[0; 16]);
+
+/// Where the vault lives in the flash: two page-aligned ranges (byte addresses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultLayout {
+    /// The record map (`sequential-storage`): at least 2 pages.
+    pub map: Range<u32>,
+    /// The secret slab: at least 2 pages (one is always kept erased as the compaction spare).
+    pub slab: Range<u32>,
+}
+
+impl VaultLayout {
+    /// `map_pages` pages of records from `start`, then `slab_pages` pages of secrets.
+    pub const fn contiguous(start: u32, page_size: u32, map_pages: u32, slab_pages: u32) -> Self {
+        let mid = start + map_pages * page_size;
+        VaultLayout { map: start..mid, slab: mid..mid + slab_pages * page_size }
+    }
+}
+
+/// One key's record, in flash (the map value) and in the RAM index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    tier: Tier,
+    status: KeyStatus,
+    created_at: UnixSeconds,
+    burned_at: Option<UnixSeconds>,
+    /// Slot index in the slab, [`NO_SLOT`] once burned.
+    slot: u16,
+}
+impl PostcardValue<'_> for Record {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum PendingKind {
+    Expire,
+    DeleteBurned,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Meta {
+    /// BURNED keys whose record was deleted after the grace period.
+    burned_deleted: u64,
+    /// ACTIVE keys expired (their record is gone).
+    expired: u64,
+    /// A deletion committed (counted above) whose record may still exist.
+    pending: Option<(KeyId, PendingKind)>,
+}
+impl PostcardValue<'_> for Meta {}
+
+/// The device identity as stored: its user id and its two seeds sealed under the device key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIdentity {
+    /// The user id.
+    pub user_id: aqm_core::UserId,
+    /// Ed25519 seed ‖ ML-DSA-65 seed, sealed.
+    pub sealed: SealedSecret,
+}
+impl PostcardValue<'_> for StoredIdentity {}
+
+#[derive(Clone, Copy, Debug)]
+struct Indexed {
+    key_id: KeyId,
+    rec: Record,
+}
+
+impl Indexed {
+    /// The record as a core entry (without its secret), so the core's rules decide.
+    fn entry(&self) -> VaultEntry {
+        VaultEntry {
+            key_id: self.key_id,
+            tier: self.rec.tier,
+            sealed: SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
+            status: self.rec.status,
+            created_at: self.rec.created_at,
+            burned_at: self.rec.burned_at,
+        }
+    }
+}
+
+#[repr(C, align(4))]
+struct AlignedBuf([u8; 256]);
+
+/// Most slots a slab may have (the live-slot bitmap is built on the stack).
+pub const MAX_SLOTS: usize = 2048;
+const MAX_PAGES: usize = 64;
+
+struct LiveMap([u32; MAX_SLOTS / 32]);
+
+impl LiveMap {
+    fn get(&self, slot: u32) -> bool {
+        let s = slot as usize;
+        s < MAX_SLOTS && self.0[s / 32] & (1 << (s % 32)) != 0
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct PageCounts {
+    free: u32,
+    dead: u32,
+    used: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Free,
+    Dead,
+    Used,
+}
+
+/// What the slab holds, as counted by [`FlashVault::usage`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultUsage {
+    /// Records the RAM index holds (ACTIVE and BURNED keys).
+    pub records: u32,
+    /// Most records the RAM index can hold.
+    pub record_capacity: u32,
+    /// Slots holding a live (ACTIVE) secret.
+    pub live_slots: u32,
+    /// Erased slots ready for a new secret.
+    pub free_slots: u32,
+    /// Zeroed slots waiting for their page to be erased.
+    pub dead_slots: u32,
+    /// Live secrets the slab can hold at most (one page is kept as the spare).
+    pub slot_capacity: u32,
+}
+
+type Map<F> = MapStorage<MapKey, BlockingAsync<F>, Cache<Uncached, Uncached, Uncached, MapKey>>;
+
+struct Inner<F: NorFlash, const N: usize> {
+    map: Map<F>,
+    slab: Range<u32>,
+    index: heapless::Vec<Indexed, N>,
+    meta: Meta,
+    buf: AlignedBuf,
+    /// A step failed half-way: rebuild from flash before the next one.
+    dirty: bool,
+}
+
+/// The vault in NOR flash. `N` is the most keys (ACTIVE or BURNED within their grace) it holds.
+///
+/// Not `Sync`: a board has one thread; a host wraps it in a mutex if it must share it.
+///
+/// ```
+/// use aqm_core::{coin, crypto::{DeviceKey, Identity}, store::VaultStore, Policy, Tier};
+/// use aqm_firmware::{flash::{RamFlash, PAGE_SIZE}, FlashVault, VaultLayout};
+/// let mut rng = rand::rng();
+/// let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 4, 4);
+/// let vault: FlashVault<_, 64> =
+///     FlashVault::open(RamFlash::new(vec![0xFF; 8 * PAGE_SIZE]), layout, Policy::DEFAULT).unwrap();
+/// let bob = Identity::generate(&mut rng);
+/// let dk = DeviceKey::random(&mut rng);
+/// let minted = coin::mint(&bob, Tier::Bronze, &dk, 1_000, &mut rng).unwrap();
+/// vault.put(&minted.vault).unwrap();
+/// vault.burn(&minted.public.key_id, 1_001).unwrap();
+/// assert!(vault.burn(&minted.public.key_id, 1_002).is_err()); // a coin opens once
+/// assert_eq!(vault.stats().unwrap().total_burned, 1);
+/// ```
+pub struct FlashVault<F: NorFlash, const N: usize> {
+    inner: RefCell<Inner<F, N>>,
+    policy: Policy,
+}
+
+fn flash_err<E: NorFlashError>(e: E) -> Error {
+    Error::Flash(e.kind())
+}
+
+fn map_err<E: NorFlashError>(e: sequential_storage::Error<E>) -> Error {
+    match e {
+        sequential_storage::Error::Storage { value, .. } => Error::Flash(value.kind()),
+        sequential_storage::Error::FullStorage => Error::Core(aqm_core::Error::CapacityFull { what: "vault flash" }),
+        sequential_storage::Error::Corrupted { .. } => Error::Corrupt { what: "record map" },
+        sequential_storage::Error::SerializationError(_) => Error::Corrupt { what: "vault record" },
+        _ => Error::Corrupt { what: "record map (store logic)" },
+    }
+}
+
+impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
+    /// Open the vault on `flash` (an erased flash is an empty vault). Only the layout is checked
+    /// here; the first call (or [`FlashVault::recover`]) reads the flash, finishes whatever a
+    /// power cut interrupted and zeroes every secret that is not live.
+    pub fn open(flash: F, layout: VaultLayout, policy: Policy) -> Result<Self, Error> {
+        let page = F::ERASE_SIZE as u32;
+        if !SLOT_SIZE.is_multiple_of(F::WRITE_SIZE) || F::READ_SIZE > SLOT_HEADER || F::ERASE_SIZE < SLOT_SIZE {
+            return Err(Error::BadLayout { what: "flash word or page size does not fit a 96-byte slot" });
+        }
+        let s = &layout.slab;
+        if !s.start.is_multiple_of(page) || !s.end.is_multiple_of(page) || s.end < s.start + 2 * page {
+            return Err(Error::BadLayout { what: "the slab needs at least 2 whole pages" });
+        }
+        if s.end as usize > flash.capacity() || layout.map.end as usize > flash.capacity() {
+            return Err(Error::BadLayout { what: "a range lies outside the flash" });
+        }
+        if layout.map.start < s.end && s.start < layout.map.end {
+            return Err(Error::BadLayout { what: "the map and the slab overlap" });
+        }
+        let slots = (s.end - s.start) / page * (page / SLOT_SIZE as u32);
+        if slots as usize > MAX_SLOTS || (s.end - s.start) / page > MAX_PAGES as u32 {
+            return Err(Error::BadLayout { what: "the slab is larger than 2048 slots or 64 pages" });
+        }
+        let config = MapConfig::try_new(layout.map.clone())
+            .map_err(|_| Error::BadLayout { what: "the map needs at least 2 whole pages" })?;
+        let inner = Inner {
+            map: MapStorage::new(BlockingAsync(flash), config, Cache::new_uncached()),
+            slab: layout.slab,
+            index: heapless::Vec::new(),
+            meta: Meta::default(),
+            buf: AlignedBuf([0; 256]),
+            dirty: true,
+        };
+        Ok(FlashVault { inner: RefCell::new(inner), policy })
+    }
+
+    /// Read the flash now: rebuild the index, finish an interrupted step, zero every secret that
+    /// is not live. Boards call this at boot; otherwise the first call does it.
+    pub fn recover(&self) -> Result<(), Error> {
+        self.with(|_| Ok(()))
+    }
+
+    /// Direct access to the flash driver (tests use it to plan power cuts). Writing into the
+    /// vault's ranges behind its back voids every guarantee.
+    pub fn with_flash<T>(&self, f: impl FnOnce(&mut F) -> T) -> Result<T, Error> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        Ok(f(inner.flash()))
+    }
+
+    /// The policy this vault applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Close the vault and get the flash back.
+    pub fn into_flash(self) -> F {
+        self.inner.into_inner().map.destroy().0.0
+    }
+
+    /// Run `f` on the vault, repairing first if an earlier step failed half-way, and marking it
+    /// for repair if this one fails.
+    fn with<T>(&self, f: impl FnOnce(&mut Inner<F, N>) -> Result<T, Error>) -> Result<T, Error> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        if inner.dirty {
+            inner.recover()?;
+            inner.dirty = false;
+        }
+        let r = f(&mut inner);
+        if matches!(r, Err(Error::Flash(_) | Error::Corrupt { .. })) {
+            inner.dirty = true;
+        }
+        r
+    }
+
+    /// The sealed device identity, if one was provisioned.
+    pub fn identity(&self) -> Result<Option<StoredIdentity>, Error> {
+        self.with(|i| block_on(i.map.fetch_item::<StoredIdentity>(&mut i.buf.0, &IDENTITY_KEY)).map_err(map_err))
+    }
+
+    /// Store the sealed device identity (one power-fail-safe map write).
+    pub fn set_identity(&self, identity: &StoredIdentity) -> Result<(), Error> {
+        self.with(|i| block_on(i.map.store_item(&mut i.buf.0, &IDENTITY_KEY, identity)).map_err(map_err))
+    }
+
+    /// Records, slots and capacities.
+    pub fn usage(&self) -> Result<VaultUsage, Error> {
+        self.with(|i| {
+            let mut u = VaultUsage {
+                records: i.index.len() as u32,
+                record_capacity: N as u32,
+                slot_capacity: (i.slab_pages() - 1) * i.slots_per_page(),
+                ..VaultUsage::default()
+            };
+            let live = i.live_map();
+            for slot in 0..i.slot_count() {
+                match i.slot_state(slot, &live)? {
+                    SlotState::Free => u.free_slots += 1,
+                    SlotState::Dead => u.dead_slots += 1,
+                    SlotState::Used => u.live_slots += 1,
+                }
+            }
+            Ok(u)
+        })
+    }
+
+    /// Most keys this vault can hold at once, whichever runs out first: the RAM index or the slab.
+    pub fn capacity(&self) -> Result<u32, Error> {
+        let u = self.usage()?;
+        Ok(u.record_capacity.min(u.slot_capacity))
+    }
+}
+
+impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
+    fn page(&self) -> u32 {
+        F::ERASE_SIZE as u32
+    }
+    fn slots_per_page(&self) -> u32 {
+        self.page() / SLOT_SIZE as u32
+    }
+    fn slab_pages(&self) -> u32 {
+        (self.slab.end - self.slab.start) / self.page()
+    }
+    fn slot_count(&self) -> u32 {
+        self.slab_pages() * self.slots_per_page()
+    }
+    fn slot_addr(&self, slot: u32) -> u32 {
+        let spp = self.slots_per_page();
+        self.slab.start + (slot / spp) * self.page() + (slot % spp) * SLOT_SIZE as u32
+    }
+    fn flash(&mut self) -> &mut F {
+        &mut self.map.flash().0
+    }
+
+    fn find(&self, key_id: &KeyId) -> Option<usize> {
+        self.index.iter().position(|e| e.key_id == *key_id)
+    }
+
+    /// Which slots ACTIVE records point at.
+    fn live_map(&self) -> LiveMap {
+        let mut m = LiveMap([0; MAX_SLOTS / 32]);
+        for e in self.index.iter().filter(|e| e.rec.status == KeyStatus::Active) {
+            let s = usize::from(e.rec.slot);
+            if s < MAX_SLOTS {
+                m.0[s / 32] |= 1 << (s % 32);
+            }
+        }
+        m
+    }
+
+    fn read_slot(&mut self, slot: u32) -> Result<[u8; SLOT_SIZE], Error> {
+        let addr = self.slot_addr(slot);
+        let mut b = [0u8; SLOT_SIZE];
+        self.flash().read(addr, &mut b).map_err(flash_err)?;
+        Ok(b)
+    }
+
+    /// Free = erased; Used = referenced by an ACTIVE record; Dead = anything else.
+    fn slot_state(&mut self, slot: u32, live: &LiveMap) -> Result<SlotState, Error> {
+        if live.get(slot) {
+            return Ok(SlotState::Used);
+        }
+        let b = self.read_slot(slot)?;
+        Ok(if b.iter().all(|x| *x == 0xFF) { SlotState::Free } else { SlotState::Dead })
+    }
+
+    /// Program a slot to zeros in place (only the span that still has set bits, so words already
+    /// zero are not programmed again).
+    fn zero_slot(&mut self, slot: u32) -> Result<(), Error> {
+        let b = self.read_slot(slot)?;
+        let w = F::WRITE_SIZE;
+        let nonzero = |c: &[u8]| c.iter().any(|x| *x != 0);
+        let first = b.chunks(w).position(nonzero);
+        let last = b.chunks(w).rposition(nonzero);
+        if let (Some(first), Some(last)) = (first, last) {
+            let zeros = AlignedBuf([0; 256]);
+            let addr = self.slot_addr(slot) + (first * w) as u32;
+            self.flash().write(addr, &zeros.0[..(last + 1 - first) * w]).map_err(flash_err)?;
+        }
+        Ok(())
+    }
+
+    fn write_slot(&mut self, slot: u32, key_id: &KeyId, tier: Tier, sealed: &SealedSecret) -> Result<(), Error> {
+        let mut b = AlignedBuf([0xFF; 256]);
+        let ct = &sealed.ciphertext;
+        b.0[..SLOT_HEADER].copy_from_slice(&[SLOT_MAGIC, tier.to_byte(), ct.len() as u8, key_id.0[0]]);
+        b.0[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE].copy_from_slice(&sealed.nonce);
+        b.0[SLOT_HEADER + AEAD_NONCE..SLOT_HEADER + AEAD_NONCE + ct.len()].copy_from_slice(ct);
+        let addr = self.slot_addr(slot);
+        self.flash().write(addr, &b.0[..SLOT_SIZE]).map_err(flash_err)
+    }
+
+    fn load_sealed(&mut self, e: &Indexed) -> Result<SealedSecret, Error> {
+        let b = self.read_slot(u32::from(e.rec.slot))?;
+        let len = b[2] as usize;
+        if b[0] != SLOT_MAGIC || b[1] != e.rec.tier.to_byte() || b[3] != e.key_id.0[0] || len > MAX_SEALED {
+            return Err(Error::Corrupt { what: "secret slot" });
+        }
+        let mut nonce = [0u8; AEAD_NONCE];
+        nonce.copy_from_slice(&b[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE]);
+        let start = SLOT_HEADER + AEAD_NONCE;
+        let ciphertext =
+            heapless::Vec::from_slice(&b[start..start + len]).map_err(|_| Error::Corrupt { what: "secret slot" })?;
+        Ok(SealedSecret { nonce, ciphertext })
+    }
+
+    fn store_record(&mut self, key_id: &KeyId, rec: &Record) -> Result<(), Error> {
+        let key = map_key(KIND_RECORD, &key_id.0);
+        block_on(self.map.store_item(&mut self.buf.0, &key, rec)).map_err(map_err)
+    }
+
+    fn store_meta(&mut self, meta: &Meta) -> Result<(), Error> {
+        block_on(self.map.store_item(&mut self.buf.0, &META_KEY, meta)).map_err(map_err)?;
+        self.meta = *meta;
+        Ok(())
+    }
+
+    /// Rebuild the RAM index from flash, finish an interrupted deletion, zero every secret that
+    /// is not live.
+    fn recover(&mut self) -> Result<(), Error> {
+        self.index.clear();
+        self.meta = Meta::default();
+        {
+            let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
+            let mut buf = AlignedBuf([0; 256]);
+            // Items come oldest first; a later item for the same key replaces an earlier one.
+            while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
+                match key[0] {
+                    KIND_META => {
+                        self.meta = postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault meta" })?;
+                    }
+                    KIND_RECORD => {
+                        let rec: Record =
+                            postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault record" })?;
+                        let mut id = [0u8; 16];
+                        id.copy_from_slice(&key[1..]);
+                        let key_id = KeyId(id);
+                        match self.index.iter_mut().find(|e| e.key_id == key_id) {
+                            Some(e) => e.rec = rec,
+                            None => self.index.push(Indexed { key_id, rec }).map_err(|_| Error::BadLayout {
+                                what: "more records in flash than the RAM index holds",
+                            })?,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some((key_id, _)) = self.meta.pending {
+            if let Some(i) = self.find(&key_id) {
+                self.delete_record(i)?;
+            }
+            let meta = Meta { pending: None, ..self.meta };
+            self.store_meta(&meta)?;
+        }
+        let live = self.live_map();
+        for slot in 0..self.slot_count() {
+            if self.slot_state(slot, &live)? == SlotState::Dead {
+                self.zero_slot(slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Zero the record's secret (if any) and remove its record from flash and from the index.
+    fn delete_record(&mut self, i: usize) -> Result<(), Error> {
+        let e = self.index[i];
+        if e.rec.slot != NO_SLOT && e.rec.status == KeyStatus::Active {
+            self.zero_slot(u32::from(e.rec.slot))?;
+        }
+        let key = map_key(KIND_RECORD, &e.key_id.0);
+        block_on(self.map.remove_item(&mut self.buf.0, &key)).map_err(map_err)?;
+        self.index.swap_remove(i);
+        Ok(())
+    }
+
+    fn page_counts(&mut self, page: u32, live: &LiveMap) -> Result<PageCounts, Error> {
+        let mut c = PageCounts::default();
+        let spp = self.slots_per_page();
+        for slot in page * spp..(page + 1) * spp {
+            match self.slot_state(slot, live)? {
+                SlotState::Free => c.free += 1,
+                SlotState::Dead => c.dead += 1,
+                SlotState::Used => c.used += 1,
+            }
+        }
+        Ok(c)
+    }
+
+    /// The first free slot outside page `except`.
+    fn free_slot_outside(&mut self, except: Option<u32>, live: &LiveMap) -> Result<Option<u32>, Error> {
+        let spp = self.slots_per_page();
+        for slot in 0..self.slot_count() {
+            if Some(slot / spp) != except && self.slot_state(slot, live)? == SlotState::Free {
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
+    fn erase_page(&mut self, page: u32) -> Result<(), Error> {
+        let from = self.slab.start + page * self.page();
+        let to = from + self.page();
+        self.flash().erase(from, to).map_err(flash_err)
+    }
+
+    /// Move every live secret of `page` to free slots of other pages, re-pointing each record
+    /// (one map write each), then erase `page`.
+    fn evacuate(&mut self, page: u32) -> Result<(), Error> {
+        let spp = self.slots_per_page();
+        for i in 0..self.index.len() {
+            let e = self.index[i];
+            let slot = u32::from(e.rec.slot);
+            if e.rec.status != KeyStatus::Active || slot / spp != page {
+                continue;
+            }
+            let live = self.live_map();
+            let to = self.free_slot_outside(Some(page), &live)?.ok_or(Error::Corrupt { what: "slab accounting" })?;
+            let sealed = self.load_sealed(&e)?;
+            self.write_slot(to, &e.key_id, e.rec.tier, &sealed)?;
+            let rec = Record { slot: to as u16, ..e.rec };
+            self.store_record(&e.key_id, &rec)?;
+            self.index[i].rec = rec;
+        }
+        self.erase_page(page)
+    }
+
+    /// A free slot for a new secret. One page is kept erased as the spare; when only the spare
+    /// has room, the page with the most dead slots is evacuated into it and erased, becoming the
+    /// new spare. If a cut left no spare, one is made first.
+    fn alloc_slot(&mut self) -> Result<u32, Error> {
+        let pages = self.slab_pages();
+        let spp = self.slots_per_page();
+        for _ in 0..3 {
+            let live = self.live_map();
+            let mut counts = [PageCounts::default(); MAX_PAGES];
+            for page in 0..pages {
+                counts[page as usize] = self.page_counts(page, &live)?;
+            }
+            let counts = &counts[..pages as usize];
+            let spare = counts.iter().position(|c| c.free == spp).map(|p| p as u32);
+            if spare.is_some()
+                && let Some(slot) = self.free_slot_outside(spare, &live)?
+            {
+                return Ok(slot);
+            }
+            let total_free: u32 = counts.iter().map(|c| c.free).sum();
+            let victim = if spare.is_some() {
+                // Only the spare has room: the page with the most dead slots goes.
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, c)| Some(*p as u32) != spare && c.dead > 0)
+                    .max_by_key(|(_, c)| c.dead)
+                    .map(|(p, _)| p as u32)
+            } else {
+                // No spare (a cut interrupted a compaction): make one from the page with the
+                // fewest live secrets that fit elsewhere.
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.dead > 0 && c.used <= total_free - c.free)
+                    .min_by_key(|(_, c)| c.used)
+                    .map(|(p, _)| p as u32)
+            };
+            match victim {
+                Some(v) => self.evacuate(v)?,
+                None if total_free > 0 => {
+                    // No way to keep a spare: use what is left.
+                    return self.free_slot_outside(None, &live)?.ok_or(Error::Corrupt { what: "slab accounting" });
+                }
+                None => break,
+            }
+        }
+        Err(Error::Core(aqm_core::Error::CapacityFull { what: "vault slab" }))
+    }
+
+    fn stats(&self) -> VaultStats {
+        let mut active = TierCounts::default();
+        let mut burned = 0u64;
+        for e in &self.index {
+            match e.rec.status {
+                KeyStatus::Active => *active.get_mut(e.rec.tier) += 1,
+                KeyStatus::Burned => burned += 1,
+            }
+        }
+        VaultStats { active, total_burned: self.meta.burned_deleted + burned, total_expired: self.meta.expired }
+    }
+}
+
+impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
+    type Error = Error;
+
+    fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
+        entry.check_new()?;
+        self.with(|i| {
+            if i.find(&entry.key_id).is_some() {
+                return Err(aqm_core::Error::KeyAlreadyExists.into());
+            }
+            if i.index.is_full() {
+                return Err(aqm_core::Error::CapacityFull { what: "vault index" }.into());
+            }
+            let slot = i.alloc_slot()?;
+            i.write_slot(slot, &entry.key_id, entry.tier, &entry.sealed)?;
+            let rec = Record {
+                tier: entry.tier,
+                status: KeyStatus::Active,
+                created_at: entry.created_at,
+                burned_at: None,
+                slot: slot as u16,
+            };
+            if let Err(e) = i.store_record(&entry.key_id, &rec) {
+                // Not committed: the secret must not linger (the boot scrub would catch it too).
+                let _ = i.zero_slot(slot);
+                return Err(e);
+            }
+            // Cannot fail: fullness was checked above.
+            let _ = i.index.push(Indexed { key_id: entry.key_id, rec });
+            Ok(())
+        })
+    }
+
+    fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
+        self.with(|i| {
+            let Some(e) = i.find(key_id).map(|n| i.index[n]) else { return Ok(None) };
+            let mut entry = e.entry();
+            if !entry.is_usable(&self.policy, now) {
+                return Ok(None);
+            }
+            entry.sealed = i.load_sealed(&e)?;
+            Ok(Some(entry))
+        })
+    }
+
+    fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
+        self.with(|i| Ok(i.find(key_id).map(|n| i.index[n].rec.status)))
+    }
+
+    fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+        self.with(|i| {
+            let n = i.find(key_id).ok_or(aqm_core::Error::KeyNotFound)?;
+            let e = i.index[n];
+            let mut entry = e.entry();
+            entry.burn(&self.policy, now)?;
+            let rec = Record { status: entry.status, burned_at: entry.burned_at, slot: NO_SLOT, ..e.rec };
+            // The commit: from here on the key is burned, whatever happens next.
+            i.store_record(key_id, &rec)?;
+            i.index[n].rec = rec;
+            // Destroy the secret in place; a cut here is finished by the boot scrub.
+            i.zero_slot(u32::from(e.rec.slot))
+        })
+    }
+
+    fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
+        self.with(|i| {
+            let mut report = PurgeReport::default();
+            let mut n = 0;
+            while n < i.index.len() {
+                let e = i.index[n];
+                let mut meta = i.meta;
+                let kind = match e.entry().purge_action(&self.policy, now) {
+                    PurgeAction::Keep => {
+                        n += 1;
+                        continue;
+                    }
+                    PurgeAction::Expire => {
+                        meta.expired += 1;
+                        report.expired += 1;
+                        PendingKind::Expire
+                    }
+                    PurgeAction::Delete => {
+                        meta.burned_deleted += 1;
+                        report.deleted_burned += 1;
+                        PendingKind::DeleteBurned
+                    }
+                };
+                meta.pending = Some((e.key_id, kind));
+                // The commit: the counter moves with the intent to delete.
+                i.store_meta(&meta)?;
+                i.delete_record(n)?;
+            }
+            if i.meta.pending.is_some() {
+                let meta = Meta { pending: None, ..i.meta };
+                i.store_meta(&meta)?;
+            }
+            Ok(report)
+        })
+    }
+
+    fn stats(&self) -> Result<VaultStats, Error> {
+        self.with(|i| Ok(i.stats()))
+    }
+
+    fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
+        self.with(|i| {
+            i.index
+                .iter()
+                .filter(|e| e.rec.status == KeyStatus::Active && tier.is_none_or(|t| e.rec.tier == t))
+                .for_each(|e| visit(e.key_id));
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! Power-fail test: long put/burn/purge sequences over an emulated NOR flash whose power is cut
+//! at every k-th write or erase (the cut operation is left half done). After each cut the vault
+//! is reopened ("reboot") and compared with a model:
+//!
+//! - no key burned (opened) is ever usable again, and its sealed secret is nowhere in the flash;
+//! - no key reported stored is lost, and it comes back byte for byte;
+//! - counters equal the model's exactly;
+//! - an operation interrupted by the cut either happened completely or not at all.
+
+use std::collections::BTreeMap;
+
+use aqm_core::crypto::{DeviceKey, SealedSecret, SecretSeed};
+use aqm_core::store::VaultStore;
+use aqm_core::vault::{KeyStatus, VaultEntry, VaultStats};
+use aqm_core::{KeyId, Policy, Tier, TierCounts};
+use aqm_firmware::flash::{FlashError, PAGE_SIZE, RamFlash};
+use aqm_firmware::{Error, FlashVault, VaultLayout};
+use embedded_storage::nor_flash::NorFlashErrorKind;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+type Vault = FlashVault<RamFlash<Vec<u8>>, 128>;
+
+const MAP_PAGES: u32 = 4;
+const SLAB_PAGES: u32 = 3;
+
+fn policy() -> Policy {
+    Policy { vault_ttl_secs: 900, burn_grace_secs: 60, ..Policy::DEFAULT }
+}
+
+fn layout() -> VaultLayout {
+    VaultLayout::contiguous(0, PAGE_SIZE as u32, MAP_PAGES, SLAB_PAGES)
+}
+
+fn is_power_loss(e: &Error) -> bool {
+    matches!(e, Error::Flash(NorFlashErrorKind::Other))
+}
+
+#[derive(Clone, Debug)]
+struct Key {
+    entry: VaultEntry,
+    burned_at: Option<u64>,
+}
+
+#[derive(Default)]
+struct Model {
+    keys: BTreeMap<KeyId, Key>,
+    total_burned: u64,
+    total_expired: u64,
+    /// Sealed ciphertexts that must have been destroyed.
+    destroyed: Vec<Vec<u8>>,
+}
+
+impl Model {
+    fn stats(&self) -> VaultStats {
+        let mut active = TierCounts::default();
+        for k in self.keys.values().filter(|k| k.burned_at.is_none()) {
+            *active.get_mut(k.entry.tier) += 1;
+        }
+        VaultStats { active, total_burned: self.total_burned, total_expired: self.total_expired }
+    }
+
+    fn burn(&mut self, id: &KeyId, now: u64) {
+        let k = self.keys.get_mut(id).expect("burned key is in the model");
+        k.burned_at = Some(now);
+        self.total_burned += 1;
+        self.destroyed.push(k.entry.sealed.ciphertext.to_vec());
+    }
+
+    fn purge(&mut self, now: u64) {
+        let p = policy();
+        let mut gone = Vec::new();
+        for (id, k) in &self.keys {
+            match k.burned_at {
+                None if now.saturating_sub(k.entry.created_at) >= p.vault_ttl_secs => gone.push((*id, true)),
+                Some(at) if now.saturating_sub(at) >= p.burn_grace_secs => gone.push((*id, false)),
+                _ => {}
+            }
+        }
+        for (id, expired) in gone {
+            let k = self.keys.remove(&id).unwrap();
+            if expired {
+                self.total_expired += 1;
+                self.destroyed.push(k.entry.sealed.ciphertext.to_vec());
+            }
+        }
+    }
+}
+
+enum Op {
+    Put(VaultEntry),
+    Burn(KeyId),
+    Purge,
+}
+
+/// Reboot after a cut: power on, reopen, recover. Recovery writes too, so it may be cut again
+/// (with the same interval, a few times); then the interval is lifted so the test makes progress.
+fn reboot(vault: Vault, cut_every: Option<u32>) -> Vault {
+    let mut flash = vault.into_flash();
+    for attempt in 0.. {
+        flash.power_on();
+        if let Some(k) = cut_every.filter(|_| attempt < 3) {
+            flash.cut_power_after(k);
+        }
+        let v = Vault::open(flash, layout(), policy()).expect("layout");
+        match v.recover() {
+            Ok(()) => {
+                v.with_flash(|f| f.power_on()).unwrap();
+                return v;
+            }
+            Err(e) => {
+                assert!(is_power_loss(&e), "recovery failed with {e}");
+                flash = v.into_flash();
+            }
+        }
+    }
+    unreachable!()
+}
+
+fn arm(vault: &Vault, cut: Option<u32>) {
+    vault
+        .with_flash(|f| {
+            f.power_on();
+            if let Some(k) = cut {
+                f.cut_power_after(k);
+            }
+        })
+        .unwrap();
+}
+
+fn check(vault: &Vault, model: &Model, now: u64) {
+    assert_eq!(vault.stats().unwrap(), model.stats(), "counters drifted at t={now}");
+    for (id, k) in &model.keys {
+        match k.burned_at {
+            None => {
+                assert_eq!(vault.status(id).unwrap(), Some(KeyStatus::Active), "stored key lost");
+                if now.saturating_sub(k.entry.created_at) < policy().vault_ttl_secs {
+                    let got = vault.get(id, now).unwrap().expect("stored key not usable");
+                    assert_eq!(got, k.entry, "stored key changed");
+                }
+            }
+            Some(_) => {
+                assert_eq!(vault.status(id).unwrap(), Some(KeyStatus::Burned));
+                assert_eq!(vault.get(id, now).unwrap(), None, "a burned key is usable again");
+            }
+        }
+    }
+    let mut active = Vec::new();
+    vault.active_ids(None, &mut |id| active.push(id)).unwrap();
+    active.sort();
+    let want: Vec<KeyId> = model.keys.iter().filter(|(_, k)| k.burned_at.is_none()).map(|(id, _)| *id).collect();
+    assert_eq!(active, want);
+}
+
+/// Every destroyed secret is gone from the raw flash (all word-aligned positions are searched
+/// for the first 16 bytes of each destroyed sealed secret).
+fn check_destroyed(flash: &RamFlash<Vec<u8>>, model: &Model) {
+    let gone: std::collections::HashSet<&[u8]> = model.destroyed.iter().map(|ct| &ct[..16]).collect();
+    let raw = flash.as_bytes();
+    for at in (0..raw.len() - 16).step_by(4) {
+        assert!(!gone.contains(&raw[at..at + 16]), "a burned or expired secret is still in flash at {at:#x}");
+    }
+}
+
+fn run(seed: u64, cut_every: Option<u32>, ops: usize) -> (usize, u64) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let dk = DeviceKey::random(&mut rng);
+    let mut vault =
+        Vault::open(RamFlash::new(vec![0xFF; ((MAP_PAGES + SLAB_PAGES) as usize) * PAGE_SIZE]), layout(), policy())
+            .unwrap();
+    let mut model = Model::default();
+    let mut now = 1_000u64;
+    let mut cuts = 0usize;
+    let mut stuck = 0;
+    arm(&vault, cut_every);
+    for _ in 0..ops {
+        now += rng.random_range(0..20);
+        let ttl = policy().vault_ttl_secs;
+        let active: Vec<KeyId> = model
+            .keys
+            .iter()
+            .filter(|(_, k)| k.burned_at.is_none() && now - k.entry.created_at < ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        let op = match rng.random_range(0..100) {
+            0..55 if model.keys.len() < 60 => {
+                let tier = [Tier::Gold, Tier::Silver, Tier::Bronze][rng.random_range(0..3)];
+                let key_id = KeyId::random(&mut rng);
+                let mut seed = [0u8; 64];
+                rng.fill_bytes(&mut seed);
+                let seed = SecretSeed::from_slice(&seed[..tier.seed_len()]).unwrap();
+                let sealed = SealedSecret::seal(&dk, &key_id, tier, &seed, &mut rng).unwrap();
+                Op::Put(VaultEntry::new_active(key_id, tier, sealed, now))
+            }
+            0..92 if !active.is_empty() => Op::Burn(active[rng.random_range(0..active.len())]),
+            _ => {
+                now += rng.random_range(0..300);
+                Op::Purge
+            }
+        };
+        let result = match &op {
+            Op::Put(e) => vault.put(e).map(|_| ()),
+            Op::Burn(id) => vault.burn(id, now),
+            Op::Purge => vault.purge(now).map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
+                stuck = 0;
+                match op {
+                    Op::Put(e) => {
+                        model.keys.insert(e.key_id, Key { entry: e, burned_at: None });
+                    }
+                    Op::Burn(id) => model.burn(&id, now),
+                    Op::Purge => model.purge(now),
+                }
+            }
+            Err(e) if is_power_loss(&e) => {
+                cuts += 1;
+                assert!(vault.with_flash(|f| f.power_lost()).unwrap(), "a flash error without a power cut: {e}");
+                // An operation that needs more writes than the cut interval would never finish:
+                // after a few tries let the next attempt run without a cut.
+                stuck += 1;
+                let next_cut = if stuck > 3 { None } else { cut_every };
+                vault = reboot(vault, next_cut);
+                // The interrupted operation happened completely or not at all.
+                match op {
+                    Op::Put(e) => match vault.status(&e.key_id) {
+                        Ok(Some(KeyStatus::Active)) => {
+                            model.keys.insert(e.key_id, Key { entry: e, burned_at: None });
+                        }
+                        Ok(None) => {}
+                        other => panic!("interrupted put left {other:?}"),
+                    },
+                    Op::Burn(id) => match vault.status(&id) {
+                        Ok(Some(KeyStatus::Burned)) => model.burn(&id, now),
+                        Ok(Some(KeyStatus::Active)) => {}
+                        other => panic!("interrupted burn left {other:?}"),
+                    },
+                    Op::Purge => {
+                        // Each deletion is atomic; those that happened are gone from the vault.
+                        let p = policy();
+                        let ids: Vec<KeyId> = model.keys.keys().copied().collect();
+                        for id in ids {
+                            if vault.status(&id).unwrap().is_none() {
+                                let k = model.keys.remove(&id).unwrap();
+                                match k.burned_at {
+                                    None => {
+                                        assert!(now - k.entry.created_at >= p.vault_ttl_secs, "live key vanished");
+                                        model.total_expired += 1;
+                                        model.destroyed.push(k.entry.sealed.ciphertext.to_vec());
+                                    }
+                                    Some(at) => assert!(now - at >= p.burn_grace_secs, "burned key deleted early"),
+                                }
+                            }
+                        }
+                    }
+                }
+                check(&vault, &model, now);
+                vault.with_flash(|f| check_destroyed(f, &model)).unwrap();
+                arm(&vault, next_cut);
+            }
+            Err(e) => panic!("unexpected error: {e}; usage {:?}; model {}", vault.usage(), model.keys.len()),
+        }
+    }
+    // A final clean reboot: everything still holds.
+    let vault = reboot(vault, None);
+    check(&vault, &model, now);
+    vault.with_flash(|f| check_destroyed(f, &model)).unwrap();
+    (cuts, model.total_burned)
+}
+
+#[test]
+fn no_cuts_baseline() {
+    let (cuts, burned) = run(1, None, 600);
+    assert_eq!(cuts, 0);
+    assert!(burned > 50);
+}
+
+#[test]
+fn cut_every_kth_write_or_erase() {
+    let mut total = 0;
+    for (seed, k) in [(2, 2), (3, 3), (4, 5), (5, 7), (6, 11), (7, 17), (8, 29), (9, 53), (10, 97)] {
+        let (cuts, _) = run(seed, Some(k), 400);
+        assert!(cuts > 0, "k={k}: no cut happened");
+        total += cuts;
+    }
+    assert!(total > 200, "only {total} cuts");
+}
+
+#[test]
+fn flash_error_is_typed() {
+    // The emulated flash refuses writes after a cut with a typed error.
+    let mut f = RamFlash::new(vec![0xFF; PAGE_SIZE]);
+    f.cut_power_after(1);
+    use embedded_storage::nor_flash::NorFlash;
+    assert_eq!(f.write(0, &[0; 4]), Err(FlashError::PowerLost));
+}
