@@ -92,6 +92,11 @@ pub enum Error {
     },
     /// An output buffer too small for the encoding.
     BufferTooSmall,
+    /// A send chain already carried its tier's message limit.
+    ChainExhausted {
+        /// Messages the chain may carry.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -145,6 +150,9 @@ impl fmt::Display for Error {
             Error::NotForUs => f.write_str("envelope is addressed to another user"),
             Error::MessageTooLarge { max } => write!(f, "message exceeds {max} bytes: split it"),
             Error::BufferTooSmall => f.write_str("output buffer too small"),
+            Error::ChainExhausted { limit } => {
+                write!(f, "this chain already carried its limit of {limit} messages: re-key with a new coin")
+            }
         }
     }
 }

@@ -10,6 +10,9 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod context;
 pub mod crypto;
 mod error;
@@ -28,3 +31,7 @@ pub mod directory;
 pub mod inventory;
 pub mod store;
 pub mod vault;
+
+pub mod envelope;
+pub mod messaging;
+pub mod ratchet;

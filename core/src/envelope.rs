@@ -1,0 +1,338 @@
+//! The wire envelope of one message between devices (DESIGN §5): versioned postcard.
+//!
+//! Layout (postcard, field by field): version `u8` (= [`ENVELOPE_VERSION`]) ‖ sender (16 raw
+//! bytes) ‖ recipient (16) ‖ chain coin key id (16) ‖ `Option` re-key header (tier byte, KEM
+//! ciphertext as varint length + bytes) ‖ counter (varint `u32`) ‖ AEAD ciphertext (varint length
+//! + bytes, the 16-byte tag last). Everything before the ciphertext is the *header*; its bytes are
+//! the AAD of the message ([`Envelope::header_bytes`]).
+//!
+//! [`Envelope::decode`] checks the size and the version byte before parsing, rejects truncated
+//! input and trailing bytes, unknown tier bytes and KEM ciphertexts of the wrong size, and never
+//! panics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::KemCiphertext;
+use crate::crypto::sizes::{AEAD_TAG, MAX_CIPHERTEXT};
+use crate::{Error, KeyId, Tier, UserId};
+
+/// The envelope version this build writes and reads.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// Largest plaintext one message may carry.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// Largest AEAD ciphertext (plaintext and tag).
+pub const MAX_MESSAGE_CIPHERTEXT: usize = MAX_MESSAGE + AEAD_TAG;
+
+/// Largest encoded header: version, three ids, a GOLD re-key header, a 5-byte varint counter.
+pub const MAX_HEADER: usize = 1 + 16 * 3 + 1 + 1 + varint_len(MAX_CIPHERTEXT) + MAX_CIPHERTEXT + 5;
+
+/// Largest encoded envelope; [`Envelope::decode`] refuses anything longer.
+pub const MAX_ENVELOPE: usize = MAX_HEADER + varint_len(MAX_MESSAGE_CIPHERTEXT) + MAX_MESSAGE_CIPHERTEXT;
+
+/// A message ciphertext with its tag.
+pub type MessageCiphertext = heapless::Vec<u8, MAX_MESSAGE_CIPHERTEXT>;
+
+const fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Carried by the first message of a chain: how the recipient opens it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RekeyHeader {
+    /// The tier of the coin the sender encapsulated to.
+    pub tier: Tier,
+    /// The KEM ciphertext, of the tier's size.
+    pub kem_ciphertext: KemCiphertext,
+}
+
+/// One message on the wire.
+///
+/// ```
+/// use aqm_core::envelope::{Envelope, MAX_ENVELOPE};
+/// use aqm_core::{Error, KeyId, UserId};
+/// let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 7,
+///     heapless::Vec::from_slice(&[0u8; 21]).unwrap());
+/// let mut buf = [0u8; MAX_ENVELOPE];
+/// let bytes = env.encode(&mut buf).unwrap();
+/// assert_eq!(Envelope::decode(bytes).unwrap(), env);
+/// assert_eq!(Envelope::decode(&bytes[..bytes.len() - 1]), Err(Error::Malformed));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Envelope {
+    /// Wire version, [`ENVELOPE_VERSION`].
+    pub version: u8,
+    /// Who sent it.
+    pub sender: UserId,
+    /// Who it is for.
+    pub recipient: UserId,
+    /// The key id of the coin that opened the chain this message is on.
+    pub chain: KeyId,
+    /// Present on the message that opens a chain.
+    pub rekey: Option<RekeyHeader>,
+    /// The message's position on its chain (0 first).
+    pub counter: u32,
+    /// AES-256-GCM ciphertext, tag last.
+    pub ciphertext: MessageCiphertext,
+}
+
+/// The header as it is authenticated: the envelope without its ciphertext.
+#[derive(Serialize)]
+struct HeaderRef<'a> {
+    version: u8,
+    sender: &'a UserId,
+    recipient: &'a UserId,
+    chain: &'a KeyId,
+    rekey: Option<&'a RekeyHeader>,
+    counter: u32,
+}
+
+#[derive(Deserialize)]
+struct WireRekey {
+    tier: u8,
+    kem_ciphertext: KemCiphertext,
+}
+
+#[derive(Deserialize)]
+struct WireEnvelope {
+    version: u8,
+    sender: UserId,
+    recipient: UserId,
+    chain: KeyId,
+    rekey: Option<WireRekey>,
+    counter: u32,
+    ciphertext: MessageCiphertext,
+}
+
+impl Envelope {
+    /// An envelope of the current version.
+    pub fn new(
+        sender: UserId,
+        recipient: UserId,
+        chain: KeyId,
+        rekey: Option<RekeyHeader>,
+        counter: u32,
+        ciphertext: MessageCiphertext,
+    ) -> Self {
+        Envelope { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter, ciphertext }
+    }
+
+    /// Encode into `buf` (at most [`MAX_ENVELOPE`] bytes are needed); returns the bytes written.
+    /// A short buffer → [`Error::BufferTooSmall`].
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        postcard::to_slice(self, buf).map(|b| &*b).map_err(|_| Error::BufferTooSmall)
+    }
+
+    /// Encode into a new `Vec`.
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+        postcard::to_allocvec(self).map_err(|_| Error::BufferTooSmall)
+    }
+
+    /// The header bytes (the AAD of the message): the encoding of everything but the ciphertext,
+    /// which is also the prefix of [`Envelope::encode`]'s output. Needs at most [`MAX_HEADER`].
+    pub fn header_bytes<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        header_bytes(
+            &HeaderRef {
+                version: self.version,
+                sender: &self.sender,
+                recipient: &self.recipient,
+                chain: &self.chain,
+                rekey: self.rekey.as_ref(),
+                counter: self.counter,
+            },
+            buf,
+        )
+    }
+
+    /// Decode wire bytes. Over [`MAX_ENVELOPE`] → [`Error::EnvelopeTooLarge`]; a first byte other
+    /// than [`ENVELOPE_VERSION`] → [`Error::UnsupportedVersion`] (both before any parsing); an
+    /// unknown tier byte → [`Error::UnknownTier`]; a KEM ciphertext of the wrong size for its tier
+    /// → [`Error::BadLength`]; empty, truncated, trailing or otherwise invalid bytes, or a
+    /// ciphertext shorter than its tag, or a non-canonical encoding → [`Error::Malformed`].
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, Error> {
+        if bytes.len() > MAX_ENVELOPE {
+            return Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: bytes.len() });
+        }
+        match bytes.first() {
+            None => return Err(Error::Malformed),
+            Some(&v) if v != ENVELOPE_VERSION => return Err(Error::UnsupportedVersion(v)),
+            Some(_) => {}
+        }
+        let w = match postcard::take_from_bytes::<WireEnvelope>(bytes) {
+            Ok((w, [])) => w,
+            _ => return Err(Error::Malformed),
+        };
+        let rekey = match w.rekey {
+            None => None,
+            Some(r) => {
+                let tier = Tier::try_from(r.tier)?;
+                if r.kem_ciphertext.len() != tier.ciphertext_len() {
+                    return Err(Error::BadLength {
+                        what: "KEM ciphertext",
+                        expected: tier.ciphertext_len(),
+                        got: r.kem_ciphertext.len(),
+                    });
+                }
+                Some(RekeyHeader { tier, kem_ciphertext: r.kem_ciphertext })
+            }
+        };
+        if w.ciphertext.len() < AEAD_TAG {
+            return Err(Error::Malformed);
+        }
+        let env = Envelope {
+            version: w.version,
+            sender: w.sender,
+            recipient: w.recipient,
+            chain: w.chain,
+            rekey,
+            counter: w.counter,
+            ciphertext: w.ciphertext,
+        };
+        // Only the canonical encoding is accepted (postcard also reads overlong varints), so the
+        // header bytes on the wire are exactly the AAD and one message has one encoding.
+        let mut h = [0u8; MAX_HEADER];
+        let header = env.header_bytes(&mut h)?;
+        let ct_len = env.ciphertext.len();
+        if bytes.get(..header.len()) != Some(header)
+            || header.len() + varint_len(ct_len) + ct_len != bytes.len()
+        {
+            return Err(Error::Malformed);
+        }
+        Ok(env)
+    }
+}
+
+fn header_bytes<'b>(h: &HeaderRef<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+    postcard::to_slice(h, buf).map(|b| &*b).map_err(|_| Error::BufferTooSmall)
+}
+
+/// The header bytes of a message about to be sealed (before its ciphertext exists).
+pub(crate) fn header_for<'b>(
+    sender: &UserId,
+    recipient: &UserId,
+    chain: &KeyId,
+    rekey: Option<&RekeyHeader>,
+    counter: u32,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], Error> {
+    header_bytes(&HeaderRef { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter }, buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gold() -> Envelope {
+        let kem = KemCiphertext::from_slice(&[0x5a; MAX_CIPHERTEXT]).unwrap();
+        Envelope::new(
+            UserId([0xff; 16]),
+            UserId([0xfe; 16]),
+            KeyId([0xfd; 16]),
+            Some(RekeyHeader { tier: Tier::Gold, kem_ciphertext: kem }),
+            u32::MAX,
+            MessageCiphertext::from_slice(&[0xaa; MAX_MESSAGE_CIPHERTEXT]).unwrap(),
+        )
+    }
+
+    #[test]
+    fn largest_envelope_fits_and_round_trips() {
+        let env = gold();
+        let mut buf = [0u8; MAX_ENVELOPE];
+        let bytes = env.encode(&mut buf).unwrap();
+        assert_eq!(bytes.len(), MAX_ENVELOPE);
+        assert_eq!(Envelope::decode(bytes).unwrap(), env);
+        let mut h = [0u8; MAX_HEADER];
+        let header = env.header_bytes(&mut h).unwrap();
+        assert_eq!(header.len(), MAX_HEADER);
+        assert_eq!(header, &bytes[..MAX_HEADER]);
+        assert_eq!(env.encode(&mut [0u8; 100]), Err(Error::BufferTooSmall));
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let env = gold();
+        let mut buf = [0u8; MAX_ENVELOPE + 1];
+        let n = env.encode(&mut buf).unwrap().len();
+        assert_eq!(Envelope::decode(&buf[..n + 1]), Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: n + 1 }));
+        let small = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 5, [9u8; 16].into());
+        let mut sbuf = [0u8; 128];
+        let sn = small.encode(&mut sbuf).unwrap().len();
+        assert_eq!(Envelope::decode(&sbuf[..sn + 1]), Err(Error::Malformed), "trailing byte");
+        assert_eq!(Envelope::decode(&sbuf[..sn - 1]), Err(Error::Malformed), "truncated");
+        // Counter 5 written as the overlong varint 0x85 0x00 is refused: one message, one encoding.
+        let at = 1 + 48 + 1;
+        assert_eq!(sbuf[at], 5);
+        let mut long = [0u8; 128];
+        long[..at].copy_from_slice(&sbuf[..at]);
+        long[at..at + 2].copy_from_slice(&[0x85, 0x00]);
+        long[at + 2..sn + 1].copy_from_slice(&sbuf[at + 1..sn]);
+        assert_eq!(Envelope::decode(&long[..sn + 1]), Err(Error::Malformed));
+        let too_big = [1u8; MAX_ENVELOPE + 1];
+        assert_eq!(Envelope::decode(&too_big), Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: MAX_ENVELOPE + 1 }));
+        assert_eq!(Envelope::decode(&[]), Err(Error::Malformed));
+        let mut v2 = buf;
+        v2[0] = 2;
+        assert_eq!(Envelope::decode(&v2[..n]), Err(Error::UnsupportedVersion(2)));
+        // Tier byte sits after version, three ids and the Option tag.
+        let mut t = buf;
+        t[1 + 48 + 1] = 9;
+        assert_eq!(Envelope::decode(&t[..n]), Err(Error::UnknownTier(9)));
+        let mut silver = buf;
+        silver[1 + 48 + 1] = Tier::Silver.to_byte();
+        assert!(matches!(Envelope::decode(&silver[..n]), Err(Error::BadLength { expected: 1088, .. })));
+        let short = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 0, MessageCiphertext::new());
+        let bytes = short.encode(&mut buf).unwrap();
+        assert_eq!(Envelope::decode(bytes), Err(Error::Malformed));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
+            let _ = Envelope::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_envelopes_never_panic_and_reencode(
+            rekey in any::<bool>(),
+            counter in any::<u32>(),
+            len in 16usize..200,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let rk = rekey.then(|| RekeyHeader { tier: Tier::Bronze, kem_ciphertext: KemCiphertext::from_slice(&[3; 32]).unwrap() });
+            let ct = MessageCiphertext::from_slice(&alloc_free(len)[..len]).unwrap();
+            let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), rk, counter, ct);
+            let mut buf = [0u8; 512];
+            let n = env.encode(&mut buf).unwrap().len();
+            let mut m = buf;
+            for (i, b) in &flips {
+                m[i.index(n)] ^= b | 1;
+            }
+            if let Ok(d) = Envelope::decode(&m[..n]) {
+                // Whatever decodes re-encodes to exactly the bytes it came from.
+                let mut again = [0u8; 512];
+                prop_assert_eq!(d.encode(&mut again).unwrap(), &m[..n]);
+            }
+            let c = cut.index(n);
+            prop_assert!(Envelope::decode(&buf[..c]).is_err());
+        }
+    }
+
+    fn alloc_free(len: usize) -> [u8; 200] {
+        let mut a = [0u8; 200];
+        for (i, b) in a.iter_mut().enumerate().take(len) {
+            *b = i as u8;
+        }
+        a
+    }
+}

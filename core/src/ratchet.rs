@@ -1,0 +1,656 @@
+//! The symmetric ratchet: one KEM shared secret opens a one-directional chain that derives one
+//! AES-256-GCM key per message (DESIGN §4 "Ratchet").
+//!
+//! - Root: `HKDF-SHA256(salt = "AQM-ratchet-v1", ikm = KEM shared secret,
+//!   info = sender id ‖ recipient id ‖ coin key id ‖ tier byte)` → 32-byte chain key.
+//! - Message `i`: message key = `HMAC-SHA256(ck, 0x01)`, next chain key = `HMAC-SHA256(ck, 0x02)`;
+//!   the message is sealed with AES-256-GCM under the message key, nonce = the counter as a
+//!   12-byte big-endian number, AAD = the envelope header bytes.
+//! - The sender ([`SendChain`]) re-keys with a new coin once the chain carried its tier's limit
+//!   ([`crate::Policy::ratchet_limit`]: GOLD 25, SILVER 10, BRONZE 5).
+//! - The receiver ([`RecvSession`]) keeps the current and the previous chain of a peer and a
+//!   bounded pool of skipped message keys (at most [`MAX_SKIPPED`], and at most
+//!   [`crate::Policy::max_skipped_keys`]) for out-of-order delivery.
+//!
+//! Receive rule for a message with counter `n` on a chain whose next expected counter is `k`:
+//! - `n < k`: opens once with its skipped key if the pool still holds it, else [`Error::Replay`]
+//!   (already received, or its key was evicted from the bounded pool);
+//! - `n ≥ k` and `n − k` > the skip bound: [`Error::TooFarAhead`];
+//! - otherwise the keys of `k..n` go to the pool (evicting the oldest entries when full) and the
+//!   chain advances to `n + 1`.
+//!
+//! Any failure — including a tag that does not verify ([`Error::DecryptFailed`]) — leaves the
+//! state unchanged. Chain keys and message keys zeroize on drop; a consumed key is wiped.
+//!
+//! Sessions are stored only sealed: [`SendChain::seal`] / [`RecvSession::seal`] serialize with
+//! postcard and seal with AES-256-GCM under the [`DeviceKey`], AAD = `"AQM-session-v1"` ‖ peer id ‖
+//! direction byte (send = 1, receive = 2), into a [`SessionBlob`].
+
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand_core::CryptoRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
+use crate::crypto::{DeviceKey, SharedSecret};
+use crate::store::{Direction, MAX_SESSION_BLOB, SessionBlob};
+use crate::{Error, KeyId, Tier, UserId};
+
+/// Compile-time bound on skipped message keys a receive session holds (over both chains).
+pub const MAX_SKIPPED: usize = 32;
+
+/// HKDF salt of the ratchet root.
+pub const RATCHET_SALT: &[u8] = b"AQM-ratchet-v1";
+
+/// Domain tag of the AAD that binds a sealed session to its peer and direction.
+pub const SESSION_AAD_DOMAIN: &[u8] = b"AQM-session-v1";
+
+/// An AES-GCM tag.
+pub type TagBytes = [u8; AEAD_TAG];
+
+/// A 32-byte chain or message key; wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
+struct Key32([u8; 32]);
+
+impl fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key32(redacted)")
+    }
+}
+
+impl Key32 {
+    /// The root chain key of a chain from `sender` to `recipient` opened by `coin`.
+    fn root(shared: &SharedSecret, sender: &UserId, recipient: &UserId, coin: &KeyId, tier: Tier) -> Key32 {
+        let hk = Hkdf::<Sha256>::new(Some(RATCHET_SALT), shared.as_bytes());
+        let mut out = Key32([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expansion cannot fail.
+        let _ = hk.expand_multi_info(
+            &[sender.as_bytes(), recipient.as_bytes(), coin.as_bytes(), &[tier.to_byte()]],
+            &mut out.0,
+        );
+        out
+    }
+
+    fn hmac(&self, label: u8) -> Key32 {
+        let mut out = Key32([0u8; 32]);
+        // HMAC takes keys of any length, so this never fails; the zero key is unreachable.
+        if let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) {
+            mac.update(&[label]);
+            out.0.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
+    /// The message key of this chain step.
+    fn message_key(&self) -> Key32 {
+        self.hmac(0x01)
+    }
+
+    /// The chain key of the next step.
+    fn next(&self) -> Key32 {
+        self.hmac(0x02)
+    }
+}
+
+fn nonce(counter: u32) -> Nonce<aes_gcm::aead::consts::U12> {
+    let mut n = [0u8; AEAD_NONCE];
+    n[AEAD_NONCE - 4..].copy_from_slice(&counter.to_be_bytes());
+    Nonce::from(n)
+}
+
+fn seal_message(mk: &Key32, counter: u32, aad: &[u8], buf: &mut [u8]) -> Result<TagBytes, Error> {
+    let tag = Aes256Gcm::new(&mk.0.into())
+        .encrypt_inout_detached(&nonce(counter), aad, buf.into())
+        .map_err(|_| Error::MessageTooLarge { max: crate::envelope::MAX_MESSAGE })?;
+    let mut out = [0u8; AEAD_TAG];
+    out.copy_from_slice(&tag);
+    Ok(out)
+}
+
+fn open_message(mk: &Key32, counter: u32, aad: &[u8], buf: &mut [u8], tag: &TagBytes) -> Result<(), Error> {
+    Aes256Gcm::new(&mk.0.into())
+        .decrypt_inout_detached(&nonce(counter), aad, buf.into(), &Tag::from(*tag))
+        .map_err(|_| Error::DecryptFailed)
+}
+
+/// The sending half of a session: one chain to one peer, opened by one coin.
+///
+/// ```
+/// use aqm_core::crypto::{decapsulate, encapsulate, generate_keypair};
+/// use aqm_core::ratchet::{RecvChain, RecvSession, SendChain};
+/// use aqm_core::{KeyId, Policy, Tier, UserId};
+/// let mut rng = rand::rng();
+/// let (alice, bob, coin) = (UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]));
+/// let (seed, pk) = generate_keypair(Tier::Bronze, &mut rng);
+/// let (ct, ss) = encapsulate(Tier::Bronze, &pk, &mut rng).unwrap();
+/// let mut send = SendChain::new(&ss, &alice, &bob, coin, Tier::Bronze, Policy::DEFAULT.ratchet_limit(Tier::Bronze));
+///
+/// let ss2 = decapsulate(Tier::Bronze, &seed, &ct).unwrap();
+/// let mut recv = RecvSession::new(alice, RecvChain::new(&ss2, &alice, &bob, coin, Tier::Bronze));
+///
+/// let mut msg = *b"hello";
+/// let (n, tag) = send.encrypt(b"header", &mut msg).unwrap();
+/// recv.decrypt(32, &coin, n, b"header", &mut msg, &tag).unwrap();
+/// assert_eq!(&msg, b"hello");
+/// assert_eq!(send.remaining(), 4);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendChain {
+    peer: UserId,
+    coin: KeyId,
+    tier: Tier,
+    chain_key: Key32,
+    next: u32,
+    limit: u32,
+}
+
+impl SendChain {
+    /// Open a chain from `me` to `peer` with the shared secret of an encapsulation to `coin`.
+    /// `limit` is the number of messages it may carry (normally [`crate::Policy::ratchet_limit`]).
+    pub fn new(shared: &SharedSecret, me: &UserId, peer: &UserId, coin: KeyId, tier: Tier, limit: u32) -> Self {
+        SendChain { peer: *peer, coin, tier, chain_key: Key32::root(shared, me, peer, &coin, tier), next: 0, limit }
+    }
+
+    /// The peer this chain encrypts to.
+    pub fn peer(&self) -> &UserId {
+        &self.peer
+    }
+
+    /// The key id of the coin that opened the chain.
+    pub fn coin(&self) -> &KeyId {
+        &self.coin
+    }
+
+    /// The tier of the coin that opened the chain.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The counter the next message will carry.
+    pub fn counter(&self) -> u32 {
+        self.next
+    }
+
+    /// Messages this chain may carry in total.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Messages still allowed before a re-key.
+    pub fn remaining(&self) -> u32 {
+        self.limit.saturating_sub(self.next)
+    }
+
+    /// Whether the chain carried its limit: the sender must re-key with a new coin.
+    pub fn is_exhausted(&self) -> bool {
+        self.next >= self.limit
+    }
+
+    /// Encrypt `buf` in place as message [`SendChain::counter`], authenticating `aad` (the
+    /// envelope header, which must carry that counter). Returns the counter used and the tag,
+    /// and advances the chain (the old chain key is wiped).
+    /// An exhausted chain → [`Error::ChainExhausted`], nothing changes.
+    pub fn encrypt(&mut self, aad: &[u8], buf: &mut [u8]) -> Result<(u32, TagBytes), Error> {
+        if self.is_exhausted() {
+            return Err(Error::ChainExhausted { limit: self.limit });
+        }
+        let counter = self.next;
+        let tag = seal_message(&self.chain_key.message_key(), counter, aad, buf)?;
+        self.chain_key = self.chain_key.next();
+        self.next += 1;
+        Ok((counter, tag))
+    }
+
+    /// Seal this chain under the device key for a [`crate::store::SessionStore`].
+    pub fn seal<R: CryptoRng + ?Sized>(&self, device_key: &DeviceKey, rng: &mut R) -> Result<SessionBlob, Error> {
+        seal_record(self, device_key, &self.peer, Direction::Send, rng)
+    }
+
+    /// Open a sealed send chain for `peer`. A blob of another peer, direction or device, or one
+    /// with any bit flipped → [`Error::SealBroken`]; bytes that open but do not parse →
+    /// [`Error::Malformed`].
+    pub fn open(blob: &[u8], device_key: &DeviceKey, peer: &UserId) -> Result<Self, Error> {
+        let chain: SendChain = open_record(blob, device_key, peer, Direction::Send)?;
+        if chain.peer != *peer {
+            return Err(Error::Malformed);
+        }
+        Ok(chain)
+    }
+}
+
+/// One receiving chain: where a peer's chain opened by one of our coins stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecvChain {
+    coin: KeyId,
+    tier: Tier,
+    chain_key: Key32,
+    next: u32,
+}
+
+impl RecvChain {
+    /// Derive the chain `sender` opened to `me` with `coin` from the decapsulated shared secret.
+    pub fn new(shared: &SharedSecret, sender: &UserId, me: &UserId, coin: KeyId, tier: Tier) -> Self {
+        RecvChain { coin, tier, chain_key: Key32::root(shared, sender, me, &coin, tier), next: 0 }
+    }
+
+    /// The key id of the coin that opened the chain.
+    pub fn coin(&self) -> &KeyId {
+        &self.coin
+    }
+
+    /// The tier of the coin that opened the chain.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The lowest counter not yet received or skipped.
+    pub fn next_counter(&self) -> u32 {
+        self.next
+    }
+
+    /// Chain key `steps` steps ahead, and its message key.
+    fn walk(&self, steps: u32) -> (Key32, Key32) {
+        let mut ck = self.chain_key.clone();
+        for _ in 0..steps {
+            ck = ck.next();
+        }
+        let mk = ck.message_key();
+        (ck, mk)
+    }
+}
+
+/// A message key kept for a message that has not arrived yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Skipped {
+    coin: KeyId,
+    counter: u32,
+    key: Key32,
+}
+
+/// The bounded FIFO pool of skipped keys. Removing an entry wipes it, and the slot its bytes were
+/// shifted out of.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct SkippedKeys(heapless::Vec<Skipped, MAX_SKIPPED>);
+
+impl SkippedKeys {
+    fn position(&self, coin: &KeyId, counter: u32) -> Option<usize> {
+        self.0.iter().position(|s| s.coin == *coin && s.counter == counter)
+    }
+
+    fn wipe_spare(&mut self) {
+        self.0.spare_capacity_mut().zeroize();
+    }
+
+    fn remove(&mut self, i: usize) {
+        if i < self.0.len() {
+            drop(self.0.remove(i));
+            self.wipe_spare();
+        }
+    }
+
+    fn retain_coin(&mut self, coin: &KeyId) {
+        self.0.retain(|s| s.coin == *coin);
+        self.wipe_spare();
+    }
+
+    /// Add an entry, evicting the oldest ones so that at most `max` remain.
+    fn push_bounded(&mut self, entry: Skipped, max: usize) {
+        if max == 0 {
+            return;
+        }
+        while self.0.len() >= max.min(MAX_SKIPPED) {
+            self.remove(0);
+        }
+        // Room was made above, so the push cannot fail.
+        let _ = self.0.push(entry);
+    }
+}
+
+impl Drop for SkippedKeys {
+    fn drop(&mut self) {
+        // The entries wipe themselves; stale copies left by earlier shifts are wiped here.
+        let spare: &mut [MaybeUninit<Skipped>] = self.0.spare_capacity_mut();
+        spare.zeroize();
+    }
+}
+
+/// The receiving half of a session with one peer: the current chain, the previous one (so late
+/// messages of the previous chain still open) and the bounded pool of skipped keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecvSession {
+    peer: UserId,
+    current: RecvChain,
+    previous: Option<RecvChain>,
+    skipped: SkippedKeys,
+}
+
+impl RecvSession {
+    /// A session with `peer` whose first chain is `chain`.
+    pub fn new(peer: UserId, chain: RecvChain) -> Self {
+        RecvSession { peer, current: chain, previous: None, skipped: SkippedKeys::default() }
+    }
+
+    /// The peer who sends on these chains.
+    pub fn peer(&self) -> &UserId {
+        &self.peer
+    }
+
+    /// The newest chain.
+    pub fn current(&self) -> &RecvChain {
+        &self.current
+    }
+
+    /// The chain before it, if any.
+    pub fn previous(&self) -> Option<&RecvChain> {
+        self.previous.as_ref()
+    }
+
+    /// Skipped message keys held.
+    pub fn skipped_len(&self) -> usize {
+        self.skipped.0.len()
+    }
+
+    /// Whether `coin` opened the current or the previous chain.
+    pub fn has_chain(&self, coin: &KeyId) -> bool {
+        self.current.coin == *coin || self.previous.as_ref().is_some_and(|p| p.coin == *coin)
+    }
+
+    /// Make `chain` the current chain; the current one becomes the previous one, and the chain
+    /// before that is forgotten with its skipped keys. A chain already held → [`Error::Replay`].
+    pub fn rekey(&mut self, chain: RecvChain) -> Result<(), Error> {
+        if self.has_chain(&chain.coin) {
+            return Err(Error::Replay);
+        }
+        let old = core::mem::replace(&mut self.current, chain);
+        self.skipped.retain_coin(&old.coin);
+        self.previous = Some(old);
+        Ok(())
+    }
+
+    /// Decrypt `buf` in place: message `counter` of the chain opened by `coin`, authenticating
+    /// `aad`, with `tag`. At most `max_skipped` (capped at [`MAX_SKIPPED`]) skipped keys are
+    /// kept. Follows the receive rule of the module docs; on any error nothing changes and `buf`
+    /// still holds the ciphertext. An unknown `coin` → [`Error::NoSession`].
+    pub fn decrypt(
+        &mut self,
+        max_skipped: u32,
+        coin: &KeyId,
+        counter: u32,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &TagBytes,
+    ) -> Result<(), Error> {
+        let max = usize::try_from(max_skipped).unwrap_or(MAX_SKIPPED).min(MAX_SKIPPED);
+        let chain = if self.current.coin == *coin {
+            &mut self.current
+        } else {
+            match self.previous.as_mut() {
+                Some(p) if p.coin == *coin => p,
+                _ => return Err(Error::NoSession),
+            }
+        };
+        if counter < chain.next {
+            let i = self.skipped.position(coin, counter).ok_or(Error::Replay)?;
+            open_message(&self.skipped.0[i].key, counter, aad, buf, tag)?;
+            self.skipped.remove(i);
+            return Ok(());
+        }
+        let gap = counter - chain.next;
+        let after = counter.checked_add(1).ok_or(Error::TooFarAhead)?;
+        if gap as usize > max {
+            return Err(Error::TooFarAhead);
+        }
+        let (ck, mk) = chain.walk(gap);
+        open_message(&mk, counter, aad, buf, tag)?;
+        // Authentic: keep the keys of the messages jumped over, then advance.
+        let mut step = chain.chain_key.clone();
+        for skipped in chain.next..counter {
+            self.skipped.push_bounded(Skipped { coin: *coin, counter: skipped, key: step.message_key() }, max);
+            step = step.next();
+        }
+        chain.chain_key = ck.next();
+        chain.next = after;
+        Ok(())
+    }
+
+    /// Seal this session under the device key for a [`crate::store::SessionStore`].
+    pub fn seal<R: CryptoRng + ?Sized>(&self, device_key: &DeviceKey, rng: &mut R) -> Result<SessionBlob, Error> {
+        seal_record(self, device_key, &self.peer, Direction::Receive, rng)
+    }
+
+    /// Open a sealed receive session for `peer`; errors as [`SendChain::open`].
+    pub fn open(blob: &[u8], device_key: &DeviceKey, peer: &UserId) -> Result<Self, Error> {
+        let s: RecvSession = open_record(blob, device_key, peer, Direction::Receive)?;
+        if s.peer != *peer || s.skipped.0.iter().any(|k| !s.has_chain(&k.coin)) {
+            return Err(Error::Malformed);
+        }
+        Ok(s)
+    }
+}
+
+const SEAL_OVERHEAD: usize = AEAD_NONCE + AEAD_TAG;
+const MAX_RECORD: usize = MAX_SESSION_BLOB - SEAL_OVERHEAD;
+
+fn direction_byte(d: Direction) -> u8 {
+    match d {
+        Direction::Send => 1,
+        Direction::Receive => 2,
+    }
+}
+
+fn session_aad(peer: &UserId, direction: Direction) -> [u8; SESSION_AAD_DOMAIN.len() + 17] {
+    let mut a = [0u8; SESSION_AAD_DOMAIN.len() + 17];
+    a[..SESSION_AAD_DOMAIN.len()].copy_from_slice(SESSION_AAD_DOMAIN);
+    a[SESSION_AAD_DOMAIN.len()..SESSION_AAD_DOMAIN.len() + 16].copy_from_slice(peer.as_bytes());
+    a[SESSION_AAD_DOMAIN.len() + 16] = direction_byte(direction);
+    a
+}
+
+/// Blob layout: nonce (12) ‖ AES-256-GCM ciphertext of the postcard record ‖ tag (16).
+fn seal_record<T: Serialize, R: CryptoRng + ?Sized>(
+    value: &T,
+    device_key: &DeviceKey,
+    peer: &UserId,
+    direction: Direction,
+    rng: &mut R,
+) -> Result<SessionBlob, Error> {
+    let mut plain = Zeroizing::new([0u8; MAX_RECORD]);
+    let used = postcard::to_slice(value, &mut plain[..]).map_err(|_| Error::BufferTooSmall)?.len();
+    let body = &mut plain[..used];
+    let mut n = [0u8; AEAD_NONCE];
+    rng.fill_bytes(&mut n);
+    let tag = device_key
+        .cipher()
+        .encrypt_inout_detached(&Nonce::from(n), &session_aad(peer, direction), body.into())
+        .map_err(|_| Error::BufferTooSmall)?;
+    let mut blob = SessionBlob::new();
+    blob.extend_from_slice(&n).map_err(|_| Error::BufferTooSmall)?;
+    blob.extend_from_slice(body).map_err(|_| Error::BufferTooSmall)?;
+    blob.extend_from_slice(&tag).map_err(|_| Error::BufferTooSmall)?;
+    Ok(blob)
+}
+
+fn open_record<T: DeserializeOwned>(
+    blob: &[u8],
+    device_key: &DeviceKey,
+    peer: &UserId,
+    direction: Direction,
+) -> Result<T, Error> {
+    if blob.len() < SEAL_OVERHEAD || blob.len() > MAX_SESSION_BLOB {
+        return Err(Error::SealBroken);
+    }
+    let (n, rest) = blob.split_at(AEAD_NONCE);
+    let (ct, tag) = rest.split_at(rest.len() - AEAD_TAG);
+    let mut plain = Zeroizing::new([0u8; MAX_RECORD]);
+    let body = &mut plain[..ct.len()];
+    body.copy_from_slice(ct);
+    let nonce: [u8; AEAD_NONCE] = n.try_into().map_err(|_| Error::SealBroken)?;
+    let tag = Tag::try_from(tag).map_err(|_| Error::SealBroken)?;
+    device_key
+        .cipher()
+        .decrypt_inout_detached(&Nonce::from(nonce), &session_aad(peer, direction), body.into(), &tag)
+        .map_err(|_| Error::SealBroken)?;
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((value, [])) => Ok(value),
+        _ => Err(Error::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    const A: UserId = UserId([0xa1; 16]);
+    const B: UserId = UserId([0xb2; 16]);
+
+    fn pair(coin: KeyId, tier: Tier, limit: u32) -> (SendChain, RecvChain) {
+        let ss = SharedSecret([7u8; 32]);
+        (SendChain::new(&ss, &A, &B, coin, tier, limit), RecvChain::new(&ss, &A, &B, coin, tier))
+    }
+
+    fn send(s: &mut SendChain, text: &[u8]) -> (u32, heapless::Vec<u8, 64>, TagBytes) {
+        let mut buf = heapless::Vec::from_slice(text).unwrap();
+        let (n, tag) = s.encrypt(b"aad", &mut buf).unwrap();
+        (n, buf, tag)
+    }
+
+    fn recv(r: &mut RecvSession, coin: &KeyId, m: &(u32, heapless::Vec<u8, 64>, TagBytes)) -> Result<(), Error> {
+        let mut buf = m.1.clone();
+        r.decrypt(32, coin, m.0, b"aad", &mut buf, &m.2)?;
+        Ok(())
+    }
+
+    #[test]
+    fn both_sides_derive_the_same_keys_and_directions_differ() {
+        let coin = KeyId([1; 16]);
+        let (mut s, r) = pair(coin, Tier::Silver, 10);
+        let mut session = RecvSession::new(A, r);
+        for i in 0..10u32 {
+            let m = send(&mut s, &i.to_be_bytes());
+            assert_eq!(m.0, i);
+            let mut buf = m.1.clone();
+            session.decrypt(32, &coin, m.0, b"aad", &mut buf, &m.2).unwrap();
+            assert_eq!(&buf[..], &i.to_be_bytes());
+        }
+        assert!(s.is_exhausted());
+        assert_eq!(s.encrypt(b"", &mut [0u8; 4]), Err(Error::ChainExhausted { limit: 10 }));
+        // The chain the other way round uses another root.
+        let ss = SharedSecret([7u8; 32]);
+        let back = SendChain::new(&ss, &B, &A, coin, Tier::Silver, 10);
+        assert_ne!(back.chain_key, pair(coin, Tier::Silver, 10).0.chain_key);
+    }
+
+    #[test]
+    fn out_of_order_replay_and_bounds() {
+        let coin = KeyId([2; 16]);
+        let (mut s, r) = pair(coin, Tier::Gold, 40);
+        let mut session = RecvSession::new(A, r);
+        let msgs: heapless::Vec<_, 40> = (0..40).map(|i| send(&mut s, &[i as u8; 3])).collect();
+        recv(&mut session, &coin, &msgs[3]).unwrap();
+        assert_eq!(session.skipped_len(), 3);
+        recv(&mut session, &coin, &msgs[1]).unwrap();
+        assert_eq!(recv(&mut session, &coin, &msgs[1]), Err(Error::Replay));
+        assert_eq!(recv(&mut session, &coin, &msgs[3]), Err(Error::Replay));
+        // 4 + 33 = 37 is 33 ahead of the next expected counter 4.
+        let before = session.clone();
+        assert_eq!(recv(&mut session, &coin, &msgs[37]), Err(Error::TooFarAhead));
+        assert_eq!(session, before);
+        // A bad tag changes nothing.
+        let mut bad = msgs[5].clone();
+        bad.2[0] ^= 1;
+        assert_eq!(recv(&mut session, &coin, &bad), Err(Error::DecryptFailed));
+        assert_eq!(session, before);
+        let mut wrong_aad = msgs[5].1.clone();
+        assert_eq!(session.decrypt(32, &coin, 5, b"other", &mut wrong_aad, &msgs[5].2), Err(Error::DecryptFailed));
+        assert_eq!(session, before);
+        assert_eq!(recv(&mut session, &KeyId([9; 16]), &msgs[5]), Err(Error::NoSession));
+        recv(&mut session, &coin, &msgs[0]).unwrap();
+        recv(&mut session, &coin, &msgs[2]).unwrap();
+        assert_eq!(session.skipped_len(), 0);
+    }
+
+    #[test]
+    fn previous_chain_still_opens_after_rekey() {
+        let (c1, c2, c3) = (KeyId([1; 16]), KeyId([2; 16]), KeyId([3; 16]));
+        let (mut s1, r1) = pair(c1, Tier::Bronze, 5);
+        let (mut s2, r2) = pair(c2, Tier::Bronze, 5);
+        let (_, r3) = pair(c3, Tier::Bronze, 5);
+        let m1: heapless::Vec<_, 5> = (0..5).map(|i| send(&mut s1, &[i; 2])).collect();
+        let mut session = RecvSession::new(A, r1);
+        recv(&mut session, &c1, &m1[2]).unwrap();
+        session.rekey(r2.clone()).unwrap();
+        assert_eq!(session.rekey(r2), Err(Error::Replay));
+        let m2 = send(&mut s2, b"x");
+        recv(&mut session, &c2, &m2).unwrap();
+        recv(&mut session, &c1, &m1[0]).unwrap();
+        recv(&mut session, &c1, &m1[4]).unwrap();
+        session.rekey(r3).unwrap();
+        // c1 is forgotten with its skipped key for message 1.
+        assert_eq!(recv(&mut session, &c1, &m1[1]), Err(Error::NoSession));
+        assert!(session.skipped.0.iter().all(|k| k.coin != c1));
+    }
+
+    #[test]
+    fn pool_evicts_oldest_when_bound_is_small() {
+        let coin = KeyId([4; 16]);
+        let (mut s, r) = pair(coin, Tier::Gold, 25);
+        let mut session = RecvSession::new(A, r);
+        let msgs: heapless::Vec<_, 25> = (0..25).map(|i| send(&mut s, &[i as u8])).collect();
+        let mut buf = msgs[4].1.clone();
+        session.decrypt(2, &coin, 2, b"aad", &mut msgs[2].1.clone(), &msgs[2].2).unwrap();
+        assert_eq!(session.decrypt(2, &coin, 6, b"aad", &mut msgs[6].1.clone(), &msgs[6].2), Err(Error::TooFarAhead));
+        session.decrypt(2, &coin, 4, b"aad", &mut buf, &msgs[4].2).unwrap();
+        // Skipped 0, 1, then 3: 0 was evicted.
+        assert_eq!(session.skipped_len(), 2);
+        assert_eq!(recv(&mut session, &coin, &msgs[0]), Err(Error::Replay));
+        recv(&mut session, &coin, &msgs[1]).unwrap();
+        recv(&mut session, &coin, &msgs[3]).unwrap();
+    }
+
+    #[test]
+    fn sealed_sessions_bind_peer_direction_and_device() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let dk = DeviceKey::random(&mut rng);
+        let (s, r) = pair(KeyId([5; 16]), Tier::Gold, 25);
+        let blob = s.seal(&dk, &mut rng).unwrap();
+        assert_eq!(SendChain::open(&blob, &dk, &B).unwrap(), s);
+        assert_eq!(SendChain::open(&blob, &dk, &A), Err(Error::SealBroken));
+        assert_eq!(RecvSession::open(&blob, &dk, &B), Err(Error::SealBroken));
+        assert_eq!(SendChain::open(&blob, &DeviceKey::random(&mut rng), &B), Err(Error::SealBroken));
+        let mut bad = blob.clone();
+        bad[20] ^= 1;
+        assert_eq!(SendChain::open(&bad, &dk, &B), Err(Error::SealBroken));
+        assert_eq!(SendChain::open(&blob[..10], &dk, &B), Err(Error::SealBroken));
+        // No key bytes in the clear.
+        assert!(!blob.windows(32).any(|w| w == s.chain_key.0));
+        let session = RecvSession::new(A, r);
+        let blob = session.seal(&dk, &mut rng).unwrap();
+        assert_eq!(RecvSession::open(&blob, &dk, &A).unwrap(), session);
+    }
+
+    #[test]
+    fn worst_case_session_fits_the_blob() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+        let dk = DeviceKey::random(&mut rng);
+        let big = |c: u8| RecvChain { coin: KeyId([c; 16]), tier: Tier::Gold, chain_key: Key32([0xff; 32]), next: u32::MAX };
+        let mut session = RecvSession::new(UserId([0xff; 16]), big(1));
+        session.previous = Some(big(2));
+        for i in 0..MAX_SKIPPED {
+            let coin = KeyId([1 + (i % 2) as u8; 16]);
+            session.skipped.0.push(Skipped { coin, counter: u32::MAX - i as u32, key: Key32([0xff; 32]) }).unwrap();
+        }
+        let blob = session.seal(&dk, &mut rng).unwrap();
+        assert!(blob.len() <= MAX_SESSION_BLOB);
+        assert_eq!(RecvSession::open(&blob, &dk, &UserId([0xff; 16])).unwrap(), session);
+    }
+}
