@@ -1,1 +1,215 @@
-//! aqm-storage-redis (work in progress).
+//! # aqm-storage-redis
+//!
+//! AQM's Redis backend for phones and app back-ends: the vault (with sessions) and the inventory
+//! of contacts' coins, in the seed's key namespace (see [`keys`](crate#key-namespace)), under an
+//! optional user prefix so several users share one server.
+//!
+//! Every change is one Lua script, loaded once and called by SHA: it reads what it needs, applies
+//! the core's decision and writes, atomically. Hot-path calls (`select_coin`, `store_coin`,
+//! `burn`, `burn_and_save_session`) are one round trip each. Where a script must restate a rule
+//! of [`aqm_core`] server-side (cap check, fallback order, burn state machine, trim of the newest
+//! excess, expiry cutoff), the crate's tests drive the script and the core function with the same
+//! inputs and assert the same decision.
+//!
+//! Counters never drift: ACTIVE keys are never given a Redis TTL. They leave only through
+//! `burn` or `purge`, both scripts that move the counters in the same step.
+//!
+//! ```no_run
+//! use aqm_core::{store::VaultStore, Policy};
+//! use aqm_storage_redis::RedisStore;
+//! let store = RedisStore::connect("redis://127.0.0.1:6379", "alice", Policy::DEFAULT)?;
+//! println!("{:?}", store.stats()?);
+//! # Ok::<(), aqm_storage_redis::Error>(())
+//! ```
+//!
+//! ## Key namespace
+//!
+//! | Key | Type | Holds |
+//! |-----|------|-------|
+//! | `{p}vault:v1:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `coin_version`, `burned_at` |
+//! | `{p}vault:v1:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
+//! | `{p}vault:v1:active:{TIER}` | sorted set | ACTIVE key ids by `created_at` (expiry index) |
+//! | `{p}vault:v1:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
+//! | `{p}sess:v1:{peer}:{SEND\|RECV}` | string | sealed session blob |
+//! | `{p}inv:v1:key:{contact_id}:{key_id}` | hash | `contact_id`, `key_id`, `coin_category`, `public_key`, `signature`, `fetched_at`, `seq` |
+//! | `{p}inv:v1:idx:{contact_id}:{TIER}` | sorted set | cached key ids by insertion sequence (FIFO) |
+//! | `{p}inv:v1:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name` |
+//! | `{p}inv:v1:contacts` | set | registered contact ids |
+//! | `{p}inv:v1:seq` | string | insertion-sequence counter |
+//!
+//! `{p}` is `prefix:` (nothing for an empty prefix). Ids are lowercase hyphenated UUIDs; binary
+//! fields are stored raw.
+
+mod error;
+mod inventory;
+mod keys;
+mod pool;
+mod scripts;
+mod vault;
+
+use aqm_core::vault::VaultStats;
+use aqm_core::{Policy, Tier, TierCounts};
+
+pub use error::Error;
+pub use pool::Options;
+
+use keys::Keys;
+use pool::{Pool, Resend};
+
+/// A vault, session store and inventory of one user on a Redis server.
+///
+/// `Send + Sync`: share it between threads (e.g. in an `Arc`); each call borrows one pooled
+/// connection for its single round trip.
+pub struct RedisStore {
+    pool: Pool,
+    keys: Keys,
+    prefix: String,
+    policy: Policy,
+}
+
+impl core::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RedisStore").field("addr", &self.pool.addr()).field("prefix", &self.prefix).finish()
+    }
+}
+
+/// What [`RedisStore::audit`] finds: the counters beside a recount of the contents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// The stats hash.
+    pub stats: VaultStats,
+    /// ACTIVE entry hashes per tier, recounted.
+    pub active_entries: TierCounts,
+    /// Members of the ACTIVE expiry indexes per tier.
+    pub active_index: TierCounts,
+    /// BURNED entry hashes, recounted.
+    pub burned_entries: u32,
+    /// Members of the BURNED grace index.
+    pub burned_index: u32,
+}
+
+impl Audit {
+    /// Whether the counters and indexes agree with the entries.
+    pub fn consistent(&self) -> bool {
+        self.stats.active == self.active_entries
+            && self.active_index == self.active_entries
+            && self.burned_index == self.burned_entries
+    }
+}
+
+impl RedisStore {
+    /// Connect to `url` (`redis://[:password@]host:port[/db]`) with default [`Options`], keeping
+    /// every key under `prefix` (empty: no prefix), applying `policy` in every step. Fails with
+    /// [`Error::Unavailable`] when the server cannot be reached.
+    pub fn connect(url: &str, prefix: &str, policy: Policy) -> Result<RedisStore, Error> {
+        Self::connect_with(url, prefix, policy, Options::default())
+    }
+
+    /// [`RedisStore::connect`] with explicit connection and retry [`Options`].
+    pub fn connect_with(url: &str, prefix: &str, policy: Policy, options: Options) -> Result<RedisStore, Error> {
+        let keys = Keys::new(prefix)?;
+        let pool = Pool::new(url, options)?;
+        let store = RedisStore { pool, keys, prefix: prefix.to_owned(), policy };
+        store.ping()?;
+        Ok(store)
+    }
+
+    /// The policy this store applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The key prefix (empty when none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// One raw `PING` round trip on a pooled connection (health check; the benchmark's baseline).
+    pub fn ping(&self) -> Result<(), Error> {
+        self.pool.run(Resend::Safe, |c| redis::cmd("PING").query::<String>(c)).map(drop)
+    }
+
+    /// Recount the vault's contents and compare them with its counters (O(n), for diagnostics
+    /// and tests). Not one snapshot: run it when no other client writes.
+    pub fn audit(&self) -> Result<Audit, Error> {
+        let mut a = Audit { stats: self.vault_stats()?, ..Audit::default() };
+        let pattern = format!("{}*", glob_escape(&self.keys.vault_entry_prefix()));
+        let entries: Vec<String> = self.pool.run(Resend::Safe, |c| {
+            let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
+            let keys: Vec<String> = it.iter::<String>(c)?.collect::<Result<_, _>>()?;
+            Ok(keys)
+        })?;
+        for key in entries {
+            let (status, tier): (Option<String>, Option<String>) = self
+                .pool
+                .run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("status").arg("coin_category").query(c))?;
+            match (status.as_deref(), tier.as_deref().map(str::parse::<Tier>)) {
+                (Some("ACTIVE"), Some(Ok(t))) => *a.active_entries.get_mut(t) += 1,
+                (Some("BURNED"), _) => a.burned_entries += 1,
+                (None, _) => {} // deleted since the scan
+                _ => return Err(Error::corrupt(&key, "unknown status or tier")),
+            }
+        }
+        for t in Tier::ALL {
+            let n: u32 = self.pool.run(Resend::Safe, |c| redis::cmd("ZCARD").arg(self.keys.vault_active(t)).query(c))?;
+            *a.active_index.get_mut(t) = n;
+        }
+        a.burned_index = self.pool.run(Resend::Safe, |c| redis::cmd("ZCARD").arg(self.keys.vault_burned()).query(c))?;
+        Ok(a)
+    }
+
+    /// Delete every key under this store's prefix (a user leaving, or a test cleaning up).
+    /// Refused for an empty prefix, which would reach other users' keys. Returns the keys deleted.
+    pub fn destroy_all(&self) -> Result<u64, Error> {
+        if self.prefix.is_empty() {
+            return Err(Error::Config("destroy_all needs a prefix: it would delete other users' keys".into()));
+        }
+        let pattern = format!("{}:*", glob_escape(&self.prefix));
+        let keys: Vec<String> = self.pool.run(Resend::Safe, |c| {
+            let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).clone();
+            let keys: Vec<String> = it.iter::<String>(c)?.collect::<Result<_, _>>()?;
+            Ok(keys)
+        })?;
+        let mut deleted = 0;
+        for chunk in keys.chunks(500) {
+            let n: u64 = self.pool.run(Resend::Safe, |c| redis::cmd("UNLINK").arg(chunk).query(c))?;
+            deleted += n;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Escape Redis glob metacharacters so a prefix matches only itself.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Parse a canonical decimal u64 stored by this crate.
+fn parse_u64(key: &str, what: &'static str, v: &[u8]) -> Result<u64, Error> {
+    core::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::corrupt(key, what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_escaped_and_checked() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+        assert!(Keys::new("bad prefix").is_err());
+        assert!(Keys::new("ok-prefix").is_ok());
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn assert<T: Send + Sync>() {}
+        assert::<RedisStore>();
+    }
+}

@@ -1,0 +1,66 @@
+//! The crate's one error type.
+
+use aqm_core::StoreError;
+
+/// Everything [`crate::RedisStore`] can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A refusal of the core's rules (budget exceeded, key already burned, ...). Nothing changed.
+    #[error(transparent)]
+    Core(#[from] aqm_core::Error),
+
+    /// Redis could not be reached, or the connection broke, after a bounded number of attempts.
+    ///
+    /// `outcome_known` tells whether the failed call is known to have changed nothing. When it is
+    /// false the request reached the server before the connection broke: the change was applied
+    /// whole or not at all (every change is one atomic script), but which one cannot be told;
+    /// re-read the state (e.g. [`aqm_core::store::VaultStore::status`]) before repeating it.
+    #[error(
+        "Redis at {addr} is unavailable after {attempts} attempt(s): {reason}{}; \
+         check that the server runs and that the URL is right",
+        if *outcome_known { "" } else { " (the request may or may not have been applied; re-read before retrying)" }
+    )]
+    Unavailable {
+        /// The server address (host:port/db), never with credentials.
+        addr: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// What the last attempt failed with.
+        reason: String,
+        /// True when the call is known to have had no effect.
+        outcome_known: bool,
+    },
+
+    /// The server answered with an error (out of memory, read-only replica, script error, ...).
+    #[error("Redis refused the request: {0}; check the server's log and its maxmemory / replica settings")]
+    Server(String),
+
+    /// A record in Redis does not decode: written by something else or damaged.
+    #[error("corrupt record {key}: {what}; remove it or restore from a backup")]
+    Corrupt {
+        /// The Redis key.
+        key: String,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+
+    /// The connection URL or the key prefix is unusable.
+    #[error("invalid Redis configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError for Error {
+    fn as_core(&self) -> Option<&aqm_core::Error> {
+        match self {
+            Error::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(key: &str, what: &'static str) -> Self {
+        Error::Corrupt { key: key.to_owned(), what }
+    }
+}

@@ -1,0 +1,17 @@
+-- Drop every coin of one contact and downgrade it to STRANGER. With an expected last_msg_at, only
+-- if it is unchanged (the garbage collector decided on that snapshot with inventory::is_inactive).
+-- KEYS: meta, index GOLD, index SILVER, index BRONZE
+-- ARGV: coin key prefix, expected last_msg_at or ''
+-- Returns the coins dropped per tier, {-1} if unregistered, {-2} if last_msg_at moved.
+local last = redis.call('HGET', KEYS[1], 'last_msg_at')
+if not last then return {-1} end
+if ARGV[2] ~= '' and last ~= ARGV[2] then return {-2} end
+local held = {0, 0, 0}
+for t = 2, 4 do
+  local ids = redis.call('ZRANGE', KEYS[t], 0, -1)
+  for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
+  redis.call('DEL', KEYS[t])
+  held[t - 1] = #ids
+end
+redis.call('HSET', KEYS[1], 'priority', 'STRANGER')
+return held

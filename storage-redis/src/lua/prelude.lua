@@ -1,0 +1,21 @@
+-- aqm-storage-redis: helpers shared by every script.
+-- Timestamps are canonical decimal u64 strings; they are compared exactly here (never as
+-- doubles, which lose precision above 2^53).
+local function le(a, b)
+  if not (string.find(a, '^%d+$') and string.find(b, '^%d+$')) then
+    error('aqm: corrupt timestamp')
+  end
+  if #a ~= #b then return #a < #b end
+  local n = #a
+  if n <= 15 then return tonumber(a) <= tonumber(b) end
+  local ha, hb = tonumber(string.sub(a, 1, n - 10)), tonumber(string.sub(b, 1, n - 10))
+  if ha ~= hb then return ha < hb end
+  return tonumber(string.sub(a, n - 9)) <= tonumber(string.sub(b, n - 9))
+end
+-- Whether a timestamp is at or before a cutoff computed by the core's rule on the Rust side:
+-- 'all' (every timestamp), 'none' (no timestamp) or a decimal.
+local function past(ts, cutoff)
+  if cutoff == 'all' then return true end
+  if cutoff == 'none' then return false end
+  return le(ts, cutoff)
+end

@@ -1,0 +1,38 @@
+-- One batch of the purge (VaultEntry::purge_action): expire ACTIVE entries past the TTL (counted
+-- as expired) and delete BURNED entries past the grace. Decides for the whole batch, then writes.
+-- KEYS: stats, burned index, active GOLD, active SILVER, active BRONZE
+-- ARGV: ttl cutoff, grace cutoff, batch limit, entry key prefix
+local limit = tonumber(ARGV[3])
+local function bound(c) if c == 'all' then return '+inf' end return c end
+local fields = {'active_gold', 'active_silver', 'active_bronze'}
+local expire, delete, full = {}, {}, 0
+if ARGV[1] ~= 'none' then
+  for t = 3, 5 do
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', bound(ARGV[1]), 'LIMIT', 0, limit)
+    if #ids == limit then full = 1 end
+    for _, id in ipairs(ids) do
+      local created = redis.call('HGET', ARGV[4] .. id, 'created_at')
+      -- An index entry without its hash (never written by this crate) is gone: count it.
+      if (not created) or past(created, ARGV[1]) then table.insert(expire, {t, id}) end
+    end
+  end
+end
+if ARGV[2] ~= 'none' then
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', bound(ARGV[2]), 'LIMIT', 0, limit)
+  if #ids == limit then full = 1 end
+  for _, id in ipairs(ids) do
+    local at = redis.call('HGET', ARGV[4] .. id, 'burned_at')
+    if (not at) or past(at, ARGV[2]) then table.insert(delete, id) end
+  end
+end
+for _, x in ipairs(expire) do
+  redis.call('DEL', ARGV[4] .. x[2])
+  redis.call('ZREM', KEYS[x[1]], x[2])
+  redis.call('HINCRBY', KEYS[1], fields[x[1] - 2], -1)
+  redis.call('HINCRBY', KEYS[1], 'total_expired', 1)
+end
+for _, id in ipairs(delete) do
+  redis.call('DEL', ARGV[4] .. id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return {#expire, #delete, full}

@@ -1,0 +1,289 @@
+//! [`VaultStore`] and [`SessionStore`] on Redis.
+
+use aqm_core::crypto::SealedSecret;
+use aqm_core::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
+use aqm_core::store::{Direction, SessionBlob, SessionStore, VaultStore};
+use aqm_core::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
+use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
+use redis::Value;
+
+use crate::keys::active_field;
+use crate::pool::Resend;
+use crate::scripts::{self, Cutoff};
+use crate::{Error, RedisStore, parse_u64};
+
+/// Expired/deleted entries handled per purge script call; each batch is atomic on its own.
+const PURGE_BATCH: u32 = 512;
+
+/// The seed's `coin_version` field: which KEM the sealed seed regenerates.
+fn coin_version(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Gold => "xwing_v1",
+        Tier::Silver => "mlkem768_v1",
+        Tier::Bronze => "x25519_v1",
+    }
+}
+
+/// How a burn script ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BurnOutcome {
+    Burned,
+    Missing,
+    AlreadyBurned,
+    Expired,
+}
+
+impl BurnOutcome {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ok" => BurnOutcome::Burned,
+            "missing" => BurnOutcome::Missing,
+            "burned" => BurnOutcome::AlreadyBurned,
+            "expired" => BurnOutcome::Expired,
+            _ => return None,
+        })
+    }
+
+    /// The same outcome as the core's [`VaultEntry::burn`] gives.
+    pub(crate) fn into_result(self) -> Result<(), aqm_core::Error> {
+        match self {
+            BurnOutcome::Burned => Ok(()),
+            BurnOutcome::Missing | BurnOutcome::Expired => Err(aqm_core::Error::KeyNotFound),
+            BurnOutcome::AlreadyBurned => Err(aqm_core::Error::KeyAlreadyBurned),
+        }
+    }
+}
+
+impl RedisStore {
+    fn run_burn(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        session: Option<(&UserId, &SessionBlob)>,
+    ) -> Result<BurnOutcome, Error> {
+        let k = &self.keys;
+        let entry = k.vault_entry(key_id);
+        let id = key_id.to_string();
+        let cutoff = Cutoff::new(now, self.policy.vault_ttl_secs).arg();
+        let now_s = now.to_string();
+        let session_key = session.map(|(peer, _)| k.session(peer, Direction::Receive));
+        let out: String = self.pool.run(Resend::Never, |c| {
+            let mut inv = scripts::VAULT_BURN.prepare_invoke();
+            inv.key(&entry)
+                .key(k.vault_stats())
+                .key(k.vault_burned())
+                .key(k.vault_active(Tier::Gold))
+                .key(k.vault_active(Tier::Silver))
+                .key(k.vault_active(Tier::Bronze))
+                .arg(&id)
+                .arg(&now_s)
+                .arg(&cutoff);
+            if let (Some(sk), Some((_, blob))) = (&session_key, session) {
+                inv.key(sk).arg(blob.as_slice());
+            }
+            inv.invoke(c)
+        })?;
+        BurnOutcome::parse(&out).ok_or_else(|| Error::corrupt(&entry, "unexpected burn script reply"))
+    }
+
+    pub(crate) fn vault_stats(&self) -> Result<VaultStats, Error> {
+        let key = self.keys.vault_stats();
+        let v: Vec<Option<i64>> = self.pool.run(Resend::Safe, |c| {
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("active_gold")
+                .arg("active_silver")
+                .arg("active_bronze")
+                .arg("total_burned")
+                .arg("total_expired")
+                .query(c)
+        })?;
+        let get = |i: usize| -> Result<u64, Error> {
+            let n = v.get(i).copied().flatten().unwrap_or(0);
+            u64::try_from(n).map_err(|_| Error::corrupt(&key, "negative counter"))
+        };
+        let tier = |i: usize| -> Result<u32, Error> {
+            u32::try_from(get(i)?).map_err(|_| Error::corrupt(&key, "counter out of range"))
+        };
+        Ok(VaultStats {
+            active: TierCounts([tier(0)?, tier(1)?, tier(2)?]),
+            total_burned: get(3)?,
+            total_expired: get(4)?,
+        })
+    }
+}
+
+/// Fields read back for an entry, in this order.
+const ENTRY_FIELDS: [&str; 8] = [
+    "key_id",
+    "coin_category",
+    "encrypted_blob",
+    "encryption_iv",
+    "auth_tag",
+    "status",
+    "created_at",
+    "burned_at",
+];
+
+fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
+    let mut it = f.into_iter();
+    let mut next = || it.next().flatten();
+    let (id, tier, blob, iv, tag, status, created, burned) =
+        (next(), next(), next(), next(), next(), next(), next(), next());
+    let Some(status) = status else { return Ok(None) };
+    let status = core::str::from_utf8(&status)
+        .ok()
+        .and_then(|s| KeyStatus::parse(s).ok())
+        .ok_or_else(|| Error::corrupt(key, "unknown status"))?;
+    let key_id: KeyId = id
+        .as_deref()
+        .and_then(|b| core::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::corrupt(key, "bad key_id"))?;
+    let tier: Tier = tier
+        .as_deref()
+        .and_then(|b| core::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::corrupt(key, "bad coin_category"))?;
+    let created_at = parse_u64(key, "bad created_at", created.as_deref().unwrap_or_default())?;
+    let burned_at = burned.map(|b| parse_u64(key, "bad burned_at", &b)).transpose()?;
+    // A burned entry's secret is dropped at burn time; it is never handed out again.
+    let mut ciphertext = heapless::Vec::new();
+    let mut nonce = [0u8; AEAD_NONCE];
+    if status == KeyStatus::Active {
+        let (blob, iv, tag) = match (blob, iv, tag) {
+            (Some(b), Some(i), Some(t)) => (b, i, t),
+            _ => return Err(Error::corrupt(key, "sealed secret missing")),
+        };
+        nonce = iv.as_slice().try_into().map_err(|_| Error::corrupt(key, "bad encryption_iv"))?;
+        ciphertext.extend_from_slice(&blob).map_err(|_| Error::corrupt(key, "encrypted_blob too long"))?;
+        ciphertext.extend_from_slice(&tag).map_err(|_| Error::corrupt(key, "auth_tag too long"))?;
+    }
+    Ok(Some(VaultEntry { key_id, tier, sealed: SealedSecret { nonce, ciphertext }, status, created_at, burned_at }))
+}
+
+impl VaultStore for RedisStore {
+    type Error = Error;
+
+    fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
+        entry.check_new()?;
+        let k = &self.keys;
+        let key = k.vault_entry(&entry.key_id);
+        // Seed fields: encrypted_blob ‖ auth_tag is the AEAD output, encryption_iv its nonce.
+        let ct = entry.sealed.ciphertext.as_slice();
+        let (blob, tag) = ct.split_at(ct.len().saturating_sub(AEAD_TAG));
+        let created = entry.created_at.to_string();
+        let id = entry.key_id.to_string();
+        let stored: i64 = self.pool.run(Resend::Never, |c| {
+            scripts::VAULT_PUT
+                .key(&key)
+                .key(k.vault_stats())
+                .key(k.vault_active(entry.tier))
+                .arg(&id)
+                .arg(entry.tier.as_str())
+                .arg(blob)
+                .arg(&entry.sealed.nonce[..])
+                .arg(tag)
+                .arg(&created)
+                .arg(coin_version(entry.tier))
+                .arg(active_field(entry.tier))
+                .invoke(c)
+        })?;
+        if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }
+    }
+
+    fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
+        let key = self.keys.vault_entry(key_id);
+        let f: Vec<Option<Vec<u8>>> =
+            self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg(&ENTRY_FIELDS[..]).query(c))?;
+        Ok(decode_entry(&key, f)?.filter(|e| e.is_usable(&self.policy, now)))
+    }
+
+    fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
+        let key = self.keys.vault_entry(key_id);
+        let s: Option<String> = self.pool.run(Resend::Safe, |c| redis::cmd("HGET").arg(&key).arg("status").query(c))?;
+        s.map(|s| KeyStatus::parse(&s).map_err(|_| Error::corrupt(&key, "unknown status"))).transpose()
+    }
+
+    fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+        Ok(self.run_burn(key_id, now, None)?.into_result()?)
+    }
+
+    fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
+        let k = &self.keys;
+        let ttl = Cutoff::new(now, self.policy.vault_ttl_secs).arg();
+        let grace = Cutoff::new(now, self.policy.burn_grace_secs).arg();
+        let prefix = k.vault_entry_prefix();
+        let mut report = PurgeReport::default();
+        loop {
+            // Idempotent: a resent batch finds nothing it already removed.
+            let (expired, deleted, full): (u32, u32, u32) = self.pool.run(Resend::Safe, |c| {
+                scripts::VAULT_PURGE
+                    .key(k.vault_stats())
+                    .key(k.vault_burned())
+                    .key(k.vault_active(Tier::Gold))
+                    .key(k.vault_active(Tier::Silver))
+                    .key(k.vault_active(Tier::Bronze))
+                    .arg(&ttl)
+                    .arg(&grace)
+                    .arg(PURGE_BATCH)
+                    .arg(&prefix)
+                    .invoke(c)
+            })?;
+            report.expired += expired;
+            report.deleted_burned += deleted;
+            if full == 0 || expired + deleted == 0 {
+                return Ok(report);
+            }
+        }
+    }
+
+    fn stats(&self) -> Result<VaultStats, Error> {
+        self.vault_stats()
+    }
+
+    fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
+        let tiers: &[Tier] = match &tier {
+            Some(t) => core::slice::from_ref(t),
+            None => &Tier::ALL,
+        };
+        for t in tiers {
+            let key = self.keys.vault_active(*t);
+            let ids: Vec<String> = self.pool.run(Resend::Safe, |c| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+            for id in ids {
+                visit(id.parse().map_err(|_| Error::corrupt(&key, "bad key id member"))?);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+        let key = self.keys.session(peer, direction);
+        let v: Value = self.pool.run(Resend::Safe, |c| redis::cmd("GET").arg(&key).query(c))?;
+        match v {
+            Value::Nil => Ok(None),
+            Value::BulkString(b) => {
+                SessionBlob::from_slice(&b).map(Some).map_err(|_| Error::corrupt(&key, "session blob too large"))
+            }
+            _ => Err(Error::corrupt(&key, "session is not a string")),
+        }
+    }
+
+    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
+        let key = self.keys.session(peer, direction);
+        // SET is idempotent: sending it again after a lost reply is harmless.
+        self.pool.run(Resend::Safe, |c| redis::cmd("SET").arg(&key).arg(blob.as_slice()).query::<()>(c))
+    }
+
+    fn burn_and_save_session(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+    ) -> Result<(), Error> {
+        Ok(self.run_burn(key_id, now, Some((peer, blob)))?.into_result()?)
+    }
+}
