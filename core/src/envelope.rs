@@ -200,9 +200,7 @@ impl Envelope {
         let mut h = [0u8; MAX_HEADER];
         let header = env.header_bytes(&mut h)?;
         let ct_len = env.ciphertext.len();
-        if bytes.get(..header.len()) != Some(header)
-            || header.len() + varint_len(ct_len) + ct_len != bytes.len()
-        {
+        if bytes.get(..header.len()) != Some(header) || header.len() + varint_len(ct_len) + ct_len != bytes.len() {
             return Err(Error::Malformed);
         }
         Ok(env)
@@ -276,7 +274,10 @@ mod tests {
         long[at + 2..sn + 1].copy_from_slice(&sbuf[at + 1..sn]);
         assert_eq!(Envelope::decode(&long[..sn + 1]), Err(Error::Malformed));
         let too_big = [1u8; MAX_ENVELOPE + 1];
-        assert_eq!(Envelope::decode(&too_big), Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: MAX_ENVELOPE + 1 }));
+        assert_eq!(
+            Envelope::decode(&too_big),
+            Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: MAX_ENVELOPE + 1 })
+        );
         assert_eq!(Envelope::decode(&[]), Err(Error::Malformed));
         let mut v2 = buf;
         v2[0] = 2;

@@ -153,9 +153,15 @@ impl<S: fmt::Debug + fmt::Display, D: fmt::Debug + fmt::Display> core::error::Er
 /// Domain tag of the per-tier idempotency keys [`Messenger::prefetch`] derives.
 const CLAIM_KEY_DOMAIN: &[u8] = b"AQM-claim-v1";
 
-/// The idempotency key of one tier's claim within a call keyed by `key`.
-fn tier_key(key: &IdempotencyKey, tier: Tier) -> IdempotencyKey {
-    let digest = Sha256::new().chain_update(CLAIM_KEY_DOMAIN).chain_update(key).chain_update([tier.to_byte()]).finalize();
+/// The idempotency key of the claim of one owner's coins of one tier within a call keyed by `key`
+/// (directories remember replies per requester and key only).
+fn tier_key(key: &IdempotencyKey, owner: &UserId, tier: Tier) -> IdempotencyKey {
+    let digest = Sha256::new()
+        .chain_update(CLAIM_KEY_DOMAIN)
+        .chain_update(key)
+        .chain_update(owner.as_bytes())
+        .chain_update([tier.to_byte()])
+        .finalize();
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out
@@ -327,8 +333,8 @@ where
                     return Err(Error::DecryptFailed.into());
                 }
                 let seed = entry.sealed.open(self.device_key, &env.chain, entry.tier)?;
-                let shared = crypto::decapsulate(rekey.tier, &seed, &rekey.kem_ciphertext)
-                    .map_err(|_| Error::DecryptFailed)?;
+                let shared =
+                    crypto::decapsulate(rekey.tier, &seed, &rekey.kem_ciphertext).map_err(|_| Error::DecryptFailed)?;
                 let chain = RecvChain::new(&shared, &peer, &self.me, env.chain, rekey.tier);
                 let saved = self.store.load_session(&peer, Direction::Receive)?;
                 let mut session = match saved.map(|b| RecvSession::open(&b, self.device_key, &peer)) {
@@ -370,8 +376,8 @@ where
     /// ([`inventory::replenish_needs`]) from `directory`, verify every coin against `peer` and
     /// cache it. A tier whose anti-drain quota is used up is skipped; coins that fail
     /// verification or admission are counted in [`PrefetchReport::rejected`] and dropped.
-    /// With `idempotency`, each tier's claim uses a key derived from it, so retrying the whole
-    /// call with the same key claims nothing more. Unregistered → [`Error::ContactNotRegistered`].
+    /// With `idempotency`, each tier's claim uses a key derived from it and the owner, so retrying
+    /// the whole call with the same key claims nothing more. Unregistered → [`Error::ContactNotRegistered`].
     pub fn prefetch<D: DirectoryStore>(
         &self,
         directory: &D,
@@ -395,7 +401,7 @@ where
             if need == 0 {
                 continue;
             }
-            let key = idempotency.map(|k| tier_key(&k, tier));
+            let key = idempotency.map(|k| tier_key(&k, &peer_id, tier));
             let claimed = match directory.claim(&peer_id, &self.me, tier, need, key, now) {
                 Ok(c) => c,
                 Err(e) if is_quota(&e) => continue,
@@ -437,7 +443,7 @@ where
         now: UnixSeconds,
     ) -> Result<Option<PublicCoin>, FetchError<E, D::Error>> {
         for tier in desired.fallback() {
-            let key = idempotency.map(|k| tier_key(&k, tier));
+            let key = idempotency.map(|k| tier_key(&k, &peer.user_id, tier));
             let claimed = match directory.claim(&peer.user_id, &self.me, tier, 1, key, now) {
                 Ok(c) => c,
                 Err(e) if is_quota(&e) => continue,
@@ -468,7 +474,9 @@ where
             SendOutcome::Sent(sent) => Ok(Some(sent)),
             SendOutcome::NeedCoin { tier } => match self.fetch_on_demand(directory, peer, tier, idempotency, now)? {
                 None => Ok(None),
-                Some(coin) => self.send_with_coin(peer, &coin, tier, plaintext, rng).map(Some).map_err(FetchError::Store),
+                Some(coin) => {
+                    self.send_with_coin(peer, &coin, tier, plaintext, rng).map(Some).map_err(FetchError::Store)
+                }
             },
         }
     }

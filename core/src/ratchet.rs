@@ -642,7 +642,8 @@ mod tests {
     fn worst_case_session_fits_the_blob() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
         let dk = DeviceKey::random(&mut rng);
-        let big = |c: u8| RecvChain { coin: KeyId([c; 16]), tier: Tier::Gold, chain_key: Key32([0xff; 32]), next: u32::MAX };
+        let big =
+            |c: u8| RecvChain { coin: KeyId([c; 16]), tier: Tier::Gold, chain_key: Key32([0xff; 32]), next: u32::MAX };
         let mut session = RecvSession::new(UserId([0xff; 16]), big(1));
         session.previous = Some(big(2));
         for i in 0..MAX_SKIPPED {
