@@ -26,6 +26,15 @@ pub enum Error {
     },
     /// The vault was used again from inside one of its own callbacks.
     Busy,
+    /// The device refused a request (host side), or the refusal the device sends back.
+    Device(crate::protocol::DeviceError),
+    /// The serial link failed.
+    Io(embedded_io::ErrorKind),
+    /// The other side broke the protocol: `what` says how.
+    Protocol {
+        /// What was wrong.
+        what: &'static str,
+    },
 }
 
 impl From<aqm_core::Error> for Error {
@@ -46,6 +55,9 @@ impl fmt::Display for Error {
             }
             Error::BadLayout { what } => write!(f, "flash layout refused: {what}"),
             Error::Busy => f.write_str("the vault is busy: do not call it from inside its own callback"),
+            Error::Device(e) => fmt::Display::fmt(e, f),
+            Error::Io(kind) => write!(f, "serial link failed ({kind:?}): check the port and that the device runs"),
+            Error::Protocol { what } => write!(f, "protocol violation: {what}; check firmware and host versions"),
         }
     }
 }
@@ -70,6 +82,9 @@ impl defmt::Format for Error {
             Error::Corrupt { what } => defmt::write!(f, "corrupt {=str}", what),
             Error::BadLayout { what } => defmt::write!(f, "bad layout {=str}", what),
             Error::Busy => defmt::write!(f, "busy"),
+            Error::Device(e) => defmt::write!(f, "device refusal {}", e),
+            Error::Io(_) => defmt::write!(f, "serial I/O"),
+            Error::Protocol { what } => defmt::write!(f, "protocol {=str}", what),
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum FlashError {
     },
     /// The emulated power was cut; nothing works until [`RamFlash::power_on`].
     PowerLost,
+    /// The file behind a file-backed flash could not be written.
+    Backing,
 }
 
 impl NorFlashError for FlashError {
@@ -44,7 +46,7 @@ impl NorFlashError for FlashError {
         match self {
             FlashError::NotAligned => NorFlashErrorKind::NotAligned,
             FlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-            FlashError::NotErased { .. } | FlashError::PowerLost => NorFlashErrorKind::Other,
+            FlashError::NotErased { .. } | FlashError::PowerLost | FlashError::Backing => NorFlashErrorKind::Other,
         }
     }
 }
@@ -56,6 +58,7 @@ impl core::fmt::Display for FlashError {
             FlashError::OutOfBounds => f.write_str("flash access outside the device"),
             FlashError::NotErased { address } => write!(f, "flash word at {address:#x} written without an erase"),
             FlashError::PowerLost => f.write_str("power lost: reboot the device"),
+            FlashError::Backing => f.write_str("the flash image file could not be written: check the disk"),
         }
     }
 }

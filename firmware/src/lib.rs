@@ -15,9 +15,27 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod client;
+mod device;
 mod error;
 pub mod flash;
+#[cfg(feature = "std")]
+pub mod host;
+pub mod protocol;
 mod vault;
 
+pub use client::Client;
+pub use device::{Approver, Button, Device, NoButton, NoLed};
 pub use error::Error;
 pub use vault::{FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};
+
+/// Log a protocol event with `defmt` (feature `defmt`); compiled out otherwise. Never pass a
+/// secret.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! log {
+    ($($t:tt)*) => {
+        #[cfg(feature = "defmt")]
+        defmt::info!($($t)*);
+    };
+}

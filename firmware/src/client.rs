@@ -1,0 +1,187 @@
+//! The host side of the serial protocol, over any `embedded-io` port (a UART, a TCP socket to
+//! QEMU's serial port, a USB serial device, or an in-process device).
+
+use aqm_core::coin::PublicCoin;
+use aqm_core::crypto::KemCiphertext;
+use aqm_core::{KeyId, Tier, UnixSeconds};
+use embedded_io::{Read, Write};
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::protocol::{
+    self, Command, DeviceInfo, DeviceStatus, Frame, FrameReader, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, Reply, Request,
+    Response,
+};
+
+/// Talks to a device. Holds its own frame buffers (about 6 KiB), so keep it on the heap or in a
+/// static on small hosts.
+pub struct Client<IO> {
+    io: IO,
+    next_id: u32,
+    rx: FrameReader<MAX_RESPONSE_FRAME>,
+    tx: [u8; MAX_REQUEST_FRAME],
+}
+
+fn io_err<E: embedded_io::Error>(e: E) -> Error {
+    Error::Io(e.kind())
+}
+
+impl<IO: Read + Write> Client<IO> {
+    /// A client on `io`.
+    pub fn new(io: IO) -> Self {
+        Client { io, next_id: 1, rx: FrameReader::new(), tx: [0; MAX_REQUEST_FRAME] }
+    }
+
+    /// Close the client and get the port back.
+    pub fn into_inner(self) -> IO {
+        self.io
+    }
+
+    /// The port.
+    pub fn io_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
+    /// Send `command` and hand every response for it to `on_reply` until it returns false.
+    pub fn call(
+        &mut self,
+        now: UnixSeconds,
+        command: Command,
+        mut on_reply: impl FnMut(Reply) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let frame = protocol::encode(&Request { id, now, command }, &mut self.tx)?;
+        self.io.write_all(frame).map_err(io_err)?;
+        self.io.flush().map_err(io_err)?;
+        zeroize::Zeroize::zeroize(&mut self.tx[..]);
+        loop {
+            let r = self.read_response()?;
+            if r.id != id {
+                if r.id == 0 {
+                    // The device could not read our id: the refusal is for us.
+                    if let Reply::Error(e) = r.reply {
+                        return Err(Error::Device(e));
+                    }
+                }
+                return Err(Error::Protocol { what: "response to another request id" });
+            }
+            if !on_reply(r.reply)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Send raw bytes (e.g. a damaged frame, for tests) and read one response.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<Response, Error> {
+        self.io.write_all(bytes).map_err(io_err)?;
+        self.io.flush().map_err(io_err)?;
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> Result<Response, Error> {
+        let mut byte = [0u8; 1];
+        loop {
+            if self.io.read(&mut byte).map_err(io_err)? == 0 {
+                return Err(Error::Io(embedded_io::ErrorKind::BrokenPipe));
+            }
+            match self.rx.push(byte[0]) {
+                None => {}
+                Some(Frame::TooLarge) => return Err(Error::Protocol { what: "response frame too large" }),
+                Some(Frame::Complete(frame)) => {
+                    let r = protocol::decode::<Response>(frame)
+                        .map_err(|_| Error::Protocol { what: "response frame does not decode" });
+                    self.rx.wipe();
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// The device's identity and capacity.
+    pub fn info(&mut self, now: UnixSeconds) -> Result<DeviceInfo, Error> {
+        let mut out = None;
+        self.call(now, Command::Info, |r| match r {
+            Reply::Info(i) => {
+                out = Some(i);
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no info" })
+    }
+
+    /// Mint `count` coins of `tier`; `on_coin` gets each signed public half as it arrives (each
+    /// is already stored on the device). Returns how many arrived.
+    pub fn mint(
+        &mut self,
+        now: UnixSeconds,
+        tier: Tier,
+        count: u8,
+        mut on_coin: impl FnMut(PublicCoin),
+    ) -> Result<u8, Error> {
+        let mut got = 0;
+        self.call(now, Command::Mint { tier, count }, |r| match r {
+            Reply::Coin { coin, remaining } => {
+                got += 1;
+                on_coin(coin);
+                Ok(remaining > 0)
+            }
+            other => unexpected(other),
+        })?;
+        Ok(got)
+    }
+
+    /// Open a coin: the device burns it and returns the KEM shared secret.
+    pub fn open(&mut self, now: UnixSeconds, key_id: KeyId, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
+        let ciphertext = KemCiphertext::from_slice(ciphertext).map_err(|_| {
+            Error::Core(aqm_core::Error::BadLength {
+                what: "KEM ciphertext",
+                expected: aqm_core::crypto::sizes::MAX_CIPHERTEXT,
+                got: ciphertext.len(),
+            })
+        })?;
+        let mut out = None;
+        self.call(now, Command::Open { key_id, ciphertext }, |r| match r {
+            Reply::Opened { shared_secret } => {
+                out = Some(Zeroizing::new(shared_secret));
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no shared secret" })
+    }
+
+    /// Counters and flash usage.
+    pub fn status(&mut self, now: UnixSeconds) -> Result<DeviceStatus, Error> {
+        let mut out = None;
+        self.call(now, Command::Status, |r| match r {
+            Reply::Status(s) => {
+                out = Some(s);
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no status" })
+    }
+
+    /// Purge expired and old burned coins: returns (expired, deleted burned).
+    pub fn purge(&mut self, now: UnixSeconds) -> Result<(u32, u32), Error> {
+        let mut out = None;
+        self.call(now, Command::Purge, |r| match r {
+            Reply::Purged { expired, deleted_burned } => {
+                out = Some((expired, deleted_burned));
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no purge report" })
+    }
+}
+
+fn unexpected(r: Reply) -> Result<bool, Error> {
+    match r {
+        Reply::Error(e) => Err(Error::Device(e)),
+        _ => Err(Error::Protocol { what: "unexpected reply kind" }),
+    }
+}

@@ -1,0 +1,375 @@
+//! The device: identity in flash, the request handler, and the board's pins.
+
+use aqm_core::crypto::{self, DeviceKey, Identity, IdentitySecret, SealedSecret, SecretSeed};
+use aqm_core::store::VaultStore;
+use aqm_core::{KeyId, Tier, UnixSeconds, coin};
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::{InputPin, OutputPin};
+use embedded_io::{Read, Write};
+use embedded_storage::nor_flash::MultiwriteNorFlash;
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::protocol::{
+    self, Command, CommandKind, DeviceError, DeviceInfo, DeviceStatus, Frame, FrameReader, MAX_MINT, MAX_REQUEST_FRAME,
+    MAX_RESPONSE_FRAME, PROTOCOL_VERSION, Reply, Request, Response,
+};
+use crate::{Error, FlashVault, StoredIdentity};
+
+/// The key id under which the identity's seeds are sealed (AAD), distinct from any coin's
+/// random (version 4) key id.
+const IDENTITY_SEAL_ID: KeyId = KeyId(*b"AQM-identity-v1\0");
+/// The identity's two 32-byte seeds are sealed as one 64-byte seed; SILVER is the tier whose
+/// seed is 64 bytes, which is all the tier byte means here.
+const IDENTITY_SEAL_TIER: Tier = Tier::Silver;
+
+/// Decides whether an open may go ahead (the "touch to approve" button).
+pub trait Approver {
+    /// Whether the user approved, waiting for it if the board has a way to ask.
+    fn approve(&mut self) -> bool;
+    /// Whether opens need approval at all.
+    fn required(&self) -> bool;
+}
+
+/// No approve button fitted: every open goes ahead.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoButton;
+
+impl Approver for NoButton {
+    fn approve(&mut self) -> bool {
+        true
+    }
+    fn required(&self) -> bool {
+        false
+    }
+}
+
+/// An active-low push button (`embedded-hal` [`InputPin`]) that must be pressed within
+/// `timeout_ms` of an open request.
+#[derive(Debug)]
+pub struct Button<P, D> {
+    pin: P,
+    delay: D,
+    timeout_ms: u32,
+}
+
+impl<P: InputPin, D: DelayNs> Button<P, D> {
+    /// A button on `pin` (pressed = low), polled every 10 ms for up to `timeout_ms`.
+    pub fn new(pin: P, delay: D, timeout_ms: u32) -> Self {
+        Button { pin, delay, timeout_ms }
+    }
+}
+
+impl<P: InputPin, D: DelayNs> Approver for Button<P, D> {
+    fn approve(&mut self) -> bool {
+        let mut waited = 0;
+        loop {
+            // A pin that cannot be read counts as not pressed.
+            if self.pin.is_low().unwrap_or(false) {
+                return true;
+            }
+            if waited >= self.timeout_ms {
+                return false;
+            }
+            self.delay.delay_ms(10);
+            waited += 10;
+        }
+    }
+    fn required(&self) -> bool {
+        true
+    }
+}
+
+/// The request handler: everything but the serial buffers.
+pub struct Handler<F: MultiwriteNorFlash, const N: usize, R, L, A> {
+    vault: FlashVault<F, N>,
+    identity: Identity,
+    device_key: DeviceKey,
+    rng: R,
+    led: L,
+    approver: A,
+    clock: UnixSeconds,
+}
+
+/// A secure-element device: a [`FlashVault`], an identity kept (sealed) in the same flash, an
+/// RNG, an activity LED and an approver, speaking the [`protocol`] over any `embedded-io` port.
+///
+/// ```
+/// use aqm_core::Policy;
+/// use aqm_core::crypto::DeviceKey;
+/// use aqm_firmware::flash::{RamFlash, PAGE_SIZE};
+/// use aqm_firmware::{Device, FlashVault, NoButton, NoLed, VaultLayout};
+/// use rand::SeedableRng;
+/// let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 4, 4);
+/// let vault: FlashVault<_, 64> =
+///     FlashVault::open(RamFlash::new(vec![0xFF; 8 * PAGE_SIZE]), layout, Policy::DEFAULT).unwrap();
+/// let rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+/// let device = Device::new(vault, DeviceKey::from_bytes([9; 32]), rng, NoLed, NoButton).unwrap();
+/// assert_eq!(device.identity().user_id(), device.identity().public().user_id);
+/// ```
+pub struct Device<F: MultiwriteNorFlash, const N: usize, R, L, A> {
+    handler: Handler<F, N, R, L, A>,
+    rx: FrameReader<MAX_REQUEST_FRAME>,
+    tx: [u8; MAX_RESPONSE_FRAME],
+}
+
+/// An activity LED that is not there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLed;
+
+impl embedded_hal::digital::ErrorType for NoLed {
+    type Error = core::convert::Infallible;
+}
+
+impl OutputPin for NoLed {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+fn seal_identity<R: CryptoRng>(id: &Identity, dk: &DeviceKey, rng: &mut R) -> Result<StoredIdentity, Error> {
+    let s = id.secret();
+    let mut both = Zeroizing::new([0u8; 64]);
+    both[..32].copy_from_slice(&s.ed25519_seed);
+    both[32..].copy_from_slice(&s.mldsa65_seed);
+    let seed = SecretSeed::from_slice(&both[..])?;
+    let sealed = SealedSecret::seal(dk, &IDENTITY_SEAL_ID, IDENTITY_SEAL_TIER, &seed, rng)?;
+    Ok(StoredIdentity { user_id: s.user_id, sealed })
+}
+
+#[inline(never)]
+fn unseal_identity(stored: &StoredIdentity, dk: &DeviceKey) -> Result<Identity, Error> {
+    let seed = stored.sealed.open(dk, &IDENTITY_SEAL_ID, IDENTITY_SEAL_TIER)?;
+    let b = seed.as_bytes();
+    let mut secret = IdentitySecret { user_id: stored.user_id, ed25519_seed: [0; 32], mldsa65_seed: [0; 32] };
+    secret.ed25519_seed.copy_from_slice(&b[..32]);
+    secret.mldsa65_seed.copy_from_slice(&b[32..64]);
+    Ok(Identity::from_secret(secret))
+}
+
+impl<F, const N: usize, R, L, A> Device<F, N, R, L, A>
+where
+    F: MultiwriteNorFlash,
+    R: CryptoRng,
+    L: OutputPin,
+    A: Approver,
+{
+    /// Boot: repair the vault after any power cut, then load the identity from flash, or create
+    /// and store one on first boot. `device_key` seals the identity and every coin secret; a
+    /// different key cannot open an existing vault ([`aqm_core::Error::SealBroken`]).
+    pub fn new(vault: FlashVault<F, N>, device_key: DeviceKey, mut rng: R, led: L, approver: A) -> Result<Self, Error> {
+        vault.recover()?;
+        let identity = match vault.identity()? {
+            Some(stored) => unseal_identity(&stored, &device_key)?,
+            None => {
+                let id = Identity::generate(&mut rng);
+                vault.set_identity(&seal_identity(&id, &device_key, &mut rng)?)?;
+                crate::log!("identity created");
+                id
+            }
+        };
+        Ok(Device {
+            handler: Handler { vault, identity, device_key, rng, led, approver, clock: 0 },
+            rx: FrameReader::new(),
+            tx: [0; MAX_RESPONSE_FRAME],
+        })
+    }
+
+    /// The device identity.
+    pub fn identity(&self) -> &Identity {
+        &self.handler.identity
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &FlashVault<F, N> {
+        &self.handler.vault
+    }
+
+    /// Shut down and get the vault back.
+    pub fn into_vault(self) -> FlashVault<F, N> {
+        self.handler.vault
+    }
+
+    /// Read one request frame from `io`, answer it, and say which command it was. Errors are
+    /// only I/O errors of `io`; every refusal goes back to the host as an error frame.
+    pub fn serve<IO: Read + Write>(&mut self, io: &mut IO) -> Result<CommandKind, Error> {
+        let Device { handler, rx, tx } = self;
+        let mut byte = [0u8; 1];
+        let kind = loop {
+            let n = io.read(&mut byte).map_err(|e| Error::Io(embedded_io::Error::kind(&e)))?;
+            if n == 0 {
+                return Err(Error::Io(embedded_io::ErrorKind::BrokenPipe));
+            }
+            match rx.push(byte[0]) {
+                None => continue,
+                Some(Frame::TooLarge) => {
+                    let max = MAX_REQUEST_FRAME as u32;
+                    let r = Response { id: 0, reply: Reply::Error(DeviceError::FrameTooLarge { max }) };
+                    send(io, tx, &r)?;
+                    break CommandKind::Malformed;
+                }
+                Some(Frame::Complete(frame)) => {
+                    let request = match protocol::decode_request(frame) {
+                        Ok(r) => r,
+                        Err(id) => {
+                            crate::log!("malformed frame");
+                            let r = Response { id, reply: Reply::Error(DeviceError::Malformed) };
+                            send(io, tx, &r)?;
+                            break CommandKind::Malformed;
+                        }
+                    };
+                    break handler.handle(&request, &mut |r| send(io, tx, r))?;
+                }
+            }
+        };
+        rx.wipe();
+        Ok(kind)
+    }
+}
+
+fn send<IO: Write>(io: &mut IO, tx: &mut [u8], r: &Response) -> Result<(), Error> {
+    let res = match protocol::encode(r, tx) {
+        Ok(frame) => io.write_all(frame).and_then(|_| io.flush()).map_err(|e| Error::Io(embedded_io::Error::kind(&e))),
+        Err(e) => Err(e),
+    };
+    // The frame may have carried a shared secret.
+    zeroize::Zeroize::zeroize(tx);
+    res
+}
+
+impl<F, const N: usize, R, L, A> Handler<F, N, R, L, A>
+where
+    F: MultiwriteNorFlash,
+    R: CryptoRng,
+    L: OutputPin,
+    A: Approver,
+{
+    /// Answer one request through `send` (several responses for a mint). Returns which command
+    /// it was; `Err` only when `send` fails.
+    fn handle(
+        &mut self,
+        req: &Request,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        // The LED is best effort: a broken LED must not stop the vault.
+        let _ = self.led.set_high();
+        self.clock = self.clock.max(req.now);
+        let now = self.clock;
+        let id = req.id;
+        let reply = |reply| Response { id, reply };
+        let kind = match &req.command {
+            Command::Info => {
+                let r = self.info().map(Reply::Info);
+                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
+                CommandKind::Info
+            }
+            Command::Status => {
+                let r = self.status(now).map(Reply::Status);
+                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
+                CommandKind::Status
+            }
+            Command::Purge => {
+                let r = self
+                    .vault
+                    .purge(now)
+                    .map(|p| Reply::Purged { expired: p.expired, deleted_burned: p.deleted_burned });
+                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
+                CommandKind::Purge
+            }
+            Command::Mint { tier, count } => {
+                if *count == 0 || *count > MAX_MINT {
+                    send(&reply(Reply::Error(DeviceError::BadCount { max: MAX_MINT })))?;
+                } else {
+                    for remaining in (0..*count).rev() {
+                        match self.mint_one(*tier, now) {
+                            Ok(coin) => send(&reply(Reply::Coin { coin, remaining }))?,
+                            Err(e) => {
+                                send(&reply(Reply::Error((&e).into())))?;
+                                break;
+                            }
+                        }
+                    }
+                }
+                CommandKind::Mint(tier.to_byte())
+            }
+            Command::Open { key_id, ciphertext } => {
+                let (tier, r) = self.open(key_id, ciphertext, now);
+                match r {
+                    Ok(ss) => send(&reply(Reply::Opened { shared_secret: *ss }))?,
+                    Err(e) => send(&reply(Reply::Error((&e).into())))?,
+                }
+                CommandKind::Open(tier.map(Tier::to_byte).unwrap_or(0))
+            }
+        };
+        let _ = self.led.set_low();
+        Ok(kind)
+    }
+
+    fn info(&self) -> Result<DeviceInfo, Error> {
+        Ok(DeviceInfo {
+            protocol: PROTOCOL_VERSION,
+            identity: self.identity.public().clone(),
+            capacity: self.vault.capacity()?,
+            approve_button: self.approver.required(),
+        })
+    }
+
+    fn status(&self, now: UnixSeconds) -> Result<DeviceStatus, Error> {
+        Ok(DeviceStatus { stats: self.vault.stats()?, usage: self.vault.usage()?, now })
+    }
+
+    /// Mint one coin and store its sealed secret; the public half goes back only once stored.
+    #[inline(never)]
+    fn mint_one(&mut self, tier: Tier, now: UnixSeconds) -> Result<coin::PublicCoin, Error> {
+        let minted = coin::mint(&self.identity, tier, &self.device_key, now, &mut self.rng)?;
+        self.vault.put(&minted.vault)?;
+        crate::log!("minted a coin");
+        Ok(minted.public)
+    }
+
+    /// Open a coin: check everything that can be checked without touching the vault, burn the
+    /// coin (the flash commit, then the secret zeroed in place), and only then decapsulate.
+    #[inline(never)]
+    fn open(
+        &mut self,
+        key_id: &KeyId,
+        ciphertext: &[u8],
+        now: UnixSeconds,
+    ) -> (Option<Tier>, Result<Zeroizing<[u8; 32]>, Error>) {
+        let entry = match self.vault.get(key_id, now) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                let e = match self.vault.status(key_id) {
+                    Ok(Some(aqm_core::vault::KeyStatus::Burned)) => aqm_core::Error::KeyAlreadyBurned.into(),
+                    Ok(_) => aqm_core::Error::KeyNotFound.into(),
+                    Err(e) => e,
+                };
+                return (None, Err(e));
+            }
+            Err(e) => return (None, Err(e)),
+        };
+        let tier = Some(entry.tier);
+        let expected = entry.tier.ciphertext_len();
+        if ciphertext.len() != expected {
+            let e = aqm_core::Error::BadLength { what: "KEM ciphertext", expected, got: ciphertext.len() };
+            return (tier, Err(e.into()));
+        }
+        if !self.approver.approve() {
+            return (tier, Err(Error::Device(DeviceError::NotApproved)));
+        }
+        let seed = match entry.sealed.open(&self.device_key, key_id, entry.tier) {
+            Ok(s) => s,
+            Err(e) => return (tier, Err(e.into())),
+        };
+        // Burn before the secret exists anywhere but in this function's RAM.
+        if let Err(e) = self.vault.burn(key_id, now) {
+            return (tier, Err(e));
+        }
+        crate::log!("coin burned, decapsulating");
+        let r = crypto::decapsulate(entry.tier, &seed, ciphertext).map(|ss| Zeroizing::new(*ss.as_bytes()));
+        (tier, r.map_err(Error::from))
+    }
+}

@@ -1,0 +1,224 @@
+//! Host conveniences (feature `std`): a file-backed emulated flash, an in-process serial link
+//! to a [`Device`], and an adapter from `std::io` ports to `embedded-io`.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::vec::Vec;
+use std::{format, vec};
+
+use embedded_hal::digital::OutputPin;
+use embedded_io::{ErrorKind, ErrorType, Read, Write};
+use embedded_storage::nor_flash::{ErrorType as FlashErrorType, MultiwriteNorFlash, NorFlash, ReadNorFlash};
+use rand_core::CryptoRng;
+
+use crate::device::Approver;
+use crate::flash::{FlashError, PAGE_SIZE, RamFlash};
+use crate::{Device, Error};
+
+/// An emulated NOR flash kept in a file, so a simulated device keeps its vault between runs.
+/// Every write and erase goes to the file (and is synced) before it returns.
+pub struct FileFlash {
+    ram: RamFlash<Vec<u8>>,
+    file: File,
+}
+
+impl FileFlash {
+    /// Open the image at `path`, creating an erased one of `size` bytes if it does not exist.
+    /// An existing image must have exactly `size` bytes.
+    pub fn open(path: &Path, size: usize) -> io::Result<Self> {
+        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "flash size must be a multiple of 4 KiB"));
+        }
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let len = file.metadata()?.len() as usize;
+        let mut mem = vec![0xFF; size];
+        if len == 0 {
+            file.write_all_at(&mem, 0)?;
+            file.sync_all()?;
+        } else if len != size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} holds a {len}-byte flash image, expected {size}: use another file", path.display()),
+            ));
+        } else {
+            file.read_exact_at(&mut mem, 0)?;
+        }
+        Ok(FileFlash { ram: RamFlash::new(mem), file })
+    }
+
+    fn persist(&self, from: usize, to: usize) -> Result<(), FlashError> {
+        let bytes = &self.ram.as_bytes()[from..to];
+        self.file.write_all_at(bytes, from as u64).map_err(|_| FlashError::Backing)?;
+        self.file.sync_data().map_err(|_| FlashError::Backing)
+    }
+}
+
+impl FlashErrorType for FileFlash {
+    type Error = FlashError;
+}
+
+impl ReadNorFlash for FileFlash {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        self.ram.read(offset, bytes)
+    }
+    fn capacity(&self) -> usize {
+        self.ram.capacity()
+    }
+}
+
+impl NorFlash for FileFlash {
+    const WRITE_SIZE: usize = RamFlash::<Vec<u8>>::WRITE_SIZE;
+    const ERASE_SIZE: usize = RamFlash::<Vec<u8>>::ERASE_SIZE;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        let r = self.ram.erase(from, to);
+        if !matches!(r, Err(FlashError::NotAligned | FlashError::OutOfBounds)) {
+            self.persist(from as usize, to as usize)?;
+        }
+        r
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        self.ram.write(offset, bytes)?;
+        self.persist(offset as usize, offset as usize + bytes.len())
+    }
+}
+
+impl MultiwriteNorFlash for FileFlash {}
+
+/// A `std::io` port (a `TcpStream`, a serial port) as an `embedded-io` port.
+pub struct StdIo<T>(pub T);
+
+impl<T> ErrorType for StdIo<T> {
+    type Error = io::Error;
+}
+
+impl<T: io::Read> Read for StdIo<T> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, io::Error> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl<T: io::Write> Write for StdIo<T> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, io::Error> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), io::Error> {
+        self.0.flush()
+    }
+}
+
+/// A serial link to a [`Device`] running in this process: bytes written are queued; a read runs
+/// the device on every complete frame queued so far and returns its answer.
+pub struct InProcess<F: MultiwriteNorFlash, const N: usize, R, L, A> {
+    device: Device<F, N, R, L, A>,
+    to_device: VecDeque<u8>,
+    from_device: VecDeque<u8>,
+}
+
+struct Pipe<'a> {
+    input: &'a mut VecDeque<u8>,
+    output: &'a mut VecDeque<u8>,
+}
+
+impl ErrorType for Pipe<'_> {
+    type Error = ErrorKind;
+}
+
+impl Read for Pipe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        let n = buf.len().min(self.input.len());
+        for (b, x) in buf.iter_mut().zip(self.input.drain(..n)) {
+            *b = x;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.output.extend(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+impl<F, const N: usize, R, L, A> InProcess<F, N, R, L, A>
+where
+    F: MultiwriteNorFlash,
+    R: CryptoRng,
+    L: OutputPin,
+    A: Approver,
+{
+    /// A link to `device`.
+    pub fn new(device: Device<F, N, R, L, A>) -> Self {
+        InProcess { device, to_device: VecDeque::new(), from_device: VecDeque::new() }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device<F, N, R, L, A> {
+        &self.device
+    }
+
+    /// Shut the link and get the device back.
+    pub fn into_device(self) -> Device<F, N, R, L, A> {
+        self.device
+    }
+}
+
+impl<F: MultiwriteNorFlash, const N: usize, R, L, A> ErrorType for InProcess<F, N, R, L, A> {
+    type Error = ErrorKind;
+}
+
+impl<F, const N: usize, R, L, A> Read for InProcess<F, N, R, L, A>
+where
+    F: MultiwriteNorFlash,
+    R: CryptoRng,
+    L: OutputPin,
+    A: Approver,
+{
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        while self.from_device.is_empty() && self.to_device.contains(&0) {
+            let mut pipe = Pipe { input: &mut self.to_device, output: &mut self.from_device };
+            match self.device.serve(&mut pipe) {
+                Ok(_) => {}
+                Err(Error::Io(kind)) => return Err(kind),
+                Err(_) => return Err(ErrorKind::Other),
+            }
+        }
+        if self.from_device.is_empty() {
+            // Nothing was asked that the device could answer: reading would block forever.
+            return Err(ErrorKind::BrokenPipe);
+        }
+        let n = buf.len().min(self.from_device.len());
+        for (b, x) in buf.iter_mut().zip(self.from_device.drain(..n)) {
+            *b = x;
+        }
+        Ok(n)
+    }
+}
+
+impl<F, const N: usize, R, L, A> Write for InProcess<F, N, R, L, A>
+where
+    F: MultiwriteNorFlash,
+    R: CryptoRng,
+    L: OutputPin,
+    A: Approver,
+{
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.to_device.extend(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}

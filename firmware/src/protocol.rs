@@ -1,0 +1,307 @@
+//! The serial protocol: postcard-encoded [`Request`]s and [`Response`]s, each framed with COBS
+//! and terminated by a `0x00` byte, carrying a request id that the answer echoes.
+//!
+//! One request gets one response, except `Mint`, which gets one [`Reply::Coin`] per coin
+//! (`remaining` counts down to 0), so a board never holds more than one coin in RAM.
+//! A frame that does not decode gets [`Reply::Error`] with [`DeviceError::Malformed`] (and the
+//! request id, when at least that decoded) and changes nothing.
+
+use aqm_core::coin::PublicCoin;
+use aqm_core::crypto::{KemCiphertext, PublicIdentity};
+use aqm_core::vault::VaultStats;
+use aqm_core::{KeyId, Tier, UnixSeconds};
+use serde::{Deserialize, Serialize};
+
+use crate::VaultUsage;
+
+/// Protocol version carried in [`DeviceInfo`].
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest request frame on the wire, COBS-encoded with its delimiter.
+pub const MAX_REQUEST_FRAME: usize = 1280;
+/// Largest response frame on the wire (a GOLD coin with its ML-DSA-65 signature).
+pub const MAX_RESPONSE_FRAME: usize = 4864;
+/// Most coins one `Mint` request may ask for.
+pub const MAX_MINT: u8 = 32;
+
+/// A request from the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the host; echoed in every response to this request.
+    pub id: u32,
+    /// The host's clock. The device never lets time run backwards: it uses the latest time it
+    /// has seen since boot.
+    pub now: UnixSeconds,
+    /// What to do.
+    pub command: Command,
+}
+
+/// What the host asks for.
+// No allocator on the device: an `Open` carries its ciphertext inline, by design.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// The device's public identity, version and capacity.
+    Info,
+    /// Mint `count` coins of `tier`: each is stored in flash, then its signed public half is
+    /// sent back.
+    Mint {
+        /// The tier.
+        tier: Tier,
+        /// How many (1 ..= [`MAX_MINT`]).
+        count: u8,
+    },
+    /// Decapsulate `ciphertext` with the coin `key_id`. The coin is burned in flash before the
+    /// shared secret is sent; a second open of the same coin is refused.
+    Open {
+        /// The coin's key id.
+        key_id: KeyId,
+        /// The KEM ciphertext the sender produced.
+        ciphertext: KemCiphertext,
+    },
+    /// Vault counters and flash usage.
+    Status,
+    /// Expire old ACTIVE coins and delete BURNED ones past their grace.
+    Purge,
+}
+
+/// Which command a frame carried (for logs and per-command measurements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CommandKind {
+    /// [`Command::Info`].
+    Info,
+    /// [`Command::Mint`] of one tier.
+    Mint(u8),
+    /// [`Command::Open`] of one tier (0 when the coin was unknown).
+    Open(u8),
+    /// [`Command::Status`].
+    Status,
+    /// [`Command::Purge`].
+    Purge,
+    /// A frame that did not decode.
+    Malformed,
+}
+
+/// A response from the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (0 if the request did not decode far enough to read it).
+    pub id: u32,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// The device's answer.
+// No allocator on the device: a coin travels inline, by design (one at a time).
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to [`Command::Info`].
+    Info(DeviceInfo),
+    /// One minted coin; `remaining` more follow.
+    Coin {
+        /// The signed public half.
+        coin: PublicCoin,
+        /// Coins still to come for this request.
+        remaining: u8,
+    },
+    /// The shared secret of an opened coin (the coin is already burned).
+    Opened {
+        /// KEM shared secret.
+        shared_secret: [u8; 32],
+    },
+    /// Answer to [`Command::Status`].
+    Status(DeviceStatus),
+    /// Answer to [`Command::Purge`].
+    Purged {
+        /// ACTIVE coins expired.
+        expired: u32,
+        /// BURNED coins deleted after their grace.
+        deleted_burned: u32,
+    },
+    /// The request was refused; nothing changed (except as the error says).
+    Error(DeviceError),
+}
+
+/// The device's identity and capabilities.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u8,
+    /// The identity that signs the device's coins.
+    pub identity: PublicIdentity,
+    /// Most coins the vault holds at once.
+    pub capacity: u32,
+    /// Whether an open must be approved on the device's button.
+    pub approve_button: bool,
+}
+
+/// Vault counters and flash usage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The counters (always equal to a recount of the vault).
+    pub stats: VaultStats,
+    /// Records and slots.
+    pub usage: VaultUsage,
+    /// The device's clock (the latest `now` it has seen).
+    pub now: UnixSeconds,
+}
+
+/// Why the device refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DeviceError {
+    /// The frame did not decode (bad COBS or postcard, unknown command or tier).
+    Malformed,
+    /// The frame was longer than the device accepts.
+    FrameTooLarge {
+        /// Largest accepted frame.
+        max: u32,
+    },
+    /// No usable coin with that key id (never minted, expired, or deleted).
+    KeyNotFound,
+    /// The coin was opened already: a coin opens once.
+    KeyAlreadyBurned,
+    /// The ciphertext has the wrong length for the coin's tier.
+    BadLength {
+        /// Length the tier needs.
+        expected: u32,
+        /// Length received.
+        got: u32,
+    },
+    /// `count` outside 1 ..= [`MAX_MINT`].
+    BadCount {
+        /// Largest count accepted.
+        max: u8,
+    },
+    /// The vault is full: open or purge coins first.
+    VaultFull,
+    /// The approve button was not pressed in time.
+    NotApproved,
+    /// The coin's sealed secret does not open under this device's key (flash tampered).
+    SealBroken,
+    /// The flash failed; power-cycle the device (the vault repairs itself at boot).
+    Flash,
+    /// The flash holds data the device cannot read.
+    Corrupt,
+    /// Any other refusal.
+    Refused,
+}
+
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::Malformed => f.write_str("the device could not decode the request frame"),
+            DeviceError::FrameTooLarge { max } => write!(f, "request frame larger than the device's {max} bytes"),
+            DeviceError::KeyNotFound => f.write_str("no usable coin with that key id on the device"),
+            DeviceError::KeyAlreadyBurned => f.write_str("that coin was opened already: a coin opens once"),
+            DeviceError::BadLength { expected, got } => {
+                write!(f, "ciphertext of {got} bytes, the coin's tier needs {expected}")
+            }
+            DeviceError::BadCount { max } => write!(f, "mint between 1 and {max} coins per request"),
+            DeviceError::VaultFull => f.write_str("the device vault is full: open or purge coins first"),
+            DeviceError::NotApproved => f.write_str("the open was not approved on the device's button: press it"),
+            DeviceError::SealBroken => f.write_str("the coin's sealed secret does not open under the device key"),
+            DeviceError::Flash => f.write_str("device flash failure: power-cycle the device"),
+            DeviceError::Corrupt => f.write_str("the device flash holds unreadable data: re-provision it"),
+            DeviceError::Refused => f.write_str("the device refused the request"),
+        }
+    }
+}
+
+impl From<&crate::Error> for DeviceError {
+    fn from(e: &crate::Error) -> Self {
+        use aqm_core::Error as C;
+        match e {
+            crate::Error::Core(C::KeyNotFound) => DeviceError::KeyNotFound,
+            crate::Error::Core(C::KeyAlreadyBurned) => DeviceError::KeyAlreadyBurned,
+            crate::Error::Core(C::CapacityFull { .. }) => DeviceError::VaultFull,
+            crate::Error::Core(C::SealBroken) => DeviceError::SealBroken,
+            crate::Error::Core(C::BadLength { expected, got, .. }) => {
+                DeviceError::BadLength { expected: *expected as u32, got: *got as u32 }
+            }
+            crate::Error::Core(_) => DeviceError::Refused,
+            crate::Error::Flash(_) => DeviceError::Flash,
+            crate::Error::Corrupt { .. } => DeviceError::Corrupt,
+            crate::Error::Device(d) => *d,
+            _ => DeviceError::Refused,
+        }
+    }
+}
+
+/// Accumulates bytes from a serial port into one COBS frame.
+#[derive(Debug)]
+pub struct FrameReader<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+/// What [`FrameReader::push`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete frame (COBS-encoded, without its delimiter).
+    Complete(&'a mut [u8]),
+    /// A frame longer than the buffer ended; it was discarded.
+    TooLarge,
+}
+
+impl<const N: usize> Default for FrameReader<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> FrameReader<N> {
+    /// An empty reader.
+    pub const fn new() -> Self {
+        FrameReader { buf: [0; N], len: 0, overflow: false }
+    }
+
+    /// Feed one byte; at a delimiter, returns the frame it ends (empty frames are skipped).
+    pub fn push(&mut self, byte: u8) -> Option<Frame<'_>> {
+        if byte != 0 {
+            if self.len < N {
+                self.buf[self.len] = byte;
+                self.len += 1;
+            } else {
+                self.overflow = true;
+            }
+            return None;
+        }
+        let len = core::mem::take(&mut self.len);
+        if core::mem::take(&mut self.overflow) {
+            return Some(Frame::TooLarge);
+        }
+        if len == 0 {
+            return None;
+        }
+        Some(Frame::Complete(&mut self.buf[..len]))
+    }
+
+    /// Wipe the buffer (it may have held a shared secret or a ciphertext).
+    pub fn wipe(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.buf[..]);
+        self.len = 0;
+        self.overflow = false;
+    }
+}
+
+/// Encode a message as one COBS frame with its `0x00` delimiter into `buf`.
+pub fn encode<'b, T: Serialize>(msg: &T, buf: &'b mut [u8]) -> Result<&'b mut [u8], crate::Error> {
+    postcard::to_slice_cobs(msg, buf).map_err(|_| crate::Error::Core(aqm_core::Error::BufferTooSmall))
+}
+
+/// Decode one COBS frame (with or without its delimiter), in place.
+pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, crate::Error> {
+    postcard::from_bytes_cobs(frame).map_err(|_| crate::Error::Device(DeviceError::Malformed))
+}
+
+/// Decode a request frame in place; on failure, the request id if at least that decoded
+/// (0 otherwise), so the error frame can still answer the right request.
+pub fn decode_request(frame: &mut [u8]) -> Result<Request, u32> {
+    let n = cobs::decode_in_place(frame).map_err(|_| 0u32)?;
+    let body = &frame[..n];
+    postcard::from_bytes::<Request>(body)
+        .map_err(|_| postcard::take_from_bytes::<u32>(body).map(|(id, _)| id).unwrap_or(0))
+}
