@@ -45,6 +45,8 @@ pub enum Error {
     ContactNotRegistered,
     /// The inventory already holds a coin with this key id.
     CoinAlreadyCached,
+    /// The directory has no identity registered for this user.
+    UnknownUser,
     /// Storing would exceed the contact's cap for this tier.
     BudgetExceeded {
         /// The tier refused.
@@ -127,6 +129,7 @@ impl fmt::Display for Error {
             }
             Error::ContactNotRegistered => f.write_str("contact is not registered: register it with a priority first"),
             Error::CoinAlreadyCached => f.write_str("the inventory already holds a coin with this key id"),
+            Error::UnknownUser => f.write_str("no identity is registered for this user: register the identity first"),
             Error::BudgetExceeded { tier, cap } => {
                 write!(f, "{tier} cap of {cap} reached for this contact: use a cached coin first or raise its priority")
             }

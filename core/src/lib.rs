@@ -10,9 +10,6 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(feature = "alloc")]
-extern crate alloc;
-
 mod context;
 pub mod crypto;
 mod error;
@@ -32,6 +29,6 @@ pub mod inventory;
 pub mod store;
 pub mod vault;
 
-pub mod envelope;
-pub mod messaging;
-pub mod ratchet;
+pub mod memory;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -58,6 +58,17 @@ impl VaultEntry {
         VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, burned_at: None }
     }
 
+    /// Check that an entry offered to [`crate::store::VaultStore::put`] is freshly minted (ACTIVE,
+    /// never burned), and return the counter transition storing it makes. Anything else is
+    /// refused with [`Error::Malformed`], so the counters can never drift from the entries.
+    pub fn check_new(&self) -> Result<Transition, Error> {
+        if self.status == KeyStatus::Active && self.burned_at.is_none() {
+            Ok(Transition::Stored(self.tier))
+        } else {
+            Err(Error::Malformed)
+        }
+    }
+
     /// Whether an ACTIVE entry has outlived the vault TTL at `now`.
     pub fn is_expired(&self, policy: &Policy, now: UnixSeconds) -> bool {
         self.status == KeyStatus::Active && now.saturating_sub(self.created_at) >= policy.vault_ttl_secs

@@ -1,0 +1,654 @@
+//! The in-memory reference store: every storage trait over fixed-capacity `heapless` vectors,
+//! no allocator, behind one `spin::Mutex` so it is `Sync`.
+//!
+//! It is the model implementation of "read a snapshot, ask the core, apply the answer": each
+//! trait method takes the lock once, reads what it needs, calls the core's rule function
+//! ([`crate::vault`], [`crate::inventory`], [`crate::directory`]) and writes the decision before
+//! the lock is released, so every method is one atomic step. Counters are only ever moved by
+//! [`VaultStats::apply`], never recomputed, which is what makes the conformance kit's
+//! "counters equal a recount" checks meaningful.
+//!
+//! Capacities are const generics with defaults sized for tests and the host simulator; a
+//! microcontroller picks smaller ones. A full table refuses with [`Error::CapacityFull`] and
+//! changes nothing.
+//!
+//! ```
+//! use aqm_core::memory::MemoryStore;
+//! use aqm_core::store::{InventoryStore, VaultStore};
+//! use aqm_core::{inventory::ContactMeta, Policy, Priority, UserId};
+//!
+//! let store: MemoryStore = MemoryStore::new(Policy::DEFAULT);
+//! let bob = UserId([7; 16]);
+//! assert!(store.register_contact(&ContactMeta::new(bob, Priority::Bestie, "bob", 0).unwrap()).unwrap());
+//! assert_eq!(store.stats().unwrap().active.total(), 0);
+//!
+//! // A firmware-sized store: 8 vault keys, no inventory or directory to speak of.
+//! type Tiny = MemoryStore<8, 1, 1, 2, 1, 1, 1>;
+//! let tiny = Tiny::new(Policy::DEFAULT);
+//! assert_eq!(tiny.stats().unwrap(), Default::default());
+//! ```
+
+use heapless::Vec;
+use spin::Mutex;
+
+use crate::coin::PublicCoin;
+use crate::crypto::PublicIdentity;
+use crate::directory::{self, Claimed, DirectoryCoin, IdempotencyKey, MAX_CLAIM};
+use crate::inventory::{self, CachedCoin, ContactMeta, GcReport};
+use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, VaultStore};
+use crate::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use crate::{ContactId, Error, KeyId, Policy, Priority, Tier, TierCounts, UnixSeconds, UserId};
+
+/// The reference store with the default capacities: 64 vault keys, 16 cached coins, 8 contacts,
+/// 8 sessions, 16 directory coins, 4 directory identities and 16 claim records of each kind
+/// (about 190 KB: a coin is up to 4.6 KB, a session record 2 KB).
+pub type DefaultMemoryStore = MemoryStore;
+
+/// A fixed-capacity, allocation-free implementation of [`VaultStore`], [`SessionStore`],
+/// [`InventoryStore`] and [`DirectoryStore`].
+///
+/// Capacities: `KEYS` vault entries, `COINS` cached coins (all contacts together), `CONTACTS`
+/// registered contacts, `SESSIONS` session records, `DIRECTORY` directory coins, `USERS` directory
+/// identities, and `CLAIMS` quota records and as many idempotency records.
+///
+/// Visitor callbacks ([`VaultStore::active_ids`], [`InventoryStore::for_each_contact`]) run while
+/// the store's lock is held: they must not call back into the same store.
+pub struct MemoryStore<
+    const KEYS: usize = 64,
+    const COINS: usize = 16,
+    const CONTACTS: usize = 8,
+    const SESSIONS: usize = 8,
+    const DIRECTORY: usize = 16,
+    const USERS: usize = 4,
+    const CLAIMS: usize = 16,
+> {
+    policy: Policy,
+    inner: Mutex<Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>>,
+}
+
+struct SessionRecord {
+    peer: UserId,
+    direction: Direction,
+    blob: SessionBlob,
+}
+
+/// Claims one requester made of one owner's coins of one tier in one quota window.
+struct QuotaRecord {
+    owner: UserId,
+    requester: UserId,
+    tier: Tier,
+    window: UnixSeconds,
+    used: u32,
+}
+
+/// The answer to a claim, kept so a retry with the same key gets the same coins.
+struct IdempotencyRecord {
+    requester: UserId,
+    key: IdempotencyKey,
+    owner: UserId,
+    created_at: UnixSeconds,
+    key_ids: Vec<KeyId, MAX_CLAIM>,
+}
+
+struct Inner<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> {
+    vault: Vec<VaultEntry, KEYS>,
+    stats: VaultStats,
+    sessions: Vec<SessionRecord, SESSIONS>,
+    contacts: Vec<ContactMeta, CONTACTS>,
+    coins: Vec<CachedCoin, COINS>,
+    next_coin_seq: u64,
+    identities: Vec<PublicIdentity, USERS>,
+    directory: Vec<DirectoryCoin, DIRECTORY>,
+    next_directory_seq: u64,
+    quotas: Vec<QuotaRecord, CLAIMS>,
+    replies: Vec<IdempotencyRecord, CLAIMS>,
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    /// An empty store applying `policy`.
+    pub const fn new(policy: Policy) -> Self {
+        MemoryStore {
+            policy,
+            inner: Mutex::new(Inner {
+                vault: Vec::new(),
+                stats: VaultStats { active: TierCounts([0; 3]), total_burned: 0, total_expired: 0 },
+                sessions: Vec::new(),
+                contacts: Vec::new(),
+                coins: Vec::new(),
+                next_coin_seq: 0,
+                identities: Vec::new(),
+                directory: Vec::new(),
+                next_directory_seq: 0,
+                quotas: Vec::new(),
+                replies: Vec::new(),
+            }),
+        }
+    }
+
+    /// The policy this store applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> Default for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    fn default() -> Self {
+        Self::new(Policy::DEFAULT)
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    fn vault_index(&self, key_id: &KeyId) -> Option<usize> {
+        self.vault.iter().position(|e| e.key_id == *key_id)
+    }
+
+    fn session_index(&self, peer: &UserId, direction: Direction) -> Option<usize> {
+        self.sessions.iter().position(|s| s.peer == *peer && s.direction == direction)
+    }
+
+    /// Whether a session for `peer`/`direction` can be written (it exists, or there is room).
+    fn session_fits(&self, peer: &UserId, direction: Direction) -> bool {
+        self.session_index(peer, direction).is_some() || !self.sessions.is_full()
+    }
+
+    fn write_session(&mut self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
+        match self.session_index(peer, direction) {
+            Some(i) => self.sessions[i].blob.clone_from(blob),
+            None => self
+                .sessions
+                .push(SessionRecord { peer: *peer, direction, blob: blob.clone() })
+                .map_err(|_| Error::CapacityFull { what: "session store" })?,
+        }
+        Ok(())
+    }
+
+    fn contact_index(&self, contact: &ContactId) -> Option<usize> {
+        self.contacts.iter().position(|m| m.contact_id == *contact)
+    }
+
+    fn held(&self, contact: &ContactId) -> TierCounts {
+        let mut held = TierCounts::default();
+        for c in self.coins.iter().filter(|c| c.coin.owner == *contact) {
+            *held.get_mut(c.coin.tier) += 1;
+        }
+        held
+    }
+
+    /// Index of the cached coin of `contact` and `tier` with the lowest (`oldest`) or highest
+    /// sequence number.
+    fn coin_at_end(&self, contact: &ContactId, tier: Tier, oldest: bool) -> Option<usize> {
+        let candidates = self.coins.iter().enumerate().filter(|(_, c)| c.coin.owner == *contact && c.coin.tier == tier);
+        if oldest {
+            candidates.min_by_key(|(_, c)| c.seq).map(|(i, _)| i)
+        } else {
+            candidates.max_by_key(|(_, c)| c.seq).map(|(i, _)| i)
+        }
+    }
+
+    fn identity_of(&self, user: &UserId) -> Option<&PublicIdentity> {
+        self.identities.iter().find(|i| i.user_id == *user)
+    }
+
+    fn directory_coin(&self, owner: &UserId, key_id: &KeyId) -> Option<&DirectoryCoin> {
+        self.directory.iter().find(|d| d.coin.owner == *owner && d.coin.key_id == *key_id)
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> VaultStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    type Error = Error;
+
+    fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
+        let transition = entry.check_new()?;
+        let mut inner = self.inner.lock();
+        if inner.vault_index(&entry.key_id).is_some() {
+            return Err(Error::KeyAlreadyExists);
+        }
+        inner.vault.push(entry.clone()).map_err(|_| Error::CapacityFull { what: "vault" })?;
+        inner.stats.apply(transition);
+        Ok(())
+    }
+
+    fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.vault.iter().find(|e| e.key_id == *key_id && e.is_usable(&self.policy, now)).cloned())
+    }
+
+    fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.vault.iter().find(|e| e.key_id == *key_id).map(|e| e.status))
+    }
+
+    fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+        let mut inner = self.inner.lock();
+        let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
+        let tier = inner.vault[i].tier;
+        inner.vault[i].burn(&self.policy, now)?;
+        inner.stats.apply(Transition::Burned(tier));
+        Ok(())
+    }
+
+    fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
+        let mut inner = self.inner.lock();
+        let mut report = PurgeReport::default();
+        let mut i = 0;
+        while i < inner.vault.len() {
+            match inner.vault[i].purge_action(&self.policy, now) {
+                PurgeAction::Keep => i += 1,
+                PurgeAction::Expire => {
+                    let tier = inner.vault.remove(i).tier;
+                    inner.stats.apply(Transition::Expired(tier));
+                    report.expired += 1;
+                }
+                PurgeAction::Delete => {
+                    inner.vault.remove(i);
+                    report.deleted_burned += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn stats(&self) -> Result<VaultStats, Error> {
+        Ok(self.inner.lock().stats)
+    }
+
+    fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
+        let inner = self.inner.lock();
+        inner
+            .vault
+            .iter()
+            .filter(|e| e.status == KeyStatus::Active && tier.is_none_or(|t| e.tier == t))
+            .for_each(|e| visit(e.key_id));
+        Ok(())
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> SessionStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.session_index(peer, direction).map(|i| inner.sessions[i].blob.clone()))
+    }
+
+    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
+        self.inner.lock().write_session(peer, direction, blob)
+    }
+
+    fn burn_and_save_session(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+    ) -> Result<(), Error> {
+        let mut inner = self.inner.lock();
+        let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
+        // Decide the burn on a copy first, so that neither half is written unless both can be.
+        let mut burned = inner.vault[i].clone();
+        burned.burn(&self.policy, now)?;
+        if !inner.session_fits(peer, Direction::Receive) {
+            return Err(Error::CapacityFull { what: "session store" });
+        }
+        inner.write_session(peer, Direction::Receive, blob)?;
+        let tier = burned.tier;
+        inner.vault[i] = burned;
+        inner.stats.apply(Transition::Burned(tier));
+        Ok(())
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> InventoryStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    type Error = Error;
+
+    fn register_contact(&self, meta: &ContactMeta) -> Result<bool, Error> {
+        let mut inner = self.inner.lock();
+        if inner.contact_index(&meta.contact_id).is_some() {
+            return Ok(false);
+        }
+        inner.contacts.push(meta.clone()).map_err(|_| Error::CapacityFull { what: "inventory contacts" })?;
+        Ok(true)
+    }
+
+    fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.contact_index(contact).map(|i| inner.contacts[i].clone()))
+    }
+
+    fn set_priority(&self, contact: &ContactId, priority: Priority) -> Result<u32, Error> {
+        let mut inner = self.inner.lock();
+        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        let evict = inventory::trim_plan(&self.policy, priority, &inner.held(contact));
+        for tier in Tier::ALL {
+            for _ in 0..evict.get(tier) {
+                if let Some(i) = inner.coin_at_end(contact, tier, false) {
+                    inner.coins.swap_remove(i);
+                }
+            }
+        }
+        inner.contacts[ci].priority = priority;
+        Ok(evict.total())
+    }
+
+    fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
+        let mut inner = self.inner.lock();
+        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let held = inner.held(contact).get(coin.tier);
+        let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.key_id);
+        inventory::admit(&self.policy, meta, coin, held, duplicate)?;
+        let seq = inner.next_coin_seq;
+        inner
+            .coins
+            .push(CachedCoin { coin: coin.clone(), seq, fetched_at: now })
+            .map_err(|_| Error::CapacityFull { what: "inventory coins" })?;
+        inner.next_coin_seq = seq + 1;
+        Ok(())
+    }
+
+    fn select_coin(&self, contact: &ContactId, desired: Tier, now: UnixSeconds) -> Result<Option<CachedCoin>, Error> {
+        let mut inner = self.inner.lock();
+        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        let Some(tier) = inventory::pick_tier(desired, &inner.held(contact)) else {
+            return Ok(None);
+        };
+        let Some(i) = inner.coin_at_end(contact, tier, true) else {
+            return Ok(None);
+        };
+        let coin = inner.coins.swap_remove(i);
+        inner.contacts[ci].last_msg_at = now;
+        Ok(Some(coin))
+    }
+
+    fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
+        let mut inner = self.inner.lock();
+        match inner.coins.iter().position(|c| c.coin.owner == *contact && c.coin.key_id == *key_id) {
+            Some(i) => {
+                inner.coins.swap_remove(i);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn counts(&self, contact: &ContactId) -> Result<TierCounts, Error> {
+        Ok(self.inner.lock().held(contact))
+    }
+
+    fn for_each_contact(&self, visit: &mut dyn FnMut(&ContactMeta, TierCounts)) -> Result<(), Error> {
+        let inner = self.inner.lock();
+        for meta in &inner.contacts {
+            visit(meta, inner.held(&meta.contact_id));
+        }
+        Ok(())
+    }
+
+    fn collect_garbage(&self, now: UnixSeconds, dry_run: bool) -> Result<GcReport, Error> {
+        let mut inner = self.inner.lock();
+        let mut report = GcReport::default();
+        for ci in 0..inner.contacts.len() {
+            let meta = &inner.contacts[ci];
+            if !inventory::is_inactive(&self.policy, meta.last_msg_at, now) {
+                continue;
+            }
+            let id = meta.contact_id;
+            report.add_contact(&inner.held(&id));
+            if !dry_run {
+                inner.coins.retain(|c| c.coin.owner != id);
+                inner.contacts[ci].priority = Priority::Stranger;
+            }
+        }
+        Ok(report)
+    }
+
+    fn collect_contact(&self, contact: &ContactId) -> Result<GcReport, Error> {
+        let mut inner = self.inner.lock();
+        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        let mut report = GcReport::default();
+        report.add_contact(&inner.held(contact));
+        inner.coins.retain(|c| c.coin.owner != *contact);
+        inner.contacts[ci].priority = Priority::Stranger;
+        Ok(report)
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> DirectoryStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    type Error = Error;
+
+    fn register_identity(&self, identity: &PublicIdentity) -> Result<(), Error> {
+        let mut inner = self.inner.lock();
+        match inner.identity_of(&identity.user_id) {
+            Some(known) if known == identity => Ok(()),
+            Some(_) => Err(Error::KeyAlreadyExists),
+            None => inner
+                .identities
+                .push(identity.clone())
+                .map_err(|_| Error::CapacityFull { what: "directory identities" }),
+        }
+    }
+
+    fn identity(&self, user: &UserId) -> Result<Option<PublicIdentity>, Error> {
+        Ok(self.inner.lock().identity_of(user).cloned())
+    }
+
+    fn upload(&self, owner: &UserId, coins: &[PublicCoin], now: UnixSeconds) -> Result<u32, Error> {
+        // Signatures are checked outside the lock (ML-DSA is slow); a registered identity never
+        // changes, so the check still holds when the batch is written below.
+        let identity = self.identity(owner)?.ok_or(Error::UnknownUser)?;
+        directory::verify_upload(&identity, coins)?;
+        let mut inner = self.inner.lock();
+        let is_new = |inner: &Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>, i: usize| {
+            let c = &coins[i];
+            inner.directory_coin(owner, &c.key_id).is_none() && !coins[..i].iter().any(|p| p.key_id == c.key_id)
+        };
+        let fresh = (0..coins.len()).filter(|i| is_new(&inner, *i)).count();
+        if inner.directory.len() + fresh > DIRECTORY {
+            return Err(Error::CapacityFull { what: "directory coins" });
+        }
+        for (i, coin) in coins.iter().enumerate() {
+            if !is_new(&inner, i) {
+                continue;
+            }
+            let seq = inner.next_directory_seq;
+            inner.next_directory_seq = seq + 1;
+            let record =
+                DirectoryCoin { coin: coin.clone(), uploaded_at: now, seq, claimed_by: None, claimed_at: None };
+            inner.directory.push(record).map_err(|_| Error::CapacityFull { what: "directory coins" })?;
+        }
+        Ok(fresh as u32)
+    }
+
+    fn claim(
+        &self,
+        owner: &UserId,
+        requester: &UserId,
+        tier: Tier,
+        count: u32,
+        idempotency: Option<IdempotencyKey>,
+        now: UnixSeconds,
+    ) -> Result<Claimed, Error> {
+        let mut inner = self.inner.lock();
+        if let Some(key) = idempotency
+            && let Some(reply) = inner.replies.iter().find(|r| r.requester == *requester && r.key == key)
+        {
+            let mut again = Claimed::new();
+            for id in &reply.key_ids {
+                if let Some(d) = inner.directory_coin(&reply.owner, id) {
+                    // `key_ids` holds at most MAX_CLAIM ids, the capacity of `again`.
+                    let _ = again.push(d.coin.clone());
+                }
+            }
+            return Ok(again);
+        }
+
+        let window = directory::quota_window(&self.policy, now);
+        let quota = inner.quotas.iter().position(|q| q.owner == *owner && q.requester == *requester && q.tier == tier);
+        let used = quota.map(|q| &inner.quotas[q]).filter(|q| q.window == window).map_or(0, |q| q.used);
+        let grant = directory::quota_grant(&self.policy, tier, used, count)?;
+
+        // The oldest unclaimed coins of this owner and tier, in upload order.
+        let mut picked: Vec<usize, MAX_CLAIM> = Vec::new();
+        while (picked.len() as u32) < grant {
+            let next = inner
+                .directory
+                .iter()
+                .enumerate()
+                .filter(|(i, d)| {
+                    d.coin.owner == *owner && d.coin.tier == tier && d.claimed_by.is_none() && !picked.contains(i)
+                })
+                .min_by_key(|(_, d)| d.seq)
+                .map(|(i, _)| i);
+            match next {
+                Some(i) if picked.push(i).is_ok() => {}
+                _ => break,
+            }
+        }
+
+        // Find room for the records before anything changes, so a full table changes nothing.
+        let quota_slot = match quota {
+            Some(q) => Some(q),
+            None if picked.is_empty() => None,
+            None => match inner.quotas.iter().position(|q| q.window != window) {
+                Some(stale) => Some(stale),
+                None if !inner.quotas.is_full() => None,
+                None => return Err(Error::CapacityFull { what: "directory claim records" }),
+            },
+        };
+        let reply_slot = match idempotency {
+            None => None,
+            Some(_) => {
+                match inner.replies.iter().position(|r| directory::claim_expired(&self.policy, r.created_at, now)) {
+                    Some(old) => Some(old),
+                    None if !inner.replies.is_full() => None,
+                    None => return Err(Error::CapacityFull { what: "directory claim records" }),
+                }
+            }
+        };
+
+        let mut claimed = Claimed::new();
+        let mut key_ids: Vec<KeyId, MAX_CLAIM> = Vec::new();
+        for &i in &picked {
+            let d = &mut inner.directory[i];
+            d.claimed_by = Some(*requester);
+            d.claimed_at = Some(now);
+            // Both hold at most MAX_CLAIM entries, as does `picked`.
+            let _ = key_ids.push(d.coin.key_id);
+            let _ = claimed.push(d.coin.clone());
+        }
+        if !picked.is_empty() {
+            let record =
+                QuotaRecord { owner: *owner, requester: *requester, tier, window, used: used + picked.len() as u32 };
+            match quota_slot {
+                Some(q) => inner.quotas[q] = record,
+                // Room was checked above.
+                None => {
+                    let _ = inner.quotas.push(record);
+                }
+            }
+        }
+        if let Some(key) = idempotency {
+            let record = IdempotencyRecord { requester: *requester, key, owner: *owner, created_at: now, key_ids };
+            match reply_slot {
+                Some(r) => inner.replies[r] = record,
+                // Room was checked above.
+                None => {
+                    let _ = inner.replies.push(record);
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn available(&self, owner: &UserId) -> Result<TierCounts, Error> {
+        let inner = self.inner.lock();
+        let mut counts = TierCounts::default();
+        for d in inner.directory.iter().filter(|d| d.coin.owner == *owner && d.claimed_by.is_none()) {
+            *counts.get_mut(d.coin.tier) += 1;
+        }
+        Ok(counts)
+    }
+
+    fn purge_stale(&self, now: UnixSeconds) -> Result<u32, Error> {
+        let mut inner = self.inner.lock();
+        let before = inner.directory.len();
+        inner.directory.retain(|d| d.claimed_by.is_some() || !directory::is_stale(&self.policy, d.uploaded_at, now));
+        Ok((before - inner.directory.len()) as u32)
+    }
+
+    fn hard_delete_claimed(&self, now: UnixSeconds) -> Result<u32, Error> {
+        let mut inner = self.inner.lock();
+        let before = inner.directory.len();
+        let policy = &self.policy;
+        inner.directory.retain(|d| !d.claimed_at.is_some_and(|at| directory::claim_expired(policy, at, now)));
+        inner.replies.retain(|r| !directory::claim_expired(policy, r.created_at, now));
+        Ok((before - inner.directory.len()) as u32)
+    }
+}

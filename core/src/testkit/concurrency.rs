@@ -1,0 +1,195 @@
+//! Concurrency cases (the seed's `test_concurrency.py`, plus the directory): for `Sync` stores,
+//! many threads on one store must see every rule hold as if the calls ran one at a time.
+//! Every case takes a fresh, empty store built with [`Policy::DEFAULT`].
+
+use std::collections::HashSet;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use super::fixtures::{T0, fixtures, must};
+use crate::coin::PublicCoin;
+use crate::store::{DirectoryStore, InventoryStore, VaultStore};
+use crate::{Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
+
+/// How long the mixed store/select case runs.
+pub const MIXED_RUN: Duration = Duration::from_secs(1);
+
+/// seed `test_concurrent_store_respects_budget`: 10 threads store 10 different GOLD coins for one
+/// BESTIE at once; exactly 5 succeed and 5 get `BudgetExceeded`.
+pub fn store_respects_budget<S: InventoryStore + Sync>(s: &S) {
+    let bob = &fixtures().bob;
+    must(s.register_contact(&bob.as_contact(Priority::Bestie, T0)), "register");
+    let go = Barrier::new(10);
+    let results: Vec<Result<(), Option<Error>>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let go = &go;
+                sc.spawn(move || {
+                    go.wait();
+                    s.store_coin(&bob.id(), bob.coin(Tier::Gold, i), T0).map_err(|e| e.as_core().copied())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("storer thread panicked")).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let refused =
+        results.iter().filter(|r| **r == Err(Some(Error::BudgetExceeded { tier: Tier::Gold, cap: 5 }))).count();
+    assert_eq!((ok, refused), (5, 5), "results: {results:?}");
+    assert_eq!(must(s.counts(&bob.id()), "counts"), TierCounts([5, 0, 0]));
+}
+
+/// seed `test_concurrent_select_no_duplicates`: 5 SILVER coins, 10 threads select at once;
+/// exactly 5 get a coin, all different, and 5 get None.
+pub fn select_no_duplicates<S: InventoryStore + Sync>(s: &S) {
+    let carol = &fixtures().carol;
+    must(s.register_contact(&carol.as_contact(Priority::Mate, T0)), "register");
+    for i in 0..5 {
+        must(s.store_coin(&carol.id(), carol.coin(Tier::Silver, i), T0), "store");
+    }
+    let go = Barrier::new(10);
+    let got: Vec<Option<KeyId>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let go = &go;
+                sc.spawn(move || {
+                    go.wait();
+                    must(s.select_coin(&carol.id(), Tier::Silver, T0 + 1), "select").map(|c| c.coin.key_id)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("selector thread panicked")).collect()
+    });
+    let coins: Vec<KeyId> = got.iter().flatten().copied().collect();
+    let distinct: HashSet<KeyId> = coins.iter().copied().collect();
+    assert_eq!(coins.len(), 5, "exactly five selections get a coin: {got:?}");
+    assert_eq!(distinct.len(), 5, "a coin was handed out twice: {got:?}");
+    assert_eq!(must(s.counts(&carol.id()), "counts"), TierCounts::default());
+}
+
+/// seed `test_concurrent_burn_idempotent`: 5 threads burn one key at once; exactly one succeeds,
+/// the others get `KeyAlreadyBurned`, and the counters move once.
+pub fn burn_exactly_once<S: VaultStore + Sync>(s: &S) {
+    let e = fixtures().bob.vault_entry(Tier::Gold, 0, T0);
+    must(s.put(&e), "put");
+    let go = Barrier::new(5);
+    let results: Vec<Result<(), Option<Error>>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                let go = &go;
+                let id = e.key_id;
+                sc.spawn(move || {
+                    go.wait();
+                    s.burn(&id, T0 + 1).map_err(|e| e.as_core().copied())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("burner thread panicked")).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results.iter().filter(|r| **r == Err(Some(Error::KeyAlreadyBurned))).count();
+    assert_eq!((ok, refused), (1, 4), "results: {results:?}");
+    let stats = must(s.stats(), "stats");
+    assert_eq!((stats.active.total(), stats.total_burned), (0, 1));
+}
+
+/// seed `test_concurrent_store_and_select`: one thread keeps storing (recycling coins once they
+/// were selected), another keeps selecting, for [`MIXED_RUN`]. No coin is ever selected while it
+/// is not stored, no store is refused for anything but the cap, and at the end the counts equal
+/// stores minus selections.
+pub fn store_and_select_mixed<S: InventoryStore + Sync>(s: &S) {
+    let carol = &fixtures().carol;
+    must(s.register_contact(&carol.as_contact(Priority::Mate, T0)), "register");
+    let pool: Vec<&PublicCoin> = (0..carol.pool(Tier::Silver))
+        .map(|i| carol.coin(Tier::Silver, i))
+        .chain((0..carol.pool(Tier::Bronze)).map(|i| carol.coin(Tier::Bronze, i)))
+        .collect();
+    // in_store[i]: coin i was handed to the store and not yet selected back.
+    let in_store: Vec<AtomicBool> = pool.iter().map(|_| AtomicBool::new(false)).collect();
+    let stored = AtomicU32::new(0);
+    let selected = AtomicU32::new(0);
+    let stop = AtomicBool::new(false);
+    let deadline = Instant::now() + MIXED_RUN;
+    let index_of = |id: &KeyId| pool.iter().position(|c| c.key_id == *id);
+    thread::scope(|sc| {
+        let storer = sc.spawn(|| {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let n = i % pool.len();
+                i += 1;
+                if in_store[n].swap(true, Ordering::SeqCst) {
+                    continue;
+                }
+                match s.store_coin(&carol.id(), pool[n], T0) {
+                    Ok(()) => {
+                        stored.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        in_store[n].store(false, Ordering::SeqCst);
+                        assert!(
+                            matches!(e.as_core(), Some(Error::BudgetExceeded { .. })),
+                            "store refused for another reason than the cap: {e:?}"
+                        );
+                    }
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        let selector = sc.spawn(|| {
+            let mut tier = Tier::Silver;
+            // The deadline bounds the loop even if the storer died.
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline + MIXED_RUN {
+                if let Some(c) = must(s.select_coin(&carol.id(), tier, T0 + 1), "select") {
+                    let n = index_of(&c.coin.key_id).expect("selected coin comes from the pool");
+                    assert!(in_store[n].swap(false, Ordering::SeqCst), "coin {:?} selected twice", c.coin.key_id);
+                    selected.fetch_add(1, Ordering::SeqCst);
+                }
+                tier = if tier == Tier::Silver { Tier::Bronze } else { Tier::Silver };
+            }
+        });
+        storer.join().expect("storer thread panicked");
+        selector.join().expect("selector thread panicked");
+    });
+    let held = must(s.counts(&carol.id()), "counts");
+    let stores = stored.load(Ordering::SeqCst);
+    let selections = selected.load(Ordering::SeqCst);
+    assert!(selections > 0, "the selector never got a coin");
+    assert_eq!(held.total(), stores - selections, "counts disagree with stores minus selections");
+    assert_eq!(held.total() as usize, in_store.iter().filter(|b| b.load(Ordering::SeqCst)).count());
+    assert!(
+        held.get(Tier::Silver) <= 6 && held.get(Tier::Bronze) <= 4 && held.get(Tier::Gold) == 0,
+        "caps broken: {held:?}"
+    );
+}
+
+/// Concurrent directory claims never hand a coin out twice: 8 requesters claim 2 coins each of
+/// 12 at once; 12 distinct coins are handed out in total and none remains.
+pub fn claims_never_duplicate<S: DirectoryStore + Sync>(s: &S) {
+    let bob = &fixtures().bob;
+    must(s.register_identity(bob.identity.public()), "register_identity");
+    let coins: Vec<PublicCoin> = (0..12).map(|i| bob.coin(Tier::Silver, i).clone()).collect();
+    must(s.upload(&bob.id(), &coins, T0), "upload");
+    let go = Barrier::new(8);
+    let claimed: Vec<Vec<KeyId>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..8u8)
+            .map(|r| {
+                let go = &go;
+                sc.spawn(move || {
+                    go.wait();
+                    let requester = UserId([0x10 + r; 16]);
+                    let got = must(s.claim(&bob.id(), &requester, Tier::Silver, 2, Some([r; 16]), T0), "claim");
+                    got.iter().map(|c| c.key_id).collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("claimer thread panicked")).collect()
+    });
+    let all: Vec<KeyId> = claimed.iter().flatten().copied().collect();
+    let distinct: HashSet<KeyId> = all.iter().copied().collect();
+    assert_eq!(all.len(), 12, "every coin is handed out: {claimed:?}");
+    assert_eq!(distinct.len(), 12, "a coin was handed out twice: {claimed:?}");
+    assert_eq!(must(s.available(&bob.id()), "available"), TierCounts::default());
+}
