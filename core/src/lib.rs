@@ -10,6 +10,9 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod context;
 pub mod crypto;
 mod error;
@@ -32,3 +35,7 @@ pub mod vault;
 pub mod memory;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+pub mod envelope;
+pub mod messaging;
+pub mod ratchet;
