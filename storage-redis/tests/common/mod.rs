@@ -79,3 +79,64 @@ impl Mint {
         (0..n).map(|_| self.coin(tier, now)).collect()
     }
 }
+
+/// A private `redis-server` on a free port, persisting to a temporary directory with AOF and
+/// `appendfsync always` (every acknowledged write is on disk), no RDB snapshots.
+pub struct PrivateRedis {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = PrivateRedis { port, dir: tempfile::tempdir().unwrap(), child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again) on the same port and directory; waits until it answers PING.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(self.dir.path())
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"])
+            .args(["--logfile", "redis.log"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ok = redis::Client::open(self.url())
+                .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok();
+            if ok {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "private redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no shutdown, no final fsync.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
