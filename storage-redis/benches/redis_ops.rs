@@ -1,1 +1,103 @@
-fn main() {}
+//! The hot path on a real Redis beside a raw `PING` round trip on the same pooled connection:
+//! `cargo bench -p aqm-storage-redis --bench redis_ops` (Redis at `AQM_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`). Each operation is one round trip, so the ratio to `PING` shows what
+//! the script itself costs on the server.
+
+use std::time::Duration;
+
+use aqm_core::coin::{self, PublicCoin};
+use aqm_core::crypto::{DeviceKey, Identity};
+use aqm_core::inventory::ContactMeta;
+use aqm_core::store::{InventoryStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::{Policy, Priority, Tier};
+use aqm_storage_redis::RedisStore;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
+
+struct Guard(RedisStore);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.destroy_all();
+    }
+}
+
+fn open() -> Guard {
+    let url = std::env::var("AQM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    // Burned keys are purged at once so the same minted entry can be stored and burned again.
+    let policy = Policy { burn_grace_secs: 0, ..Policy::DEFAULT };
+    let prefix = format!("aqmbench-{}", std::process::id());
+    Guard(RedisStore::connect(&url, &prefix, policy).expect("Redis reachable at AQM_REDIS_URL"))
+}
+
+fn bench(c: &mut Criterion) {
+    let guard = open();
+    let store = &guard.0;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let bob = Identity::generate(&mut rng);
+    let dk = DeviceKey::random(&mut rng);
+    let bob_id = bob.user_id();
+    store.register_contact(&ContactMeta::new(bob_id, Priority::Bestie, "bob", 0).expect("meta")).expect("register");
+    let coin_of = |tier: Tier, rng: &mut rand_chacha::ChaCha20Rng| -> coin::MintedCoin {
+        coin::mint(&bob, tier, &dk, 1, rng).expect("mint")
+    };
+
+    let mut g = c.benchmark_group("redis");
+    g.bench_function("ping", |b| b.iter(|| store.ping().expect("ping")));
+
+    for tier in [Tier::Gold, Tier::Bronze] {
+        let coin: PublicCoin = coin_of(tier, &mut rng).public;
+        g.bench_function(format!("store_coin/{tier}"), |b| {
+            b.iter_batched(
+                || {
+                    // Untimed: take the previous round's coin out again.
+                    store.consume(&bob_id, &coin.key_id).expect("consume");
+                },
+                |()| store.store_coin(&bob_id, &coin, 2).expect("store"),
+                BatchSize::PerIteration,
+            )
+        });
+        store.consume(&bob_id, &coin.key_id).expect("consume");
+        g.bench_function(format!("select_coin/{tier}"), |b| {
+            b.iter_batched(
+                || store.store_coin(&bob_id, &coin, 2).expect("store"),
+                |()| store.select_coin(&bob_id, tier, 3).expect("select").expect("a coin"),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+
+    let entry = coin_of(Tier::Silver, &mut rng).vault;
+    g.bench_function("burn", |b| {
+        b.iter_batched(
+            || {
+                store.purge(5).expect("purge");
+                store.put(&entry).expect("put");
+            },
+            |()| store.burn(&entry.key_id, 5).expect("burn"),
+            BatchSize::PerIteration,
+        )
+    });
+    let blob = SessionBlob::from_slice(&[7u8; 600]).expect("blob");
+    g.bench_function("burn_and_save_session", |b| {
+        b.iter_batched(
+            || {
+                store.purge(5).expect("purge");
+                store.put(&entry).expect("put");
+            },
+            |()| store.burn_and_save_session(&entry.key_id, 5, &bob_id, &blob).expect("burn"),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(60)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -61,8 +61,8 @@ fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) -> Result<O
     let last_msg_at = parse_u64(key, "bad last_msg_at", last.as_deref().unwrap_or_default())?;
     let name = core::str::from_utf8(name.as_deref().unwrap_or_default())
         .map_err(|_| Error::corrupt(key, "display_name is not UTF-8"))?;
-    let meta =
-        ContactMeta::new(contact, priority, name, last_msg_at).map_err(|_| Error::corrupt(key, "display_name too long"))?;
+    let meta = ContactMeta::new(contact, priority, name, last_msg_at)
+        .map_err(|_| Error::corrupt(key, "display_name too long"))?;
     Ok(Some(meta))
 }
 
@@ -102,14 +102,21 @@ impl RedisStore {
     fn contact_ids(&self) -> Result<Vec<ContactId>, Error> {
         let key = self.keys.inv_contacts();
         let ids: Vec<String> = self.pool.run(Resend::Safe, |c| redis::cmd("SMEMBERS").arg(&key).query(c))?;
-        let mut ids: Vec<ContactId> =
-            ids.iter().map(|s| s.parse()).collect::<Result<_, _>>().map_err(|_| Error::corrupt(&key, "bad contact id"))?;
+        let mut ids: Vec<ContactId> = ids
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| Error::corrupt(&key, "bad contact id"))?;
         ids.sort();
         Ok(ids)
     }
 
     /// Run the collect script on one contact; `expect_last` guards a GC decision.
-    fn run_collect(&self, contact: &ContactId, expect_last: Option<UnixSeconds>) -> Result<Result<TierCounts, i64>, Error> {
+    fn run_collect(
+        &self,
+        contact: &ContactId,
+        expect_last: Option<UnixSeconds>,
+    ) -> Result<Result<TierCounts, i64>, Error> {
         let k = &self.keys;
         let meta = k.inv_meta(contact);
         let expect = expect_last.map(|t| t.to_string()).unwrap_or_default();
@@ -223,7 +230,9 @@ impl InventoryStore for RedisStore {
             (true, Ok(())) => Ok(()),
             (false, Err(e)) => Err(e.into()),
             // The script and the core disagree: a bug, reported rather than hidden.
-            (true, Err(_)) | (false, Ok(())) => Err(Error::corrupt(&meta_key, "store script disagrees with inventory::admit")),
+            (true, Err(_)) | (false, Ok(())) => {
+                Err(Error::corrupt(&meta_key, "store script disagrees with inventory::admit"))
+            }
         }
     }
 

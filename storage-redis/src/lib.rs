@@ -151,7 +151,8 @@ impl RedisStore {
             }
         }
         for t in Tier::ALL {
-            let n: u32 = self.pool.run(Resend::Safe, |c| redis::cmd("ZCARD").arg(self.keys.vault_active(t)).query(c))?;
+            let n: u32 =
+                self.pool.run(Resend::Safe, |c| redis::cmd("ZCARD").arg(self.keys.vault_active(t)).query(c))?;
             *a.active_index.get_mut(t) = n;
         }
         a.burned_index = self.pool.run(Resend::Safe, |c| redis::cmd("ZCARD").arg(self.keys.vault_burned()).query(c))?;

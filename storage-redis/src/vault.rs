@@ -114,16 +114,8 @@ impl RedisStore {
 }
 
 /// Fields read back for an entry, in this order.
-const ENTRY_FIELDS: [&str; 8] = [
-    "key_id",
-    "coin_category",
-    "encrypted_blob",
-    "encryption_iv",
-    "auth_tag",
-    "status",
-    "created_at",
-    "burned_at",
-];
+const ENTRY_FIELDS: [&str; 8] =
+    ["key_id", "coin_category", "encrypted_blob", "encryption_iv", "auth_tag", "status", "created_at", "burned_at"];
 
 fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();
@@ -249,7 +241,8 @@ impl VaultStore for RedisStore {
         };
         for t in tiers {
             let key = self.keys.vault_active(*t);
-            let ids: Vec<String> = self.pool.run(Resend::Safe, |c| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+            let ids: Vec<String> =
+                self.pool.run(Resend::Safe, |c| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
             for id in ids {
                 visit(id.parse().map_err(|_| Error::corrupt(&key, "bad key id member"))?);
             }

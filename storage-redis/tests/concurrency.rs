@@ -143,12 +143,14 @@ fn mixed_store_select_burn_purge_for_seconds() {
     // Pre-minted coins per contact (owner = that contact), taken by producers in order.
     let mut pools = Vec::new();
     for mut m in contacts {
-        let coins: Vec<PublicCoin> = (0..150).map(|i| m.coin(if i % 2 == 0 { Tier::Silver } else { Tier::Bronze }, 0).public).collect();
+        let coins: Vec<PublicCoin> =
+            (0..150).map(|i| m.coin(if i % 2 == 0 { Tier::Silver } else { Tier::Bronze }, 0).public).collect();
         pools.push(Mutex::new(coins));
     }
     let pools = Arc::new(pools);
     // Vault keys: some old (expire at the purge time used), some fresh.
-    let vault: Vec<_> = (0..90).map(|i| mint.coin(Tier::Bronze, if i % 3 == 0 { 0 } else { 40 * 86_400 }).vault).collect();
+    let vault: Vec<_> =
+        (0..90).map(|i| mint.coin(Tier::Bronze, if i % 3 == 0 { 0 } else { 40 * 86_400 }).vault).collect();
     for e in &vault {
         fx.put(e).unwrap();
     }
@@ -160,7 +162,8 @@ fn mixed_store_select_burn_purge_for_seconds() {
     let now = 40 * 86_400 + 10;
     let mut handles = Vec::new();
     for p in 0..4 {
-        let (store, pools, ids, stop, stored) = (fx.sibling(), pools.clone(), ids.clone(), stop.clone(), stored.clone());
+        let (store, pools, ids, stop, stored) =
+            (fx.sibling(), pools.clone(), ids.clone(), stop.clone(), stored.clone());
         handles.push(std::thread::spawn(move || {
             let mut k = p;
             while !stop.load(Ordering::Relaxed) {
@@ -242,5 +245,10 @@ fn mixed_store_select_burn_purge_for_seconds() {
     assert_eq!(stats.total_burned + stats.total_expired + u64::from(stats.active.total()), vault.len() as u64);
     assert_eq!(stats.active.total(), 0);
     assert!(fx.audit().unwrap().consistent());
-    assert!(selected.len() > 10 && stored.len() > 10, "work was done: {} stored, {} selected", stored.len(), selected.len());
+    assert!(
+        selected.len() > 10 && stored.len() > 10,
+        "work was done: {} stored, {} selected",
+        stored.len(),
+        selected.len()
+    );
 }

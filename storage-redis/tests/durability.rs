@@ -179,8 +179,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     }
     let selected: HashSet<_> = log.selected_ok.iter().copied().collect();
     assert!(present.is_disjoint(&selected), "a selected coin came back");
-    let missing =
-        log.stored_ok.iter().filter(|id| !present.contains(id) && !selected.contains(id)).count();
+    let missing = log.stored_ok.iter().filter(|id| !present.contains(id) && !selected.contains(id)).count();
     assert!(missing as u32 <= log.select_unknown, "{missing} acknowledged coins lost");
     let offered: HashSet<_> = log.stored_ok.iter().chain(&log.stored_unknown).copied().collect();
     assert!(present.is_subset(&offered));

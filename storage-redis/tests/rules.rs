@@ -45,7 +45,11 @@ fn burn_script_matches_vault_entry_burn() {
                 store.put(&entry).unwrap();
                 let want = entry.burn(store.policy(), now);
                 let got = store.burn(&entry.key_id, now);
-                assert_eq!(got.as_ref().err().and_then(|e| e.as_core()), want.as_ref().err(), "ttl {ttl} created {created} now {now}");
+                assert_eq!(
+                    got.as_ref().err().and_then(|e| e.as_core()),
+                    want.as_ref().err(),
+                    "ttl {ttl} created {created} now {now}"
+                );
                 let status = store.status(&entry.key_id).unwrap();
                 assert_eq!(status, Some(entry.status), "status after burn, ttl {ttl} created {created} now {now}");
                 // A second burn: the state machine's answer for the state reached.
@@ -104,7 +108,11 @@ fn purge_script_matches_purge_action() {
                     }
                 }
             }
-            assert_eq!((report.expired, report.deleted_burned), (expired, deleted), "ttl {ttl} grace {grace} now {now}");
+            assert_eq!(
+                (report.expired, report.deleted_burned),
+                (expired, deleted),
+                "ttl {ttl} grace {grace} now {now}"
+            );
             let after = store.stats().unwrap();
             assert_eq!(after.total_expired, before.total_expired + u64::from(expired));
             let audit = store.audit().unwrap();
@@ -122,7 +130,17 @@ fn raw_fill(store: &TestStore, contact: &UserId, tier: Tier, n: u32) {
         let coin = store.key(&format!("inv:v1:key:{contact}:{id}"));
         let seq: u64 = con.incr(store.key("inv:v1:seq"), 1).unwrap();
         let _: () = con
-            .hset_multiple(&coin, &[("coin_category", tier.as_str()), ("key_id", id.as_str()), ("public_key", ""), ("signature", ""), ("seq", &seq.to_string()), ("fetched_at", "0")])
+            .hset_multiple(
+                &coin,
+                &[
+                    ("coin_category", tier.as_str()),
+                    ("key_id", id.as_str()),
+                    ("public_key", ""),
+                    ("signature", ""),
+                    ("seq", &seq.to_string()),
+                    ("fetched_at", "0"),
+                ],
+            )
             .unwrap();
         let _: () = con.zadd(&idx, &id, seq).unwrap();
     }
@@ -257,7 +275,9 @@ fn set_priority_script_matches_trim_plan() {
                     let idx = store.key(&format!("inv:v1:idx:{contact}:{}", t.as_str()));
                     let left: Vec<String> = con.zrange(&idx, 0, -1).unwrap();
                     let expect: Vec<String> = (0..after.get(t))
-                        .map(|i| format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * t.to_byte() as u64))
+                        .map(|i| {
+                            format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * t.to_byte() as u64)
+                        })
                         .collect();
                     assert_eq!(left, expect);
                 }
