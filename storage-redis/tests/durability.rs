@@ -14,7 +14,7 @@ use aqm_core::coin::PublicCoin;
 use aqm_core::inventory::ContactMeta;
 use aqm_core::store::{InventoryStore, VaultStore};
 use aqm_core::vault::{KeyStatus, VaultEntry};
-use aqm_core::{KeyId, Policy, Priority, Tier};
+use aqm_core::{KeyId, Policy, Priority, StoreError, Tier};
 use aqm_storage_redis::{Error, Options, RedisStore};
 use common::{Mint, PrivateRedis};
 
@@ -30,7 +30,8 @@ struct Log {
     stored_failed: Vec<KeyId>,
     selected_ok: Vec<KeyId>,
     select_unknown: u32,
-    errors: u32,
+    /// Calls that failed with `Unavailable` (the kills were noticed).
+    unavailable: u32,
 }
 
 /// Sort an outcome: `Ok(true)` acknowledged, `Ok(false)` known to have changed nothing,
@@ -77,7 +78,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
                     Ok(false) => l.put_failed.push(e.key_id),
                     Err(()) => l.put_unknown.push(e.key_id),
                 }
-                l.errors += u32::from(r.is_err());
+                l.unavailable += u32::from(r.is_err());
                 drop(l);
                 if i % 2 == 1 {
                     let prev = entries[i - 1].key_id;
@@ -85,10 +86,13 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
                     let mut l = log.lock().unwrap();
                     match r {
                         Ok(()) => l.burn_ok.push(prev),
-                        Err(Error::Unavailable { outcome_known: false, .. }) => l.burn_unknown.push(prev),
-                        // Not found (its put failed), already burned (after an unknown first
-                        // attempt), or unavailable with nothing changed.
-                        Err(_) => l.errors += 1,
+                        Err(Error::Unavailable { outcome_known: false, .. }) => {
+                            l.unavailable += 1;
+                            l.burn_unknown.push(prev)
+                        }
+                        Err(Error::Unavailable { .. }) => l.unavailable += 1,
+                        // Not found (its put failed) or already burned (after an unknown attempt).
+                        Err(e) => assert!(e.as_core().is_some(), "{e}"),
                     }
                 }
                 let r = store.store_coin(&bob_id, c, 1);
@@ -96,11 +100,14 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
                 match r {
                     // Full: refused by the cap, nothing stored.
                     Err(Error::Core(aqm_core::Error::BudgetExceeded { .. })) => l.stored_failed.push(c.key_id),
-                    r => match outcome(&r) {
-                        Ok(true) => l.stored_ok.push(c.key_id),
-                        Ok(false) => l.stored_failed.push(c.key_id),
-                        Err(()) => l.stored_unknown.push(c.key_id),
-                    },
+                    r => {
+                        l.unavailable += u32::from(r.is_err());
+                        match outcome(&r) {
+                            Ok(true) => l.stored_ok.push(c.key_id),
+                            Ok(false) => l.stored_failed.push(c.key_id),
+                            Err(()) => l.stored_unknown.push(c.key_id),
+                        }
+                    }
                 }
                 drop(l);
                 if i % 3 == 2 {
@@ -109,8 +116,11 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
                     match r {
                         Ok(Some(got)) => l.selected_ok.push(got.coin.key_id),
                         Ok(None) => {}
-                        Err(Error::Unavailable { outcome_known: false, .. }) => l.select_unknown += 1,
-                        Err(Error::Unavailable { .. }) => l.errors += 1,
+                        Err(Error::Unavailable { outcome_known: false, .. }) => {
+                            l.unavailable += 1;
+                            l.select_unknown += 1
+                        }
+                        Err(Error::Unavailable { .. }) => l.unavailable += 1,
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -140,7 +150,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     server.restart();
 
     let log = log.lock().unwrap();
-    assert!(log.errors > 0, "the kills were noticed");
+    assert!(log.unavailable > 0, "the kills were noticed");
     let check = RedisStore::connect(&url, "dur", Policy::DEFAULT).unwrap();
     let burned: HashSet<_> = log.burn_ok.iter().collect();
     for id in &log.put_ok {
@@ -187,7 +197,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
         assert!(!present.contains(id), "a store that failed with a known outcome left data");
     }
     eprintln!(
-        "acknowledged: {} puts, {} burns, {} stores, {} selects; unknown: {} puts, {} burns, {} stores, {} selects",
+        "acknowledged: {} puts, {} burns, {} stores, {} selects; unknown: {} puts, {} burns, {} stores, {} selects; {} unavailable",
         log.put_ok.len(),
         log.burn_ok.len(),
         log.stored_ok.len(),
@@ -195,6 +205,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
         log.put_unknown.len(),
         log.burn_unknown.len(),
         log.stored_unknown.len(),
-        log.select_unknown
+        log.select_unknown,
+        log.unavailable
     );
 }
