@@ -1,0 +1,82 @@
+//! The seed's key namespace and hash fields, read back with plain Redis commands: what another
+//! client (or an operator with `redis-cli`) sees.
+
+mod common;
+
+use std::collections::HashMap;
+
+use aqm_core::inventory::ContactMeta;
+use aqm_core::store::{Direction, InventoryStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::{Priority, Tier};
+use common::{Mint, TestStore};
+use redis::Commands;
+
+#[test]
+fn keys_and_fields_follow_the_seed() {
+    let s = TestStore::new("ns");
+    let mut mint = Mint::new(51);
+    let mut bob = Mint::new(52);
+    let bob_id = bob.owner.user_id();
+    let mut con = s.raw();
+
+    // Vault entry: a hash with the seed's fields, binary fields raw.
+    let e = mint.coin(Tier::Gold, 1_700_000_000).vault;
+    s.put(&e).unwrap();
+    let id = e.key_id.to_string();
+    assert_eq!(id, id.to_lowercase());
+    let h: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("vault:v1:key:{id}"))).unwrap();
+    let text = |f: &str| String::from_utf8(h[f].clone()).unwrap();
+    assert_eq!(text("key_id"), id);
+    assert_eq!(text("coin_category"), "GOLD");
+    assert_eq!(text("status"), "ACTIVE");
+    assert_eq!(text("created_at"), "1700000000");
+    assert_eq!(text("coin_version"), "xwing_v1");
+    assert_eq!(h["encryption_iv"], e.sealed.nonce);
+    let mut sealed = h["encrypted_blob"].clone();
+    sealed.extend_from_slice(&h["auth_tag"]);
+    assert_eq!(sealed, e.sealed.ciphertext.as_slice());
+    assert_eq!(h["auth_tag"].len(), 16);
+
+    // Stats: the seed's five counters.
+    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v1:stats")).unwrap();
+    assert_eq!(stats.get("active_gold"), Some(&1));
+    s.burn(&e.key_id, 1_700_000_001).unwrap();
+    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v1:stats")).unwrap();
+    assert_eq!((stats["active_gold"], stats["total_burned"]), (0, 1));
+
+    // Inventory: meta hash, per-contact per-tier sorted set scored by insertion sequence, coin hash.
+    s.register_contact(&ContactMeta::new(bob_id, Priority::Bestie, "Bob", 5).unwrap()).unwrap();
+    let meta: HashMap<String, String> = con.hgetall(s.key(&format!("inv:v1:meta:{bob_id}"))).unwrap();
+    assert_eq!(meta["priority"], "BESTIE");
+    assert_eq!(meta["last_msg_at"], "5");
+    assert_eq!(meta["display_name"], "Bob");
+    let c1 = bob.coin(Tier::Silver, 0).public;
+    let c2 = bob.coin(Tier::Silver, 0).public;
+    s.store_coin(&bob_id, &c1, 9).unwrap();
+    s.store_coin(&bob_id, &c2, 9).unwrap();
+    let idx: Vec<(String, f64)> = con.zrange_withscores(s.key(&format!("inv:v1:idx:{bob_id}:SILVER")), 0, -1).unwrap();
+    assert_eq!(idx.len(), 2);
+    assert_eq!(idx[0].0, c1.key_id.to_string(), "same second, still insertion order");
+    assert!(idx[0].1 < idx[1].1);
+    let coin: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("inv:v1:key:{bob_id}:{}", c1.key_id))).unwrap();
+    assert_eq!(coin["public_key"], c1.public_key.as_slice());
+    assert_eq!(coin["signature"], c1.signature.as_slice());
+    assert_eq!(coin["coin_category"], b"SILVER");
+    assert_eq!(coin["fetched_at"], b"9");
+
+    // Sessions: raw blobs per peer and direction.
+    let blob = SessionBlob::from_slice(&[0, 1, 2, 255]).unwrap();
+    s.save_session(&bob_id, Direction::Send, &blob).unwrap();
+    let raw: Vec<u8> = con.get(s.key(&format!("sess:v1:{bob_id}:SEND"))).unwrap();
+    assert_eq!(raw, [0, 1, 2, 255]);
+
+    // Nothing outside the prefix, nothing with a Redis TTL.
+    let keys: Vec<String> = con.keys(format!("{}:*", s.prefix())).unwrap();
+    assert!(keys.len() >= 8, "{keys:?}");
+    for k in &keys {
+        let ttl: i64 = con.ttl(k).unwrap();
+        assert_eq!(ttl, -1, "{k} has a TTL");
+    }
+    // destroy_all removes exactly this prefix.
+    assert_eq!(s.destroy_all().unwrap(), keys.len() as u64);
+}
