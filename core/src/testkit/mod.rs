@@ -61,6 +61,19 @@
 //! [`StoreError::as_core`](crate::StoreError::as_core): a backend's own error type passes as long
 //! as it carries the core's refusal. Coins are real (minted once per process from a seeded
 //! ChaCha20 RNG, see [`fixtures`]); times are explicit (`now` starts at [`fixtures::T0`]).
+//!
+//! # Coverage of the prototype's test lists
+//!
+//! Every case's doc names the seed test it carries over (`seed test_…`). In short:
+//! `test_vault.py` → [`vault`] (an unknown tier is unrepresentable, so "invalid category" becomes
+//! "an entry that is not freshly minted is refused"); `test_inventory.py` → [`inventory`]
+//! (likewise, an unknown priority is refused at parse time); `test_gc.py` and the storage
+//! report / replenish needs of `stats.py` → the `gc_*` and `storage_report_*` cases of
+//! [`inventory`]; `test_concurrency.py` → [`concurrency`]. Added beyond the seed: FIFO of coins
+//! stored in the same second (insertion order), FIFO across interleaved contacts and refills,
+//! trims evict the newest, no upward fallback, counters exact across expiry, purge of burned keys
+//! after the 60 s grace, "bad input changes nothing" per family, the whole directory and the
+//! session store (burn-and-save is atomic).
 
 pub mod concurrency;
 pub mod directory;
