@@ -118,18 +118,14 @@ impl Pool {
                 reason: reason.to_string(),
                 outcome_known,
             };
-            let failure = match self.take() {
-                Err(e) => {
-                    // Nothing was sent: always safe to try again.
-                    if last || !is_transport(&e) && !is_not_run(&e) {
-                        return Err(if is_transport(&e) || is_not_run(&e) {
-                            unavailable(&e, true)
-                        } else {
-                            Error::Server(e.to_string())
-                        });
+            match self.take() {
+                // Nothing was sent: always safe to try again.
+                Err(e) if is_transport(&e) || is_not_run(&e) => {
+                    if last {
+                        return Err(unavailable(&e, true));
                     }
-                    e
                 }
+                Err(e) => return Err(Error::Server(e.to_string())),
                 Ok(mut conn) => match f(&mut conn) {
                     Ok(v) => {
                         self.give_back(conn);
@@ -140,7 +136,6 @@ impl Pool {
                         if last {
                             return Err(unavailable(&e, true));
                         }
-                        e
                     }
                     Err(e) if is_transport(&e) => {
                         // The connection is gone; so are the other idle ones, most likely.
@@ -152,15 +147,13 @@ impl Pool {
                         if last {
                             return Err(unavailable(&e, true));
                         }
-                        e
                     }
                     Err(e) => {
                         self.give_back(conn);
                         return Err(Error::Server(e.to_string()));
                     }
                 },
-            };
-            let _ = failure;
+            }
             std::thread::sleep(wait);
             wait = wait.saturating_mul(2);
         }
