@@ -15,6 +15,7 @@ aqm_core::session_conformance!(fresh);
 aqm_core::inventory_conformance!(fresh);
 aqm_core::directory_conformance!(fresh);
 aqm_core::concurrency_conformance!(fresh);
+aqm_core::session_concurrency_conformance!(fresh);
 
 /// Room for two of everything.
 type Tiny = MemoryStore<2, 2, 2, 2, 2, 1, 1>;

@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use super::fixtures::{T0, fixtures, must};
 use crate::coin::PublicCoin;
-use crate::store::{DirectoryStore, InventoryStore, VaultStore};
+use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, VaultStore};
 use crate::{Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
 
 /// How long the mixed store/select case runs.
@@ -92,6 +92,37 @@ pub fn burn_exactly_once<S: VaultStore + Sync>(s: &S) {
     let ok = results.iter().filter(|r| r.is_ok()).count();
     let refused = results.iter().filter(|r| **r == Err(Some(Error::KeyAlreadyBurned))).count();
     assert_eq!((ok, refused), (1, 4), "results: {results:?}");
+    let stats = must(s.stats(), "stats");
+    assert_eq!((stats.active.total(), stats.total_burned), (0, 1));
+}
+
+/// Opening one coin from 5 threads at once (each with its own session record): exactly one
+/// burn-and-save succeeds, the others get `KeyAlreadyBurned`, and the saved receive session is
+/// the winner's.
+pub fn burn_and_save_exactly_once<S: SessionStore + Sync>(s: &S) {
+    let e = fixtures().bob.vault_entry(Tier::Silver, 0, T0);
+    must(s.put(&e), "put");
+    let peer = UserId([0xA1; 16]);
+    let go = Barrier::new(5);
+    let results: Vec<(u8, Result<(), Option<Error>>)> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..5u8)
+            .map(|n| {
+                let go = &go;
+                let id = e.key_id;
+                sc.spawn(move || {
+                    let blob: SessionBlob = core::iter::repeat_n(n, 32).collect();
+                    go.wait();
+                    (n, s.burn_and_save_session(&id, T0 + 1, &peer, &blob).map_err(|e| e.as_core().copied()))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("opener thread panicked")).collect()
+    });
+    let winners: Vec<u8> = results.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
+    let refused = results.iter().filter(|(_, r)| *r == Err(Some(Error::KeyAlreadyBurned))).count();
+    assert_eq!((winners.len(), refused), (1, 4), "results: {results:?}");
+    let saved = must(s.load_session(&peer, Direction::Receive), "load").expect("the winner's session is saved");
+    assert!(saved.iter().all(|b| *b == winners[0]), "the saved session is not the winner's");
     let stats = must(s.stats(), "stats");
     assert_eq!((stats.active.total(), stats.total_burned), (0, 1));
 }
@@ -192,4 +223,34 @@ pub fn claims_never_duplicate<S: DirectoryStore + Sync>(s: &S) {
     assert_eq!(all.len(), 12, "every coin is handed out: {claimed:?}");
     assert_eq!(distinct.len(), 12, "a coin was handed out twice: {claimed:?}");
     assert_eq!(must(s.available(&bob.id()), "available"), TierCounts::default());
+}
+
+/// The same claim retried from 4 threads at once (same requester, same idempotency key): every
+/// thread gets the same coins, and they are claimed (and counted against the quota) once.
+pub fn idempotent_claims_race<S: DirectoryStore + Sync>(s: &S) {
+    let bob = &fixtures().bob;
+    must(s.register_identity(bob.identity.public()), "register_identity");
+    let coins: Vec<PublicCoin> = (0..6).map(|i| bob.coin(Tier::Bronze, i).clone()).collect();
+    must(s.upload(&bob.id(), &coins, T0), "upload");
+    let requester = UserId([0x77; 16]);
+    let go = Barrier::new(4);
+    let claimed: Vec<Vec<KeyId>> = thread::scope(|sc| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let go = &go;
+                sc.spawn(move || {
+                    go.wait();
+                    let got = must(s.claim(&bob.id(), &requester, Tier::Bronze, 2, Some([0x55; 16]), T0), "claim");
+                    got.iter().map(|c| c.key_id).collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("claimer thread panicked")).collect()
+    });
+    assert_eq!(claimed[0].len(), 2, "{claimed:?}");
+    assert!(claimed.iter().all(|c| *c == claimed[0]), "retries returned different coins: {claimed:?}");
+    assert_eq!(must(s.available(&bob.id()), "available"), TierCounts([0, 0, 4]));
+    // Only 2 of the BRONZE quota (4) were used.
+    let more = must(s.claim(&bob.id(), &requester, Tier::Bronze, 4, None, T0 + 1), "claim");
+    assert_eq!(more.len(), 2);
 }

@@ -25,6 +25,7 @@
 //! aqm_core::directory_conformance!(fresh);
 //! // For stores that are Sync (shared between threads):
 //! aqm_core::concurrency_conformance!(fresh);
+//! aqm_core::session_concurrency_conformance!(fresh);
 //! # fn main() {}
 //! ```
 //!
@@ -52,6 +53,7 @@
 //! | [`inventory_conformance!`](crate::inventory_conformance) | [`InventoryStore`](crate::store::InventoryStore) | [`inventory`] (with GC and stats) |
 //! | [`directory_conformance!`](crate::directory_conformance) | [`DirectoryStore`](crate::store::DirectoryStore) | [`directory`] |
 //! | [`vault_concurrency_conformance!`](crate::vault_concurrency_conformance) | `VaultStore + Sync` | [`concurrency`] |
+//! | [`session_concurrency_conformance!`](crate::session_concurrency_conformance) | `SessionStore + Sync` | [`concurrency`] |
 //! | [`inventory_concurrency_conformance!`](crate::inventory_concurrency_conformance) | `InventoryStore + Sync` | [`concurrency`] |
 //! | [`directory_concurrency_conformance!`](crate::directory_concurrency_conformance) | `DirectoryStore + Sync` | [`concurrency`] |
 //! | [`concurrency_conformance!`](crate::concurrency_conformance) | all three `+ Sync` | the three above |
@@ -206,6 +208,21 @@ macro_rules! vault_concurrency_conformance {
     };
 }
 
+/// The session store's concurrency case (one coin opened from several threads: exactly one
+/// burn-and-save wins, and its session is the one saved) for a `SessionStore + Sync`, in a module
+/// `session_concurrency_conformance`. Arguments as [`vault_conformance!`](crate::vault_conformance).
+/// Not part of [`concurrency_conformance!`](crate::concurrency_conformance): call it beside it.
+#[macro_export]
+macro_rules! session_concurrency_conformance {
+    ($($factory:tt)+) => {
+        mod session_concurrency_conformance {
+            #![allow(unused_imports)]
+            use super::*;
+            $crate::__aqm_kit_cases!(concurrency; [burn_and_save_exactly_once]; $($factory)+);
+        }
+    };
+}
+
 /// The inventory's concurrency cases (cap under concurrent stores, no duplicate selections, a
 /// second of mixed store/select) for an `InventoryStore + Sync`, in a module
 /// `inventory_concurrency_conformance`. Arguments as [`vault_conformance!`](crate::vault_conformance).
@@ -222,7 +239,8 @@ macro_rules! inventory_concurrency_conformance {
     };
 }
 
-/// The directory's concurrency case (concurrent claims never hand a coin out twice) for a
+/// The directory's concurrency cases (concurrent claims never hand a coin out twice; a claim
+/// retried concurrently with one idempotency key is served once) for a
 /// `DirectoryStore + Sync`, in a module `directory_concurrency_conformance`. Arguments as
 /// [`vault_conformance!`](crate::vault_conformance).
 #[macro_export]
@@ -231,7 +249,7 @@ macro_rules! directory_concurrency_conformance {
         mod directory_concurrency_conformance {
             #![allow(unused_imports)]
             use super::*;
-            $crate::__aqm_kit_cases!(concurrency; [claims_never_duplicate]; $($factory)+);
+            $crate::__aqm_kit_cases!(concurrency; [claims_never_duplicate, idempotent_claims_race]; $($factory)+);
         }
     };
 }
