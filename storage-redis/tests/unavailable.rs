@@ -106,3 +106,109 @@ fn server_restart_reloads_scripts_transparently() {
     store.burn(&a.key_id, 2).unwrap();
     assert_eq!(store.stats().unwrap().active.get(Tier::Bronze), 1);
 }
+
+/// A TCP proxy in front of Redis that can lose a reply (the server ran the request) or lose a
+/// request (the server never saw it), then cut the connection.
+mod proxy {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    pub const PASS: u8 = 0;
+    pub const LOSE_REPLY: u8 = 1;
+    pub const LOSE_REQUEST: u8 = 2;
+
+    pub struct Proxy {
+        pub port: u16,
+        pub mode: Arc<AtomicU8>,
+    }
+
+    fn pump(mut from: TcpStream, mut to: TcpStream, mode: Arc<AtomicU8>, cut_on: u8) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if mode.load(Ordering::SeqCst) == cut_on {
+                break;
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    }
+
+    pub fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let m = mode.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (m1, m2) = (m.clone(), m.clone());
+                std::thread::spawn(move || pump(client, server, m1, LOSE_REQUEST));
+                std::thread::spawn(move || pump(s2, c2, m2, LOSE_REPLY));
+            }
+        });
+        Proxy { port, mode }
+    }
+}
+
+#[test]
+fn lost_reply_or_lost_request_leaves_the_change_whole_or_absent() {
+    use std::sync::atomic::Ordering;
+    let server = PrivateRedis::start();
+    let proxy = proxy::start(server.port);
+    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "p", Policy::DEFAULT, options())
+        .unwrap();
+    let direct = RedisStore::connect(&server.url(), "p", Policy::DEFAULT).unwrap();
+    let mut mint = Mint::new(44);
+    let a = mint.coin(Tier::Gold, 10).vault;
+    let b = mint.coin(Tier::Silver, 10).vault;
+    let warm = mint.coin(Tier::Bronze, 10).vault;
+    via.put(&a).unwrap();
+    via.put(&b).unwrap();
+    via.put(&warm).unwrap();
+    // Loads the burn script, so the next EVALSHA runs (rather than answering NOSCRIPT).
+    via.burn(&warm.key_id, 11).unwrap();
+
+    // The server burns `a` but the reply is lost: the caller is told the outcome is unknown,
+    // the burn is not sent again, and the burn is there whole.
+    proxy.mode.store(proxy::LOSE_REPLY, Ordering::SeqCst);
+    let e = via.burn(&a.key_id, 11).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { outcome_known: false, .. }), "{e:?}");
+    proxy.mode.store(proxy::PASS, Ordering::SeqCst);
+    assert_eq!(direct.status(&a.key_id).unwrap(), Some(KeyStatus::Burned));
+    let audit = direct.audit().unwrap();
+    assert!(audit.consistent(), "{audit:?}");
+    assert_eq!((audit.stats.total_burned, audit.stats.active.total()), (2, 1));
+
+    // The request for `b` never reaches the server: unknown to the caller (it was written to a
+    // live pooled connection), absent on the server.
+    assert_eq!(via.status(&b.key_id).unwrap(), Some(KeyStatus::Active)); // pools a live connection
+    proxy.mode.store(proxy::LOSE_REQUEST, Ordering::SeqCst);
+    let e = via.burn(&b.key_id, 11).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { outcome_known: false, .. }), "{e:?}");
+    // With no live connection left, new ones cannot even be set up: nothing was sent, and the
+    // error says so.
+    let e = via.burn(&b.key_id, 11).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { outcome_known: true, attempts: 3, .. }), "{e:?}");
+    proxy.mode.store(proxy::PASS, Ordering::SeqCst);
+    assert_eq!(direct.status(&b.key_id).unwrap(), Some(KeyStatus::Active));
+    assert!(direct.audit().unwrap().consistent());
+
+    // Reads are resent on a fresh connection; the store works on.
+    assert_eq!(via.status(&a.key_id).unwrap(), Some(KeyStatus::Burned));
+    via.burn(&b.key_id, 12).unwrap();
+    assert_eq!(via.stats().unwrap().total_burned, 3);
+    // A caller that got an unknown outcome resolves it by reading: the key is burned, and a
+    // repeated burn says so.
+    assert!(matches!(via.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));
+}
