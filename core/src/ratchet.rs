@@ -79,24 +79,30 @@ impl Key32 {
         out
     }
 
-    fn hmac(&self, label: u8) -> Key32 {
+    fn keyed(&self) -> Option<Hmac<Sha256>> {
+        // HMAC takes keys of any length, so this is always Some.
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()
+    }
+
+    fn finish(mac: Option<Hmac<Sha256>>, label: u8) -> Key32 {
         let mut out = Key32([0u8; 32]);
-        // HMAC takes keys of any length, so this never fails; the zero key is unreachable.
-        if let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) {
+        if let Some(mut mac) = mac {
             mac.update(&[label]);
             out.0.copy_from_slice(&mac.finalize().into_bytes());
         }
         out
     }
 
-    /// The message key of this chain step.
-    fn message_key(&self) -> Key32 {
-        self.hmac(0x01)
+    /// The chain key of the next step: `HMAC-SHA256(ck, 0x02)`.
+    fn next(&self) -> Key32 {
+        Self::finish(self.keyed(), 0x02)
     }
 
-    /// The chain key of the next step.
-    fn next(&self) -> Key32 {
-        self.hmac(0x02)
+    /// One chain step with one HMAC key schedule: the message key `HMAC-SHA256(ck, 0x01)` and the
+    /// next chain key.
+    fn step(&self) -> (Key32, Key32) {
+        let mac = self.keyed();
+        (Self::finish(mac.clone(), 0x01), Self::finish(mac, 0x02))
     }
 }
 
@@ -203,8 +209,9 @@ impl SendChain {
             return Err(Error::ChainExhausted { limit: self.limit });
         }
         let counter = self.next;
-        let tag = seal_message(&self.chain_key.message_key(), counter, aad, buf)?;
-        self.chain_key = self.chain_key.next();
+        let (mk, next) = self.chain_key.step();
+        let tag = seal_message(&mk, counter, aad, buf)?;
+        self.chain_key = next;
         self.next += 1;
         Ok((counter, tag))
     }
@@ -256,14 +263,13 @@ impl RecvChain {
         self.next
     }
 
-    /// Chain key `steps` steps ahead, and its message key.
+    /// The message key `steps` steps ahead, and the chain key after it.
     fn walk(&self, steps: u32) -> (Key32, Key32) {
         let mut ck = self.chain_key.clone();
         for _ in 0..steps {
             ck = ck.next();
         }
-        let mk = ck.message_key();
-        (ck, mk)
+        ck.step()
     }
 }
 
@@ -409,15 +415,16 @@ impl RecvSession {
         if gap as usize > max {
             return Err(Error::TooFarAhead);
         }
-        let (ck, mk) = chain.walk(gap);
+        let (mk, after_ck) = chain.walk(gap);
         open_message(&mk, counter, aad, buf, tag)?;
         // Authentic: keep the keys of the messages jumped over, then advance.
         let mut step = chain.chain_key.clone();
         for skipped in chain.next..counter {
-            self.skipped.push_bounded(Skipped { coin: *coin, counter: skipped, key: step.message_key() }, max);
-            step = step.next();
+            let (key, next) = step.step();
+            self.skipped.push_bounded(Skipped { coin: *coin, counter: skipped, key }, max);
+            step = next;
         }
-        chain.chain_key = ck.next();
+        chain.chain_key = after_ck;
         chain.next = after;
         Ok(())
     }
@@ -548,6 +555,37 @@ mod tests {
         let ss = SharedSecret([7u8; 32]);
         let back = SendChain::new(&ss, &B, &A, coin, Tier::Silver, 10);
         assert_ne!(back.chain_key, pair(coin, Tier::Silver, 10).0.chain_key);
+    }
+
+    #[test]
+    fn derivation_matches_the_spec() {
+        let coin = KeyId([1; 16]);
+        let (mut s, _) = pair(coin, Tier::Gold, 25);
+        let mut info = [0u8; 49];
+        info[..16].copy_from_slice(A.as_bytes());
+        info[16..32].copy_from_slice(B.as_bytes());
+        info[32..48].copy_from_slice(coin.as_bytes());
+        info[48] = 1;
+        let mut ck = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"AQM-ratchet-v1"), &[7u8; 32]).expand(&info, &mut ck).unwrap();
+        let hmac = |k: &[u8; 32], label: u8| -> [u8; 32] {
+            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(k).unwrap();
+            m.update(&[label]);
+            m.finalize().into_bytes().into()
+        };
+        for counter in 0..3u32 {
+            let mk = hmac(&ck, 1);
+            let mut expect = *b"spec message";
+            let mut n = [0u8; 12];
+            n[8..].copy_from_slice(&counter.to_be_bytes());
+            let tag = Aes256Gcm::new(&mk.into())
+                .encrypt_inout_detached(&Nonce::from(n), b"hdr", (&mut expect[..]).into())
+                .unwrap();
+            let mut got = *b"spec message";
+            let (c, got_tag) = s.encrypt(b"hdr", &mut got).unwrap();
+            assert_eq!((c, got, &got_tag[..]), (counter, expect, &tag[..]));
+            ck = hmac(&ck, 2);
+        }
     }
 
     #[test]

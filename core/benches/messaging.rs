@@ -1,0 +1,176 @@
+//! One ratchet message each way beside raw AES-256-GCM of the same size; the envelope's
+//! encode/decode beside raw postcard of an equivalent struct; one message through the whole
+//! lifecycle (sealed session load/save on the reference store).
+//!
+//! `cargo bench -p aqm-core --bench messaging`
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use aqm_core::coin;
+use aqm_core::crypto::{DeviceKey, Identity, KemCiphertext, decapsulate, encapsulate, generate_keypair};
+use aqm_core::envelope::{Envelope, MAX_ENVELOPE, MessageCiphertext, RekeyHeader};
+use aqm_core::inventory::ContactMeta;
+use aqm_core::memory::MemoryStore;
+use aqm_core::messaging::{Messenger, SendOutcome};
+use aqm_core::ratchet::{RecvChain, RecvSession, SendChain};
+use aqm_core::store::{InventoryStore, VaultStore};
+use aqm_core::{DeviceContext, KeyId, Policy, Priority, Tier, UserId};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+const MSG: usize = 256;
+const ALICE: UserId = UserId([0xa1; 16]);
+const BOB: UserId = UserId([0xb0; 16]);
+const COIN: KeyId = KeyId([0xc0; 16]);
+
+fn ratchet(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let (seed, pk) = generate_keypair(Tier::Bronze, &mut rng);
+    let (kem, ss) = encapsulate(Tier::Bronze, &pk, &mut rng).unwrap();
+    let ss_bob = decapsulate(Tier::Bronze, &seed, &kem).unwrap();
+    let aad = [0x42u8; 53];
+
+    let mut g = c.benchmark_group("ratchet_message_256B");
+    g.throughput(Throughput::Bytes(MSG as u64));
+
+    let key = [7u8; 32];
+    let nonce = Nonce::from([0u8; 12]);
+    g.bench_function("raw_aes256gcm_encrypt", |b| {
+        let mut buf = [0u8; MSG];
+        b.iter(|| {
+            // A fresh key per message, as the ratchet has: key schedule included.
+            let tag = Aes256Gcm::new(&black_box(key).into())
+                .encrypt_inout_detached(&nonce, &aad, (&mut buf[..]).into())
+                .unwrap();
+            black_box(tag)
+        })
+    });
+    let mut send = SendChain::new(&ss, &ALICE, &BOB, COIN, Tier::Bronze, u32::MAX);
+    g.bench_function("ratchet_encrypt", |b| {
+        let mut buf = [0u8; MSG];
+        b.iter(|| black_box(send.encrypt(&aad, &mut buf).unwrap()))
+    });
+
+    let mut ct = [0u8; MSG];
+    let tag = Aes256Gcm::new(&key.into()).encrypt_inout_detached(&nonce, &aad, (&mut ct[..]).into()).unwrap();
+    g.bench_function("raw_aes256gcm_decrypt", |b| {
+        b.iter(|| {
+            let mut buf = ct;
+            Aes256Gcm::new(&black_box(key).into())
+                .decrypt_inout_detached(&nonce, &aad, (&mut buf[..]).into(), &tag)
+                .unwrap();
+            black_box(buf)
+        })
+    });
+    let mut alice = SendChain::new(&ss, &ALICE, &BOB, COIN, Tier::Bronze, 2);
+    let mut msg = [0u8; MSG];
+    let (counter, rtag) = alice.encrypt(&aad, &mut msg).unwrap();
+    let session = RecvSession::new(ALICE, RecvChain::new(&ss_bob, &ALICE, &BOB, COIN, Tier::Bronze));
+    g.bench_function("ratchet_decrypt", |b| {
+        b.iter_batched_ref(
+            || (session.clone(), msg),
+            |(s, buf)| s.decrypt(32, &COIN, counter, &aad, buf, &rtag).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+/// The envelope's fields as a plain serde struct, for the raw postcard baseline.
+#[derive(Serialize, Deserialize)]
+struct RawEnvelope {
+    version: u8,
+    sender: [u8; 16],
+    recipient: [u8; 16],
+    chain: [u8; 16],
+    rekey: Option<(u8, KemCiphertext)>,
+    counter: u32,
+    ciphertext: MessageCiphertext,
+}
+
+fn envelope(c: &mut Criterion) {
+    let cases = [
+        ("envelope_256B", None),
+        (
+            "envelope_gold_rekey_256B",
+            Some(RekeyHeader { tier: Tier::Gold, kem_ciphertext: KemCiphertext::from_slice(&[5u8; 1120]).unwrap() }),
+        ),
+    ];
+    for (name, rekey) in cases {
+        let ciphertext = MessageCiphertext::from_slice(&[9u8; MSG + 16]).unwrap();
+        let env = Envelope::new(ALICE, BOB, COIN, rekey.clone(), 17, ciphertext.clone());
+        let raw = RawEnvelope {
+            version: 1,
+            sender: ALICE.0,
+            recipient: BOB.0,
+            chain: COIN.0,
+            rekey: rekey.map(|r| (r.tier.to_byte(), r.kem_ciphertext)),
+            counter: 17,
+            ciphertext,
+        };
+        let mut buf = [0u8; MAX_ENVELOPE];
+        let wire = env.encode(&mut buf).unwrap().to_vec();
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Bytes(wire.len() as u64));
+        g.bench_function("raw_postcard_encode", |b| {
+            b.iter(|| black_box(postcard::to_slice(black_box(&raw), &mut buf).unwrap().len()))
+        });
+        g.bench_function("encode", |b| b.iter(|| black_box(black_box(&env).encode(&mut buf).unwrap().len())));
+        g.bench_function("raw_postcard_decode", |b| {
+            b.iter(|| black_box(postcard::from_bytes::<RawEnvelope>(black_box(&wire)).unwrap().counter))
+        });
+        g.bench_function("decode", |b| b.iter(|| black_box(Envelope::decode(black_box(&wire)).unwrap().counter)));
+        g.finish();
+    }
+}
+
+/// One message on an open chain through `Messenger`: encrypt, seal and save the send session;
+/// decode, load and open the receive session, decrypt, seal and save it.
+fn lifecycle(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    // Chains that never exhaust, so every iteration measures a message on an open chain.
+    let policy = Policy { ratchet_limits: [u32::MAX; 3], ..Policy::DEFAULT };
+    let (alice, bob) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    let (adk, bdk) = (DeviceKey::random(&mut rng), DeviceKey::random(&mut rng));
+    let astore: Box<MemoryStore> = Box::new(MemoryStore::new(policy.clone()));
+    let bstore: Box<MemoryStore> = Box::new(MemoryStore::new(policy.clone()));
+    let minted = coin::mint(&bob, Tier::Silver, &bdk, 0, &mut rng).unwrap();
+    bstore.put(&minted.vault).unwrap();
+    astore.register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", 0).unwrap()).unwrap();
+    astore.store_coin(&bob.user_id(), &minted.public, 0).unwrap();
+    let a = Messenger::new(&*astore, alice.user_id(), &adk, policy.clone());
+    let b = Messenger::new(&*bstore, bob.user_id(), &bdk, policy);
+    let ctx = DeviceContext::OUTDOOR_CELLULAR;
+    let text = [1u8; MSG];
+    let mut wire = [0u8; MAX_ENVELOPE];
+    let mut send = |rng: &mut ChaCha20Rng| -> Vec<u8> {
+        match a.send(bob.public(), &ctx, &text, 1, rng).unwrap() {
+            SendOutcome::Sent(s) => s.envelope.encode(&mut wire).unwrap().to_vec(),
+            SendOutcome::NeedCoin { .. } => unreachable!("the chain never exhausts"),
+        }
+    };
+    let first = send(&mut rng);
+    b.receive(&first, 2, &mut rng).unwrap();
+
+    let mut g = c.benchmark_group("lifecycle_message_256B");
+    g.throughput(Throughput::Bytes(MSG as u64));
+    // Receive first: every message sent for it is received, in order.
+    let mut rng2 = ChaCha20Rng::seed_from_u64(3);
+    g.bench_function("receive_on_open_chain", |bn| {
+        bn.iter_batched(
+            || send(&mut rng),
+            |w| black_box(b.receive(&w, 2, &mut rng2).unwrap().counter),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("send_on_open_chain", |bn| bn.iter(|| black_box(send(&mut rng))));
+    g.finish();
+}
+
+criterion_group!(benches, ratchet, envelope, lifecycle);
+criterion_main!(benches);
