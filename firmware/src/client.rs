@@ -179,6 +179,16 @@ impl<IO: Read + Write> Client<IO> {
     }
 }
 
+impl<IO: Read + Write> Client<IO> {
+    /// End the session: the device answers, then halts or resets.
+    pub fn shutdown(&mut self, now: UnixSeconds) -> Result<(), Error> {
+        self.call(now, Command::Shutdown, |r| match r {
+            Reply::ShuttingDown => Ok(false),
+            other => unexpected(other),
+        })
+    }
+}
+
 fn unexpected(r: Reply) -> Result<bool, Error> {
     match r {
         Reply::Error(e) => Err(Error::Device(e)),

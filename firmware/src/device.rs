@@ -259,53 +259,101 @@ where
         self.clock = self.clock.max(req.now);
         let now = self.clock;
         let id = req.id;
-        let reply = |reply| Response { id, reply };
+        // Each command runs in its own frame, so the stack a command needs is only its own.
         let kind = match &req.command {
-            Command::Info => {
-                let r = self.info().map(Reply::Info);
-                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
-                CommandKind::Info
+            Command::Info => self.cmd_info(id, send)?,
+            Command::Status => self.cmd_status(id, now, send)?,
+            Command::Purge => self.cmd_purge(id, now, send)?,
+            Command::Shutdown => {
+                send(&Response { id, reply: Reply::ShuttingDown })?;
+                CommandKind::Shutdown
             }
-            Command::Status => {
-                let r = self.status(now).map(Reply::Status);
-                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
-                CommandKind::Status
-            }
-            Command::Purge => {
-                let r = self
-                    .vault
-                    .purge(now)
-                    .map(|p| Reply::Purged { expired: p.expired, deleted_burned: p.deleted_burned });
-                send(&reply(r.unwrap_or_else(|e| Reply::Error((&e).into()))))?;
-                CommandKind::Purge
-            }
-            Command::Mint { tier, count } => {
-                if *count == 0 || *count > MAX_MINT {
-                    send(&reply(Reply::Error(DeviceError::BadCount { max: MAX_MINT })))?;
-                } else {
-                    for remaining in (0..*count).rev() {
-                        match self.mint_one(*tier, now) {
-                            Ok(coin) => send(&reply(Reply::Coin { coin, remaining }))?,
-                            Err(e) => {
-                                send(&reply(Reply::Error((&e).into())))?;
-                                break;
-                            }
-                        }
-                    }
-                }
-                CommandKind::Mint(tier.to_byte())
-            }
-            Command::Open { key_id, ciphertext } => {
-                let (tier, r) = self.open(key_id, ciphertext, now);
-                match r {
-                    Ok(ss) => send(&reply(Reply::Opened { shared_secret: *ss }))?,
-                    Err(e) => send(&reply(Reply::Error((&e).into())))?,
-                }
-                CommandKind::Open(tier.map(Tier::to_byte).unwrap_or(0))
-            }
+            Command::Mint { tier, count } => self.cmd_mint(id, *tier, *count, now, send)?,
+            Command::Open { key_id, ciphertext } => self.cmd_open(id, key_id, ciphertext, now, send)?,
         };
         let _ = self.led.set_low();
         Ok(kind)
+    }
+
+    #[inline(never)]
+    fn cmd_info(
+        &mut self,
+        id: u32,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let reply = self.info().map(Reply::Info).unwrap_or_else(|e| Reply::Error((&e).into()));
+        send(&Response { id, reply })?;
+        Ok(CommandKind::Info)
+    }
+
+    #[inline(never)]
+    fn cmd_status(
+        &mut self,
+        id: u32,
+        now: UnixSeconds,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let reply = self.status(now).map(Reply::Status).unwrap_or_else(|e| Reply::Error((&e).into()));
+        send(&Response { id, reply })?;
+        Ok(CommandKind::Status)
+    }
+
+    #[inline(never)]
+    fn cmd_purge(
+        &mut self,
+        id: u32,
+        now: UnixSeconds,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let reply = match self.vault.purge(now) {
+            Ok(p) => Reply::Purged { expired: p.expired, deleted_burned: p.deleted_burned },
+            Err(e) => Reply::Error((&e).into()),
+        };
+        send(&Response { id, reply })?;
+        Ok(CommandKind::Purge)
+    }
+
+    #[inline(never)]
+    fn cmd_mint(
+        &mut self,
+        id: u32,
+        tier: Tier,
+        count: u8,
+        now: UnixSeconds,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        if count == 0 || count > MAX_MINT {
+            send(&Response { id, reply: Reply::Error(DeviceError::BadCount { max: MAX_MINT }) })?;
+        } else {
+            for remaining in (0..count).rev() {
+                match self.mint_one(tier, now) {
+                    Ok(coin) => send(&Response { id, reply: Reply::Coin { coin, remaining } })?,
+                    Err(e) => {
+                        send(&Response { id, reply: Reply::Error((&e).into()) })?;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(CommandKind::Mint(tier.to_byte()))
+    }
+
+    #[inline(never)]
+    fn cmd_open(
+        &mut self,
+        id: u32,
+        key_id: &KeyId,
+        ciphertext: &[u8],
+        now: UnixSeconds,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let (tier, r) = self.open(key_id, ciphertext, now);
+        let reply = match r {
+            Ok(ss) => Reply::Opened { shared_secret: *ss },
+            Err(e) => Reply::Error((&e).into()),
+        };
+        send(&Response { id, reply })?;
+        Ok(CommandKind::Open(tier.map(Tier::to_byte).unwrap_or(0)))
     }
 
     fn info(&self) -> Result<DeviceInfo, Error> {

@@ -222,3 +222,66 @@ where
         Ok(())
     }
 }
+
+/// The scripted session a device must pass (the QEMU board in CI, a real board by hand, the
+/// in-process device): info, mint two coins of every tier and verify their signatures, open one
+/// of each (the secret must match the sender's), refuse the second open, refuse a ciphertext of
+/// the wrong length and a damaged frame, check the counters, purge the burned coins after their
+/// grace. `say` gets one line per step. Returns the first broken expectation as an error.
+pub fn run_session<IO: Read + Write, R: CryptoRng>(
+    client: &mut crate::Client<IO>,
+    now: aqm_core::UnixSeconds,
+    rng: &mut R,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    use crate::protocol::{DeviceError, Reply};
+    use aqm_core::Tier;
+    use aqm_core::crypto::encapsulate;
+
+    let expect = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(Error::Protocol { what }) };
+    let info = client.info(now)?;
+    say(&format!("info: user {} protocol v{} capacity {} coins", info.identity.user_id, info.protocol, info.capacity));
+    let before = client.status(now)?.stats;
+    for tier in Tier::ALL {
+        let mut coins = Vec::new();
+        client.mint(now, tier, 2, |c| coins.push(c))?;
+        expect(coins.len() == 2, "mint returned the wrong number of coins")?;
+        for c in &coins {
+            c.verify(&info.identity).map_err(Error::Core)?;
+        }
+        say(&format!("mint {tier}: 2 coins, signatures verify against the device identity"));
+        let (ct, ss) = encapsulate(tier, &coins[0].public_key, rng)?;
+        let got = client.open(now, coins[0].key_id, &ct)?;
+        expect(&*got == ss.as_bytes(), "the opened secret differs from the sender's")?;
+        say(&format!("open {tier}: shared secret matches the sender's"));
+        match client.open(now, coins[0].key_id, &ct) {
+            Err(Error::Device(DeviceError::KeyAlreadyBurned)) => say(&format!("open {tier} again: refused (burned)")),
+            Ok(_) => return Err(Error::Protocol { what: "a coin opened twice" }),
+            Err(e) => return Err(e),
+        }
+        match client.open(now, coins[1].key_id, &ct[..ct.len() - 1]) {
+            Err(Error::Device(DeviceError::BadLength { .. })) => {}
+            Ok(_) => return Err(Error::Protocol { what: "a short ciphertext was accepted" }),
+            Err(e) => return Err(e),
+        }
+    }
+    let r = client.send_raw(&[0x03, 0xFF, 0xFF, 0x00])?;
+    expect(r.reply == Reply::Error(DeviceError::Malformed), "a damaged frame was not refused")?;
+    say("damaged frame and short ciphertexts: refused");
+    let s = client.status(now)?;
+    let mut want = before;
+    for tier in Tier::ALL {
+        *want.active.get_mut(tier) += 1;
+    }
+    want.total_burned += 3;
+    expect(s.stats == want, "counters differ from the session's own count")?;
+    say(&format!(
+        "status: active GOLD/SILVER/BRONZE {:?}, burned {}, expired {}; {} live slots",
+        s.stats.active.0, s.stats.total_burned, s.stats.total_expired, s.usage.live_slots
+    ));
+    let grace = aqm_core::Policy::DEFAULT.burn_grace_secs;
+    let (expired, deleted) = client.purge(now + grace)?;
+    expect(deleted >= 3 && expired == 0, "purge did not delete the burned coins")?;
+    say(&format!("purge after the burn grace: {deleted} burned coins deleted"));
+    Ok(())
+}

@@ -62,6 +62,9 @@ pub enum Command {
     Status,
     /// Expire old ACTIVE coins and delete BURNED ones past their grace.
     Purge,
+    /// End the session: the device answers, then the board halts, powers down or resets
+    /// (the QEMU board exits the emulator with its measurements).
+    Shutdown,
 }
 
 /// Which command a frame carried (for logs and per-command measurements).
@@ -78,6 +81,8 @@ pub enum CommandKind {
     Status,
     /// [`Command::Purge`].
     Purge,
+    /// [`Command::Shutdown`].
+    Shutdown,
     /// A frame that did not decode.
     Malformed,
 }
@@ -119,6 +124,8 @@ pub enum Reply {
         /// BURNED coins deleted after their grace.
         deleted_burned: u32,
     },
+    /// Answer to [`Command::Shutdown`].
+    ShuttingDown,
     /// The request was refused; nothing changed (except as the error says).
     Error(DeviceError),
 }
