@@ -94,11 +94,15 @@ pub fn upload_foreign_refuses_batch<S: DirectoryStore>(s: &S) {
     assert_eq!(available(s, &fixtures().carol.id()), TierCounts::default());
 }
 
-/// A claim returns the oldest unclaimed coins first (upload order, even within one second).
+/// A claim returns the oldest unclaimed coins first (upload order, even within one second and
+/// within one batch).
 pub fn claim_oldest_first<S: DirectoryStore>(s: &S) {
     let bob = setup(s);
-    let a = bob_coins(Tier::Silver, 0..3);
-    let b = bob_coins(Tier::Silver, 3..6);
+    // Batch `a` in descending, batch `b` in ascending key-id order: no key-id order passes both.
+    let mut a = bob_coins(Tier::Silver, 0..3);
+    a.sort_by_key(|c| core::cmp::Reverse(c.key_id));
+    let mut b = bob_coins(Tier::Silver, 3..6);
+    b.sort_by_key(|c| c.key_id);
     must(s.upload(&bob, &a, T0), "upload");
     must(s.upload(&bob, &b, T0), "upload");
     let got = must(s.claim(&bob, &ALICE, Tier::Silver, 2, None, T0), "claim");

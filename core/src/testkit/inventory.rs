@@ -255,11 +255,25 @@ pub fn select_correct_tier<S: InventoryStore>(s: &S) {
 
 /// seed `test_select_coin_fifo_order`, strengthened: coins stored in the same second (same
 /// `now`) come out in insertion order, whatever their key ids.
+///
+/// Two rounds, one stored in descending and one in ascending key-id order, so that no ordering by
+/// key id (or by time, which is equal) can pass both.
 pub fn select_fifo_within_one_second<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
-    let ids = fill(s, &fixtures().bob, Tier::Silver, 0..4);
-    let out: Vec<_> = (0..4).filter_map(|_| selected_id(s, &bob, Tier::Silver)).collect();
-    assert_eq!(out, ids, "FIFO must follow insertion order, not time or key id");
+    let f = fixtures();
+    let mut coins: Vec<_> = (0..8).map(|i| f.bob.coin(Tier::Silver, i)).collect();
+    coins.sort_by_key(|c| core::cmp::Reverse(c.key_id));
+    let (first, rest) = coins.split_at(4);
+    let mut second = rest.to_vec();
+    second.sort_by_key(|c| c.key_id);
+    for round in [first, &second[..]] {
+        for c in round {
+            must(s.store_coin(&bob, c, T0), "store_coin");
+        }
+        let out: Vec<_> = (0..4).filter_map(|_| selected_id(s, &bob, Tier::Silver)).collect();
+        let want: Vec<_> = round.iter().map(|c| c.key_id).collect();
+        assert_eq!(out, want, "FIFO must follow insertion order, not time or key id");
+    }
 }
 
 /// FIFO survives interleaving: coins of two tiers and two contacts stored alternately in one
