@@ -22,10 +22,11 @@
 //! assert!(store.register_contact(&ContactMeta::new(bob, Priority::Bestie, "bob", 0).unwrap()).unwrap());
 //! assert_eq!(store.stats().unwrap().active.total(), 0);
 //!
-//! // A firmware-sized store: 8 vault keys, no inventory or directory to speak of.
+//! // A firmware-sized store: 8 vault keys, no inventory or directory to speak of. `new` is a
+//! // `const fn`, so a device can keep its store in a `static` instead of on a small stack.
 //! type Tiny = MemoryStore<8, 1, 1, 2, 1, 1, 1>;
-//! let tiny = Tiny::new(Policy::DEFAULT);
-//! assert_eq!(tiny.stats().unwrap(), Default::default());
+//! static DEVICE: Tiny = Tiny::new(Policy::DEFAULT);
+//! assert_eq!(DEVICE.stats().unwrap(), Default::default());
 //! ```
 
 use heapless::Vec;
