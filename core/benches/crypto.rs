@@ -5,6 +5,8 @@
 //!   owner signature, AES-256-GCM sealing of the seed).
 //!   `mint/<TIER>/raw`: the crate key generation plus one signature by an already expanded key
 //!   (X-Wing / ML-KEM-768 / X25519 keygen; ML-DSA-65 for GOLD, Ed25519 otherwise).
+//!   `mint/GOLD/raw_seeded`: the same with the ML-DSA-65 key expanded from its seed for each
+//!   signature, as AQM's seed-only [`Identity`] does.
 //! - `encapsulate/<TIER>/aqm`: [`crypto::encapsulate`] from the coin's public key bytes.
 //!   `encapsulate/<TIER>/raw`: the crate call on an already parsed key (BRONZE: X25519
 //!   ephemeral key + DH, without AQM's HKDF).
@@ -59,6 +61,18 @@ fn mint(c: &mut Criterion) {
             let dk = x_wing::DecapsulationKey::from(seed::<32>(&mut r));
             let pk = dk.encapsulation_key().to_bytes();
             let sig = mldsa.expanded_key().sign_randomized(&message(&pk, Tier::Gold), &[], &mut r).expect("sign");
+            black_box((pk, sig))
+        })
+    });
+    // The same, but expanding the ML-DSA-65 key from its seed for each signature, as an identity
+    // that keeps only seeds does: isolates the cost of that choice.
+    let mldsa_seed = seed::<32>(&mut r);
+    g.bench_function("GOLD/raw_seeded", |b| {
+        b.iter(|| {
+            let dk = x_wing::DecapsulationKey::from(seed::<32>(&mut r));
+            let pk = dk.encapsulation_key().to_bytes();
+            let key = ml_dsa::SigningKey::<MlDsa65>::from_seed(&mldsa_seed.into());
+            let sig = key.expanded_key().sign_randomized(&message(&pk, Tier::Gold), &[], &mut r).expect("sign");
             black_box((pk, sig))
         })
     });
