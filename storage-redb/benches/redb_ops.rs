@@ -1,1 +1,130 @@
-fn main() {}
+//! store_coin, select_coin and burn on a file-backed redb store, each beside the cost of an empty
+//! durable redb commit on the same disk: the floor any durable mutation pays. The ratio says how
+//! much AQM's own work (reads, rule checks, postcard, index and counter updates) adds to it.
+//!
+//! A second group runs the same operations on redb's in-memory backend, where no fsync hides the
+//! CPU cost.
+//!
+//! Run: `cargo bench -p aqm-storage-redb --bench redb_ops`
+//! (set `AQM_BENCH_DIR` to put the database on another disk; default: the system temp dir).
+
+use std::time::{Duration, Instant};
+
+use aqm_core::coin::{self, PublicCoin};
+use aqm_core::crypto::{DeviceKey, Identity};
+use aqm_core::inventory::ContactMeta;
+use aqm_core::store::{InventoryStore, VaultStore};
+use aqm_core::vault::VaultEntry;
+use aqm_core::{KeyId, Policy, Priority, Tier, UserId};
+use aqm_storage_redb::RedbStore;
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const NOW: u64 = 1_700_000_000;
+
+struct Bench {
+    store: RedbStore,
+    contact: UserId,
+    coin: PublicCoin,
+    entry: VaultEntry,
+    next: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new(in_memory: bool) -> Bench {
+        let dir = match std::env::var_os("AQM_BENCH_DIR") {
+            Some(d) => tempfile::tempdir_in(d),
+            None => tempfile::tempdir(),
+        }
+        .expect("temp dir for the bench database");
+        // Caps out of the way: the bench measures the operation, not the refusal.
+        let policy = Policy { caps: [[u32::MAX; 3]; 3], ..Policy::DEFAULT };
+        let store = if in_memory {
+            RedbStore::in_memory(policy).expect("open in memory")
+        } else {
+            RedbStore::open(dir.path().join("bench.redb"), policy).expect("open")
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let bob = Identity::generate(&mut rng);
+        let dk = DeviceKey::random(&mut rng);
+        let minted = coin::mint(&bob, Tier::Silver, &dk, NOW, &mut rng).expect("mint");
+        store
+            .register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", NOW).expect("meta"))
+            .expect("register");
+        Bench { store, contact: bob.user_id(), coin: minted.public, entry: minted.vault, next: 0, _dir: dir }
+    }
+
+    fn fresh_id(&mut self) -> KeyId {
+        self.next += 1;
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.next.to_be_bytes());
+        KeyId(id)
+    }
+
+    fn store_one(&mut self) {
+        let mut c = self.coin.clone();
+        c.key_id = self.fresh_id();
+        self.store.store_coin(&self.contact, &c, NOW).expect("store_coin");
+    }
+
+    fn put_one(&mut self) -> KeyId {
+        let mut e = self.entry.clone();
+        e.key_id = self.fresh_id();
+        self.store.put(&e).expect("put");
+        e.key_id
+    }
+}
+
+fn group(c: &mut Criterion, name: &str, in_memory: bool) {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(40).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+
+    let mut b = Bench::new(in_memory);
+    g.bench_function("empty_durable_commit", |bn| {
+        bn.iter(|| {
+            let tx = b.store.database().begin_write().expect("begin");
+            tx.commit().expect("commit");
+        })
+    });
+    g.bench_function("store_coin", |bn| bn.iter(|| b.store_one()));
+    g.bench_function("select_coin", |bn| {
+        bn.iter_custom(|iters| {
+            for _ in 0..iters {
+                b.store_one();
+            }
+            let t = Instant::now();
+            for _ in 0..iters {
+                let got = b.store.select_coin(&b.contact, Tier::Silver, NOW).expect("select_coin");
+                assert!(got.is_some(), "a coin was cached for every select");
+            }
+            t.elapsed()
+        })
+    });
+    g.bench_function("burn", |bn| {
+        bn.iter_custom(|iters| {
+            let ids: Vec<KeyId> = (0..iters).map(|_| b.put_one()).collect();
+            let t = Instant::now();
+            for id in &ids {
+                b.store.burn(id, NOW + 1).expect("burn");
+            }
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
+/// On a file: every commit is durable (fsync), the number that matters on a device.
+fn on_file(c: &mut Criterion) {
+    group(c, "redb_file", false);
+}
+
+/// The same operations on redb's in-memory backend: no fsync, so what is left is AQM's and
+/// redb's CPU work per operation.
+fn in_memory(c: &mut Criterion) {
+    group(c, "redb_memory", true);
+}
+
+criterion_group!(benches, on_file, in_memory);
+criterion_main!(benches);

@@ -129,7 +129,8 @@ impl RedbStore {
             }
         }
         for (id, meta) in &metas {
-            let stored = TierCounts(counts.get(id.0).ctx("audit: read table inventory_counts")?.map_or([0; 3], |g| g.value()));
+            let stored =
+                TierCounts(counts.get(id.0).ctx("audit: read table inventory_counts")?.map_or([0; 3], |g| g.value()));
             let lists = a.cached.get(id);
             for tier in Tier::ALL {
                 let real = lists.map_or(0, |l| l[tier.index()].len() as u32);
@@ -148,12 +149,16 @@ impl RedbStore {
     fn audit_directory(&self, tx: &redb::ReadTransaction, a: &mut Audit) -> Result<(), Error> {
         let keys = tx.open_table(DIR_KEYS).ctx("audit: open table directory_keys")?;
         let mut records = 0usize;
-        for row in tx.open_table(DIR_UNCLAIMED).ctx("audit: open table directory_unclaimed")?.iter().ctx("audit: scan")? {
+        for row in
+            tx.open_table(DIR_UNCLAIMED).ctx("audit: open table directory_unclaimed")?.iter().ctx("audit: scan")?
+        {
             let (k, v) = row.ctx("audit: scan table directory_unclaimed")?;
             let (owner, b, seq) = k.value();
             let c: DirectoryCoin = codec::decode("directory_unclaimed", v.value())?;
             records += 1;
-            if c.claimed_by.is_some() || keys.get((owner, c.coin.key_id.0)).ctx("audit: read")?.map(|g| g.value()) != Some((b, seq, false)) {
+            if c.claimed_by.is_some()
+                || keys.get((owner, c.coin.key_id.0)).ctx("audit: read")?.map(|g| g.value()) != Some((b, seq, false))
+            {
                 a.problems.push(format!("directory coin {} is inconsistent with its key record", c.coin.key_id));
             }
         }

@@ -86,11 +86,11 @@ impl DirectoryStore for RedbStore {
     ) -> Result<Claimed, Error> {
         self.write("claim", |tx| {
             let mut idem = tx.open_table(DIR_IDEMPOTENCY).ctx("open table directory_idempotency")?;
-            if let Some(k) = idempotency {
-                if let Some(g) = idem.get((requester.0, k)).ctx("read table directory_idempotency")? {
-                    let (_, coins): (UnixSeconds, Claimed) = codec::decode("directory_idempotency", g.value())?;
-                    return Ok(coins);
-                }
+            if let Some(k) = idempotency
+                && let Some(g) = idem.get((requester.0, k)).ctx("read table directory_idempotency")?
+            {
+                let (_, coins): (UnixSeconds, Claimed) = codec::decode("directory_idempotency", g.value())?;
+                return Ok(coins);
             }
             let b = tier.to_byte();
             let window = directory::quota_window(&self.policy, now);
@@ -101,7 +101,9 @@ impl DirectoryStore for RedbStore {
 
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
             let mut taken = Vec::new();
-            for row in unclaimed.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")? {
+            for row in
+                unclaimed.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?
+            {
                 if taken.len() == grant as usize {
                     break;
                 }
@@ -116,8 +118,11 @@ impl DirectoryStore for RedbStore {
                 record.claimed_by = Some(*requester);
                 record.claimed_at = Some(now);
                 let bytes = codec::encode("directory_claimed", &record)?;
-                claimed_t.insert((owner.0, record.coin.key_id.0), bytes.as_slice()).ctx("write table directory_claimed")?;
-                keys.insert((owner.0, record.coin.key_id.0), (b, record.seq, true)).ctx("write table directory_keys")?;
+                claimed_t
+                    .insert((owner.0, record.coin.key_id.0), bytes.as_slice())
+                    .ctx("write table directory_claimed")?;
+                keys.insert((owner.0, record.coin.key_id.0), (b, record.seq, true))
+                    .ctx("write table directory_keys")?;
                 out.push(record.coin).map_err(|_| aqm_core::Error::CapacityFull { what: "claim result" })?;
             }
             if !out.is_empty() {
@@ -137,7 +142,8 @@ impl DirectoryStore for RedbStore {
             let mut counts = TierCounts::default();
             for tier in Tier::ALL {
                 let b = tier.to_byte();
-                let n = t.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?.count();
+                let n =
+                    t.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?.count();
                 *counts.get_mut(tier) = n as u32;
             }
             Ok(counts)

@@ -144,7 +144,10 @@ impl InventoryStore for RedbStore {
                 let mut range =
                     coins.range((contact.0, b, 0)..=(contact.0, b, u64::MAX)).ctx("scan table inventory_coins")?;
                 let Some(row) = range.next() else {
-                    return Err(Error::Corrupt { table: "inventory_counts", detail: "count says a coin is cached but none is" });
+                    return Err(Error::Corrupt {
+                        table: "inventory_counts",
+                        detail: "count says a coin is cached but none is",
+                    });
                 };
                 let (k, v) = row.ctx("scan table inventory_coins")?;
                 (k.value(), codec::decode::<CachedCoin>("inventory_coins", v.value())?)
@@ -164,7 +167,8 @@ impl InventoryStore for RedbStore {
     fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
         self.write("consume", |tx| {
             let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
-            let Some((b, seq)) = index.remove((contact.0, key_id.0)).ctx("delete from table inventory_index")?.map(|g| g.value())
+            let Some((b, seq)) =
+                index.remove((contact.0, key_id.0)).ctx("delete from table inventory_index")?.map(|g| g.value())
             else {
                 return Ok(false);
             };

@@ -46,8 +46,8 @@ use aqm_core::Policy;
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use audit::Audit;
-pub use error::Error;
 use error::Ctx;
+pub use error::Error;
 
 /// One redb database holding every AQM store of a device.
 ///
@@ -114,7 +114,11 @@ impl RedbStore {
     }
 
     /// Run `f` in one read transaction (a consistent snapshot).
-    pub(crate) fn read<T>(&self, op: &'static str, f: impl FnOnce(&ReadTransaction) -> Result<T, Error>) -> Result<T, Error> {
+    pub(crate) fn read<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let tx = self.db.begin_read().ctx(op)?;
         f(&tx)
     }

@@ -30,13 +30,16 @@ fn database_file_holds_no_secret_in_clear() {
     let mut minted: Vec<MintedCoin> = Vec::new();
     {
         let store = RedbStore::open(&path, Policy::DEFAULT).expect("open");
-        store.register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", t0).expect("meta")).expect("register");
+        store
+            .register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", t0).expect("meta"))
+            .expect("register");
         for (tier, n) in [(Tier::Gold, 3), (Tier::Silver, 3), (Tier::Bronze, 2)] {
             for _ in 0..n {
                 let m = coin::mint(&bob, tier, &dk, t0, &mut rng).expect("mint");
                 store.put(&m.vault).expect("put");
                 // Alice's side of the same device file: cache the public half.
-                if store.counts(&bob.user_id()).expect("counts").get(tier) < Policy::DEFAULT.cap(Priority::Bestie, tier) {
+                if store.counts(&bob.user_id()).expect("counts").get(tier) < Policy::DEFAULT.cap(Priority::Bestie, tier)
+                {
                     store.store_coin(&bob.user_id(), &m.public, t0).expect("store");
                 }
                 minted.push(m);

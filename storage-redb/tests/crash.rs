@@ -76,7 +76,11 @@ fn crash_child() {
     let id = hex(&me.user_id().0);
     log.line(&format!("S {id}"));
     log.line(&format!("T contact {id}"));
-    assert!(store.register_contact(&ContactMeta::new(me.user_id(), Priority::Bestie, "self", now()).expect("meta")).expect("register"));
+    assert!(
+        store
+            .register_contact(&ContactMeta::new(me.user_id(), Priority::Bestie, "self", now()).expect("meta"))
+            .expect("register")
+    );
     log.line(&format!("C contact {id}"));
     let started = Instant::now();
     while started.elapsed() < CHILD_LIFETIME {
@@ -253,10 +257,7 @@ fn check(store: &RedbStore, m: &Model, round: usize) {
         }
     }
     for k in &audit.active_keys {
-        assert!(
-            m.put.contains_key(k) || m.maybe_put.contains(k),
-            "round {round}: ACTIVE key {k} was never committed"
-        );
+        assert!(m.put.contains_key(k) || m.maybe_put.contains(k), "round {round}: ACTIVE key {k} was never committed");
     }
     for k in &audit.burned_keys {
         assert!(m.burned.contains(k) || m.maybe_burned.contains(k), "round {round}: key {k} burned by nobody");
@@ -269,7 +270,8 @@ fn check(store: &RedbStore, m: &Model, round: usize) {
 
     // Inventory: committed stores minus committed selects are cached, selected coins are gone.
     for (c, keys) in &m.stored {
-        let cached: BTreeSet<KeyId> = audit.cached.get(c).map(|l| l.iter().flatten().copied().collect()).unwrap_or_default();
+        let cached: BTreeSet<KeyId> =
+            audit.cached.get(c).map(|l| l.iter().flatten().copied().collect()).unwrap_or_default();
         for k in keys {
             if m.selected.contains(k) {
                 assert!(!cached.contains(k), "round {round}: selected coin {k} is still cached");
@@ -302,11 +304,11 @@ fn check(store: &RedbStore, m: &Model, round: usize) {
         assert!(m.burned.contains(&got) || m.maybe_burned.contains(&got), "session saved without its burn");
     }
     for (peer, k) in &m.maybe_session {
-        if !m.session.contains_key(peer) {
-            if let Some(blob) = store.load_session(peer, Direction::Receive).expect("load") {
-                assert_eq!(blob.as_slice(), k.0.as_slice(), "round {round}: unknown session for {peer}");
-                assert_ne!(store.status(k).expect("status"), Some(KeyStatus::Active), "session saved, key not burned");
-            }
+        if !m.session.contains_key(peer)
+            && let Some(blob) = store.load_session(peer, Direction::Receive).expect("load")
+        {
+            assert_eq!(blob.as_slice(), k.0.as_slice(), "round {round}: unknown session for {peer}");
+            assert_ne!(store.status(k).expect("status"), Some(KeyStatus::Active), "session saved, key not burned");
         }
     }
 }
