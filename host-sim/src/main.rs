@@ -1,1 +1,30 @@
-fn main() {}
+//! `aqm-sim`: the AQM desktop simulator. A small clap dispatcher; each subcommand lives in its
+//! own module.
+
+mod demo;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// AQM (Amortized Quantum Messaging) simulator.
+#[derive(Debug, Parser)]
+#[command(name = "aqm-sim", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The four-phase lifecycle (mint → pre-fetch → send in three device contexts → decrypt and
+    /// burn) on embedded redb files, with no services needed.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Demo(args) => demo::main(args),
+    }
+}
