@@ -120,7 +120,7 @@ impl RedisStore {
         let k = &self.keys;
         let meta = k.inv_meta(contact);
         let expect = expect_last.map(|t| t.to_string()).unwrap_or_default();
-        let reply: Vec<Value> = self.pool.run(Resend::Safe, |c| {
+        let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
             scripts::INV_COLLECT
                 .key(&meta)
                 .key(k.inv_idx(contact, Tier::Gold))
@@ -141,8 +141,8 @@ impl InventoryStore for RedisStore {
         let k = &self.keys;
         let id = meta.contact_id.to_string();
         let last = meta.last_msg_at.to_string();
-        // Resending is harmless: a second run finds the contact and changes nothing.
-        let n: i64 = self.pool.run(Resend::Safe, |c| {
+        // Not resent: a second run would answer "already registered" for our own registration.
+        let n: i64 = self.pool.run(Resend::Never, |c| {
             scripts::INV_REGISTER
                 .key(k.inv_meta(&meta.contact_id))
                 .key(k.inv_contacts())
@@ -167,8 +167,8 @@ impl InventoryStore for RedisStore {
         let k = &self.keys;
         let meta = k.inv_meta(contact);
         let caps = self.policy.caps_of(priority);
-        // Resending is harmless: the caps are already met and the priority already set.
-        let reply: Vec<Value> = self.pool.run(Resend::Safe, |c| {
+        // Not resent: a second run would report no evictions for the first run's.
+        let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
             scripts::INV_SET_PRIORITY
                 .key(&meta)
                 .key(k.inv_idx(contact, Tier::Gold))

@@ -139,15 +139,19 @@ impl RedisStore {
             let keys: Vec<String> = it.iter::<String>(c)?.collect::<Result<_, _>>()?;
             Ok(keys)
         })?;
-        for key in entries {
-            let (status, tier): (Option<String>, Option<String>) = self
-                .pool
-                .run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("status").arg("coin_category").query(c))?;
-            match (status.as_deref(), tier.as_deref().map(str::parse::<Tier>)) {
-                (Some("ACTIVE"), Some(Ok(t))) => *a.active_entries.get_mut(t) += 1,
-                (Some("BURNED"), _) => a.burned_entries += 1,
-                (None, _) => {} // deleted since the scan
-                _ => return Err(Error::corrupt(&key, "unknown status or tier")),
+        for chunk in entries.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("HMGET").arg(key).arg("status").arg("coin_category");
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = self.pool.run(Resend::Safe, |c| pipe.query(c))?;
+            for (key, (status, tier)) in chunk.iter().zip(rows) {
+                match (status.as_deref(), tier.as_deref().map(str::parse::<Tier>)) {
+                    (Some("ACTIVE"), Some(Ok(t))) => *a.active_entries.get_mut(t) += 1,
+                    (Some("BURNED"), _) => a.burned_entries += 1,
+                    (None, _) => {} // deleted since the scan
+                    _ => return Err(Error::corrupt(key, "unknown status or tier")),
+                }
             }
         }
         for t in Tier::ALL {

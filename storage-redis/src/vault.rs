@@ -208,8 +208,8 @@ impl VaultStore for RedisStore {
         let prefix = k.vault_entry_prefix();
         let mut report = PurgeReport::default();
         loop {
-            // Idempotent: a resent batch finds nothing it already removed.
-            let (expired, deleted, full): (u32, u32, u32) = self.pool.run(Resend::Safe, |c| {
+            // Not resent: a resent batch would report less than the first one did.
+            let (expired, deleted, full): (u32, u32, u32) = self.pool.run(Resend::Never, |c| {
                 scripts::VAULT_PURGE
                     .key(k.vault_stats())
                     .key(k.vault_burned())
