@@ -1,5 +1,5 @@
 //! One ratchet message each way beside raw AES-256-GCM of the same size; the envelope's
-//! encode/decode beside raw postcard of an equivalent struct; one message through the whole
+//! encode/decode (owned and borrowed) beside raw postcard of an equivalent struct; one message through the whole
 //! lifecycle (sealed session load/save on the reference store).
 //!
 //! `cargo bench -p aqm-core --bench messaging`
@@ -11,7 +11,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use aqm_core::coin;
 use aqm_core::crypto::{DeviceKey, Identity, KemCiphertext, decapsulate, encapsulate, generate_keypair};
-use aqm_core::envelope::{Envelope, MAX_ENVELOPE, MessageCiphertext, RekeyHeader};
+use aqm_core::envelope::{Envelope, EnvelopeRef, MAX_ENVELOPE, MessageCiphertext, RekeyHeader};
 use aqm_core::inventory::ContactMeta;
 use aqm_core::memory::MemoryStore;
 use aqm_core::messaging::{Messenger, SendOutcome};
@@ -125,6 +125,9 @@ fn envelope(c: &mut Criterion) {
             b.iter(|| black_box(postcard::from_bytes::<RawEnvelope>(black_box(&wire)).unwrap().counter))
         });
         g.bench_function("decode", |b| b.iter(|| black_box(Envelope::decode(black_box(&wire)).unwrap().counter)));
+        g.bench_function("decode_borrowed", |b| {
+            b.iter(|| black_box(EnvelopeRef::decode(black_box(&wire)).unwrap().counter))
+        });
         g.finish();
     }
 }

@@ -44,7 +44,7 @@ const fn varint_len(mut n: usize) -> usize {
 }
 
 /// Carried by the first message of a chain: how the recipient opens it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RekeyHeader {
     /// The tier of the coin the sender encapsulated to.
     pub tier: Tier,
@@ -64,13 +64,9 @@ pub struct RekeyHeader {
 /// assert_eq!(Envelope::decode(bytes).unwrap(), env);
 /// assert_eq!(Envelope::decode(&bytes[..bytes.len() - 1]), Err(Error::Malformed));
 /// ```
-///
-/// It also implements serde's `Deserialize` (refusing other versions), but only
-/// [`Envelope::decode`] applies every wire check: use that on bytes from outside.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Envelope {
     /// Wire version, [`ENVELOPE_VERSION`].
-    #[serde(deserialize_with = "version_one")]
     pub version: u8,
     /// Who sent it.
     pub sender: UserId,
@@ -97,13 +93,126 @@ struct HeaderRef<'a> {
     counter: u32,
 }
 
-fn version_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    let v = u8::deserialize(d)?;
-    if v == ENVELOPE_VERSION { Ok(v) } else { Err(serde::de::Error::custom("unsupported envelope version")) }
+/// The re-key header of an [`EnvelopeRef`], borrowing the KEM ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RekeyRef<'a> {
+    /// The tier of the coin the sender encapsulated to.
+    pub tier: Tier,
+    /// The KEM ciphertext, exactly the tier's size.
+    pub kem_ciphertext: &'a [u8],
 }
 
-/// Offset of the re-key `Option` tag: after the version byte and three 16-byte ids.
-const REKEY_TAG_AT: usize = 1 + 16 * 3;
+/// A checked envelope borrowing its byte fields from the wire buffer: decoding copies nothing.
+/// [`EnvelopeRef::decode`] applies every check of [`Envelope::decode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeRef<'a> {
+    /// Who sent it.
+    pub sender: UserId,
+    /// Who it is for.
+    pub recipient: UserId,
+    /// The key id of the coin that opened the chain this message is on.
+    pub chain: KeyId,
+    /// Present on the message that opens a chain.
+    pub rekey: Option<RekeyRef<'a>>,
+    /// The message's position on its chain (0 first).
+    pub counter: u32,
+    /// AES-256-GCM ciphertext, tag last (at least 16 bytes).
+    pub ciphertext: &'a [u8],
+    /// The header bytes as they are on the wire (canonical, so exactly the AAD).
+    header: &'a [u8],
+}
+
+/// The wire layout, read with borrowed byte fields. postcard writes a `heapless::Vec<u8, N>` as
+/// a varint length and the bytes, which is exactly how it reads `&[u8]`.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    // Checked before parsing.
+    _version: u8,
+    sender: UserId,
+    recipient: UserId,
+    chain: KeyId,
+    #[serde(borrow)]
+    rekey: Option<WireRekey<'a>>,
+    counter: u32,
+    ciphertext: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct WireRekey<'a> {
+    tier: u8,
+    kem_ciphertext: &'a [u8],
+}
+
+/// Bytes before the re-key `Option` tag: the version byte and three 16-byte ids.
+const IDS_END: usize = 1 + 16 * 3;
+
+impl<'a> EnvelopeRef<'a> {
+    /// Decode and check wire bytes without copying; errors as [`Envelope::decode`].
+    pub fn decode(bytes: &'a [u8]) -> Result<EnvelopeRef<'a>, Error> {
+        if bytes.len() > MAX_ENVELOPE {
+            return Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: bytes.len() });
+        }
+        match bytes.first() {
+            None => return Err(Error::Malformed),
+            Some(&v) if v != ENVELOPE_VERSION => return Err(Error::UnsupportedVersion(v)),
+            Some(_) => {}
+        }
+        let w = match postcard::take_from_bytes::<Wire<'a>>(bytes) {
+            Ok((w, [])) => w,
+            _ => return Err(Error::Malformed),
+        };
+        let mut header_len = IDS_END + 1 + varint_len(w.counter as usize);
+        let rekey = match w.rekey {
+            None => None,
+            Some(r) => {
+                let tier = Tier::try_from(r.tier)?;
+                let expected = tier.ciphertext_len();
+                if r.kem_ciphertext.len() != expected {
+                    return Err(Error::BadLength { what: "KEM ciphertext", expected, got: r.kem_ciphertext.len() });
+                }
+                header_len += 1 + varint_len(expected) + expected;
+                Some(RekeyRef { tier, kem_ciphertext: r.kem_ciphertext })
+            }
+        };
+        let ct_len = w.ciphertext.len();
+        if !(AEAD_TAG..=MAX_MESSAGE_CIPHERTEXT).contains(&ct_len) {
+            return Err(Error::Malformed);
+        }
+        // Only the canonical encoding is accepted (postcard also reads overlong varints, which
+        // make the input longer than this), so the header bytes on the wire are exactly the AAD
+        // and one message has one encoding.
+        if header_len + varint_len(ct_len) + ct_len != bytes.len() {
+            return Err(Error::Malformed);
+        }
+        Ok(EnvelopeRef {
+            sender: w.sender,
+            recipient: w.recipient,
+            chain: w.chain,
+            rekey,
+            counter: w.counter,
+            ciphertext: w.ciphertext,
+            header: &bytes[..header_len],
+        })
+    }
+
+    /// The header bytes (the AAD of the message), straight from the wire.
+    pub fn header_bytes(&self) -> &'a [u8] {
+        self.header
+    }
+
+    /// An owned copy.
+    pub fn to_envelope(&self) -> Result<Envelope, Error> {
+        let rekey = match self.rekey {
+            None => None,
+            Some(r) => Some(RekeyHeader {
+                tier: r.tier,
+                kem_ciphertext: KemCiphertext::from_slice(r.kem_ciphertext).map_err(|_| Error::Malformed)?,
+            }),
+        };
+        let ciphertext = MessageCiphertext::from_slice(self.ciphertext).map_err(|_| Error::Malformed)?;
+        Ok(Envelope::new(self.sender, self.recipient, self.chain, rekey, self.counter, ciphertext))
+    }
+}
 
 impl Envelope {
     /// An envelope of the current version.
@@ -149,46 +258,12 @@ impl Envelope {
     /// Decode wire bytes. Over [`MAX_ENVELOPE`] → [`Error::EnvelopeTooLarge`]; a first byte other
     /// than [`ENVELOPE_VERSION`] → [`Error::UnsupportedVersion`] (both before any parsing); an
     /// unknown tier byte → [`Error::UnknownTier`]; a KEM ciphertext of the wrong size for its tier
-    /// → [`Error::BadLength`]; empty, truncated, trailing or otherwise invalid bytes, or a
-    /// ciphertext shorter than its tag, or a non-canonical encoding → [`Error::Malformed`].
+    /// → [`Error::BadLength`]; empty, truncated, trailing or otherwise invalid bytes, a
+    /// ciphertext shorter than its tag or longer than [`MAX_MESSAGE_CIPHERTEXT`], or a
+    /// non-canonical encoding → [`Error::Malformed`]. [`EnvelopeRef::decode`] does the same
+    /// without copying.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, Error> {
-        if bytes.len() > MAX_ENVELOPE {
-            return Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: bytes.len() });
-        }
-        match bytes.first() {
-            None => return Err(Error::Malformed),
-            Some(&v) if v != ENVELOPE_VERSION => return Err(Error::UnsupportedVersion(v)),
-            Some(_) => {}
-        }
-        // The tier byte sits at a fixed offset: check it first so an unknown one gets its own error.
-        if bytes.get(REKEY_TAG_AT) == Some(&1)
-            && let Some(&tier) = bytes.get(REKEY_TAG_AT + 1)
-        {
-            Tier::try_from(tier)?;
-        }
-        let env = match postcard::take_from_bytes::<Envelope>(bytes) {
-            Ok((env, [])) => env,
-            _ => return Err(Error::Malformed),
-        };
-        let mut canonical = REKEY_TAG_AT + 1 + varint_len(env.counter as usize);
-        if let Some(r) = &env.rekey {
-            let expected = r.tier.ciphertext_len();
-            if r.kem_ciphertext.len() != expected {
-                return Err(Error::BadLength { what: "KEM ciphertext", expected, got: r.kem_ciphertext.len() });
-            }
-            canonical += 1 + varint_len(expected) + expected;
-        }
-        let ct_len = env.ciphertext.len();
-        if ct_len < AEAD_TAG {
-            return Err(Error::Malformed);
-        }
-        // Only the canonical encoding is accepted (postcard also reads overlong varints, which
-        // make the input longer than this), so the header bytes on the wire are exactly the AAD
-        // and one message has one encoding.
-        if canonical + varint_len(ct_len) + ct_len != bytes.len() {
-            return Err(Error::Malformed);
-        }
-        Ok(env)
+        EnvelopeRef::decode(bytes)?.to_envelope()
     }
 }
 
@@ -236,6 +311,9 @@ mod tests {
         let header = env.header_bytes(&mut h).unwrap();
         assert_eq!(header.len(), MAX_HEADER);
         assert_eq!(header, &bytes[..MAX_HEADER]);
+        let view = EnvelopeRef::decode(bytes).unwrap();
+        assert_eq!(view.header_bytes(), header);
+        assert_eq!(view.to_envelope().unwrap(), env);
         assert_eq!(env.encode(&mut [0u8; 100]), Err(Error::BufferTooSmall));
     }
 
@@ -303,7 +381,9 @@ mod tests {
             let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), rk, counter, ct);
             let mut buf = [0u8; 1600];
             let n = env.encode(&mut buf).unwrap().len();
-            prop_assert_eq!(Envelope::decode(&buf[..n]).unwrap(), env);
+            prop_assert_eq!(Envelope::decode(&buf[..n]).unwrap(), env.clone());
+            let mut h = [0u8; MAX_HEADER];
+            prop_assert_eq!(EnvelopeRef::decode(&buf[..n]).unwrap().header_bytes(), env.header_bytes(&mut h).unwrap());
             let mut m = buf;
             for (i, b) in &flips {
                 m[i.index(n)] ^= b | 1;

@@ -50,7 +50,7 @@ use sha2::{Digest, Sha256};
 use crate::coin::PublicCoin;
 use crate::crypto::{self, DeviceKey, PublicIdentity};
 use crate::directory::IdempotencyKey;
-use crate::envelope::{self, Envelope, MAX_HEADER, MAX_MESSAGE, MessageCiphertext, RekeyHeader};
+use crate::envelope::{self, Envelope, EnvelopeRef, MAX_HEADER, MAX_MESSAGE, MessageCiphertext, RekeyHeader};
 use crate::inventory;
 use crate::ratchet::{RecvChain, RecvSession, SendChain, TagBytes};
 use crate::store::{Direction, DirectoryStore, InventoryStore, SessionStore, VaultStore};
@@ -304,20 +304,20 @@ where
     /// malformed bytes — saves nothing and burns nothing. Receives from one peer must not run
     /// concurrently (the session is loaded, advanced and saved).
     pub fn receive<R: CryptoRng + ?Sized>(&self, wire: &[u8], now: UnixSeconds, rng: &mut R) -> Result<Received, E> {
-        let env = Envelope::decode(wire)?;
+        let env = EnvelopeRef::decode(wire)?;
         if env.recipient != self.me {
             return Err(Error::NotForUs.into());
         }
         let peer = env.sender;
-        let mut header = [0u8; MAX_HEADER];
-        let aad = env.header_bytes(&mut header)?;
+        let aad = env.header_bytes();
+        // Decoding checked that the ciphertext holds at least its tag and at most a full message.
         let split = env.ciphertext.len().checked_sub(crypto::sizes::AEAD_TAG).ok_or(Error::Malformed)?;
         let (body, tag) = env.ciphertext.split_at(split);
         let tag: TagBytes = tag.try_into().map_err(|_| Error::Malformed)?;
         let mut plaintext = Plaintext::from_slice(body).map_err(|_| Error::Malformed)?;
         let max_skipped = self.policy.max_skipped_keys;
 
-        let tier = match &env.rekey {
+        let tier = match env.rekey {
             Some(rekey) => {
                 let entry = match self.store.get(&env.chain, now)? {
                     Some(entry) => entry,
@@ -334,7 +334,7 @@ where
                 }
                 let seed = entry.sealed.open(self.device_key, &env.chain, entry.tier)?;
                 let shared =
-                    crypto::decapsulate(rekey.tier, &seed, &rekey.kem_ciphertext).map_err(|_| Error::DecryptFailed)?;
+                    crypto::decapsulate(rekey.tier, &seed, rekey.kem_ciphertext).map_err(|_| Error::DecryptFailed)?;
                 let chain = RecvChain::new(&shared, &peer, &self.me, env.chain, rekey.tier);
                 let saved = self.store.load_session(&peer, Direction::Receive)?;
                 let mut session = match saved.map(|b| RecvSession::open(&b, self.device_key, &peer)) {
@@ -459,6 +459,36 @@ where
     /// [`Messenger::send`], and on [`SendOutcome::NeedCoin`] one on-demand fetch from
     /// `directory` ([`Messenger::fetch_on_demand`]) and [`Messenger::send_with_coin`]. None when
     /// no tier has a coin anywhere.
+    ///
+    /// This is how a STRANGER is reached: nothing is cached for them.
+    ///
+    /// ```
+    /// use aqm_core::coin;
+    /// use aqm_core::crypto::{DeviceKey, Identity};
+    /// use aqm_core::memory::MemoryStore;
+    /// use aqm_core::messaging::Messenger;
+    /// use aqm_core::store::DirectoryStore;
+    /// use aqm_core::{DeviceContext, Policy, Tier};
+    ///
+    /// let mut rng = rand::rng();
+    /// let (alice, carol) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    /// let dk = DeviceKey::random(&mut rng);
+    /// let directory: Box<MemoryStore> = Box::new(MemoryStore::new(Policy::DEFAULT));
+    /// let device: Box<MemoryStore> = Box::new(MemoryStore::new(Policy::DEFAULT));
+    /// directory.register_identity(carol.public()).unwrap();
+    /// let published = coin::mint(&carol, Tier::Bronze, &DeviceKey::random(&mut rng), 0, &mut rng).unwrap();
+    /// directory.upload(&carol.user_id(), &[published.public], 0).unwrap();
+    ///
+    /// let a = Messenger::new(&*device, alice.user_id(), &dk, Policy::DEFAULT);
+    /// let ctx = DeviceContext::HOME_WIFI;
+    /// let sent = a.send_or_fetch(&*directory, carol.public(), &ctx, b"hello", None, 1, &mut rng).unwrap();
+    /// assert_eq!(sent.map(|s| s.tier), Some(Tier::Bronze));
+    /// // Four more messages ride the same chain; then no coin is left anywhere.
+    /// for _ in 0..4 {
+    ///     assert!(a.send_or_fetch(&*directory, carol.public(), &ctx, b"..", None, 1, &mut rng).unwrap().is_some());
+    /// }
+    /// assert!(a.send_or_fetch(&*directory, carol.public(), &ctx, b"..", None, 1, &mut rng).unwrap().is_none());
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn send_or_fetch<D: DirectoryStore, R: CryptoRng + ?Sized>(
         &self,
