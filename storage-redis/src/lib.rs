@@ -26,7 +26,7 @@
 //!
 //! | Key | Type | Holds |
 //! |-----|------|-------|
-//! | `{p}vault:v1:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `coin_version`, `burned_at` |
+//! | `{p}vault:v1:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `coin_version`, `burned_at`, `put_op`, `burn_op` |
 //! | `{p}vault:v1:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
 //! | `{p}vault:v1:active:{TIER}` | sorted set | ACTIVE key ids by `created_at` (expiry index) |
 //! | `{p}vault:v1:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
@@ -47,6 +47,8 @@ mod pool;
 mod scripts;
 mod vault;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use aqm_core::vault::VaultStats;
 use aqm_core::{Policy, Tier, TierCounts};
 
@@ -65,6 +67,9 @@ pub struct RedisStore {
     keys: Keys,
     prefix: String,
     policy: Policy,
+    /// Random per store: with `ops`, makes every operation token unique across processes.
+    op_base: [u64; 2],
+    ops: AtomicU64,
 }
 
 impl core::fmt::Debug for RedisStore {
@@ -109,9 +114,23 @@ impl RedisStore {
     pub fn connect_with(url: &str, prefix: &str, policy: Policy, options: Options) -> Result<RedisStore, Error> {
         let keys = Keys::new(prefix)?;
         let pool = Pool::new(url, options)?;
-        let store = RedisStore { pool, keys, prefix: prefix.to_owned(), policy };
+        let store = RedisStore {
+            pool,
+            keys,
+            prefix: prefix.to_owned(),
+            policy,
+            op_base: [random_u64(), random_u64()],
+            ops: AtomicU64::new(0),
+        };
         store.ping()?;
         Ok(store)
+    }
+
+    /// A fresh operation token (128 bits: random per store, counted per call) for the scripts
+    /// that recognise their own earlier run.
+    fn op_token(&self) -> String {
+        let n = self.ops.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.op_base[0], self.op_base[1] ^ n)
     }
 
     /// The policy this store applies.
@@ -182,6 +201,13 @@ impl RedisStore {
         }
         Ok(deleted)
     }
+}
+
+/// 64 random bits from the standard library's OS-seeded hasher keys (uniqueness, not secrecy:
+/// tokens only tell one caller's retries from another caller's calls).
+fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// Escape Redis glob metacharacters so a prefix matches only itself.

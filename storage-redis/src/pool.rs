@@ -42,6 +42,10 @@ pub(crate) enum Resend {
     Safe,
     /// Changes: a reply lost in flight leaves the outcome unknown, so never sent twice.
     Never,
+    /// Changes that carry an operation token: the script recognises its own earlier run and
+    /// answers as it did, so they are resent like reads. The outcome is unknown only when no
+    /// attempt got a reply after one reached the server.
+    Deduplicated,
 }
 
 pub(crate) struct Pool {
@@ -99,8 +103,9 @@ impl Pool {
     /// Run `f` on a connection, with up to `attempts` tries:
     /// - a connection that cannot be opened, and a server that answers "loading", "busy" or
     ///   "try again" (it did not run the request), are retried after a short backoff;
-    /// - a connection that breaks after the request was written is retried only for
-    ///   [`Resend::Safe`] calls; a change gets [`Error::Unavailable`] with `outcome_known: false`;
+    /// - a connection that breaks after the request was written is retried for
+    ///   [`Resend::Safe`] and [`Resend::Deduplicated`] calls; a [`Resend::Never`] change gets
+    ///   [`Error::Unavailable`] with `outcome_known: false` at once;
     /// - any other server error is returned at once as [`Error::Server`].
     pub(crate) fn run<T>(
         &self,
@@ -109,6 +114,8 @@ impl Pool {
     ) -> Result<T, Error> {
         let mut wait = self.opts.backoff;
         let mut attempt = 0;
+        // Whether a deduplicated change may have run without our hearing of it.
+        let mut maybe_applied = false;
         loop {
             attempt += 1;
             let last = attempt >= self.opts.attempts;
@@ -122,7 +129,7 @@ impl Pool {
                 // Nothing was sent: always safe to try again.
                 Err(e) if is_transport(&e) || is_not_run(&e) => {
                     if last {
-                        return Err(unavailable(&e, true));
+                        return Err(unavailable(&e, !maybe_applied));
                     }
                 }
                 Err(e) => return Err(Error::Server(e.to_string())),
@@ -134,18 +141,20 @@ impl Pool {
                     Err(e) if is_not_run(&e) => {
                         self.give_back(conn);
                         if last {
-                            return Err(unavailable(&e, true));
+                            return Err(unavailable(&e, !maybe_applied));
                         }
                     }
                     Err(e) if is_transport(&e) => {
                         // The connection is gone; so are the other idle ones, most likely.
                         drop(conn);
                         self.clear();
-                        if resend == Resend::Never {
-                            return Err(unavailable(&e, false));
+                        match resend {
+                            Resend::Never => return Err(unavailable(&e, false)),
+                            Resend::Deduplicated => maybe_applied = true,
+                            Resend::Safe => {}
                         }
                         if last {
-                            return Err(unavailable(&e, true));
+                            return Err(unavailable(&e, !maybe_applied));
                         }
                     }
                     Err(e) => {

@@ -67,7 +67,8 @@ impl RedisStore {
         let cutoff = Cutoff::new(now, self.policy.vault_ttl_secs).arg();
         let now_s = now.to_string();
         let session_key = session.map(|(peer, _)| k.session(peer, Direction::Receive));
-        let out: String = self.pool.run(Resend::Never, |c| {
+        let token = self.op_token();
+        let out: String = self.pool.run(Resend::Deduplicated, |c| {
             let mut inv = scripts::VAULT_BURN.prepare_invoke();
             inv.key(&entry)
                 .key(k.vault_stats())
@@ -77,7 +78,8 @@ impl RedisStore {
                 .key(k.vault_active(Tier::Bronze))
                 .arg(&id)
                 .arg(&now_s)
-                .arg(&cutoff);
+                .arg(&cutoff)
+                .arg(&token);
             if let (Some(sk), Some((_, blob))) = (&session_key, session) {
                 inv.key(sk).arg(blob.as_slice());
             }
@@ -166,7 +168,8 @@ impl VaultStore for RedisStore {
         let (blob, tag) = ct.split_at(ct.len().saturating_sub(AEAD_TAG));
         let created = entry.created_at.to_string();
         let id = entry.key_id.to_string();
-        let stored: i64 = self.pool.run(Resend::Never, |c| {
+        let token = self.op_token();
+        let stored: i64 = self.pool.run(Resend::Deduplicated, |c| {
             scripts::VAULT_PUT
                 .key(&key)
                 .key(k.vault_stats())
@@ -179,6 +182,7 @@ impl VaultStore for RedisStore {
                 .arg(&created)
                 .arg(coin_version(entry.tier))
                 .arg(active_field(entry.tier))
+                .arg(&token)
                 .invoke(c)
         })?;
         if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }

@@ -150,7 +150,8 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     server.restart();
 
     let log = log.lock().unwrap();
-    assert!(log.unavailable > 0, "the kills were noticed");
+    // (Puts and burns that met a dead connection were resent and recognised by their operation
+    // token; stores and selects report an unknown outcome instead: see `unavailable` below.)
     let check = RedisStore::connect(&url, "dur", Policy::DEFAULT).unwrap();
     let burned: HashSet<_> = log.burn_ok.iter().collect();
     for id in &log.put_ok {

@@ -118,6 +118,8 @@ mod proxy {
     pub const PASS: u8 = 0;
     pub const LOSE_REPLY: u8 = 1;
     pub const LOSE_REQUEST: u8 = 2;
+    /// Lose the next reply only, then pass everything.
+    pub const LOSE_ONE_REPLY: u8 = 3;
 
     pub struct Proxy {
         pub port: u16,
@@ -132,6 +134,11 @@ mod proxy {
                 Ok(n) => n,
             };
             if mode.load(Ordering::SeqCst) == cut_on {
+                break;
+            }
+            if cut_on == LOSE_REPLY
+                && mode.compare_exchange(LOSE_ONE_REPLY, PASS, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            {
                 break;
             }
             if to.write_all(&buf[..n]).is_err() {
@@ -211,4 +218,43 @@ fn lost_reply_or_lost_request_leaves_the_change_whole_or_absent() {
     // A caller that got an unknown outcome resolves it by reading: the key is burned, and a
     // repeated burn says so.
     assert!(matches!(via.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));
+}
+
+#[test]
+fn a_lost_reply_to_put_or_burn_is_resent_and_recognised() {
+    use std::sync::atomic::Ordering;
+    let server = PrivateRedis::start();
+    let proxy = proxy::start(server.port);
+    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "d", Policy::DEFAULT, options())
+        .unwrap();
+    let other = RedisStore::connect(&server.url(), "d", Policy::DEFAULT).unwrap();
+    let mut mint = Mint::new(45);
+    let peer = Mint::new(46);
+    let warm = mint.coin(Tier::Bronze, 10).vault;
+    via.put(&warm).unwrap();
+    via.burn(&warm.key_id, 11).unwrap(); // both scripts loaded
+
+    // put: the server stores it, the reply is lost, the resend is recognised: Ok, counted once.
+    let a = mint.coin(Tier::Gold, 10).vault;
+    proxy.mode.store(proxy::LOSE_ONE_REPLY, Ordering::SeqCst);
+    via.put(&a).unwrap();
+    assert_eq!(proxy.mode.load(Ordering::SeqCst), proxy::PASS, "a reply was lost");
+    assert_eq!(via.stats().unwrap().active.get(Tier::Gold), 1);
+    // Another caller's put of the same id is still refused.
+    assert!(matches!(other.put(&a), Err(Error::Core(aqm_core::Error::KeyAlreadyExists))));
+
+    // burn_and_save_session: burned once, session saved, and the caller hears "ok".
+    let blob = aqm_core::store::SessionBlob::from_slice(&[9; 40]).unwrap();
+    let peer_id = peer.owner.user_id();
+    proxy.mode.store(proxy::LOSE_ONE_REPLY, Ordering::SeqCst);
+    aqm_core::store::SessionStore::burn_and_save_session(&via, &a.key_id, 12, &peer_id, &blob).unwrap();
+    assert_eq!(proxy.mode.load(Ordering::SeqCst), proxy::PASS, "a reply was lost");
+    let stats = other.stats().unwrap();
+    assert_eq!((stats.total_burned, stats.active.total()), (2, 0));
+    let saved = aqm_core::store::SessionStore::load_session(&other, &peer_id, aqm_core::store::Direction::Receive);
+    assert_eq!(saved.unwrap(), Some(blob));
+    // A second, separate burn is refused: exactly once.
+    assert!(matches!(other.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));
+    assert!(matches!(via.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));
+    assert!(other.audit().unwrap().consistent());
 }
