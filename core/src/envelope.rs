@@ -49,6 +49,7 @@ pub struct RekeyHeader {
     /// The tier of the coin the sender encapsulated to.
     pub tier: Tier,
     /// The KEM ciphertext, of the tier's size.
+    #[serde(serialize_with = "as_bytes")]
     pub kem_ciphertext: KemCiphertext,
 }
 
@@ -79,7 +80,14 @@ pub struct Envelope {
     /// The message's position on its chain (0 first).
     pub counter: u32,
     /// AES-256-GCM ciphertext, tag last.
+    #[serde(serialize_with = "as_bytes")]
     pub ciphertext: MessageCiphertext,
+}
+
+/// Write a byte vector as serde bytes: for postcard the same varint length and bytes a sequence
+/// of `u8` gives, in one copy instead of one call per byte.
+fn as_bytes<S: serde::Serializer, const N: usize>(v: &heapless::Vec<u8, N>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(v)
 }
 
 /// The header as it is authenticated: the envelope without its ciphertext.
@@ -315,6 +323,22 @@ mod tests {
         assert_eq!(view.header_bytes(), header);
         assert_eq!(view.to_envelope().unwrap(), env);
         assert_eq!(env.encode(&mut [0u8; 100]), Err(Error::BufferTooSmall));
+    }
+
+    #[test]
+    fn wire_layout_is_plain_postcard_of_the_fields() {
+        let env = gold();
+        let fields = (
+            1u8,
+            [0xffu8; 16],
+            [0xfeu8; 16],
+            [0xfdu8; 16],
+            Some((1u8, env.rekey.clone().unwrap().kem_ciphertext)),
+            u32::MAX,
+            env.ciphertext.clone(),
+        );
+        let (mut a, mut b) = ([0u8; MAX_ENVELOPE], [0u8; MAX_ENVELOPE]);
+        assert_eq!(env.encode(&mut a).unwrap(), postcard::to_slice(&fields, &mut b).unwrap());
     }
 
     #[test]
