@@ -2,6 +2,7 @@
 //! own module.
 
 mod demo;
+mod device;
 mod ui;
 
 use std::process::ExitCode;
@@ -21,10 +22,14 @@ enum Command {
     /// The four-phase lifecycle (mint → pre-fetch → send in three device contexts → decrypt and
     /// burn) on embedded redb files, with no services needed.
     Demo(demo::Args),
+    /// Drive the AQM firmware: in-process over a file-backed flash, under QEMU (--tcp) or on a
+    /// real board (--serial).
+    Device(device::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo(args) => demo::main(args),
+        Command::Device(args) => device::main(args),
     }
 }
