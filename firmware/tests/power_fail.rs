@@ -295,3 +295,100 @@ fn flash_error_is_typed() {
     use embedded_storage::nor_flash::NorFlash;
     assert_eq!(f.write(0, &[0; 4]), Err(FlashError::PowerLost));
 }
+
+/// The same through the device and its protocol: mint and open over the serial link while the
+/// power is cut every k-th flash operation. A coin reported minted is never lost, a coin whose
+/// secret came back never opens again, and the burned counter equals the burned coins.
+#[test]
+fn device_mint_and_open_survive_cuts() {
+    use aqm_core::crypto::encapsulate;
+    use aqm_firmware::host::InProcess;
+    use aqm_firmware::protocol::DeviceError;
+    use aqm_firmware::{Client, Device, NoButton, NoLed};
+
+    type Dev = Device<RamFlash<Vec<u8>>, 128, ChaCha20Rng, NoLed, NoButton>;
+    type Link = Client<InProcess<RamFlash<Vec<u8>>, 128, ChaCha20Rng, NoLed, NoButton>>;
+    fn boot(flash: RamFlash<Vec<u8>>, seed: u64) -> Link {
+        let vault = Vault::open(flash, layout(), policy()).unwrap();
+        let d: Dev =
+            Device::new(vault, DeviceKey::from_bytes([8; 32]), ChaCha20Rng::seed_from_u64(seed), NoLed, NoButton)
+                .expect("boot without cuts");
+        Client::new(InProcess::new(d))
+    }
+    fn reboot(c: Link, seed: u64) -> Link {
+        let mut flash = c.into_inner().into_device().into_vault().into_flash();
+        flash.power_on();
+        boot(flash, seed)
+    }
+
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let flash = RamFlash::new(vec![0xFF; ((MAP_PAGES + SLAB_PAGES) as usize) * PAGE_SIZE]);
+    let mut client = boot(flash, 1);
+    let now = 1_000;
+    // (coin, opened)
+    let mut coins: Vec<(aqm_core::coin::PublicCoin, bool)> = Vec::new();
+    let mut cuts = 0;
+    for step in 0..300u64 {
+        let k = [3, 5, 8, 13][(step % 4) as usize];
+        client.io_mut().device().vault().with_flash(|f| f.cut_power_after(k)).unwrap();
+        let open_idx = (coins.iter().filter(|c| !c.1).count() > 8 || step % 3 == 2)
+            .then(|| coins.iter().position(|c| !c.1))
+            .flatten();
+        let result = match open_idx {
+            None => {
+                let mut got = Vec::new();
+                let r = client.mint(now, Tier::Bronze, 1, |c| got.push(c));
+                coins.extend(got.into_iter().map(|c| (c, false)));
+                r.map(|_| ())
+            }
+            Some(i) => {
+                let (ct, ss) = encapsulate(Tier::Bronze, &coins[i].0.public_key, &mut rng).unwrap();
+                match client.open(now, coins[i].0.key_id, &ct) {
+                    Ok(secret) => {
+                        assert_eq!(&*secret, ss.as_bytes());
+                        coins[i].1 = true;
+                        Ok(())
+                    }
+                    Err(Error::Device(DeviceError::KeyAlreadyBurned)) => {
+                        // Burned by an earlier open that a cut interrupted before the reply:
+                        // the secret was never released, and it never will be.
+                        coins[i].1 = true;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let cut = client.io_mut().device().vault().with_flash(|f| f.power_lost()).unwrap();
+        match result {
+            Ok(()) if !cut => {}
+            Ok(()) | Err(Error::Device(DeviceError::Flash)) => {
+                cuts += 1;
+                client = reboot(client, step + 2);
+            }
+            Err(e) => panic!("unexpected error at step {step}: {e}"),
+        }
+        client.io_mut().device().vault().with_flash(|f| f.power_on()).unwrap();
+    }
+    client = reboot(client, 1_000);
+    assert!(cuts > 20, "only {cuts} cuts");
+    // Every coin reported minted is still there, opened ones are burned.
+    let vault = client.io_mut().device().vault();
+    let mut burned = 0;
+    for (c, opened) in &coins {
+        let s = vault.status(&c.key_id).unwrap();
+        if *opened {
+            assert_eq!(s, Some(KeyStatus::Burned));
+            burned += 1;
+        } else {
+            assert!(matches!(s, Some(KeyStatus::Active) | Some(KeyStatus::Burned)), "a minted coin was lost");
+            burned += usize::from(s == Some(KeyStatus::Burned));
+        }
+    }
+    assert_eq!(vault.stats().unwrap().total_burned, burned as u64);
+    // Opened coins never open again.
+    for (c, _) in coins.iter().filter(|c| c.1).take(5) {
+        let (ct, _) = encapsulate(Tier::Bronze, &c.public_key, &mut rng).unwrap();
+        assert_eq!(client.open(now, c.key_id, &ct).unwrap_err(), Error::Device(DeviceError::KeyAlreadyBurned));
+    }
+}
