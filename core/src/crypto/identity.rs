@@ -3,7 +3,9 @@
 use core::fmt;
 
 use ed25519_dalek::{Signer, Verifier};
-use ml_dsa::{MlDsa65, SigningKey as MlDsaSigningKey};
+use ml_dsa::MlDsa65;
+#[cfg(not(feature = "small-stack-mldsa"))]
+use ml_dsa::SigningKey as MlDsaSigningKey;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -83,7 +85,7 @@ impl Identity {
         let public = PublicIdentity {
             user_id: secret.user_id,
             ed25519: ed.verifying_key().to_bytes(),
-            mldsa65: heapless::Vec::from_slice(&mldsa_public(&secret.mldsa65_seed)).unwrap_or_default(),
+            mldsa65: heapless::Vec::from_array(mldsa_public(&secret.mldsa65_seed)),
         };
         Identity { secret, public }
     }
@@ -114,18 +116,76 @@ impl Identity {
     }
 }
 
+// One ML-DSA-65 signer per build. Both produce FIPS 204 keys and signatures, byte for byte the
+// same for the same seed ξ and randomness (see the tests below); verification always uses
+// `ml-dsa`. Both functions are kept out of line so the large key material never inflates the
+// callers' frames.
+
+/// `ml-dsa`: simple, but `SigningKey::from_seed` builds the ~64 KiB expanded key by value and
+/// moves it several times (over 320 KiB of stack on thumbv7em). Fine on a host.
+#[cfg(not(feature = "small-stack-mldsa"))]
 #[inline(never)]
-fn mldsa_public(seed: &[u8; 32]) -> ml_dsa::EncodedVerifyingKey<MlDsa65> {
+fn mldsa_public(seed: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
     let kp = MlDsaSigningKey::<MlDsa65>::from_seed(&(*seed).into());
-    kp.expanded_key().verifying_key().encode()
+    kp.expanded_key().verifying_key().encode().into()
 }
 
-// Kept out of line: the expanded ML-DSA key is large and should not inflate callers' frames.
+#[cfg(not(feature = "small-stack-mldsa"))]
 #[inline(never)]
 fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
     let kp = MlDsaSigningKey::<MlDsa65>::from_seed(&(*seed).into());
     let sig = kp.expanded_key().sign_randomized(msg, &[], rng).map_err(|_| Error::BadSignature)?;
     SignatureBytes::from_slice(&sig.encode()).map_err(|_| Error::BufferTooSmall)
+}
+
+/// `fips204` (feature `small-stack-mldsa`, used by the firmware): its private key holds only the
+/// NTT forms of s1, s2 and t0 (17 KiB) and it expands A-hat once per call, which keeps key
+/// generation and signing within a microcontroller's RAM.
+#[cfg(feature = "small-stack-mldsa")]
+#[inline(never)]
+fn mldsa_public(seed: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
+    use fips204::traits::SerDes;
+    fips204_public(seed).into_bytes()
+}
+
+#[cfg(feature = "small-stack-mldsa")]
+#[inline(never)]
+fn fips204_public(seed: &[u8; 32]) -> fips204::ml_dsa_65::PublicKey {
+    use fips204::traits::KeyGen;
+    fips204::ml_dsa_65::KG::keygen_from_seed(seed).0
+}
+
+// Key generation and signing run in separate frames: only the 17 KiB private key is live across
+// both, never key generation's and signing's temporaries at once.
+#[cfg(feature = "small-stack-mldsa")]
+#[inline(never)]
+fn fips204_private(seed: &[u8; 32]) -> fips204::ml_dsa_65::PrivateKey {
+    use fips204::traits::KeyGen;
+    fips204::ml_dsa_65::KG::keygen_from_seed(seed).1
+}
+
+#[cfg(feature = "small-stack-mldsa")]
+#[inline(never)]
+fn fips204_sign(
+    sk: &fips204::ml_dsa_65::PrivateKey,
+    rnd: &[u8; 32],
+    msg: &[u8],
+) -> Result<[u8; fips204::ml_dsa_65::SIG_LEN], Error> {
+    use fips204::traits::Signer as _;
+    sk.try_sign_with_seed(rnd, msg, &[]).map_err(|_| Error::BadSignature)
+}
+
+#[cfg(feature = "small-stack-mldsa")]
+#[inline(never)]
+fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
+    // The hedged variant's 32 random bytes come from the caller's RNG, as with `ml-dsa`'s
+    // `sign_randomized`; `fips204` takes them as a seed, so its own rand_core version never meets
+    // ours.
+    let mut rnd = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut rnd[..]);
+    let sk = fips204_private(seed);
+    let sig = fips204_sign(&sk, &rnd, msg)?;
+    SignatureBytes::from_slice(&sig).map_err(|_| Error::BufferTooSmall)
 }
 
 impl PublicIdentity {
@@ -145,5 +205,85 @@ impl PublicIdentity {
         let vk = ml_dsa::VerifyingKey::<MlDsa65>::decode(&enc_vk);
         let sig = ml_dsa::Signature::<MlDsa65>::try_from(sig).map_err(|_| Error::BadSignature)?;
         if vk.verify_with_context(msg, &[], &sig) { Ok(()) } else { Err(Error::BadSignature) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `ml-dsa` and `fips204` must agree byte for byte: the firmware signs with one (feature
+    //! `small-stack-mldsa`) and everyone verifies with the other.
+    use fips204::traits::{KeyGen, SerDes, Signer as _, Verifier as _};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{Rng, SeedableRng};
+
+    use super::*;
+
+    const SEEDS: u8 = 3;
+
+    fn both_keys(
+        xi: &[u8; 32],
+    ) -> (MlDsaSigningKeyFull, fips204::ml_dsa_65::PublicKey, fips204::ml_dsa_65::PrivateKey) {
+        let (pk, sk) = fips204::ml_dsa_65::KG::keygen_from_seed(xi);
+        (ml_dsa::SigningKey::<MlDsa65>::from_seed(&(*xi).into()), pk, sk)
+    }
+
+    type MlDsaSigningKeyFull = ml_dsa::SigningKey<MlDsa65>;
+
+    #[test]
+    fn public_keys_from_the_same_seed_are_identical() {
+        let mut rng = ChaCha20Rng::seed_from_u64(204);
+        for _ in 0..SEEDS {
+            let mut xi = [0u8; 32];
+            rng.fill_bytes(&mut xi);
+            let (ours, pk, _) = both_keys(&xi);
+            let ml_dsa_pk = ours.expanded_key().verifying_key().encode();
+            assert_eq!(ml_dsa_pk.as_slice(), pk.into_bytes().as_slice());
+            // And the active signer derives that same key for an identity.
+            assert_eq!(mldsa_public(&xi).as_slice(), ml_dsa_pk.as_slice());
+        }
+    }
+
+    #[test]
+    fn same_randomness_gives_byte_identical_signatures() {
+        let mut rng = ChaCha20Rng::seed_from_u64(205);
+        for i in 0..SEEDS {
+            let mut xi = [0u8; 32];
+            let mut rnd = [0u8; 32];
+            rng.fill_bytes(&mut xi);
+            rng.fill_bytes(&mut rnd);
+            let msg = [i; 100];
+            let (ours, _, sk) = both_keys(&xi);
+            // Pure ML-DSA, empty context: M' = 0x00 || 0x00 || M (FIPS 204 Algorithm 2).
+            let a = ours.expanded_key().sign_internal(&[&[0u8, 0u8], &msg], &rnd.into()).encode();
+            let b = sk.try_sign_with_seed(&rnd, &msg, &[]).expect("fips204 signs");
+            assert_eq!(a.as_slice(), b.as_slice());
+        }
+    }
+
+    #[test]
+    fn each_verifies_the_others_signatures() {
+        let mut rng = ChaCha20Rng::seed_from_u64(206);
+        let id = Identity::generate(&mut rng);
+        let msg = b"coin body";
+        let (ours, pk, sk) = both_keys(&id.secret().mldsa65_seed);
+
+        // fips204 signs, ml-dsa (PublicIdentity::verify_mldsa65) verifies.
+        let mut rnd = [0u8; 32];
+        rng.fill_bytes(&mut rnd);
+        let sig = sk.try_sign_with_seed(&rnd, msg, &[]).expect("fips204 signs");
+        assert!(id.public().verify_mldsa65(msg, &sig).is_ok());
+        assert_eq!(id.public().verify_mldsa65(b"coin bodY", &sig), Err(Error::BadSignature));
+
+        // ml-dsa signs, fips204 verifies.
+        let sig = ours.expanded_key().sign_randomized(msg, &[], &mut rng).expect("ml-dsa signs").encode();
+        let sig: [u8; fips204::ml_dsa_65::SIG_LEN] = sig.into();
+        assert!(pk.verify(msg, &sig, &[]));
+        assert!(!pk.verify(b"coin bodY", &sig, &[]));
+
+        // The active signer's output verifies with both.
+        let sig = id.sign_mldsa65(msg, &mut rng).expect("signs");
+        assert!(id.public().verify_mldsa65(msg, &sig).is_ok());
+        let sig: [u8; fips204::ml_dsa_65::SIG_LEN] = sig.as_slice().try_into().expect("signature length");
+        assert!(pk.verify(msg, &sig, &[]));
     }
 }
