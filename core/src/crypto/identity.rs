@@ -713,7 +713,8 @@ mod tests {
             let mut rnd = [0u8; 32];
             rng.fill_bytes(&mut xi);
             rng.fill_bytes(&mut rnd);
-            let msg = [i; 100];
+            // Empty, short and multi-block messages (SHAKE256 absorbs 136 bytes a block).
+            let msg = std::vec![i; [0, 1, 100, 136, 5000][usize::from(i) % 5]];
             let (ours, _, sk) = both_keys(&xi);
             // Pure ML-DSA, empty context: M' = 0x00 || 0x00 || M (FIPS 204 Algorithm 2).
             let a = ours.expanded_key().sign_internal(&[&[0u8, 0u8], &msg], &rnd.into()).encode();
