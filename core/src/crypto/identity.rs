@@ -182,8 +182,10 @@ impl PublicIdentity {
 /// about 10 KiB and signing about 50 KiB, where `ml-dsa` 0.1.2 needs over 320 KiB (it builds its
 /// 64 KiB expanded key by value and moves it several times) and `fips204` 0.5 about 200 KiB.
 /// The arithmetic follows the FIPS 204 reference implementation (Montgomery and Barrett-style
-/// reductions, no division on secret data, branch-free norms); the only data-dependent branches
-/// are the rejection samplers and the rejection loop, as in every FIPS 204 implementation.
+/// reductions, no division on secret data, branch-free norm checks); the only data-dependent
+/// branches are those of FIPS 204 itself, as in the reference: the rejection samplers (ExpandS
+/// on secret bytes included), the number of signing attempts and the hint positions, which the
+/// signature publishes.
 /// Keys and signatures are tested byte for byte against both `ml-dsa` and `fips204`; everyone
 /// verifies with `ml-dsa`.
 #[cfg(any(test, feature = "small-stack-mldsa"))]
