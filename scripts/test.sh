@@ -46,6 +46,8 @@ cargo build --workspace --all-targets --locked
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The boards' small-stack ML-DSA signer is a core feature no workspace crate turns on.
+cargo clippy -p aqm-core --all-targets --features small-stack-mldsa --locked -- -D warnings
 
 step "tests (nextest)"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -7,6 +7,8 @@ mod identity;
 mod kem;
 mod seal;
 mod secret;
+#[cfg(any(test, feature = "small-stack-mldsa"))]
+mod small_mldsa65;
 
 pub use identity::{Identity, IdentitySecret, PublicIdentity, SignatureBytes};
 pub use kem::{KemCiphertext, PublicKeyBytes, decapsulate, encapsulate, generate_keypair, public_key_from_seed};

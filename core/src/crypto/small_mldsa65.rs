@@ -1,0 +1,490 @@
+//! ML-DSA-65 key derivation and hedged signing (FIPS 204 Algorithms 2, 6 and 7) in little RAM:
+//! A-hat is expanded one polynomial at a time and never stored, so deriving the public key needs
+//! about 10 KiB and signing about 50 KiB, where `ml-dsa` 0.1.2 needs over 320 KiB (it builds its
+//! 64 KiB expanded key by value and moves it several times) and `fips204` 0.5 about 200 KiB.
+//! The arithmetic follows the FIPS 204 reference implementation (Montgomery and Barrett-style
+//! reductions, no division on secret data, branch-free norm checks); the only data-dependent
+//! branches are those of FIPS 204 itself, as in the reference: the rejection samplers (ExpandS
+//! on secret bytes included), the number of signing attempts and the hint positions, which the
+//! signature publishes.
+//! Keys and signatures are tested byte for byte against both `ml-dsa` and `fips204`; everyone
+//! verifies with `ml-dsa`.
+
+use shake::{ExtendableOutput, Shake128, Shake256, Update, XofReader};
+use zeroize::Zeroize;
+
+use super::sizes::MLDSA65_PUBLIC_KEY;
+
+const Q: i32 = 8_380_417;
+/// q^-1 mod 2^32.
+const QINV: i32 = 58_728_449;
+const D: u32 = 13;
+const K: usize = 6;
+const L: usize = 5;
+const ETA: i32 = 4;
+const N: usize = 256;
+
+type Poly = [i32; N];
+
+/// zeta^brv8(i) · 2^32 mod q (centred), zeta = 1753: the reference implementation's table,
+/// computed at compile time.
+const ZETAS: [i32; N] = zetas();
+
+const fn pow_mod(mut b: i64, mut e: u32) -> i64 {
+    let mut r = 1i64;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = r * b % Q as i64;
+        }
+        b = b * b % Q as i64;
+        e >>= 1;
+    }
+    r
+}
+
+const fn zetas() -> [i32; N] {
+    let mut t = [0i32; N];
+    let mont = (1i64 << 32) % Q as i64;
+    let mut i = 0;
+    while i < N {
+        let brv = (i as u8).reverse_bits() as u32;
+        let mut z = pow_mod(1753, brv) * mont % Q as i64;
+        if z > (Q as i64) / 2 {
+            z -= Q as i64;
+        }
+        t[i] = z as i32;
+        i += 1;
+    }
+    t
+}
+
+/// a · 2^-32 mod q, in (-q, q), for |a| < 2^31 · q.
+fn mont_reduce(a: i64) -> i32 {
+    let t = (a as i32).wrapping_mul(QINV);
+    ((a - i64::from(t) * i64::from(Q)) >> 32) as i32
+}
+
+/// A representative of a mod q in about (-q, q), for a <= 2^31 - 2^22 - 1.
+fn reduce32(a: i32) -> i32 {
+    let t = (a + (1 << 22)) >> 23;
+    a - t * Q
+}
+
+/// Adds q if a is negative (branch free).
+fn caddq(a: i32) -> i32 {
+    a + ((a >> 31) & Q)
+}
+
+fn ntt(a: &mut Poly) {
+    let mut k = 0;
+    let mut len = 128;
+    while len > 0 {
+        let mut start = 0;
+        while start < N {
+            k += 1;
+            let zeta = i64::from(ZETAS[k]);
+            for j in start..start + len {
+                let t = mont_reduce(zeta * i64::from(a[j + len]));
+                a[j + len] = a[j] - t;
+                a[j] += t;
+            }
+            start += 2 * len;
+        }
+        len >>= 1;
+    }
+}
+
+/// Inverse NTT, multiplying by 2^32 (cancels the 2^-32 of a Montgomery product).
+fn inv_ntt_tomont(a: &mut Poly) {
+    // mont^2 / 256 mod q
+    const F: i64 = 41_978;
+    let mut k = N;
+    let mut len = 1;
+    while len < N {
+        let mut start = 0;
+        while start < N {
+            k -= 1;
+            let zeta = -i64::from(ZETAS[k]);
+            for j in start..start + len {
+                let t = a[j];
+                a[j] = t + a[j + len];
+                a[j + len] = t - a[j + len];
+                a[j + len] = mont_reduce(zeta * i64::from(a[j + len]));
+            }
+            start += 2 * len;
+        }
+        len <<= 1;
+    }
+    for c in a.iter_mut() {
+        *c = mont_reduce(F * i64::from(*c));
+    }
+}
+
+/// RejNTTPoly (Algorithm 30): A-hat[i][j] from SHAKE128(ρ ‖ j ‖ i).
+fn a_hat(rho: &[u8; 32], i: usize, j: usize, out: &mut Poly) {
+    let mut h = Shake128::default();
+    h.update(rho);
+    h.update(&[j as u8, i as u8]);
+    let mut r = h.finalize_xof();
+    let mut n = 0;
+    let mut buf = [0u8; 168];
+    while n < N {
+        r.read(&mut buf);
+        for b in buf.chunks_exact(3) {
+            let t = i32::from(b[0]) | (i32::from(b[1]) << 8) | (i32::from(b[2] & 0x7f) << 16);
+            if t < Q && n < N {
+                out[n] = t;
+                n += 1;
+            }
+        }
+    }
+}
+
+/// RejBoundedPoly (Algorithm 31) for η = 4: s from SHAKE256(ρ' ‖ IntegerToBytes(r, 2)).
+fn s_poly(rho_prime: &[u8; 64], r: u16, out: &mut Poly) {
+    let mut h = Shake256::default();
+    h.update(rho_prime);
+    h.update(&r.to_le_bytes());
+    let mut x = h.finalize_xof();
+    let mut n = 0;
+    let mut buf = [0u8; 136];
+    while n < N {
+        x.read(&mut buf);
+        for &b in &buf {
+            for z in [i32::from(b & 15), i32::from(b >> 4)] {
+                if z < 9 && n < N {
+                    out[n] = ETA - z;
+                    n += 1;
+                }
+            }
+        }
+    }
+    buf.zeroize();
+}
+
+/// The seeds (ρ, ρ', K) of ξ and NTT(s1).
+struct Seeds {
+    rho: [u8; 32],
+    rho_prime: [u8; 64],
+    k: [u8; 32],
+}
+
+impl Drop for Seeds {
+    fn drop(&mut self) {
+        self.rho_prime.zeroize();
+        self.k.zeroize();
+    }
+}
+
+/// Key generation, one row of A-hat at a time: writes pk = ρ ‖ SimpleBitPack(t1, 10 bits),
+/// NTT(s1) and, when asked, NTT(t0).
+fn keygen(
+    xi: &[u8; 32],
+    pk: &mut [u8; MLDSA65_PUBLIC_KEY],
+    s1_hat: &mut [Poly; L],
+    mut t0_hat: Option<&mut [Poly; K]>,
+) -> Seeds {
+    // (ρ, ρ', K) ← H(ξ ‖ k ‖ ℓ, 128)
+    let mut bytes = [0u8; 128];
+    let mut h = Shake256::default();
+    h.update(xi);
+    h.update(&[K as u8, L as u8]);
+    h.finalize_xof().read(&mut bytes);
+    let mut seeds = Seeds { rho: [0; 32], rho_prime: [0; 64], k: [0; 32] };
+    seeds.rho.copy_from_slice(&bytes[..32]);
+    seeds.rho_prime.copy_from_slice(&bytes[32..96]);
+    seeds.k.copy_from_slice(&bytes[96..]);
+    bytes.zeroize();
+
+    for (r, s) in s1_hat.iter_mut().enumerate() {
+        s_poly(&seeds.rho_prime, r as u16, s);
+        ntt(s);
+    }
+
+    pk[..32].copy_from_slice(&seeds.rho);
+    let mut a = [0i32; N];
+    let mut t = [0i32; N];
+    let mut s2 = [0i32; N];
+    for i in 0..K {
+        // t_i = NTT^-1(Σ_j A-hat[i][j] ∘ NTT(s1_j)) + s2_i
+        t.fill(0);
+        for (j, s) in s1_hat.iter().enumerate() {
+            a_hat(&seeds.rho, i, j, &mut a);
+            for n in 0..N {
+                t[n] += mont_reduce(i64::from(a[n]) * i64::from(s[n]));
+            }
+        }
+        for c in t.iter_mut() {
+            *c = reduce32(*c);
+        }
+        inv_ntt_tomont(&mut t);
+        s_poly(&seeds.rho_prime, (L + i) as u16, &mut s2);
+        // Power2Round: t1 = ⌈t / 2^d⌋ of t mod⁺ q (packed 4 coefficients into 5 bytes),
+        // t0 = t - t1 · 2^d.
+        for n in 0..N {
+            let v = caddq(reduce32(t[n] + s2[n]));
+            let t1 = (v + (1 << (D - 1)) - 1) >> D;
+            t[n] = t1;
+            s2[n] = v - (t1 << D);
+        }
+        let out = &mut pk[32 + i * 320..32 + (i + 1) * 320];
+        for (c, o) in t.chunks_exact(4).zip(out.chunks_exact_mut(5)) {
+            let c = [c[0] as u32, c[1] as u32, c[2] as u32, c[3] as u32];
+            o[0] = c[0] as u8;
+            o[1] = ((c[0] >> 8) | (c[1] << 2)) as u8;
+            o[2] = ((c[1] >> 6) | (c[2] << 4)) as u8;
+            o[3] = ((c[2] >> 4) | (c[3] << 6)) as u8;
+            o[4] = (c[3] >> 2) as u8;
+        }
+        if let Some(t0_hat) = t0_hat.as_deref_mut() {
+            t0_hat[i] = s2;
+            ntt(&mut t0_hat[i]);
+        }
+    }
+    t.zeroize();
+    s2.zeroize();
+    seeds
+}
+
+/// pk = ρ ‖ SimpleBitPack(t1, 10 bits) for the seed ξ.
+#[inline(never)]
+pub(super) fn public_key(xi: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
+    let mut pk = [0u8; MLDSA65_PUBLIC_KEY];
+    let mut s1_hat = [[0i32; N]; L];
+    drop(keygen(xi, &mut pk, &mut s1_hat, None));
+    s1_hat.zeroize();
+    pk
+}
+
+const GAMMA1: i32 = 1 << 19;
+const GAMMA2: i32 = (Q - 1) / 32;
+const BETA: i32 = 196;
+const OMEGA: usize = 55;
+const TAU: usize = 49;
+const LAMBDA_DIV4: usize = 48;
+/// ML-DSA-65 signature length.
+pub(super) const SIG_LEN: usize = LAMBDA_DIV4 + L * 640 + OMEGA + K;
+
+/// (r1, r0) = Decompose(r) (Algorithm 36) for r in [0, q), γ2 = (q - 1)/32.
+fn decompose(a: i32) -> (i32, i32) {
+    let mut a1 = (a + 127) >> 7;
+    a1 = (a1 * 1025 + (1 << 21)) >> 22;
+    a1 &= 15;
+    let mut a0 = a - a1 * 2 * GAMMA2;
+    a0 -= (((Q - 1) / 2 - a0) >> 31) & Q;
+    (a1, a0)
+}
+
+/// |a| for a centred representative (branch free).
+fn abs(a: i32) -> i32 {
+    let m = a >> 31;
+    a - (m & (2 * a))
+}
+
+/// Pointwise product with the challenge, back out of the NTT domain, centred.
+fn c_times(c_hat: &Poly, v_hat: &Poly, out: &mut Poly) {
+    for n in 0..N {
+        out[n] = mont_reduce(i64::from(c_hat[n]) * i64::from(v_hat[n]));
+    }
+    inv_ntt_tomont(out);
+    for c in out.iter_mut() {
+        *c = reduce32(*c);
+    }
+}
+
+/// ExpandMask (Algorithm 34): y_r from SHAKE256(ρ'' ‖ IntegerToBytes(κ + r, 2)), γ1 = 2^19.
+fn y_poly(rho2: &[u8; 64], nonce: u16, out: &mut Poly) {
+    let mut h = Shake256::default();
+    h.update(rho2);
+    h.update(&nonce.to_le_bytes());
+    let mut buf = [0u8; 640];
+    h.finalize_xof().read(&mut buf);
+    for (b, c) in buf.chunks_exact(5).zip(out.chunks_exact_mut(2)) {
+        let r0 = (i32::from(b[0]) | (i32::from(b[1]) << 8) | (i32::from(b[2]) << 16)) & 0xF_FFFF;
+        let r1 = ((i32::from(b[2]) >> 4) | (i32::from(b[3]) << 4) | (i32::from(b[4]) << 12)) & 0xF_FFFF;
+        c[0] = GAMMA1 - r0;
+        c[1] = GAMMA1 - r1;
+    }
+    buf.zeroize();
+}
+
+/// SampleInBall (Algorithm 29), τ = 49.
+fn sample_in_ball(c_tilde: &[u8; LAMBDA_DIV4], c: &mut Poly) {
+    let mut h = Shake256::default();
+    h.update(c_tilde);
+    let mut x = h.finalize_xof();
+    let mut buf = [0u8; 136];
+    x.read(&mut buf);
+    let mut signs = u64::from_le_bytes([buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]]);
+    let mut pos = 8;
+    c.fill(0);
+    for i in N - TAU..N {
+        let j = loop {
+            if pos == buf.len() {
+                x.read(&mut buf);
+                pos = 0;
+            }
+            let j = usize::from(buf[pos]);
+            pos += 1;
+            if j <= i {
+                break j;
+            }
+        };
+        c[i] = c[j];
+        c[j] = 1 - 2 * (signs & 1) as i32;
+        signs >>= 1;
+    }
+}
+
+/// Hedged ML-DSA-65 signature (Algorithms 2 and 7) of `msg` with the empty context, by the key
+/// of seed ξ, with the 32 random bytes `rnd`. Returns `None` only if the rejection loop runs
+/// out of nonces (probability far below 2^-100).
+#[inline(never)]
+pub(super) fn sign(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32]) -> Option<[u8; SIG_LEN]> {
+    let mut pk = [0u8; MLDSA65_PUBLIC_KEY];
+    let mut s1_hat = [[0i32; N]; L];
+    let mut t0_hat = [[0i32; N]; K];
+    let seeds = keygen(xi, &mut pk, &mut s1_hat, Some(&mut t0_hat));
+    let mut s2_hat = [[0i32; N]; K];
+    for (i, s) in s2_hat.iter_mut().enumerate() {
+        s_poly(&seeds.rho_prime, (L + i) as u16, s);
+        ntt(s);
+    }
+
+    // tr ← H(pk, 64); µ ← H(tr ‖ M', 64) with M' = 0 ‖ |ctx| = 0 ‖ M
+    let mut tr = [0u8; 64];
+    let mut h = Shake256::default();
+    h.update(&pk);
+    h.finalize_xof().read(&mut tr);
+    let mut mu = [0u8; 64];
+    let mut h = Shake256::default();
+    h.update(&tr);
+    h.update(&[0, 0]);
+    h.update(msg);
+    h.finalize_xof().read(&mut mu);
+    // ρ'' ← H(K ‖ rnd ‖ µ, 64)
+    let mut rho2 = [0u8; 64];
+    let mut h = Shake256::default();
+    h.update(&seeds.k);
+    h.update(rnd);
+    h.update(&mu);
+    h.finalize_xof().read(&mut rho2);
+
+    let mut sig = [0u8; SIG_LEN];
+    let mut z = [[0i32; N]; L];
+    let mut y_hat = [[0i32; N]; L];
+    let mut w = [[0i32; N]; K];
+    let mut a = [0i32; N];
+    let mut c_hat = [0i32; N];
+    let mut tmp = [0i32; N];
+    let mut c_tilde = [0u8; LAMBDA_DIV4];
+    let mut kappa: u16 = 0;
+    let done = loop {
+        if kappa > u16::MAX - L as u16 {
+            break false;
+        }
+        for (r, (y, yh)) in z.iter_mut().zip(y_hat.iter_mut()).enumerate() {
+            y_poly(&rho2, kappa + r as u16, y);
+            *yh = *y;
+            ntt(yh);
+        }
+        kappa += L as u16;
+        // w = NTT^-1(A-hat ∘ NTT(y)), in [0, q); c̃ ← H(µ ‖ w1Encode(HighBits(w)), λ/4)
+        let mut h = Shake256::default();
+        h.update(&mu);
+        for (i, wi) in w.iter_mut().enumerate() {
+            wi.fill(0);
+            for (j, yh) in y_hat.iter().enumerate() {
+                a_hat(&seeds.rho, i, j, &mut a);
+                for n in 0..N {
+                    wi[n] += mont_reduce(i64::from(a[n]) * i64::from(yh[n]));
+                }
+            }
+            for c in wi.iter_mut() {
+                *c = reduce32(*c);
+            }
+            inv_ntt_tomont(wi);
+            let mut packed = [0u8; 128];
+            for (p, c) in packed.iter_mut().zip(wi.chunks_exact_mut(2)) {
+                c[0] = caddq(c[0]);
+                c[1] = caddq(c[1]);
+                *p = (decompose(c[0]).0 | (decompose(c[1]).0 << 4)) as u8;
+            }
+            h.update(&packed);
+        }
+        h.finalize_xof().read(&mut c_tilde);
+        sample_in_ball(&c_tilde, &mut c_hat);
+        ntt(&mut c_hat);
+
+        // z = y + NTT^-1(c ∘ s1): reject if ‖z‖∞ ≥ γ1 - β
+        let mut reject = false;
+        for (zl, s) in z.iter_mut().zip(s1_hat.iter()) {
+            c_times(&c_hat, s, &mut tmp);
+            for n in 0..N {
+                zl[n] = reduce32(zl[n] + tmp[n]);
+                reject |= abs(zl[n]) >= GAMMA1 - BETA;
+            }
+        }
+        if reject {
+            continue;
+        }
+        // Per row: r = w - cs2; reject if ‖LowBits(r)‖∞ ≥ γ2 - β or ‖ct0‖∞ ≥ γ2;
+        // h = MakeHint(-ct0, r + ct0) = [HighBits(r) ≠ HighBits(r + ct0)].
+        let hints = &mut sig[LAMBDA_DIV4 + L * 640..];
+        hints.fill(0);
+        let mut count = 0usize;
+        for i in 0..K {
+            c_times(&c_hat, &s2_hat[i], &mut tmp);
+            for n in 0..N {
+                w[i][n] = caddq(reduce32(w[i][n] - tmp[n]));
+                reject |= abs(decompose(w[i][n]).1) >= GAMMA2 - BETA;
+            }
+            c_times(&c_hat, &t0_hat[i], &mut tmp);
+            for n in 0..N {
+                reject |= abs(tmp[n]) >= GAMMA2;
+                let r1 = decompose(w[i][n]).0;
+                let v1 = decompose(caddq(reduce32(w[i][n] + tmp[n]))).0;
+                if r1 != v1 {
+                    if count < OMEGA {
+                        hints[count] = n as u8;
+                    }
+                    count += 1;
+                }
+            }
+            if count <= OMEGA {
+                hints[OMEGA + i] = count as u8;
+            }
+        }
+        if reject || count > OMEGA {
+            continue;
+        }
+        break true;
+    };
+
+    if done {
+        // σ = c̃ ‖ BitPack(z, γ1 - 1, γ1) ‖ HintBitPack(h)
+        sig[..LAMBDA_DIV4].copy_from_slice(&c_tilde);
+        let zs = &mut sig[LAMBDA_DIV4..LAMBDA_DIV4 + L * 640];
+        for (zl, out) in z.iter().zip(zs.chunks_exact_mut(640)) {
+            for (c, o) in zl.chunks_exact(2).zip(out.chunks_exact_mut(5)) {
+                let t0 = (GAMMA1 - c[0]) as u32;
+                let t1 = (GAMMA1 - c[1]) as u32;
+                o[0] = t0 as u8;
+                o[1] = (t0 >> 8) as u8;
+                o[2] = ((t0 >> 16) | (t1 << 4)) as u8;
+                o[3] = (t1 >> 4) as u8;
+                o[4] = (t1 >> 12) as u8;
+            }
+        }
+    }
+    s1_hat.zeroize();
+    s2_hat.zeroize();
+    t0_hat.zeroize();
+    z.zeroize();
+    y_hat.zeroize();
+    w.zeroize();
+    tmp.zeroize();
+    rho2.zeroize();
+    drop(seeds);
+    done.then_some(sig)
+}
