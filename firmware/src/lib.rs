@@ -21,6 +21,8 @@ mod error;
 pub mod flash;
 #[cfg(feature = "std")]
 pub mod host;
+#[cfg(target_os = "none")]
+mod no_heap;
 pub mod protocol;
 mod vault;
 
@@ -39,3 +41,6 @@ macro_rules! log {
         defmt::info!($($t)*);
     };
 }
+
+#[cfg(target_os = "none")]
+pub use no_heap::NoHeap;

@@ -85,22 +85,9 @@ impl embedded_io::Write for Serial {
     }
 }
 
-/// The firmware has no heap; `zeroize`'s default `alloc` feature (via `x-wing`) links the
-/// `alloc` crate, so an allocator must exist: this one refuses every request.
-struct NoHeap;
-
-#[allow(unsafe_code)]
-// SAFETY: returning null is the documented way to report an allocation failure; `dealloc` is
-// never called because nothing is ever allocated.
-unsafe impl core::alloc::GlobalAlloc for NoHeap {
-    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
-}
-
+// No heap: see `aqm_firmware::NoHeap` for why an allocator must exist at all.
 #[global_allocator]
-static HEAP: NoHeap = NoHeap;
+static HEAP: aqm_firmware::NoHeap = aqm_firmware::NoHeap;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {

@@ -47,24 +47,9 @@ type Board = Device<Flash, KEYS, ChaCha20Rng, FpgaLed, NoButton>;
 
 static DEVICE: StaticCell<Board> = StaticCell::new();
 
-/// The firmware has no heap. `zeroize`'s default `alloc` feature (enabled by `x-wing`) links
-/// the `alloc` crate, which makes the linker ask for an allocator; this one refuses every
-/// request, so an allocation anywhere would end in the panic handler (none happens: the
-/// QEMU session would fail).
-struct NoHeap;
-
-#[allow(unsafe_code)]
-// SAFETY: returning null is the documented way to report an allocation failure; `dealloc` is
-// never called because nothing is ever allocated.
-unsafe impl core::alloc::GlobalAlloc for NoHeap {
-    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
-}
-
+// No heap: see `aqm_firmware::NoHeap` for why an allocator must exist at all.
 #[global_allocator]
-static HEAP: NoHeap = NoHeap;
+static HEAP: aqm_firmware::NoHeap = aqm_firmware::NoHeap;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
