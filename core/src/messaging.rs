@@ -225,6 +225,23 @@ where
                 remaining: chain.remaining(),
             }));
         }
+        self.send_rekeyed(peer, ctx, plaintext, now, rng)
+    }
+
+    /// Like [`Messenger::send`], but always opens a new chain (picking the tier from `ctx` capped
+    /// by the contact's priority, popping a cached coin with downward fallback), even when the
+    /// open chain to `peer` has messages left — e.g. when the device context changed and the app
+    /// wants the tier it now affords. No cached coin → [`SendOutcome::NeedCoin`], nothing changed.
+    pub fn send_rekeyed<R: CryptoRng + ?Sized>(
+        &self,
+        peer: &PublicIdentity,
+        ctx: &DeviceContext,
+        plaintext: &[u8],
+        now: UnixSeconds,
+        rng: &mut R,
+    ) -> Result<SendOutcome, E> {
+        check_len(plaintext)?;
+        let peer_id = peer.user_id;
         let contact = self.store.contact(&peer_id)?;
         let priority = contact.as_ref().map_or(Priority::Stranger, |c| c.priority);
         let desired = self.policy.choose_tier(ctx, priority);

@@ -453,3 +453,37 @@ fn prefetch_fills_the_caps_with_verified_coins() {
         assert_eq!(bob.receive(&wire(&sent), &mut rng).unwrap().plaintext, b"gold");
     })
 }
+
+#[test]
+fn send_rekeyed_opens_a_new_chain_at_the_tier_the_context_now_affords() {
+    on_big_stack(|| {
+        let (mut rng, alice, bob) = setup(40);
+        alice.befriend(&bob, Priority::Bestie);
+        for tier in [Tier::Gold, Tier::Silver] {
+            let coin = bob.mint(tier, &mut rng);
+            alice.cache(&coin);
+        }
+        let first = alice.send(&bob, &DeviceContext::HOME_WIFI, b"home", &mut rng);
+        assert_eq!((first.tier, first.rekeyed), (Tier::Gold, true));
+        // `send` would keep riding the open GOLD chain; `send_rekeyed` re-keys with SILVER.
+        let SendOutcome::Sent(second) = alice
+            .messenger()
+            .send_rekeyed(bob.id.public(), &DeviceContext::OUTDOOR_CELLULAR, b"outside", 11, &mut rng)
+            .unwrap()
+        else {
+            panic!("a SILVER coin was cached")
+        };
+        assert_eq!((second.tier, second.rekeyed, second.fell_back), (Tier::Silver, true, false));
+        assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([0, 0, 0]));
+        assert_eq!(bob.receive(&wire(&first), &mut rng).unwrap().plaintext.as_slice(), b"home");
+        assert_eq!(bob.receive(&wire(&second), &mut rng).unwrap().plaintext.as_slice(), b"outside");
+        // Nothing cached any more: NeedCoin, and the open SILVER chain is untouched.
+        let before = alice.store.load_session(&bob.me(), Direction::Send).unwrap();
+        let outcome = alice
+            .messenger()
+            .send_rekeyed(bob.id.public(), &DeviceContext::UNDERGROUND, b"metro", 12, &mut rng)
+            .unwrap();
+        assert_eq!(outcome, SendOutcome::NeedCoin { tier: Tier::Bronze });
+        assert_eq!(alice.store.load_session(&bob.me(), Direction::Send).unwrap(), before);
+    });
+}

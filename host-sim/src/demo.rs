@@ -287,21 +287,16 @@ where
     let mut wires: Vec<(&str, Vec<u8>, Tier, KeyId)> = Vec::new();
     for (i, (name, place, ctx, want, text)) in scenarios.iter().enumerate() {
         let step = format!("scenario {name}: send with {want}");
-        let sent: Sent = if i == 0 {
-            // No session with Bob yet: `send` picks the tier from the context and opens a chain.
-            match alice_m.send(bob.public(), ctx, text.as_bytes(), now(), &mut rng).step(&step)? {
-                SendOutcome::Sent(s) => s,
-                SendOutcome::NeedCoin { tier } => return Err(fail(step, format!("no cached coin for {tier}"))),
-            }
+        // The first message opens a chain with `send`; B and C re-key at once with the tier their
+        // new context affords (`send` alone would carry on the open chain until its limit).
+        let outcome = if i == 0 {
+            alice_m.send(bob.public(), ctx, text.as_bytes(), now(), &mut rng)
         } else {
-            // The context changed: re-key now with the tier it affords (the open chain would
-            // otherwise carry on at its own tier until its limit).
-            let desired = policy.choose_tier(ctx, Priority::Bestie);
-            let cached = alice_store
-                .select_coin(&bob.user_id(), desired, now())
-                .step(&step)?
-                .ok_or_else(|| fail(&step, format!("no cached {desired} coin")))?;
-            alice_m.send_with_coin(bob.public(), &cached.coin, desired, text.as_bytes(), &mut rng).step(&step)?
+            alice_m.send_rekeyed(bob.public(), ctx, text.as_bytes(), now(), &mut rng)
+        };
+        let sent: Sent = match outcome.step(&step)? {
+            SendOutcome::Sent(s) => s,
+            SendOutcome::NeedCoin { tier } => return Err(fail(step, format!("no cached coin for {tier}"))),
         };
         expect_eq(
             &format!("scenario {name} picks {want}"),
