@@ -6,15 +6,54 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::sizes::MAX_PUBLIC_KEY;
 use crate::crypto::{self, DeviceKey, Identity, PublicIdentity, PublicKeyBytes, SealedSecret};
 use crate::vault::VaultEntry;
-use crate::{Error, KeyId, Tier, UnixSeconds, UserId};
+use crate::{Error, KeyId, Policy, Tier, UnixSeconds, UserId, protocol};
 
 pub use crate::crypto::SignatureBytes;
 
-/// Domain separation tag of the coin signature (DESIGN §3).
-pub const COIN_SIGNATURE_DOMAIN: &[u8] = b"AQM-coin-v1";
+/// Domain separation tag of the coin signature (DESIGN §3.1).
+pub const COIN_SIGNATURE_DOMAIN: &[u8] = b"AQM-coin-v2";
 
 /// Bytes of the largest signed coin message.
-const MAX_SIGNED: usize = COIN_SIGNATURE_DOMAIN.len() + 16 + 16 + 1 + MAX_PUBLIC_KEY;
+pub const MAX_SIGNED: usize = COIN_SIGNATURE_DOMAIN.len() + 16 + 16 + 1 + 1 + 8 + MAX_PUBLIC_KEY;
+
+/// What kind of coin this is. The byte is signed; only one-time coins exist in v2.
+///
+/// ```
+/// use aqm_core::{coin::CoinKind, Error};
+/// assert_eq!(CoinKind::try_from(0u8), Ok(CoinKind::OneTime));
+/// // Kind 1 (last-resort) is reserved until its rules exist as one piece (DESIGN §3.1).
+/// assert_eq!(CoinKind::try_from(1u8), Err(Error::UnsupportedCoinKind(1)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+#[repr(u8)]
+pub enum CoinKind {
+    /// Handed out at most once, burned when opened.
+    OneTime = 0,
+}
+
+impl CoinKind {
+    /// The pinned byte.
+    pub const fn to_byte(self) -> u8 {
+        self as u8
+    }
+}
+
+impl TryFrom<u8> for CoinKind {
+    type Error = Error;
+    fn try_from(b: u8) -> Result<Self, Error> {
+        match b {
+            0 => Ok(CoinKind::OneTime),
+            other => Err(Error::UnsupportedCoinKind(other)),
+        }
+    }
+}
+
+impl From<CoinKind> for u8 {
+    fn from(k: CoinKind) -> u8 {
+        k.to_byte()
+    }
+}
 
 /// The public half of a coin, as published to the directory and cached by contacts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,32 +64,48 @@ pub struct PublicCoin {
     pub key_id: KeyId,
     /// The coin's tier.
     pub tier: Tier,
+    /// One-time (the only kind v2 accepts).
+    pub kind: CoinKind,
+    /// Unix seconds after which nobody may use the coin (mint time + 30 days); signed.
+    pub expires_at: UnixSeconds,
     /// The KEM public key.
     pub public_key: PublicKeyBytes,
-    /// ML-DSA-65 (GOLD) or Ed25519 signature over [`PublicCoin::signed_message`].
+    /// The owner's signature field over [`PublicCoin::signed_message`]: `ed25519 ‖ mldsa65` for
+    /// GOLD, Ed25519 for SILVER and BRONZE.
     pub signature: SignatureBytes,
 }
 
 impl PublicCoin {
-    /// `"AQM-coin-v1" ‖ owner ‖ key id ‖ tier byte ‖ public key`, the bytes the owner signs.
+    /// `"AQM-coin-v2" ‖ owner ‖ key id ‖ tier byte ‖ kind byte ‖ expires_at (u64 BE) ‖ public
+    /// key`, the bytes the owner signs.
     pub fn signed_message(
         owner: &UserId,
         key_id: &KeyId,
         tier: Tier,
-        public_key: &[u8],
+        kind: CoinKind,
+        expires_at: UnixSeconds,
+        public_key: &PublicKeyBytes,
     ) -> heapless::Vec<u8, MAX_SIGNED> {
         let mut m = heapless::Vec::new();
-        // Capacity is the largest possible message; public keys longer than that are refused
-        // before signing or verifying, so these pushes cannot fail.
+        // MAX_SIGNED is the sum of the fixed parts and the largest `PublicKeyBytes`, so none of
+        // these pushes can fail.
         let _ = m.extend_from_slice(COIN_SIGNATURE_DOMAIN);
         let _ = m.extend_from_slice(owner.as_bytes());
         let _ = m.extend_from_slice(key_id.as_bytes());
         let _ = m.push(tier.to_byte());
+        let _ = m.push(kind.to_byte());
+        let _ = m.extend_from_slice(&expires_at.to_be_bytes());
         let _ = m.extend_from_slice(public_key);
         m
     }
 
-    /// Check sizes, that `owner` minted the coin, and its signature.
+    /// This coin's signed message.
+    pub fn message(&self) -> heapless::Vec<u8, MAX_SIGNED> {
+        Self::signed_message(&self.owner, &self.key_id, self.tier, self.kind, self.expires_at, &self.public_key)
+    }
+
+    /// Check sizes, that `owner` minted the coin, and its signature (both halves for GOLD).
+    /// Says nothing about expiry: see [`PublicCoin::verify_fresh`].
     ///
     /// ```
     /// use aqm_core::{coin, crypto::{DeviceKey, Identity}, Error, Tier};
@@ -81,22 +136,31 @@ impl PublicCoin {
                 got: self.signature.len(),
             });
         }
-        let msg = Self::signed_message(&self.owner, &self.key_id, t, &self.public_key);
-        match t {
-            Tier::Gold => owner.verify_mldsa65(&msg, &self.signature),
-            Tier::Silver | Tier::Bronze => owner.verify_ed25519(&msg, &self.signature),
-        }
+        owner.verify_field(&self.message(), &self.signature, t.hybrid_signature())
     }
 
-    /// Bytes this coin occupies in an inventory (key, signature, ids and tier).
+    /// [`PublicCoin::verify`], and the coin must still be fresh at `now` under `policy`
+    /// (`now + coin_min_life < expires_at`, else [`Error::CoinExpired`]).
+    pub fn verify_fresh(&self, owner: &PublicIdentity, policy: &Policy, now: UnixSeconds) -> Result<(), Error> {
+        self.check_fresh(policy, now)?;
+        self.verify(owner)
+    }
+
+    /// Whether the coin may still be selected or handed out at `now`.
+    pub fn check_fresh(&self, policy: &Policy, now: UnixSeconds) -> Result<(), Error> {
+        if policy.coin_is_fresh(self.expires_at, now) { Ok(()) } else { Err(Error::CoinExpired) }
+    }
+
+    /// Bytes this coin occupies in an inventory (key, signature, ids, tier, kind and expiry).
     pub fn stored_bytes(&self) -> u64 {
         stored_bytes(self.tier)
     }
 }
 
-/// Bytes a cached coin of `tier` occupies: public key + signature + owner + key id + tier byte.
+/// Bytes a cached coin of `tier` occupies: public key + signature + owner + key id + tier byte
+/// + kind byte + expiry.
 pub const fn stored_bytes(tier: Tier) -> u64 {
-    (tier.public_key_len() + tier.signature_len() + 16 + 16 + 1) as u64
+    (tier.public_key_len() + tier.signature_len() + 16 + 16 + 1 + 1 + 8) as u64
 }
 
 /// A freshly minted coin: the public half to publish, the sealed private half for the vault.
@@ -108,8 +172,9 @@ pub struct MintedCoin {
     pub vault: VaultEntry,
 }
 
-/// Mint one coin of `tier` for `identity`: generate the key pair, sign the public half, seal the
-/// secret seed under `device_key`.
+/// Mint one one-time coin of `tier` for `identity` at `now`: generate the key pair, sign the
+/// public half with expiry `now` + 30 days ([`protocol::COIN_LIFETIME_SECS`]), seal the secret
+/// seed under `device_key`.
 pub fn mint<R: CryptoRng + ?Sized>(
     identity: &Identity,
     tier: Tier,
@@ -120,17 +185,14 @@ pub fn mint<R: CryptoRng + ?Sized>(
     let key_id = KeyId::random(rng);
     let (seed, public_key) = crypto::generate_keypair(tier, rng);
     let owner = identity.user_id();
-    let msg = PublicCoin::signed_message(&owner, &key_id, tier, &public_key);
-    let signature = match tier {
-        Tier::Gold => identity.sign_mldsa65(&msg, rng)?,
-        Tier::Silver | Tier::Bronze => {
-            SignatureBytes::from_slice(&identity.sign_ed25519(&msg)).map_err(|_| Error::BufferTooSmall)?
-        }
-    };
+    let kind = CoinKind::OneTime;
+    let expires_at = protocol::coin_expiry(now);
+    let msg = PublicCoin::signed_message(&owner, &key_id, tier, kind, expires_at, &public_key);
+    let signature = identity.sign_field(&msg, tier.hybrid_signature(), rng)?;
     let sealed = SealedSecret::seal(device_key, &key_id, tier, &seed, rng)?;
     Ok(MintedCoin {
-        public: PublicCoin { owner, key_id, tier, public_key, signature },
-        vault: VaultEntry::new_active(key_id, tier, sealed, now),
+        public: PublicCoin { owner, key_id, tier, kind, expires_at, public_key, signature },
+        vault: VaultEntry::new_active(key_id, tier, sealed, now, expires_at),
     })
 }
 
@@ -148,6 +210,12 @@ mod tests {
             let m = mint(&bob, tier, &dk, 100, &mut rng).unwrap();
             m.public.verify(bob.public()).unwrap();
             assert_eq!(m.public.signature.len(), tier.signature_len());
+            assert_eq!(m.public.expires_at, 100 + protocol::COIN_LIFETIME_SECS);
+            assert_eq!(m.vault.expires_at, m.public.expires_at);
+            let p = Policy::DEFAULT;
+            assert!(m.public.verify_fresh(bob.public(), &p, 100).is_ok());
+            let late = m.public.expires_at - p.coin_min_life_secs;
+            assert_eq!(m.public.verify_fresh(bob.public(), &p, late), Err(Error::CoinExpired));
             let seed = m.vault.sealed.open(&dk, &m.public.key_id, tier).unwrap();
             let (ct, ss) = crypto::encapsulate(tier, &m.public.public_key, &mut rng).unwrap();
             assert_eq!(crypto::decapsulate(tier, &seed, &ct).unwrap(), ss);
@@ -173,6 +241,19 @@ mod tests {
             let mut c = m.public.clone();
             c.signature.pop();
             assert!(matches!(c.verify(bob.public()), Err(Error::BadLength { .. })));
+            // Expiry and kind are signed.
+            let mut c = m.public.clone();
+            c.expires_at += 1;
+            assert_eq!(c.verify(bob.public()), Err(Error::BadSignature));
+            if tier == Tier::Gold {
+                // Hybrid: a valid Ed25519 half does not save a bad ML-DSA-65 half, nor the reverse.
+                let mut c = m.public.clone();
+                c.signature[64 + 100] ^= 1;
+                assert_eq!(c.verify(bob.public()), Err(Error::BadSignature));
+                let mut c = m.public.clone();
+                c.signature[0] ^= 1;
+                assert_eq!(c.verify(bob.public()), Err(Error::BadSignature));
+            }
             // A coin re-labelled with another tier of equal signature scheme is refused too.
             if tier == Tier::Silver {
                 let mut c = m.public.clone();

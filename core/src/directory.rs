@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coin::PublicCoin;
-use crate::crypto::PublicIdentity;
-use crate::{Error, Policy, Tier, UnixSeconds, UserId};
+use crate::crypto::{PublicIdentity, RegistrationProof};
+use crate::{Error, Policy, Tier, UnixSeconds, UserId, protocol};
 
 /// Most coins one claim can return (above every quota).
 pub const MAX_CLAIM: usize = 8;
@@ -31,10 +31,35 @@ pub struct DirectoryCoin {
     pub claimed_at: Option<UnixSeconds>,
 }
 
-/// Check an upload batch before any of it is stored: every coin must belong to `owner` and carry a
-/// valid signature. One bad coin refuses the whole batch.
-pub fn verify_upload(owner: &PublicIdentity, coins: &[PublicCoin]) -> Result<(), Error> {
-    coins.iter().try_for_each(|c| c.verify(owner))
+/// Check a registration before the identity is stored: valid keys and a proof of possession of
+/// both ([`PublicIdentity::verify_registration`]).
+pub fn verify_registration(identity: &PublicIdentity, proof: &RegistrationProof) -> Result<(), Error> {
+    identity.verify_registration(proof)
+}
+
+/// Check one coin's expiry at upload: `server_now + coin_min_life < expires_at ≤ server_now +
+/// 31 days` ([`Error::CoinExpired`] / [`Error::BadExpiry`]).
+pub fn check_upload_expiry(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
+    coin.check_fresh(policy, now)?;
+    if coin.expires_at > now.saturating_add(protocol::MAX_COIN_LIFETIME_SECS) {
+        return Err(Error::BadExpiry);
+    }
+    Ok(())
+}
+
+/// Check an upload batch at `now` before any of it is stored: every coin must belong to `owner`,
+/// carry valid signatures and an acceptable expiry ([`check_upload_expiry`]). One bad coin
+/// refuses the whole batch.
+pub fn verify_upload(policy: &Policy, owner: &PublicIdentity, coins: &[PublicCoin], now: UnixSeconds) -> Result<(), Error> {
+    coins.iter().try_for_each(|c| {
+        check_upload_expiry(policy, c, now)?;
+        c.verify(owner)
+    })
+}
+
+/// Whether an unclaimed coin may be handed out at `now` (fresh; DESIGN §3.1).
+pub fn claimable(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> bool {
+    policy.coin_is_fresh(coin.expires_at, now)
 }
 
 /// How many coins a claim of `requested` may take, given that the requester already claimed
@@ -57,9 +82,10 @@ pub fn quota_window(policy: &Policy, now: UnixSeconds) -> UnixSeconds {
     now - now % w
 }
 
-/// Whether an unclaimed coin uploaded at `uploaded_at` is stale at `now`.
-pub fn is_stale(policy: &Policy, uploaded_at: UnixSeconds, now: UnixSeconds) -> bool {
-    now.saturating_sub(uploaded_at) >= policy.directory_stale_secs
+/// Whether an unclaimed coin uploaded at `uploaded_at` is stale at `now`: past the stale age, or
+/// no longer fresh (it can never be handed out again).
+pub fn is_stale(policy: &Policy, coin: &DirectoryCoin, now: UnixSeconds) -> bool {
+    now.saturating_sub(coin.uploaded_at) >= policy.directory_stale_secs || !claimable(policy, &coin.coin, now)
 }
 
 /// Whether a coin claimed at `claimed_at` is past its grace at `now` and may be hard-deleted.

@@ -1,23 +1,28 @@
-//! The wire envelope of one message between devices (DESIGN §5): versioned postcard.
+//! The wire envelope of one message between devices (DESIGN §5, §3.1): versioned postcard.
 //!
-//! Layout (postcard, field by field): version `u8` (= [`ENVELOPE_VERSION`]) ‖ sender (16 raw
+//! Layout (postcard, field by field): version `u8` (= [`ENVELOPE_VERSION`], 2) ‖ sender (16 raw
 //! bytes) ‖ recipient (16) ‖ chain coin key id (16) ‖ `Option` re-key header (tier byte, KEM
-//! ciphertext as varint length and bytes) ‖ counter (varint `u32`) ‖ AEAD ciphertext (varint
-//! length and bytes, the 16-byte tag last). Everything before the ciphertext is the *header*; its
-//! bytes are the AAD of the message ([`Envelope::header_bytes`]).
+//! ciphertext as varint length and bytes, sender's signature field as varint length and bytes:
+//! `ed25519 ‖ mldsa65` for GOLD, Ed25519 otherwise) ‖ counter (varint `u32`) ‖ nonce (12 raw
+//! bytes, the AEAD nonce, fresh and random per message) ‖ AEAD ciphertext (varint length and
+//! bytes, the 16-byte tag last). Everything before the ciphertext is the *header*; its bytes —
+//! signatures and nonce included — are the AAD of the message ([`Envelope::header_bytes`]).
 //!
 //! [`Envelope::decode`] checks the size and the version byte before parsing, rejects truncated
-//! input and trailing bytes, unknown tier bytes and KEM ciphertexts of the wrong size, and never
-//! panics.
+//! input and trailing bytes, unknown tier bytes, KEM ciphertexts and signature fields of the wrong
+//! size, and never panics. Version 1 envelopes are refused ([`Error::UnsupportedVersion`]).
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::KemCiphertext;
-use crate::crypto::sizes::{AEAD_TAG, MAX_CIPHERTEXT};
+use crate::crypto::sizes::{AEAD_NONCE, AEAD_TAG, MAX_CIPHERTEXT, MAX_SIGNATURE};
+use crate::crypto::{KemCiphertext, SignatureBytes};
 use crate::{Error, KeyId, Tier, UserId};
 
-/// The envelope version this build writes and reads.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// The envelope version this build writes and reads (the protocol version).
+pub const ENVELOPE_VERSION: u8 = crate::protocol::PROTOCOL_VERSION;
+
+/// An AEAD nonce as carried in the header.
+pub type NonceBytes = [u8; AEAD_NONCE];
 
 /// Largest plaintext one message may carry.
 pub const MAX_MESSAGE: usize = 4096;
@@ -25,8 +30,18 @@ pub const MAX_MESSAGE: usize = 4096;
 /// Largest AEAD ciphertext (plaintext and tag).
 pub const MAX_MESSAGE_CIPHERTEXT: usize = MAX_MESSAGE + AEAD_TAG;
 
-/// Largest encoded header: version, three ids, a GOLD re-key header, a 5-byte varint counter.
-pub const MAX_HEADER: usize = 1 + 16 * 3 + 1 + 1 + varint_len(MAX_CIPHERTEXT) + MAX_CIPHERTEXT + 5;
+/// Largest encoded header: version, three ids, a GOLD re-key header (tier, KEM ciphertext,
+/// hybrid signature), a 5-byte varint counter and the nonce.
+pub const MAX_HEADER: usize = 1
+    + 16 * 3
+    + 1
+    + 1
+    + varint_len(MAX_CIPHERTEXT)
+    + MAX_CIPHERTEXT
+    + varint_len(MAX_SIGNATURE)
+    + MAX_SIGNATURE
+    + 5
+    + AEAD_NONCE;
 
 /// Largest encoded envelope; [`Envelope::decode`] refuses anything longer.
 pub const MAX_ENVELOPE: usize = MAX_HEADER + varint_len(MAX_MESSAGE_CIPHERTEXT) + MAX_MESSAGE_CIPHERTEXT;
@@ -51,6 +66,9 @@ pub struct RekeyHeader {
     /// The KEM ciphertext, of the tier's size.
     #[serde(serialize_with = "as_bytes")]
     pub kem_ciphertext: KemCiphertext,
+    /// The sender's signature field over the re-key's signed bytes ([`crate::rekey`]).
+    #[serde(serialize_with = "as_bytes")]
+    pub signature: SignatureBytes,
 }
 
 /// One message on the wire.
@@ -58,7 +76,7 @@ pub struct RekeyHeader {
 /// ```
 /// use aqm_core::envelope::{Envelope, MAX_ENVELOPE};
 /// use aqm_core::{Error, KeyId, UserId};
-/// let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 7,
+/// let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 7, [9; 12],
 ///     heapless::Vec::from_slice(&[0u8; 21]).unwrap());
 /// let mut buf = [0u8; MAX_ENVELOPE];
 /// let bytes = env.encode(&mut buf).unwrap();
@@ -79,6 +97,9 @@ pub struct Envelope {
     pub rekey: Option<RekeyHeader>,
     /// The message's position on its chain (0 first).
     pub counter: u32,
+    /// The AEAD nonce: fresh and random for every message, so a reused chain state never reuses
+    /// a (key, nonce) pair.
+    pub nonce: NonceBytes,
     /// AES-256-GCM ciphertext, tag last.
     #[serde(serialize_with = "as_bytes")]
     pub ciphertext: MessageCiphertext,
@@ -99,6 +120,7 @@ struct HeaderRef<'a> {
     chain: &'a KeyId,
     rekey: Option<&'a RekeyHeader>,
     counter: u32,
+    nonce: &'a NonceBytes,
 }
 
 /// The re-key header of an [`EnvelopeRef`], borrowing the KEM ciphertext.
@@ -108,6 +130,8 @@ pub struct RekeyRef<'a> {
     pub tier: Tier,
     /// The KEM ciphertext, exactly the tier's size.
     pub kem_ciphertext: &'a [u8],
+    /// The sender's signature field, exactly the tier's size.
+    pub signature: &'a [u8],
 }
 
 /// A checked envelope borrowing its byte fields from the wire buffer: decoding copies nothing.
@@ -124,6 +148,8 @@ pub struct EnvelopeRef<'a> {
     pub rekey: Option<RekeyRef<'a>>,
     /// The message's position on its chain (0 first).
     pub counter: u32,
+    /// The AEAD nonce.
+    pub nonce: NonceBytes,
     /// AES-256-GCM ciphertext, tag last (at least 16 bytes).
     pub ciphertext: &'a [u8],
     /// The header bytes as they are on the wire (canonical, so exactly the AAD).
@@ -142,6 +168,7 @@ struct Wire<'a> {
     #[serde(borrow)]
     rekey: Option<WireRekey<'a>>,
     counter: u32,
+    nonce: NonceBytes,
     ciphertext: &'a [u8],
 }
 
@@ -149,6 +176,7 @@ struct Wire<'a> {
 struct WireRekey<'a> {
     tier: u8,
     kem_ciphertext: &'a [u8],
+    signature: &'a [u8],
 }
 
 /// Bytes before the re-key `Option` tag: the version byte and three 16-byte ids.
@@ -169,7 +197,7 @@ impl<'a> EnvelopeRef<'a> {
             Ok((w, [])) => w,
             _ => return Err(Error::Malformed),
         };
-        let mut header_len = IDS_END + 1 + varint_len(w.counter as usize);
+        let mut header_len = IDS_END + 1 + varint_len(w.counter as usize) + AEAD_NONCE;
         let rekey = match w.rekey {
             None => None,
             Some(r) => {
@@ -178,8 +206,12 @@ impl<'a> EnvelopeRef<'a> {
                 if r.kem_ciphertext.len() != expected {
                     return Err(Error::BadLength { what: "KEM ciphertext", expected, got: r.kem_ciphertext.len() });
                 }
-                header_len += 1 + varint_len(expected) + expected;
-                Some(RekeyRef { tier, kem_ciphertext: r.kem_ciphertext })
+                let sig_len = tier.signature_len();
+                if r.signature.len() != sig_len {
+                    return Err(Error::BadLength { what: "re-key signature", expected: sig_len, got: r.signature.len() });
+                }
+                header_len += 1 + varint_len(expected) + expected + varint_len(sig_len) + sig_len;
+                Some(RekeyRef { tier, kem_ciphertext: r.kem_ciphertext, signature: r.signature })
             }
         };
         let ct_len = w.ciphertext.len();
@@ -198,6 +230,7 @@ impl<'a> EnvelopeRef<'a> {
             chain: w.chain,
             rekey,
             counter: w.counter,
+            nonce: w.nonce,
             ciphertext: w.ciphertext,
             header: &bytes[..header_len],
         })
@@ -215,10 +248,11 @@ impl<'a> EnvelopeRef<'a> {
             Some(r) => Some(RekeyHeader {
                 tier: r.tier,
                 kem_ciphertext: KemCiphertext::from_slice(r.kem_ciphertext).map_err(|_| Error::Malformed)?,
+                signature: SignatureBytes::from_slice(r.signature).map_err(|_| Error::Malformed)?,
             }),
         };
         let ciphertext = MessageCiphertext::from_slice(self.ciphertext).map_err(|_| Error::Malformed)?;
-        Ok(Envelope::new(self.sender, self.recipient, self.chain, rekey, self.counter, ciphertext))
+        Ok(Envelope::new(self.sender, self.recipient, self.chain, rekey, self.counter, self.nonce, ciphertext))
     }
 }
 
@@ -230,9 +264,10 @@ impl Envelope {
         chain: KeyId,
         rekey: Option<RekeyHeader>,
         counter: u32,
+        nonce: NonceBytes,
         ciphertext: MessageCiphertext,
     ) -> Self {
-        Envelope { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter, ciphertext }
+        Envelope { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter, nonce, ciphertext }
     }
 
     /// Encode into `buf` (at most [`MAX_ENVELOPE`] bytes are needed); returns the bytes written.
@@ -258,6 +293,7 @@ impl Envelope {
                 chain: &self.chain,
                 rekey: self.rekey.as_ref(),
                 counter: self.counter,
+                nonce: &self.nonce,
             },
             buf,
         )
@@ -265,8 +301,8 @@ impl Envelope {
 
     /// Decode wire bytes. Over [`MAX_ENVELOPE`] → [`Error::EnvelopeTooLarge`]; a first byte other
     /// than [`ENVELOPE_VERSION`] → [`Error::UnsupportedVersion`] (both before any parsing); an
-    /// unknown tier byte → [`Error::UnknownTier`]; a KEM ciphertext of the wrong size for its tier
-    /// → [`Error::BadLength`]; empty, truncated, trailing or otherwise invalid bytes, a
+    /// unknown tier byte → [`Error::UnknownTier`]; a KEM ciphertext or signature field of the
+    /// wrong size for its tier → [`Error::BadLength`]; empty, truncated, trailing or otherwise invalid bytes, a
     /// ciphertext shorter than its tag or longer than [`MAX_MESSAGE_CIPHERTEXT`], or a
     /// non-canonical encoding → [`Error::Malformed`]. [`EnvelopeRef::decode`] does the same
     /// without copying.
@@ -286,9 +322,10 @@ pub(crate) fn header_for<'b>(
     chain: &KeyId,
     rekey: Option<&RekeyHeader>,
     counter: u32,
+    nonce: &NonceBytes,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], Error> {
-    header_bytes(&HeaderRef { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter }, buf)
+    header_bytes(&HeaderRef { version: ENVELOPE_VERSION, sender, recipient, chain, rekey, counter, nonce }, buf)
 }
 
 #[cfg(test)]
@@ -298,12 +335,14 @@ mod tests {
 
     fn gold() -> Envelope {
         let kem = KemCiphertext::from_slice(&[0x5a; MAX_CIPHERTEXT]).unwrap();
+        let signature = SignatureBytes::from_slice(&[0x3c; MAX_SIGNATURE]).unwrap();
         Envelope::new(
             UserId([0xff; 16]),
             UserId([0xfe; 16]),
             KeyId([0xfd; 16]),
-            Some(RekeyHeader { tier: Tier::Gold, kem_ciphertext: kem }),
+            Some(RekeyHeader { tier: Tier::Gold, kem_ciphertext: kem, signature }),
             u32::MAX,
+            [0xee; 12],
             MessageCiphertext::from_slice(&[0xaa; MAX_MESSAGE_CIPHERTEXT]).unwrap(),
         )
     }
@@ -328,13 +367,15 @@ mod tests {
     #[test]
     fn wire_layout_is_plain_postcard_of_the_fields() {
         let env = gold();
+        let rk = env.rekey.clone().unwrap();
         let fields = (
-            1u8,
+            2u8,
             [0xffu8; 16],
             [0xfeu8; 16],
             [0xfdu8; 16],
-            Some((1u8, env.rekey.clone().unwrap().kem_ciphertext)),
+            Some((1u8, rk.kem_ciphertext, rk.signature)),
             u32::MAX,
+            [0xeeu8; 12],
             env.ciphertext.clone(),
         );
         let (mut a, mut b) = ([0u8; MAX_ENVELOPE], [0u8; MAX_ENVELOPE]);
@@ -347,7 +388,7 @@ mod tests {
         let mut buf = [0u8; MAX_ENVELOPE + 1];
         let n = env.encode(&mut buf).unwrap().len();
         assert_eq!(Envelope::decode(&buf[..n + 1]), Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: n + 1 }));
-        let small = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 5, [9u8; 16].into());
+        let small = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 5, [7; 12], [9u8; 16].into());
         let mut sbuf = [0u8; 128];
         let sn = small.encode(&mut sbuf).unwrap().len();
         assert_eq!(Envelope::decode(&sbuf[..sn + 1]), Err(Error::Malformed), "trailing byte");
@@ -366,9 +407,12 @@ mod tests {
             Err(Error::EnvelopeTooLarge { max: MAX_ENVELOPE, got: MAX_ENVELOPE + 1 })
         );
         assert_eq!(Envelope::decode(&[]), Err(Error::Malformed));
-        let mut v2 = buf;
-        v2[0] = 2;
-        assert_eq!(Envelope::decode(&v2[..n]), Err(Error::UnsupportedVersion(2)));
+        // Protocol v1 envelopes (and any other version) are refused before parsing.
+        for v in [0u8, 1, 3, 0xff] {
+            let mut other = buf;
+            other[0] = v;
+            assert_eq!(Envelope::decode(&other[..n]), Err(Error::UnsupportedVersion(v)));
+        }
         // Tier byte sits after version, three ids and the Option tag.
         let mut t = buf;
         t[1 + 48 + 1] = 9;
@@ -376,7 +420,13 @@ mod tests {
         let mut silver = buf;
         silver[1 + 48 + 1] = Tier::Silver.to_byte();
         assert!(matches!(Envelope::decode(&silver[..n]), Err(Error::BadLength { expected: 1088, .. })));
-        let short = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 0, MessageCiphertext::new());
+        // A GOLD re-key with only the Ed25519 half of its signature field is refused.
+        let mut g = gold();
+        g.rekey.as_mut().unwrap().signature.truncate(64);
+        let gn = g.encode(&mut buf).unwrap().len();
+        assert!(matches!(Envelope::decode(&buf[..gn]), Err(Error::BadLength { expected: 3373, got: 64, .. })));
+        let short =
+            Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), None, 0, [0; 12], MessageCiphertext::new());
         let bytes = short.encode(&mut buf).unwrap();
         assert_eq!(Envelope::decode(bytes), Err(Error::Malformed));
     }
@@ -399,11 +449,15 @@ mod tests {
         ) {
             let rk = rekey.map(|i| {
                 let tier = Tier::ALL[i];
-                RekeyHeader { tier, kem_ciphertext: KemCiphertext::from_slice(&[3; MAX_CIPHERTEXT][..tier.ciphertext_len()]).unwrap() }
+                RekeyHeader {
+                    tier,
+                    kem_ciphertext: KemCiphertext::from_slice(&[3; MAX_CIPHERTEXT][..tier.ciphertext_len()]).unwrap(),
+                    signature: SignatureBytes::from_slice(&[4; MAX_SIGNATURE][..tier.signature_len()]).unwrap(),
+                }
             });
             let ct = MessageCiphertext::from_slice(&[0x77; 300][..len]).unwrap();
-            let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), rk, counter, ct);
-            let mut buf = [0u8; 1600];
+            let env = Envelope::new(UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]), rk, counter, [6; 12], ct);
+            let mut buf = [0u8; 5000];
             let n = env.encode(&mut buf).unwrap().len();
             prop_assert_eq!(Envelope::decode(&buf[..n]).unwrap(), env.clone());
             let mut h = [0u8; MAX_HEADER];
@@ -414,7 +468,7 @@ mod tests {
             }
             if let Ok(d) = Envelope::decode(&m[..n]) {
                 // Whatever decodes re-encodes to exactly the bytes it came from.
-                let mut again = [0u8; 1600];
+                let mut again = [0u8; 5000];
                 prop_assert_eq!(d.encode(&mut again).unwrap(), &m[..n]);
             }
             let c = cut.index(n);

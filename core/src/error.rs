@@ -99,6 +99,31 @@ pub enum Error {
         /// Messages the chain may carry.
         limit: u32,
     },
+    /// An Ed25519 identity key that is non-canonical, of small order or of mixed order.
+    WeakIdentityKey,
+    /// A coin past its usable life: too close to `expires_at` to select, hand out or upload, or a
+    /// vault secret deleted at `expires_at + vault_grace`.
+    CoinExpired,
+    /// A coin whose `expires_at` lies further ahead than any coin may live.
+    BadExpiry,
+    /// A coin kind this build does not accept (kind 1, last-resort, is reserved).
+    UnsupportedCoinKind(u8),
+    /// A user id presented with another identity than the one pinned for it.
+    IdentityChanged,
+    /// No identity is pinned for this user: pin one (contact exchange or directory) first.
+    IdentityNotPinned,
+    /// The session record changed since it was loaded (another send or receive won the race);
+    /// nothing was written. Retry.
+    SessionConflict,
+    /// A message counter at or past its chain's protocol limit.
+    CounterPastLimit {
+        /// Messages a chain of this tier may carry.
+        limit: u32,
+    },
+    /// A re-key header on a message other than the first of its chain.
+    RekeyNotFirst,
+    /// The signer holding the identity (e.g. a secure element) failed or refused.
+    SignerFailed,
 }
 
 impl fmt::Display for Error {
@@ -114,7 +139,7 @@ impl fmt::Display for Error {
             Error::BadLength { what, expected, got } => write!(f, "{what} must be {expected} bytes, got {got}"),
             Error::BadPublicKey => f.write_str("public key is not a valid key of its tier: re-fetch the coin"),
             Error::BadSignature => {
-                f.write_str("coin signature does not verify against the owner's identity: discard the coin")
+                f.write_str("signature does not verify against the signer's identity: discard the coin or message")
             }
             Error::WrongOwner => f.write_str("coin belongs to another user than the contact it was offered for"),
             Error::SealBroken => f.write_str(
@@ -148,7 +173,10 @@ impl fmt::Display for Error {
                 f.write_str("message counter too far ahead of the chain: too many messages were lost")
             }
             Error::EnvelopeTooLarge { max, got } => write!(f, "envelope of {got} bytes exceeds the maximum of {max}"),
-            Error::UnsupportedVersion(v) => write!(f, "envelope version {v} is not supported: upgrade AQM"),
+            Error::UnsupportedVersion(v) => write!(
+                f,
+                "envelope version {v} is not supported (this build speaks version 2): the sender must upgrade AQM"
+            ),
             Error::Malformed => f.write_str("malformed input: not a valid AQM encoding"),
             Error::NotForUs => f.write_str("envelope is addressed to another user"),
             Error::MessageTooLarge { max } => write!(f, "message exceeds {max} bytes: split it"),
@@ -156,6 +184,28 @@ impl fmt::Display for Error {
             Error::ChainExhausted { limit } => {
                 write!(f, "this chain already carried its limit of {limit} messages: re-key with a new coin")
             }
+            Error::WeakIdentityKey => f.write_str(
+                "identity key is non-canonical or of small or mixed order: refuse this identity",
+            ),
+            Error::CoinExpired => f.write_str("coin is past its usable life: fetch a fresh coin"),
+            Error::BadExpiry => f.write_str("coin expiry lies further ahead than a coin may live: mint it again"),
+            Error::UnsupportedCoinKind(k) => {
+                write!(f, "coin kind {k} is not supported (only one-time coins, kind 0): discard the coin")
+            }
+            Error::IdentityChanged => f.write_str(
+                "this user presented another identity than the one pinned: compare safety numbers before trusting it",
+            ),
+            Error::IdentityNotPinned => {
+                f.write_str("no identity pinned for this user: exchange contacts or fetch it from the directory first")
+            }
+            Error::SessionConflict => {
+                f.write_str("the session changed while this operation ran: nothing was written, try again")
+            }
+            Error::CounterPastLimit { limit } => {
+                write!(f, "message counter at or past the chain limit of {limit}: the sender must re-key")
+            }
+            Error::RekeyNotFirst => f.write_str("a re-key header is only valid on the first message of a chain"),
+            Error::SignerFailed => f.write_str("the identity's signer failed or refused: check the device and retry"),
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::coin::{self, PublicCoin};
-use crate::{ContactId, Error, Policy, Priority, Tier, TierCounts, UnixSeconds};
+use crate::{ContactId, DeviceContext, Error, Policy, Priority, Tier, TierCounts, UnixSeconds};
 
 /// Longest display name kept for a contact.
 pub const MAX_DISPLAY_NAME: usize = 32;
@@ -20,6 +20,9 @@ pub struct ContactMeta {
     pub last_msg_at: UnixSeconds,
     /// A human name for display.
     pub display_name: heapless::String<MAX_DISPLAY_NAME>,
+    /// Never send to this contact without post-quantum protection: a BRONZE tier chosen by the
+    /// device context is raised to SILVER, and the fallback stops at SILVER (DESIGN §3.1).
+    pub require_pq: bool,
 }
 
 impl ContactMeta {
@@ -30,8 +33,72 @@ impl ContactMeta {
             expected: MAX_DISPLAY_NAME,
             got: display_name.len(),
         })?;
-        Ok(ContactMeta { contact_id, priority, last_msg_at: now, display_name })
+        Ok(ContactMeta { contact_id, priority, last_msg_at: now, display_name, require_pq: false })
     }
+
+    /// The same contact, flagged to require post-quantum protection.
+    pub fn requiring_pq(mut self) -> Self {
+        self.require_pq = true;
+        self
+    }
+}
+
+/// The tiers one send may use, dearest first: from `desired` down to `lowest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierRange {
+    /// The tier the device context and the contact's priority ask for.
+    pub desired: Tier,
+    /// The cheapest tier the fallback may reach.
+    pub lowest: Tier,
+}
+
+impl TierRange {
+    /// Exactly one tier.
+    pub const fn only(tier: Tier) -> Self {
+        TierRange { desired: tier, lowest: tier }
+    }
+
+    /// The tiers of the range, dearest first (empty if `lowest` is dearer than `desired`).
+    pub fn tiers(self) -> impl Iterator<Item = Tier> {
+        self.desired.fallback().filter(move |t| *t <= self.lowest)
+    }
+
+    /// Whether every tier of the range is post-quantum (no BRONZE).
+    pub fn post_quantum(self) -> bool {
+        self.lowest != Tier::Bronze
+    }
+}
+
+/// The tiers a send to a contact of `priority` may use (DESIGN §3.1, §4): the context's tier
+/// capped by the priority's ceiling; a contact that requires post-quantum protection lifts a
+/// BRONZE choice to SILVER; a GOLD or SILVER choice never falls back to BRONZE unless the app
+/// passes `allow_classical` (and never for a contact that requires post-quantum protection).
+/// A BRONZE choice by the context (low battery, underground) otherwise stays BRONZE.
+///
+/// ```
+/// use aqm_core::inventory::{send_range, TierRange};
+/// use aqm_core::{DeviceContext, Policy, Priority, Tier};
+/// let p = Policy::DEFAULT;
+/// let r = send_range(&p, &DeviceContext::HOME_WIFI, Priority::Bestie, false, false);
+/// assert_eq!(r, TierRange { desired: Tier::Gold, lowest: Tier::Silver });
+/// let r = send_range(&p, &DeviceContext::HOME_WIFI, Priority::Bestie, false, true);
+/// assert_eq!(r.lowest, Tier::Bronze);
+/// let r = send_range(&p, &DeviceContext::UNDERGROUND, Priority::Bestie, true, true);
+/// assert_eq!(r, TierRange::only(Tier::Silver));
+/// ```
+pub fn send_range(
+    policy: &Policy,
+    ctx: &DeviceContext,
+    priority: Priority,
+    require_pq: bool,
+    allow_classical: bool,
+) -> TierRange {
+    let mut desired = policy.choose_tier(ctx, priority);
+    if require_pq && desired == Tier::Bronze {
+        desired = Tier::Silver;
+    }
+    let lowest = if desired == Tier::Bronze || (allow_classical && !require_pq) { Tier::Bronze } else { Tier::Silver };
+    TierRange { desired, lowest }
 }
 
 /// A coin in the inventory, with the sequence number that orders it.
@@ -45,20 +112,23 @@ pub struct CachedCoin {
     pub fetched_at: UnixSeconds,
 }
 
-/// Decide whether `coin` may be stored for `contact`, given what the store holds right now.
+/// Decide whether `coin` may be stored for `contact` at `now`, given what the store holds right
+/// now.
 ///
 /// `contact` is the registered meta (None if unregistered), `held` the contact's current count for
-/// the coin's tier and `duplicate` whether this key id is already cached. Backends call this
-/// inside the same transaction that inserts, so the cap holds under concurrency.
+/// the coin's tier and `duplicate` whether this key id is already cached. A coin no longer fresh
+/// ([`Policy::coin_is_fresh`]) → [`Error::CoinExpired`]. Backends call this inside the same
+/// transaction that inserts, so the cap holds under concurrency.
 ///
 /// ```
 /// use aqm_core::{inventory::{admit, ContactMeta}, Error, Policy, Priority, Tier};
 /// # use aqm_core::{coin::PublicCoin, KeyId, UserId};
 /// # let id = UserId([1; 16]);
 /// # let coin = PublicCoin { owner: id, key_id: KeyId([2; 16]), tier: Tier::Gold,
+/// #     kind: aqm_core::coin::CoinKind::OneTime, expires_at: 30 * 86_400,
 /// #     public_key: Default::default(), signature: Default::default() };
 /// let mate = ContactMeta::new(id, Priority::Mate, "bob", 0).unwrap();
-/// assert_eq!(admit(&Policy::DEFAULT, Some(&mate), &coin, 0, false),
+/// assert_eq!(admit(&Policy::DEFAULT, Some(&mate), &coin, 0, false, 0),
 ///            Err(Error::BudgetExceeded { tier: Tier::Gold, cap: 0 }));
 /// ```
 pub fn admit(
@@ -67,6 +137,7 @@ pub fn admit(
     coin: &PublicCoin,
     held: u32,
     duplicate: bool,
+    now: UnixSeconds,
 ) -> Result<(), Error> {
     let meta = contact.ok_or(Error::ContactNotRegistered)?;
     if coin.owner != meta.contact_id {
@@ -75,6 +146,7 @@ pub fn admit(
     if duplicate {
         return Err(Error::CoinAlreadyCached);
     }
+    coin.check_fresh(policy, now)?;
     let cap = policy.cap(meta.priority, coin.tier);
     if held >= cap {
         return Err(Error::BudgetExceeded { tier: coin.tier, cap });
@@ -82,10 +154,19 @@ pub fn admit(
     Ok(())
 }
 
-/// The tier to pop for a send that wants `desired`: the first non-empty tier of the downward
-/// fallback chain, or None (the caller then fetches one coin on demand).
-pub fn pick_tier(desired: Tier, held: &TierCounts) -> Option<Tier> {
-    desired.fallback().find(|t| held.get(*t) > 0)
+/// The tier to pop for a send over `range`: the first non-empty tier of the downward fallback
+/// that stays within the range, or None (the caller then fetches one coin on demand).
+pub fn pick_tier(range: TierRange, held: &TierCounts) -> Option<Tier> {
+    range.tiers().find(|t| held.get(*t) > 0)
+}
+
+/// What [`crate::store::InventoryStore::select_coin`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The oldest fresh coin of the first tier of the range that held one.
+    pub coin: Option<CachedCoin>,
+    /// Coins dropped because they were no longer fresh (wasted: fetched but never used).
+    pub wasted: u32,
 }
 
 /// How many of the newest coins per tier a change to `new_priority` evicts.
@@ -176,8 +257,13 @@ mod tests {
     #[test]
     fn fallback_and_trim() {
         let held = TierCounts([0, 2, 1]);
-        assert_eq!(pick_tier(Tier::Gold, &held), Some(Tier::Silver));
-        assert_eq!(pick_tier(Tier::Bronze, &TierCounts([5, 4, 0])), None);
+        let all = TierRange { desired: Tier::Gold, lowest: Tier::Bronze };
+        assert_eq!(pick_tier(all, &held), Some(Tier::Silver));
+        assert_eq!(pick_tier(TierRange::only(Tier::Bronze), &TierCounts([5, 4, 0])), None);
+        // GOLD/SILVER drained: the post-quantum range finds nothing rather than BRONZE.
+        let pq = TierRange { desired: Tier::Gold, lowest: Tier::Silver };
+        assert_eq!(pick_tier(pq, &TierCounts([0, 0, 1])), None);
+        assert_eq!(pq.tiers().collect::<std::vec::Vec<_>>(), [Tier::Gold, Tier::Silver]);
         let p = Policy::DEFAULT;
         assert_eq!(trim_plan(&p, Priority::Mate, &TierCounts([5, 4, 1])), TierCounts([5, 0, 0]));
         assert_eq!(trim_plan(&p, Priority::Stranger, &TierCounts([5, 4, 1])), TierCounts([5, 4, 1]));

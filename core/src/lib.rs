@@ -38,4 +38,7 @@ pub mod testkit;
 
 pub mod envelope;
 pub mod messaging;
+pub mod pins;
+pub mod protocol;
 pub mod ratchet;
+pub mod rekey;

@@ -33,10 +33,14 @@ use heapless::Vec;
 use spin::Mutex;
 
 use crate::coin::PublicCoin;
-use crate::crypto::PublicIdentity;
+use crate::crypto::{PublicIdentity, RegistrationProof};
 use crate::directory::{self, Claimed, DirectoryCoin, IdempotencyKey, MAX_CLAIM};
-use crate::inventory::{self, CachedCoin, ContactMeta, GcReport};
-use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, VaultStore};
+use crate::inventory::{self, CachedCoin, ContactMeta, GcReport, Selection, TierRange};
+use crate::pins::{self, Pinned, Trust};
+use crate::store::{
+    Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, StoredSession,
+    VaultStore, next_session_version,
+};
 use crate::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use crate::{ContactId, Error, KeyId, Policy, Priority, Tier, TierCounts, UnixSeconds, UserId};
 
@@ -50,7 +54,8 @@ pub type DefaultMemoryStore = MemoryStore;
 ///
 /// Capacities: `KEYS` vault entries, `COINS` cached coins (all contacts together), `CONTACTS`
 /// registered contacts, `SESSIONS` session records, `DIRECTORY` directory coins, `USERS` directory
-/// identities, and `CLAIMS` quota records and as many idempotency records.
+/// identities, and `CLAIMS` quota records and as many idempotency records. Pinned identities
+/// share the `SESSIONS` capacity (one pin per peer a session could exist with).
 ///
 /// Visitor callbacks ([`VaultStore::active_ids`], [`InventoryStore::for_each_contact`]) run while
 /// the store's lock is held: they must not call back into the same store.
@@ -71,6 +76,7 @@ struct SessionRecord {
     peer: UserId,
     direction: Direction,
     blob: SessionBlob,
+    version: SessionVersion,
 }
 
 /// Claims one requester made of one owner's coins of one tier in one quota window.
@@ -103,6 +109,7 @@ struct Inner<
     vault: Vec<VaultEntry, KEYS>,
     stats: VaultStats,
     sessions: Vec<SessionRecord, SESSIONS>,
+    pins: Vec<Pinned, SESSIONS>,
     contacts: Vec<ContactMeta, CONTACTS>,
     coins: Vec<CachedCoin, COINS>,
     next_coin_seq: u64,
@@ -131,6 +138,7 @@ impl<
                 vault: Vec::new(),
                 stats: VaultStats { active: TierCounts([0; 3]), total_burned: 0, total_expired: 0 },
                 sessions: Vec::new(),
+                pins: Vec::new(),
                 contacts: Vec::new(),
                 coins: Vec::new(),
                 next_coin_seq: 0,
@@ -187,15 +195,41 @@ impl<
         self.session_index(peer, direction).is_some() || !self.sessions.is_full()
     }
 
-    fn write_session(&mut self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
-        match self.session_index(peer, direction) {
-            Some(i) => self.sessions[i].blob.clone_from(blob),
-            None => self
-                .sessions
-                .push(SessionRecord { peer: *peer, direction, blob: blob.clone() })
-                .map_err(|_| Error::CapacityFull { what: "session store" })?,
+    /// The version a compare-and-swap write of this record would get (nothing written).
+    fn session_cas(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let current = self.session_index(peer, direction).map(|i| self.sessions[i].version);
+        let version = next_session_version(current, expected)?;
+        if !self.session_fits(peer, direction) {
+            return Err(Error::CapacityFull { what: "session store" });
         }
-        Ok(())
+        Ok(version)
+    }
+
+    /// Write a record whose version [`Inner::session_cas`] approved.
+    fn write_session(&mut self, peer: &UserId, direction: Direction, blob: &SessionBlob, version: SessionVersion) {
+        match self.session_index(peer, direction) {
+            Some(i) => {
+                self.sessions[i].blob.clone_from(blob);
+                self.sessions[i].version = version;
+            }
+            // `session_cas` checked there is room.
+            None => {
+                let _ = self.sessions.push(SessionRecord { peer: *peer, direction, blob: blob.clone(), version });
+            }
+        }
+    }
+
+    /// Coins of `contact` and `tier`, oldest first, that are no longer fresh at `now`.
+    fn stale_coins(&self, policy: &Policy, contact: &ContactId, tier: Tier, now: UnixSeconds) -> usize {
+        self.coins
+            .iter()
+            .filter(|c| c.coin.owner == *contact && c.coin.tier == tier && c.coin.check_fresh(policy, now).is_err())
+            .count()
     }
 
     fn contact_index(&self, contact: &ContactId) -> Option<usize> {
@@ -219,6 +253,10 @@ impl<
         } else {
             candidates.max_by_key(|(_, c)| c.seq).map(|(i, _)| i)
         }
+    }
+
+    fn pin_index(&self, user: &UserId) -> Option<usize> {
+        self.pins.iter().position(|p| p.identity.user_id == *user)
     }
 
     fn identity_of(&self, user: &UserId) -> Option<&PublicIdentity> {
@@ -318,13 +356,25 @@ impl<
     const CLAIMS: usize,
 > SessionStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
 {
-    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.session_index(peer, direction).map(|i| inner.sessions[i].blob.clone()))
+        Ok(inner.session_index(peer, direction).map(|i| {
+            let r = &inner.sessions[i];
+            StoredSession { blob: r.blob.clone(), version: r.version }
+        }))
     }
 
-    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
-        self.inner.lock().write_session(peer, direction, blob)
+    fn save_session(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let mut inner = self.inner.lock();
+        let version = inner.session_cas(peer, direction, expected)?;
+        inner.write_session(peer, direction, blob, version);
+        Ok(version)
     }
 
     fn burn_and_save_session(
@@ -333,20 +383,52 @@ impl<
         now: UnixSeconds,
         peer: &UserId,
         blob: &SessionBlob,
-    ) -> Result<(), Error> {
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
         let mut inner = self.inner.lock();
         let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
-        // Decide the burn on a copy first, so that neither half is written unless both can be.
+        // Decide both halves first, so that neither is written unless both can be.
         let mut burned = inner.vault[i].clone();
         burned.burn(&self.policy, now)?;
-        if !inner.session_fits(peer, Direction::Receive) {
-            return Err(Error::CapacityFull { what: "session store" });
-        }
-        inner.write_session(peer, Direction::Receive, blob)?;
+        let version = inner.session_cas(peer, Direction::Receive, expected)?;
+        inner.write_session(peer, Direction::Receive, blob, version);
         let tier = burned.tier;
         inner.vault[i] = burned;
         inner.stats.apply(Transition::Burned(tier));
-        Ok(())
+        Ok(version)
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> PinStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    type Error = Error;
+
+    fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
+        let mut inner = self.inner.lock();
+        let at = inner.pin_index(&identity.user_id);
+        match pins::decide(at.map(|i| &inner.pins[i]), identity, trust)? {
+            None => Ok(at.map(|i| inner.pins[i].clone()).ok_or(Error::Malformed)?),
+            Some(pin) => {
+                match at {
+                    Some(i) => inner.pins[i] = pin.clone(),
+                    None => inner.pins.push(pin.clone()).map_err(|_| Error::CapacityFull { what: "pinned identities" })?,
+                }
+                Ok(pin)
+            }
+        }
+    }
+
+    fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.pin_index(user).map(|i| inner.pins[i].clone()))
     }
 }
 
@@ -396,7 +478,7 @@ impl<
         let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
         let held = inner.held(contact).get(coin.tier);
         let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.key_id);
-        inventory::admit(&self.policy, meta, coin, held, duplicate)?;
+        inventory::admit(&self.policy, meta, coin, held, duplicate, now)?;
         let seq = inner.next_coin_seq;
         inner
             .coins
@@ -406,18 +488,42 @@ impl<
         Ok(())
     }
 
-    fn select_coin(&self, contact: &ContactId, desired: Tier, now: UnixSeconds) -> Result<Option<CachedCoin>, Error> {
+    fn select_coin(
+        &self,
+        contact: &ContactId,
+        desired: Tier,
+        lowest: Tier,
+        now: UnixSeconds,
+    ) -> Result<Selection, Error> {
         let mut inner = self.inner.lock();
         let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
-        let Some(tier) = inventory::pick_tier(desired, &inner.held(contact)) else {
-            return Ok(None);
-        };
-        let Some(i) = inner.coin_at_end(contact, tier, true) else {
-            return Ok(None);
-        };
-        let coin = inner.coins.swap_remove(i);
-        inner.contacts[ci].last_msg_at = now;
-        Ok(Some(coin))
+        let range = TierRange { desired, lowest };
+        let mut selection = Selection::default();
+        for tier in range.tiers() {
+            // Coins past their selection limit go first: they can never be used.
+            selection.wasted += inner.stale_coins(&self.policy, contact, tier, now) as u32;
+            let policy = &self.policy;
+            inner.coins.retain(|c| !(c.coin.owner == *contact && c.coin.tier == tier && c.coin.check_fresh(policy, now).is_err()));
+            if let Some(i) = inner.coin_at_end(contact, tier, true) {
+                selection.coin = Some(inner.coins.swap_remove(i));
+                inner.contacts[ci].last_msg_at = now;
+                break;
+            }
+        }
+        Ok(selection)
+    }
+
+    fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
+        let mut inner = self.inner.lock();
+        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let held = inner.held(contact).get(coin.coin.tier);
+        let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.coin.key_id);
+        if inventory::admit(&self.policy, meta, &coin.coin, held, duplicate, coin.fetched_at).is_err() {
+            return Ok(false);
+        }
+        // Its own `seq` puts it back at its FIFO place.
+        inner.coins.push(coin.clone()).map_err(|_| Error::CapacityFull { what: "inventory coins" })?;
+        Ok(true)
     }
 
     fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
@@ -484,7 +590,8 @@ impl<
 {
     type Error = Error;
 
-    fn register_identity(&self, identity: &PublicIdentity) -> Result<(), Error> {
+    fn register_identity(&self, identity: &PublicIdentity, proof: &RegistrationProof) -> Result<(), Error> {
+        directory::verify_registration(identity, proof)?;
         let mut inner = self.inner.lock();
         match inner.identity_of(&identity.user_id) {
             Some(known) if known == identity => Ok(()),
@@ -504,7 +611,7 @@ impl<
         // Signatures are checked outside the lock (ML-DSA is slow); a registered identity never
         // changes, so the check still holds when the batch is written below.
         let identity = self.identity(owner)?.ok_or(Error::UnknownUser)?;
-        directory::verify_upload(&identity, coins)?;
+        directory::verify_upload(&self.policy, &identity, coins, now)?;
         let mut inner = self.inner.lock();
         let is_new = |inner: &Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>, i: usize| {
             let c = &coins[i];
@@ -563,7 +670,11 @@ impl<
                 .iter()
                 .enumerate()
                 .filter(|(i, d)| {
-                    d.coin.owner == *owner && d.coin.tier == tier && d.claimed_by.is_none() && !picked.contains(i)
+                    d.coin.owner == *owner
+                        && d.coin.tier == tier
+                        && d.claimed_by.is_none()
+                        && directory::claimable(&self.policy, &d.coin, now)
+                        && !picked.contains(i)
                 })
                 .min_by_key(|(_, d)| d.seq)
                 .map(|(i, _)| i);
@@ -640,7 +751,7 @@ impl<
     fn purge_stale(&self, now: UnixSeconds) -> Result<u32, Error> {
         let mut inner = self.inner.lock();
         let before = inner.directory.len();
-        inner.directory.retain(|d| d.claimed_by.is_some() || !directory::is_stale(&self.policy, d.uploaded_at, now));
+        inner.directory.retain(|d| d.claimed_by.is_some() || !directory::is_stale(&self.policy, d, now));
         Ok((before - inner.directory.len()) as u32)
     }
 

@@ -1,11 +1,12 @@
 //! Every tunable rule of DESIGN §4 in one value.
 
-use crate::{DeviceContext, Priority, Tier, TierCounts};
+use crate::{DeviceContext, Priority, Tier, TierCounts, UnixSeconds};
 
 const DAY: u64 = 86_400;
 
-/// All defaults of DESIGN §4: caps, ceilings, ratchet limits, vault TTL and burn grace,
-/// inactivity GC, the device storage budget and the directory's anti-drain quota.
+/// All defaults of DESIGN §4 and §3.1: caps, ceilings, ratchet limits, coin lifetimes (selection
+/// margin and vault grace) and burn grace, inactivity GC, the device storage budget and the
+/// directory's anti-drain quota.
 ///
 /// ```
 /// use aqm_core::{DeviceContext, Policy, Priority, Tier};
@@ -21,12 +22,17 @@ pub struct Policy {
     pub caps: [[u32; 3]; 3],
     /// The dearest tier a priority is ever sent with.
     pub ceilings: [Tier; 3],
-    /// Messages one KEM may protect before the sender re-keys, per tier.
+    /// Messages one KEM may protect before the sender re-keys, per tier. Values above the
+    /// protocol's [`crate::protocol::CHAIN_LIMITS`] have no effect (see [`Policy::ratchet_limit`]).
     pub ratchet_limits: [u32; 3],
     /// Skipped message keys a receiving chain keeps for out-of-order delivery.
     pub max_skipped_keys: u32,
-    /// ACTIVE vault keys older than this are expired and deleted.
-    pub vault_ttl_secs: u64,
+    /// A coin is selected, handed out or accepted for upload only while `now + coin_min_life_secs
+    /// < expires_at`, so that a chain opened with it still finds its secret in the vault.
+    pub coin_min_life_secs: u64,
+    /// The vault deletes an ACTIVE secret at `expires_at + vault_grace_secs`: a first message
+    /// delayed in transit or sent from a skewed clock still opens until then.
+    pub vault_grace_secs: u64,
     /// BURNED vault keys are kept this long for diagnostics, then deleted.
     pub burn_grace_secs: u64,
     /// Contacts with no message for this long are garbage-collected.
@@ -50,7 +56,8 @@ impl Policy {
         ceilings: [Tier::Gold, Tier::Silver, Tier::Bronze],
         ratchet_limits: [25, 10, 5],
         max_skipped_keys: 32,
-        vault_ttl_secs: 30 * DAY,
+        coin_min_life_secs: 2 * DAY,
+        vault_grace_secs: 14 * DAY,
         burn_grace_secs: 60,
         gc_inactive_secs: 30 * DAY,
         storage_budget_bytes: 64 * 1024,
@@ -81,9 +88,23 @@ impl Policy {
         ctx.affordable_tier().cheaper(self.ceiling(priority))
     }
 
-    /// Messages one session of `tier` may carry before re-keying.
+    /// Messages one session of `tier` may carry before re-keying: the policy's value, never more
+    /// than the protocol's limit.
     pub const fn ratchet_limit(&self, tier: Tier) -> u32 {
-        self.ratchet_limits[tier.index()]
+        let own = self.ratchet_limits[tier.index()];
+        let max = crate::protocol::chain_limit(tier);
+        if own < max { own } else { max }
+    }
+
+    /// Whether a coin expiring at `expires_at` may still be selected, handed out or uploaded at
+    /// `now` (`now + coin_min_life < expires_at`).
+    pub const fn coin_is_fresh(&self, expires_at: UnixSeconds, now: UnixSeconds) -> bool {
+        now.saturating_add(self.coin_min_life_secs) < expires_at
+    }
+
+    /// When the vault deletes the secret of a coin expiring at `expires_at`.
+    pub const fn vault_deadline(&self, expires_at: UnixSeconds) -> UnixSeconds {
+        expires_at.saturating_add(self.vault_grace_secs)
     }
 
     /// Claims of `tier` one requester may make of one owner per quota window.
@@ -119,6 +140,17 @@ mod tests {
             let max = Priority::ALL.iter().map(|pr| p.cap(*pr, t)).max().unwrap();
             assert_eq!(p.claim_quota(t), max);
         }
+    }
+
+    #[test]
+    fn policy_only_lowers_the_protocol_chain_limit() {
+        let mut p = Policy::DEFAULT;
+        p.ratchet_limits = [100, 3, 5];
+        assert_eq!(p.ratchet_limit(Tier::Gold), 25);
+        assert_eq!(p.ratchet_limit(Tier::Silver), 3);
+        assert!(p.coin_is_fresh(10 * DAY, 8 * DAY - 1));
+        assert!(!p.coin_is_fresh(10 * DAY, 8 * DAY));
+        assert_eq!(p.vault_deadline(DAY), 15 * DAY);
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! The symmetric ratchet: one KEM shared secret opens a one-directional chain that derives one
 //! AES-256-GCM key per message (DESIGN §4 "Ratchet").
 //!
-//! - Root: `HKDF-SHA256(salt = "AQM-ratchet-v1", ikm = KEM shared secret,
-//!   info = sender id ‖ recipient id ‖ coin key id ‖ tier byte)` → 32-byte chain key.
+//! - Root: `HKDF-SHA256(salt = "AQM-ratchet-v2", ikm = KEM shared secret,
+//!   info = sender id ‖ recipient id ‖ coin key id ‖ tier byte ‖ SHA-256(re-key signed bytes))`
+//!   → 32-byte chain key (the transcript hash binds the chain to the signed re-key,
+//!   [`crate::rekey`]).
 //! - Message `i`: message key = `HMAC-SHA256(ck, 0x01)`, next chain key = `HMAC-SHA256(ck, 0x02)`;
-//!   the message is sealed with AES-256-GCM under the message key, nonce = the counter as a
-//!   12-byte big-endian number, AAD = the envelope header bytes.
+//!   the message is sealed with AES-256-GCM under the message key, nonce = the fresh random
+//!   12-byte nonce the envelope header carries, AAD = the envelope header bytes. A sender whose
+//!   state was rolled back reuses a message key, never a (key, nonce) pair; the receiver refuses
+//!   the second message as a replay.
 //! - The sender ([`SendChain`]) re-keys with a new coin once the chain carried its tier's limit
-//!   ([`crate::Policy::ratchet_limit`]: GOLD 25, SILVER 10, BRONZE 5).
+//!   ([`crate::Policy::ratchet_limit`]: GOLD 25, SILVER 10, BRONZE 5); the receiver refuses any
+//!   counter at or past the protocol's limit ([`crate::protocol::CHAIN_LIMITS`]).
 //! - The receiver ([`RecvSession`]) keeps the current and the previous chain of a peer and a
 //!   bounded pool of skipped message keys (at most [`MAX_SKIPPED`], and at most
 //!   [`crate::Policy::max_skipped_keys`]) for out-of-order delivery.
 //!
 //! Receive rule for a message with counter `n` on a chain whose next expected counter is `k`:
+//! - `n` at or past the tier's protocol limit: [`Error::CounterPastLimit`];
 //! - `n < k`: opens once with its skipped key if the pool still holds it, else [`Error::Replay`]
 //!   (already received, or its key was evicted from the bounded pool);
 //! - `n ≥ k` and `n − k` > the skip bound: [`Error::TooFarAhead`];
@@ -23,7 +29,7 @@
 //! state unchanged. Chain keys and message keys zeroize on drop; a consumed key is wiped.
 //!
 //! Sessions are stored only sealed: [`SendChain::seal`] / [`RecvSession::seal`] serialize with
-//! postcard and seal with AES-256-GCM under the [`DeviceKey`], AAD = `"AQM-session-v1"` ‖ peer id ‖
+//! postcard and seal with AES-256-GCM under the [`DeviceKey`], AAD = `"AQM-session-v2"` ‖ peer id ‖
 //! direction byte (send = 1, receive = 2), into a [`SessionBlob`].
 
 use core::fmt;
@@ -41,6 +47,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
 use crate::crypto::{DeviceKey, SharedSecret};
+use crate::envelope::NonceBytes;
 use crate::store::{Direction, MAX_SESSION_BLOB, SessionBlob};
 use crate::{Error, KeyId, Tier, UserId};
 
@@ -48,10 +55,13 @@ use crate::{Error, KeyId, Tier, UserId};
 pub const MAX_SKIPPED: usize = 32;
 
 /// HKDF salt of the ratchet root.
-pub const RATCHET_SALT: &[u8] = b"AQM-ratchet-v1";
+pub const RATCHET_SALT: &[u8] = b"AQM-ratchet-v2";
 
 /// Domain tag of the AAD that binds a sealed session to its peer and direction.
-pub const SESSION_AAD_DOMAIN: &[u8] = b"AQM-session-v1";
+pub const SESSION_AAD_DOMAIN: &[u8] = b"AQM-session-v2";
+
+/// SHA-256 of a chain's signed re-key bytes ([`crate::rekey::RekeyFields::transcript_hash`]).
+pub type Transcript = [u8; 32];
 
 /// An AES-GCM tag.
 pub type TagBytes = [u8; AEAD_TAG];
@@ -68,12 +78,19 @@ impl fmt::Debug for Key32 {
 
 impl Key32 {
     /// The root chain key of a chain from `sender` to `recipient` opened by `coin`.
-    fn root(shared: &SharedSecret, sender: &UserId, recipient: &UserId, coin: &KeyId, tier: Tier) -> Key32 {
+    fn root(
+        shared: &SharedSecret,
+        sender: &UserId,
+        recipient: &UserId,
+        coin: &KeyId,
+        tier: Tier,
+        transcript: &Transcript,
+    ) -> Key32 {
         let hk = Hkdf::<Sha256>::new(Some(RATCHET_SALT), shared.as_bytes());
         let mut out = Key32([0u8; 32]);
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expansion cannot fail.
         let _ = hk.expand_multi_info(
-            &[sender.as_bytes(), recipient.as_bytes(), coin.as_bytes(), &[tier.to_byte()]],
+            &[sender.as_bytes(), recipient.as_bytes(), coin.as_bytes(), &[tier.to_byte()], transcript],
             &mut out.0,
         );
         out
@@ -106,24 +123,18 @@ impl Key32 {
     }
 }
 
-fn nonce(counter: u32) -> Nonce<aes_gcm::aead::consts::U12> {
-    let mut n = [0u8; AEAD_NONCE];
-    n[AEAD_NONCE - 4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::from(n)
-}
-
-fn seal_message(mk: &Key32, counter: u32, aad: &[u8], buf: &mut [u8]) -> Result<TagBytes, Error> {
+fn seal_message(mk: &Key32, nonce: &NonceBytes, aad: &[u8], buf: &mut [u8]) -> Result<TagBytes, Error> {
     let tag = Aes256Gcm::new(&mk.0.into())
-        .encrypt_inout_detached(&nonce(counter), aad, buf.into())
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
         .map_err(|_| Error::MessageTooLarge { max: crate::envelope::MAX_MESSAGE })?;
     let mut out = [0u8; AEAD_TAG];
     out.copy_from_slice(&tag);
     Ok(out)
 }
 
-fn open_message(mk: &Key32, counter: u32, aad: &[u8], buf: &mut [u8], tag: &TagBytes) -> Result<(), Error> {
+fn open_message(mk: &Key32, nonce: &NonceBytes, aad: &[u8], buf: &mut [u8], tag: &TagBytes) -> Result<(), Error> {
     Aes256Gcm::new(&mk.0.into())
-        .decrypt_inout_detached(&nonce(counter), aad, buf.into(), &Tag::from(*tag))
+        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &Tag::from(*tag))
         .map_err(|_| Error::DecryptFailed)
 }
 
@@ -137,14 +148,17 @@ fn open_message(mk: &Key32, counter: u32, aad: &[u8], buf: &mut [u8], tag: &TagB
 /// let (alice, bob, coin) = (UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]));
 /// let (seed, pk) = generate_keypair(Tier::Bronze, &mut rng);
 /// let (ct, ss) = encapsulate(Tier::Bronze, &pk, &mut rng).unwrap();
-/// let mut send = SendChain::new(&ss, &alice, &bob, coin, Tier::Bronze, Policy::DEFAULT.ratchet_limit(Tier::Bronze));
+/// let transcript = [0u8; 32]; // SHA-256 of the signed re-key bytes, in real use
+/// let limit = Policy::DEFAULT.ratchet_limit(Tier::Bronze);
+/// let mut send = SendChain::new(&ss, &alice, &bob, coin, Tier::Bronze, limit, &transcript);
 ///
 /// let ss2 = decapsulate(Tier::Bronze, &seed, &ct).unwrap();
-/// let mut recv = RecvSession::new(alice, RecvChain::new(&ss2, &alice, &bob, coin, Tier::Bronze));
+/// let mut recv = RecvSession::new(alice, RecvChain::new(&ss2, &alice, &bob, coin, Tier::Bronze, &transcript));
 ///
 /// let mut msg = *b"hello";
-/// let (n, tag) = send.encrypt(b"header", &mut msg).unwrap();
-/// recv.decrypt(32, &coin, n, b"header", &mut msg, &tag).unwrap();
+/// let nonce = [7u8; 12]; // fresh and random per message, in real use
+/// let (n, tag) = send.encrypt(b"header", &nonce, &mut msg).unwrap();
+/// recv.decrypt(32, &coin, n, &nonce, b"header", &mut msg, &tag).unwrap();
 /// assert_eq!(&msg, b"hello");
 /// assert_eq!(send.remaining(), 4);
 /// ```
@@ -159,10 +173,21 @@ pub struct SendChain {
 }
 
 impl SendChain {
-    /// Open a chain from `me` to `peer` with the shared secret of an encapsulation to `coin`.
-    /// `limit` is the number of messages it may carry (normally [`crate::Policy::ratchet_limit`]).
-    pub fn new(shared: &SharedSecret, me: &UserId, peer: &UserId, coin: KeyId, tier: Tier, limit: u32) -> Self {
-        SendChain { peer: *peer, coin, tier, chain_key: Key32::root(shared, me, peer, &coin, tier), next: 0, limit }
+    /// Open a chain from `me` to `peer` with the shared secret of an encapsulation to `coin`,
+    /// bound to the signed re-key by `transcript`. `limit` is the number of messages it may carry
+    /// (normally [`crate::Policy::ratchet_limit`]; never more than the protocol's limit).
+    pub fn new(
+        shared: &SharedSecret,
+        me: &UserId,
+        peer: &UserId,
+        coin: KeyId,
+        tier: Tier,
+        limit: u32,
+        transcript: &Transcript,
+    ) -> Self {
+        let limit = limit.min(crate::protocol::chain_limit(tier));
+        let chain_key = Key32::root(shared, me, peer, &coin, tier, transcript);
+        SendChain { peer: *peer, coin, tier, chain_key, next: 0, limit }
     }
 
     /// The peer this chain encrypts to.
@@ -200,17 +225,17 @@ impl SendChain {
         self.next >= self.limit
     }
 
-    /// Encrypt `buf` in place as message [`SendChain::counter`], authenticating `aad` (the
-    /// envelope header, which must carry that counter). Returns the counter used and the tag,
-    /// and advances the chain (the old chain key is wiped).
-    /// An exhausted chain → [`Error::ChainExhausted`], nothing changes.
-    pub fn encrypt(&mut self, aad: &[u8], buf: &mut [u8]) -> Result<(u32, TagBytes), Error> {
+    /// Encrypt `buf` in place as message [`SendChain::counter`] with `nonce` (fresh and random;
+    /// the header carries it), authenticating `aad` (the envelope header, which must carry that
+    /// counter and nonce). Returns the counter used and the tag, and advances the chain (the old
+    /// chain key is wiped). An exhausted chain → [`Error::ChainExhausted`], nothing changes.
+    pub fn encrypt(&mut self, aad: &[u8], nonce: &NonceBytes, buf: &mut [u8]) -> Result<(u32, TagBytes), Error> {
         if self.is_exhausted() {
             return Err(Error::ChainExhausted { limit: self.limit });
         }
         let counter = self.next;
         let (mk, next) = self.chain_key.step();
-        let tag = seal_message(&mk, counter, aad, buf)?;
+        let tag = seal_message(&mk, nonce, aad, buf)?;
         self.chain_key = next;
         self.next += 1;
         Ok((counter, tag))
@@ -243,9 +268,17 @@ pub struct RecvChain {
 }
 
 impl RecvChain {
-    /// Derive the chain `sender` opened to `me` with `coin` from the decapsulated shared secret.
-    pub fn new(shared: &SharedSecret, sender: &UserId, me: &UserId, coin: KeyId, tier: Tier) -> Self {
-        RecvChain { coin, tier, chain_key: Key32::root(shared, sender, me, &coin, tier), next: 0 }
+    /// Derive the chain `sender` opened to `me` with `coin` from the decapsulated shared secret
+    /// and the verified re-key's `transcript`.
+    pub fn new(
+        shared: &SharedSecret,
+        sender: &UserId,
+        me: &UserId,
+        coin: KeyId,
+        tier: Tier,
+        transcript: &Transcript,
+    ) -> Self {
+        RecvChain { coin, tier, chain_key: Key32::root(shared, sender, me, &coin, tier, transcript), next: 0 }
     }
 
     /// The key id of the coin that opened the chain.
@@ -382,15 +415,27 @@ impl RecvSession {
         Ok(())
     }
 
-    /// Decrypt `buf` in place: message `counter` of the chain opened by `coin`, authenticating
-    /// `aad`, with `tag`. At most `max_skipped` (capped at [`MAX_SKIPPED`]) skipped keys are
-    /// kept. Follows the receive rule of the module docs; on any error nothing changes and `buf`
-    /// still holds the ciphertext. An unknown `coin` → [`Error::NoSession`].
+    /// The tier of the chain opened by `coin`, if this session holds it.
+    pub fn chain_tier(&self, coin: &KeyId) -> Option<Tier> {
+        if self.current.coin == *coin {
+            Some(self.current.tier)
+        } else {
+            self.previous.as_ref().filter(|p| p.coin == *coin).map(|p| p.tier)
+        }
+    }
+
+    /// Decrypt `buf` in place: message `counter` of the chain opened by `coin`, sealed with
+    /// `nonce`, authenticating `aad`, with `tag`. At most `max_skipped` (capped at
+    /// [`MAX_SKIPPED`]) skipped keys are kept. Follows the receive rule of the module docs; on
+    /// any error nothing changes and `buf` still holds the ciphertext. An unknown `coin` →
+    /// [`Error::NoSession`].
+    #[allow(clippy::too_many_arguments)]
     pub fn decrypt(
         &mut self,
         max_skipped: u32,
         coin: &KeyId,
         counter: u32,
+        nonce: &NonceBytes,
         aad: &[u8],
         buf: &mut [u8],
         tag: &TagBytes,
@@ -404,9 +449,13 @@ impl RecvSession {
                 _ => return Err(Error::NoSession),
             }
         };
+        let limit = crate::protocol::chain_limit(chain.tier);
+        if counter >= limit {
+            return Err(Error::CounterPastLimit { limit });
+        }
         if counter < chain.next {
             let i = self.skipped.position(coin, counter).ok_or(Error::Replay)?;
-            open_message(&self.skipped.0[i].key, counter, aad, buf, tag)?;
+            open_message(&self.skipped.0[i].key, nonce, aad, buf, tag)?;
             self.skipped.remove(i);
             return Ok(());
         }
@@ -416,7 +465,7 @@ impl RecvSession {
             return Err(Error::TooFarAhead);
         }
         let (mk, after_ck) = chain.walk(gap);
-        open_message(&mk, counter, aad, buf, tag)?;
+        open_message(&mk, nonce, aad, buf, tag)?;
         // Authentic: keep the keys of the messages jumped over, then advance.
         let mut step = chain.chain_key.clone();
         for skipped in chain.next..counter {
@@ -519,22 +568,39 @@ mod tests {
 
     const A: UserId = UserId([0xa1; 16]);
     const B: UserId = UserId([0xb2; 16]);
+    const T: Transcript = [0x5e; 32];
+
+    /// One message as the wire would carry it.
+    #[derive(Clone, Debug)]
+    struct Msg {
+        counter: u32,
+        nonce: NonceBytes,
+        body: heapless::Vec<u8, 64>,
+        tag: TagBytes,
+    }
 
     fn pair(coin: KeyId, tier: Tier, limit: u32) -> (SendChain, RecvChain) {
         let ss = SharedSecret([7u8; 32]);
-        (SendChain::new(&ss, &A, &B, coin, tier, limit), RecvChain::new(&ss, &A, &B, coin, tier))
+        (SendChain::new(&ss, &A, &B, coin, tier, limit, &T), RecvChain::new(&ss, &A, &B, coin, tier, &T))
     }
 
-    fn send(s: &mut SendChain, text: &[u8]) -> (u32, heapless::Vec<u8, 64>, TagBytes) {
-        let mut buf = heapless::Vec::from_slice(text).unwrap();
-        let (n, tag) = s.encrypt(b"aad", &mut buf).unwrap();
-        (n, buf, tag)
+    fn send(s: &mut SendChain, text: &[u8]) -> Msg {
+        let mut body = heapless::Vec::from_slice(text).unwrap();
+        // Distinct per message, as a random nonce would be.
+        let mut nonce = [0x11; 12];
+        nonce[..4].copy_from_slice(&s.counter().to_be_bytes());
+        let (counter, tag) = s.encrypt(b"aad", &nonce, &mut body).unwrap();
+        Msg { counter, nonce, body, tag }
     }
 
-    fn recv(r: &mut RecvSession, coin: &KeyId, m: &(u32, heapless::Vec<u8, 64>, TagBytes)) -> Result<(), Error> {
-        let mut buf = m.1.clone();
-        r.decrypt(32, coin, m.0, b"aad", &mut buf, &m.2)?;
-        Ok(())
+    fn recv_with(r: &mut RecvSession, max: u32, coin: &KeyId, m: &Msg) -> Result<heapless::Vec<u8, 64>, Error> {
+        let mut buf = m.body.clone();
+        r.decrypt(max, coin, m.counter, &m.nonce, b"aad", &mut buf, &m.tag)?;
+        Ok(buf)
+    }
+
+    fn recv(r: &mut RecvSession, coin: &KeyId, m: &Msg) -> Result<(), Error> {
+        recv_with(r, 32, coin, m).map(|_| ())
     }
 
     #[test]
@@ -544,30 +610,33 @@ mod tests {
         let mut session = RecvSession::new(A, r);
         for i in 0..10u32 {
             let m = send(&mut s, &i.to_be_bytes());
-            assert_eq!(m.0, i);
-            let mut buf = m.1.clone();
-            session.decrypt(32, &coin, m.0, b"aad", &mut buf, &m.2).unwrap();
-            assert_eq!(&buf[..], &i.to_be_bytes());
+            assert_eq!(m.counter, i);
+            assert_eq!(&recv_with(&mut session, 32, &coin, &m).unwrap()[..], &i.to_be_bytes());
         }
         assert!(s.is_exhausted());
-        assert_eq!(s.encrypt(b"", &mut [0u8; 4]), Err(Error::ChainExhausted { limit: 10 }));
-        // The chain the other way round uses another root.
+        assert_eq!(s.encrypt(b"", &[0; 12], &mut [0u8; 4]), Err(Error::ChainExhausted { limit: 10 }));
+        // The chain the other way round uses another root, and so does another transcript.
         let ss = SharedSecret([7u8; 32]);
-        let back = SendChain::new(&ss, &B, &A, coin, Tier::Silver, 10);
+        let back = SendChain::new(&ss, &B, &A, coin, Tier::Silver, 10, &T);
         assert_ne!(back.chain_key, pair(coin, Tier::Silver, 10).0.chain_key);
+        let other = SendChain::new(&ss, &A, &B, coin, Tier::Silver, 10, &[0; 32]);
+        assert_ne!(other.chain_key, pair(coin, Tier::Silver, 10).0.chain_key);
+        // A policy cannot raise the protocol's limit.
+        assert_eq!(SendChain::new(&ss, &A, &B, coin, Tier::Bronze, 50, &T).limit(), 5);
     }
 
     #[test]
     fn derivation_matches_the_spec() {
         let coin = KeyId([1; 16]);
         let (mut s, _) = pair(coin, Tier::Gold, 25);
-        let mut info = [0u8; 49];
+        let mut info = [0u8; 81];
         info[..16].copy_from_slice(A.as_bytes());
         info[16..32].copy_from_slice(B.as_bytes());
         info[32..48].copy_from_slice(coin.as_bytes());
         info[48] = 1;
+        info[49..].copy_from_slice(&T);
         let mut ck = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(b"AQM-ratchet-v1"), &[7u8; 32]).expand(&info, &mut ck).unwrap();
+        Hkdf::<Sha256>::new(Some(b"AQM-ratchet-v2"), &[7u8; 32]).expand(&info, &mut ck).unwrap();
         let hmac = |k: &[u8; 32], label: u8| -> [u8; 32] {
             let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(k).unwrap();
             m.update(&[label]);
@@ -576,40 +645,86 @@ mod tests {
         for counter in 0..3u32 {
             let mk = hmac(&ck, 1);
             let mut expect = *b"spec message";
-            let mut n = [0u8; 12];
-            n[8..].copy_from_slice(&counter.to_be_bytes());
+            let n = [counter as u8 + 0x40; 12];
             let tag = Aes256Gcm::new(&mk.into())
                 .encrypt_inout_detached(&Nonce::from(n), b"hdr", (&mut expect[..]).into())
                 .unwrap();
             let mut got = *b"spec message";
-            let (c, got_tag) = s.encrypt(b"hdr", &mut got).unwrap();
+            let (c, got_tag) = s.encrypt(b"hdr", &n, &mut got).unwrap();
             assert_eq!((c, got, &got_tag[..]), (counter, expect, &tag[..]));
             ck = hmac(&ck, 2);
         }
     }
 
     #[test]
+    fn rolled_back_sender_reuses_no_key_nonce_pair_and_is_refused() {
+        let coin = KeyId([8; 16]);
+        let (mut s, r) = pair(coin, Tier::Silver, 10);
+        let mut session = RecvSession::new(A, r);
+        let saved = s.clone();
+        let first = send(&mut s, b"attack at dawn!!");
+        let mut restored = saved;
+        let mut body = heapless::Vec::<u8, 64>::from_slice(b"retreat at noon!").unwrap();
+        let (c, tag) = restored.encrypt(b"aad", &[0x99; 12], &mut body).unwrap();
+        let second = Msg { counter: c, nonce: [0x99; 12], body, tag };
+        assert_eq!(first.counter, second.counter, "the rolled-back state reuses the counter");
+        // Same key, different nonces: the keystreams differ, so C1 xor C2 is not P1 xor P2.
+        let x: std::vec::Vec<u8> = first.body.iter().zip(&second.body).map(|(a, b)| a ^ b).collect();
+        let p: std::vec::Vec<u8> = b"attack at dawn!!".iter().zip(b"retreat at noon!").map(|(a, b)| a ^ b).collect();
+        assert_ne!(x, p);
+        recv(&mut session, &coin, &first).unwrap();
+        let before = session.clone();
+        assert_eq!(recv(&mut session, &coin, &second), Err(Error::Replay));
+        assert_eq!(session, before);
+    }
+
+    #[test]
+    fn counters_past_the_protocol_limit_are_refused() {
+        let coin = KeyId([6; 16]);
+        let ss = SharedSecret([7u8; 32]);
+        // A sender ignoring the limit (its own chain state forged to a high limit).
+        let mut s = SendChain::new(&ss, &A, &B, coin, Tier::Bronze, 5, &T);
+        s.limit = 100;
+        let msgs: std::vec::Vec<Msg> = (0..7).map(|i| send(&mut s, &[i])).collect();
+        let mut session = RecvSession::new(A, RecvChain::new(&ss, &A, &B, coin, Tier::Bronze, &T));
+        for m in &msgs[..5] {
+            recv(&mut session, &coin, m).unwrap();
+        }
+        let before = session.clone();
+        assert_eq!(recv(&mut session, &coin, &msgs[5]), Err(Error::CounterPastLimit { limit: 5 }));
+        assert_eq!(recv(&mut session, &coin, &msgs[6]), Err(Error::CounterPastLimit { limit: 5 }));
+        assert_eq!(session, before);
+    }
+
+    #[test]
     fn out_of_order_replay_and_bounds() {
         let coin = KeyId([2; 16]);
-        let (mut s, r) = pair(coin, Tier::Gold, 40);
+        let (mut s, r) = pair(coin, Tier::Gold, 25);
         let mut session = RecvSession::new(A, r);
-        let msgs: heapless::Vec<_, 40> = (0..40).map(|i| send(&mut s, &[i as u8; 3])).collect();
+        let msgs: std::vec::Vec<Msg> = (0..25).map(|i| send(&mut s, &[i as u8; 3])).collect();
         recv(&mut session, &coin, &msgs[3]).unwrap();
         assert_eq!(session.skipped_len(), 3);
         recv(&mut session, &coin, &msgs[1]).unwrap();
         assert_eq!(recv(&mut session, &coin, &msgs[1]), Err(Error::Replay));
         assert_eq!(recv(&mut session, &coin, &msgs[3]), Err(Error::Replay));
-        // 4 + 33 = 37 is 33 ahead of the next expected counter 4.
+        // With a bound of 8 skipped keys, 4 + 9 = 13 is too far ahead of the next counter 4.
         let before = session.clone();
-        assert_eq!(recv(&mut session, &coin, &msgs[37]), Err(Error::TooFarAhead));
+        assert_eq!(recv_with(&mut session, 8, &coin, &msgs[13]).map(|_| ()), Err(Error::TooFarAhead));
         assert_eq!(session, before);
-        // A bad tag changes nothing.
+        // A bad tag, a wrong AAD or a wrong nonce changes nothing.
         let mut bad = msgs[5].clone();
-        bad.2[0] ^= 1;
+        bad.tag[0] ^= 1;
+        assert_eq!(recv(&mut session, &coin, &bad), Err(Error::DecryptFailed));
+        let mut bad = msgs[5].clone();
+        bad.nonce[11] ^= 1;
         assert_eq!(recv(&mut session, &coin, &bad), Err(Error::DecryptFailed));
         assert_eq!(session, before);
-        let mut wrong_aad = msgs[5].1.clone();
-        assert_eq!(session.decrypt(32, &coin, 5, b"other", &mut wrong_aad, &msgs[5].2), Err(Error::DecryptFailed));
+        let m = &msgs[5];
+        let mut wrong_aad = m.body.clone();
+        assert_eq!(
+            session.decrypt(32, &coin, 5, &m.nonce, b"other", &mut wrong_aad, &m.tag),
+            Err(Error::DecryptFailed)
+        );
         assert_eq!(session, before);
         assert_eq!(recv(&mut session, &KeyId([9; 16]), &msgs[5]), Err(Error::NoSession));
         recv(&mut session, &coin, &msgs[0]).unwrap();
@@ -623,7 +738,7 @@ mod tests {
         let (mut s1, r1) = pair(c1, Tier::Bronze, 5);
         let (mut s2, r2) = pair(c2, Tier::Bronze, 5);
         let (_, r3) = pair(c3, Tier::Bronze, 5);
-        let m1: heapless::Vec<_, 5> = (0..5).map(|i| send(&mut s1, &[i; 2])).collect();
+        let m1: std::vec::Vec<Msg> = (0..5).map(|i| send(&mut s1, &[i; 2])).collect();
         let mut session = RecvSession::new(A, r1);
         recv(&mut session, &c1, &m1[2]).unwrap();
         session.rekey(r2.clone()).unwrap();
@@ -632,10 +747,12 @@ mod tests {
         recv(&mut session, &c2, &m2).unwrap();
         recv(&mut session, &c1, &m1[0]).unwrap();
         recv(&mut session, &c1, &m1[4]).unwrap();
+        assert_eq!(session.chain_tier(&c1), Some(Tier::Bronze));
         session.rekey(r3).unwrap();
         // c1 is forgotten with its skipped key for message 1.
         assert_eq!(recv(&mut session, &c1, &m1[1]), Err(Error::NoSession));
         assert!(session.skipped.0.iter().all(|k| k.coin != c1));
+        assert_eq!(session.chain_tier(&c1), None);
     }
 
     #[test]
@@ -643,11 +760,10 @@ mod tests {
         let coin = KeyId([4; 16]);
         let (mut s, r) = pair(coin, Tier::Gold, 25);
         let mut session = RecvSession::new(A, r);
-        let msgs: heapless::Vec<_, 25> = (0..25).map(|i| send(&mut s, &[i as u8])).collect();
-        let mut buf = msgs[4].1.clone();
-        session.decrypt(2, &coin, 2, b"aad", &mut msgs[2].1.clone(), &msgs[2].2).unwrap();
-        assert_eq!(session.decrypt(2, &coin, 6, b"aad", &mut msgs[6].1.clone(), &msgs[6].2), Err(Error::TooFarAhead));
-        session.decrypt(2, &coin, 4, b"aad", &mut buf, &msgs[4].2).unwrap();
+        let msgs: std::vec::Vec<Msg> = (0..25).map(|i| send(&mut s, &[i as u8])).collect();
+        recv_with(&mut session, 2, &coin, &msgs[2]).unwrap();
+        assert_eq!(recv_with(&mut session, 2, &coin, &msgs[6]).map(|_| ()), Err(Error::TooFarAhead));
+        recv_with(&mut session, 2, &coin, &msgs[4]).unwrap();
         // Skipped 0, 1, then 3: 0 was evicted.
         assert_eq!(session.skipped_len(), 2);
         assert_eq!(recv(&mut session, &coin, &msgs[0]), Err(Error::Replay));

@@ -8,12 +8,15 @@
 //! Methods take `&self`: a backend that is `Sync` can be shared between threads, and the
 //! conformance kit ([`crate::testkit`], feature `testkit`) then proves its atomicity concurrently.
 
+use serde::{Deserialize, Serialize};
+
 use crate::coin::PublicCoin;
-use crate::crypto::PublicIdentity;
+use crate::crypto::{PublicIdentity, RegistrationProof};
 use crate::directory::{Claimed, IdempotencyKey};
-use crate::inventory::{CachedCoin, ContactMeta, GcReport};
+use crate::inventory::{CachedCoin, ContactMeta, GcReport, Selection};
+use crate::pins::{Pinned, Trust};
 use crate::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
-use crate::{ContactId, KeyId, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
+use crate::{ContactId, Error, KeyId, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
 
 /// The vault of one device: sealed private halves of its own coins.
 pub trait VaultStore {
@@ -29,11 +32,11 @@ pub trait VaultStore {
     /// The stored status, whatever it is (None if no record exists).
     fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Self::Error>;
 
-    /// Burn an ACTIVE key, exactly once under concurrency: missing or expired → `KeyNotFound`,
-    /// burned → `KeyAlreadyBurned`.
+    /// Burn an ACTIVE key, exactly once under concurrency: missing → `KeyNotFound`, past its
+    /// vault deadline → `CoinExpired`, burned → `KeyAlreadyBurned`.
     fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Self::Error>;
 
-    /// Expire ACTIVE keys past their TTL and delete BURNED keys past their grace.
+    /// Expire ACTIVE keys past `expires_at + vault_grace` and delete BURNED keys past their grace.
     fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Self::Error>;
 
     /// The counters. They always equal a recount of the entries.
@@ -58,24 +61,92 @@ pub const MAX_SESSION_BLOB: usize = 2048;
 /// A session record as stored: opaque, sealed bytes produced by the core.
 pub type SessionBlob = heapless::Vec<u8, MAX_SESSION_BLOB>;
 
-/// Session records, stored beside the vault so that opening a coin can burn it in the same
-/// atomic step that saves the session it opened.
-pub trait SessionStore: VaultStore {
-    /// The record for `peer` in `direction`, if any.
-    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Self::Error>;
+/// The version of a stored session record: 1 when created, one more at every save. Saves are
+/// compare-and-swap on it (DESIGN §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionVersion(pub u64);
 
-    /// Replace the record for `peer` in `direction`.
-    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Self::Error>;
+impl SessionVersion {
+    /// The version of a newly created record.
+    pub const FIRST: SessionVersion = SessionVersion(1);
+}
+
+/// A session record with the version it was loaded at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The sealed record.
+    pub blob: SessionBlob,
+    /// Pass this to the next save.
+    pub version: SessionVersion,
+}
+
+/// The compare-and-swap rule every session store applies inside its atomic step: `current` is
+/// the stored version (None: no record), `expected` what the caller loaded (None: "create only
+/// if absent"). Returns the version to write, or [`Error::SessionConflict`] (write nothing).
+///
+/// ```
+/// use aqm_core::store::{next_session_version, SessionVersion};
+/// use aqm_core::Error;
+/// assert_eq!(next_session_version(None, None), Ok(SessionVersion(1)));
+/// assert_eq!(next_session_version(Some(SessionVersion(4)), Some(SessionVersion(4))), Ok(SessionVersion(5)));
+/// assert_eq!(next_session_version(Some(SessionVersion(5)), Some(SessionVersion(4))), Err(Error::SessionConflict));
+/// assert_eq!(next_session_version(Some(SessionVersion(1)), None), Err(Error::SessionConflict));
+/// assert_eq!(next_session_version(None, Some(SessionVersion(1))), Err(Error::SessionConflict));
+/// ```
+pub fn next_session_version(
+    current: Option<SessionVersion>,
+    expected: Option<SessionVersion>,
+) -> Result<SessionVersion, Error> {
+    match (current, expected) {
+        (None, None) => Ok(SessionVersion::FIRST),
+        (Some(c), Some(e)) if c == e => c.0.checked_add(1).map(SessionVersion).ok_or(Error::SessionConflict),
+        _ => Err(Error::SessionConflict),
+    }
+}
+
+/// Session records, stored beside the vault so that opening a coin can burn it in the same
+/// atomic step that saves the session it opened. Every save is a compare-and-swap on the version
+/// the caller loaded ([`next_session_version`]); a lost race is [`Error::SessionConflict`] with
+/// nothing written. Replay protection assumes the store never loses a committed write.
+pub trait SessionStore: VaultStore {
+    /// The record for `peer` in `direction` and its version, if any.
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Self::Error>;
+
+    /// Write the record for `peer` in `direction` if its version is still `expected` (None:
+    /// only if no record exists). Returns the new version; `SessionConflict` otherwise.
+    fn save_session(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Self::Error>;
 
     /// Burn `key_id` and save the receive session it opened, atomically: both happen or neither.
-    /// Errors as [`VaultStore::burn`]; on error the session is not saved.
+    /// Errors as [`VaultStore::burn`] and [`SessionStore::save_session`]; on error nothing is
+    /// written.
     fn burn_and_save_session(
         &self,
         key_id: &KeyId,
         now: UnixSeconds,
         peer: &UserId,
         blob: &SessionBlob,
-    ) -> Result<(), Self::Error>;
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Self::Error>;
+}
+
+/// Identities pinned per user id ([`crate::pins`]).
+pub trait PinStore {
+    /// The backend's error.
+    type Error: StoreError;
+
+    /// Pin `identity` at `trust`, applying [`crate::pins::decide`] in one atomic step: the
+    /// first identity is pinned, the same one may only raise its trust, another one is
+    /// `IdentityChanged` (nothing written). Returns the pin as stored.
+    fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Self::Error>;
+
+    /// The pin for `user`, if any.
+    fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Self::Error>;
 }
 
 /// A device's cache of its contacts' public coins.
@@ -96,15 +167,24 @@ pub trait InventoryStore {
     /// Cache a coin if [`crate::inventory::admit`] allows it, atomically with the cap check.
     fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Self::Error>;
 
-    /// Pop the oldest coin of the first non-empty tier of `desired`'s downward fallback and mark
-    /// the contact active at `now`. None when every allowed tier is empty.
-    /// Unregistered → `ContactNotRegistered`.
+    /// Pop the oldest fresh coin of the first tier from `desired` down to `lowest` (the fallback
+    /// never goes below `lowest`) that holds one, and mark the contact active at `now` when a
+    /// coin is returned. Coins of the scanned tiers that are no longer fresh at `now`
+    /// ([`crate::Policy::coin_is_fresh`]) are deleted in the same step and counted in
+    /// [`Selection::wasted`]. Unregistered → `ContactNotRegistered`.
     fn select_coin(
         &self,
         contact: &ContactId,
         desired: Tier,
+        lowest: Tier,
         now: UnixSeconds,
-    ) -> Result<Option<CachedCoin>, Self::Error>;
+    ) -> Result<Selection, Self::Error>;
+
+    /// Put back a coin that [`InventoryStore::select_coin`] returned but that was never sent
+    /// (its send lost a session race), at its original FIFO position (`seq`). Refused as
+    /// [`crate::inventory::admit`] would refuse it (the cap filled meanwhile, a duplicate);
+    /// returns whether it went back.
+    fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Self::Error>;
 
     /// Remove one cached coin (error recovery). Returns whether it was there.
     fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Self::Error>;
@@ -129,19 +209,23 @@ pub trait DirectoryStore {
     /// The backend's error.
     type Error: StoreError;
 
-    /// Register an identity so its uploads can be verified. Registering the same identity again
-    /// is a no-op; a different identity under a known user id → `KeyAlreadyExists`.
-    fn register_identity(&self, identity: &PublicIdentity) -> Result<(), Self::Error>;
+    /// Register an identity so its uploads can be verified, once its proof of possession verifies
+    /// ([`crate::directory::verify_registration`]: bad proof → `BadSignature`, weak key →
+    /// `WeakIdentityKey`). Registering the same identity again is a no-op; a different identity
+    /// under a known user id → `KeyAlreadyExists`.
+    fn register_identity(&self, identity: &PublicIdentity, proof: &RegistrationProof) -> Result<(), Self::Error>;
 
     /// The registered identity of a user.
     fn identity(&self, user: &UserId) -> Result<Option<PublicIdentity>, Self::Error>;
 
-    /// Publish coins of a registered owner ([`crate::directory::verify_upload`]: all or nothing).
+    /// Publish coins of a registered owner ([`crate::directory::verify_upload`]: all or nothing,
+    /// including each coin's expiry against `now`).
     /// Idempotent on (owner, key id): returns how many were new.
     fn upload(&self, owner: &UserId, coins: &[PublicCoin], now: UnixSeconds) -> Result<u32, Self::Error>;
 
-    /// Claim up to `count` of the oldest unclaimed coins of `owner` and `tier` for `requester`,
-    /// each to exactly one requester, within the anti-drain quota. A retry with the same
+    /// Claim up to `count` of the oldest unclaimed fresh coins of `owner` and `tier` for
+    /// `requester`, each to exactly one requester, within the anti-drain quota (coins no longer
+    /// fresh at `now` are never handed out). A retry with the same
     /// `idempotency` key returns the same coins and claims nothing more.
     fn claim(
         &self,

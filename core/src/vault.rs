@@ -1,5 +1,6 @@
-//! The vault's rules: ACTIVE → BURNED (kept for a grace period) → deleted; ACTIVE past its TTL →
-//! expired and deleted; counters that follow every transition.
+//! The vault's rules: ACTIVE → BURNED (kept for a grace period) → deleted; ACTIVE past
+//! `expires_at + vault_grace` (DESIGN §3.1) → expired and deleted; counters that follow every
+//! transition.
 //!
 //! Backends read an entry, ask these functions what happens, and apply the answer atomically.
 
@@ -48,14 +49,22 @@ pub struct VaultEntry {
     pub status: KeyStatus,
     /// When the coin was minted.
     pub created_at: UnixSeconds,
+    /// The coin's signed expiry; the secret is deleted at `expires_at + vault_grace`.
+    pub expires_at: UnixSeconds,
     /// When the coin was burned, if it was.
     pub burned_at: Option<UnixSeconds>,
 }
 
 impl VaultEntry {
-    /// A freshly minted, ACTIVE entry.
-    pub fn new_active(key_id: KeyId, tier: Tier, sealed: SealedSecret, now: UnixSeconds) -> Self {
-        VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, burned_at: None }
+    /// A freshly minted, ACTIVE entry of a coin expiring at `expires_at`.
+    pub fn new_active(
+        key_id: KeyId,
+        tier: Tier,
+        sealed: SealedSecret,
+        now: UnixSeconds,
+        expires_at: UnixSeconds,
+    ) -> Self {
+        VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, expires_at, burned_at: None }
     }
 
     /// Check that an entry offered to [`crate::store::VaultStore::put`] is freshly minted (ACTIVE,
@@ -69,9 +78,9 @@ impl VaultEntry {
         }
     }
 
-    /// Whether an ACTIVE entry has outlived the vault TTL at `now`.
+    /// Whether an ACTIVE entry is past `expires_at + vault_grace` at `now`.
     pub fn is_expired(&self, policy: &Policy, now: UnixSeconds) -> bool {
-        self.status == KeyStatus::Active && now.saturating_sub(self.created_at) >= policy.vault_ttl_secs
+        self.status == KeyStatus::Active && now >= policy.vault_deadline(self.expires_at)
     }
 
     /// Whether the entry may be opened at `now`: ACTIVE and not expired.
@@ -80,11 +89,11 @@ impl VaultEntry {
     }
 
     /// The burn transition. ACTIVE → BURNED; a burned key gives [`Error::KeyAlreadyBurned`], an
-    /// expired one [`Error::KeyNotFound`] (it is as good as gone), and neither changes.
+    /// expired one [`Error::CoinExpired`] (its secret is as good as gone), and neither changes.
     pub fn burn(&mut self, policy: &Policy, now: UnixSeconds) -> Result<(), Error> {
         match self.status {
             KeyStatus::Burned => Err(Error::KeyAlreadyBurned),
-            KeyStatus::Active if self.is_expired(policy, now) => Err(Error::KeyNotFound),
+            KeyStatus::Active if self.is_expired(policy, now) => Err(Error::CoinExpired),
             KeyStatus::Active => {
                 self.status = KeyStatus::Burned;
                 self.burned_at = Some(now);
@@ -111,7 +120,7 @@ impl VaultEntry {
 pub enum PurgeAction {
     /// Leave the entry.
     Keep,
-    /// Delete an ACTIVE entry past its TTL, counting it as expired.
+    /// Delete an ACTIVE entry past its deadline, counting it as expired.
     Expire,
     /// Delete a BURNED entry past its grace (already counted as burned).
     Delete,
@@ -173,7 +182,11 @@ mod tests {
 
     fn entry(now: UnixSeconds) -> VaultEntry {
         let sealed = SealedSecret { nonce: [0; 12], ciphertext: heapless::Vec::new() };
-        VaultEntry::new_active(KeyId([1; 16]), Tier::Silver, sealed, now)
+        VaultEntry::new_active(KeyId([1; 16]), Tier::Silver, sealed, now, now + crate::protocol::COIN_LIFETIME_SECS)
+    }
+
+    fn deadline(p: &Policy) -> UnixSeconds {
+        p.vault_deadline(crate::protocol::COIN_LIFETIME_SECS)
     }
 
     #[test]
@@ -187,7 +200,8 @@ mod tests {
         assert_eq!(e.burn(&p, 11), Err(Error::KeyAlreadyBurned));
         assert_eq!(e, before);
         let mut old = entry(0);
-        assert_eq!(old.burn(&p, p.vault_ttl_secs), Err(Error::KeyNotFound));
+        assert!(old.is_usable(&p, deadline(&p) - 1), "a late first message still opens within the grace");
+        assert_eq!(old.burn(&p, deadline(&p)), Err(Error::CoinExpired));
         assert_eq!(old.status, KeyStatus::Active);
     }
 
@@ -195,8 +209,8 @@ mod tests {
     fn purge_actions() {
         let p = Policy::DEFAULT;
         let mut e = entry(0);
-        assert_eq!(e.purge_action(&p, p.vault_ttl_secs - 1), PurgeAction::Keep);
-        assert_eq!(e.purge_action(&p, p.vault_ttl_secs), PurgeAction::Expire);
+        assert_eq!(e.purge_action(&p, deadline(&p) - 1), PurgeAction::Keep);
+        assert_eq!(e.purge_action(&p, deadline(&p)), PurgeAction::Expire);
         e.burn(&p, 100).unwrap();
         assert_eq!(e.purge_action(&p, 100 + p.burn_grace_secs - 1), PurgeAction::Keep);
         assert_eq!(e.purge_action(&p, 100 + p.burn_grace_secs), PurgeAction::Delete);

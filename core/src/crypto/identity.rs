@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 use ml_dsa::MlDsa65;
 #[cfg(not(feature = "small-stack-mldsa"))]
 use ml_dsa::SigningKey as MlDsaSigningKey;
@@ -10,8 +10,14 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::sizes::{ED25519_PUBLIC_KEY, MAX_SIGNATURE, MLDSA65_PUBLIC_KEY};
+use super::sizes::{ED25519_PUBLIC_KEY, ED25519_SIGNATURE, MAX_SIGNATURE, MLDSA65_PUBLIC_KEY, MLDSA65_SIGNATURE};
 use crate::{Error, UserId};
+
+/// Domain tag of the registration proof of possession (DESIGN §3.1).
+pub const REGISTER_DOMAIN: &[u8] = b"AQM-register-v2";
+
+/// Bytes of the registration message: domain ‖ user id ‖ Ed25519 key ‖ ML-DSA-65 key.
+pub const REGISTER_MESSAGE_LEN: usize = REGISTER_DOMAIN.len() + 16 + ED25519_PUBLIC_KEY + MLDSA65_PUBLIC_KEY;
 
 /// The secret half of an identity, as the two 32-byte seeds that regenerate it.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
@@ -42,8 +48,18 @@ pub struct PublicIdentity {
     pub mldsa65: heapless::Vec<u8, MLDSA65_PUBLIC_KEY>,
 }
 
-/// A signature of either scheme.
+/// A signature field: Ed25519 (64 B), or the hybrid `ed25519 ‖ mldsa65` (64 + 3309 B) of GOLD.
 pub type SignatureBytes = heapless::Vec<u8, MAX_SIGNATURE>;
+
+/// Proof that whoever registers an identity holds both its secret keys: an Ed25519 and an
+/// ML-DSA-65 signature over [`PublicIdentity::registration_message`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationProof {
+    /// Ed25519 signature (64 bytes).
+    pub ed25519: SignatureBytes,
+    /// ML-DSA-65 signature (3309 bytes).
+    pub mldsa65: SignatureBytes,
+}
 
 /// A full identity, able to sign. Holds only seeds; the ML-DSA signing key is expanded for each
 /// signature so the identity stays small on a microcontroller.
@@ -52,9 +68,10 @@ pub type SignatureBytes = heapless::Vec<u8, MAX_SIGNATURE>;
 /// use aqm_core::crypto::Identity;
 /// let mut rng = rand::rng();
 /// let alice = Identity::generate(&mut rng);
-/// let sig = alice.sign_ed25519(b"hello");
-/// assert!(alice.public().verify_ed25519(b"hello", &sig).is_ok());
-/// assert!(alice.public().verify_ed25519(b"hullo", &sig).is_err());
+/// let proof = alice.registration_proof(&mut rng).unwrap();
+/// assert!(alice.public().verify_registration(&proof).is_ok());
+/// let bob = Identity::generate(&mut rng);
+/// assert!(bob.public().verify_registration(&proof).is_err());
 /// ```
 #[derive(Clone)]
 pub struct Identity {
@@ -105,14 +122,38 @@ impl Identity {
         &self.secret
     }
 
-    /// RFC 8032 Ed25519 signature.
-    pub fn sign_ed25519(&self, msg: &[u8]) -> [u8; 64] {
+    /// RFC 8032 Ed25519 signature. Crate-private: the identity signs only messages the core
+    /// builds (coins, re-keys, registration), each under its own domain tag.
+    pub(crate) fn sign_ed25519(&self, msg: &[u8]) -> [u8; 64] {
         ed25519_dalek::SigningKey::from_bytes(&self.secret.ed25519_seed).sign(msg).to_bytes()
     }
 
     /// FIPS 204 pure ML-DSA-65 signature, hedged with the caller's RNG, empty context.
-    pub fn sign_mldsa65<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
+    pub(crate) fn sign_mldsa65<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
         sign_mldsa(&self.secret.mldsa65_seed, msg, rng)
+    }
+
+    /// The signature field of a message signed by this identity: Ed25519 alone, or with
+    /// `hybrid` the hybrid `ed25519 ‖ mldsa65` (GOLD coins and GOLD re-keys).
+    pub(crate) fn sign_field<R: CryptoRng + ?Sized>(
+        &self,
+        msg: &[u8],
+        hybrid: bool,
+        rng: &mut R,
+    ) -> Result<SignatureBytes, Error> {
+        let mut field = SignatureBytes::from_slice(&self.sign_ed25519(msg)).map_err(|_| Error::BufferTooSmall)?;
+        if hybrid {
+            let ml = self.sign_mldsa65(msg, rng)?;
+            field.extend_from_slice(&ml).map_err(|_| Error::BufferTooSmall)?;
+        }
+        Ok(field)
+    }
+
+    /// The proof of possession `POST /v1/users` carries (DESIGN §3.1, §5).
+    pub fn registration_proof<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> Result<RegistrationProof, Error> {
+        let msg = self.public.registration_message();
+        let ed25519 = SignatureBytes::from_slice(&self.sign_ed25519(&msg)).map_err(|_| Error::BufferTooSmall)?;
+        Ok(RegistrationProof { ed25519, mldsa65: self.sign_mldsa65(&msg, rng)? })
     }
 }
 
@@ -157,12 +198,72 @@ fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -
     SignatureBytes::from_slice(&sig).map_err(|_| Error::BufferTooSmall)
 }
 
+/// An Ed25519 verifying key that is canonically encoded and of prime order (no small-order or
+/// mixed-order point), as DESIGN §3.1 requires of every identity.
+fn strict_ed25519_key(bytes: &[u8; ED25519_PUBLIC_KEY]) -> Result<ed25519_dalek::VerifyingKey, Error> {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| Error::WeakIdentityKey)?;
+    let point = vk.to_edwards();
+    // Decompression reduces y mod p, so a non-canonical encoding decodes too: re-encode to refuse it.
+    if point.compress().to_bytes() != *bytes || vk.is_weak() || !point.is_torsion_free() {
+        return Err(Error::WeakIdentityKey);
+    }
+    Ok(vk)
+}
+
 impl PublicIdentity {
-    /// Verify an Ed25519 signature (strict RFC 8032 verification).
+    /// Check the keys: Ed25519 canonical and of prime order, ML-DSA-65 of its size.
+    /// A small-order, mixed-order or non-canonical Ed25519 key → [`Error::WeakIdentityKey`].
+    pub fn validate(&self) -> Result<(), Error> {
+        strict_ed25519_key(&self.ed25519)?;
+        if self.mldsa65.len() != MLDSA65_PUBLIC_KEY {
+            return Err(Error::BadLength {
+                what: "ML-DSA-65 public key",
+                expected: MLDSA65_PUBLIC_KEY,
+                got: self.mldsa65.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Verify an Ed25519 signature: the key must pass [`PublicIdentity::validate`]'s Ed25519
+    /// check, and verification is `verify_strict` (no small-order R, canonical S).
     pub fn verify_ed25519(&self, msg: &[u8], sig: &[u8]) -> Result<(), Error> {
+        let vk = strict_ed25519_key(&self.ed25519).map_err(|_| Error::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| Error::BadSignature)?;
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.ed25519).map_err(|_| Error::BadSignature)?;
-        vk.verify(msg, &sig).map_err(|_| Error::BadSignature)
+        vk.verify_strict(msg, &sig).map_err(|_| Error::BadSignature)
+    }
+
+    /// Verify a signature field: Ed25519 alone, or with `hybrid` both halves of
+    /// `ed25519 ‖ mldsa65`; either half bad → [`Error::BadSignature`]. A field of the wrong size
+    /// → [`Error::BadLength`].
+    pub fn verify_field(&self, msg: &[u8], field: &[u8], hybrid: bool) -> Result<(), Error> {
+        let expected = if hybrid { ED25519_SIGNATURE + MLDSA65_SIGNATURE } else { ED25519_SIGNATURE };
+        if field.len() != expected {
+            return Err(Error::BadLength { what: "signature", expected, got: field.len() });
+        }
+        let (ed, ml) = field.split_at(ED25519_SIGNATURE);
+        self.verify_ed25519(msg, ed)?;
+        if hybrid { self.verify_mldsa65(msg, ml) } else { Ok(()) }
+    }
+
+    /// `"AQM-register-v2" ‖ user id ‖ ed25519 pk ‖ mldsa65 pk`, the bytes a registration signs.
+    pub fn registration_message(&self) -> heapless::Vec<u8, REGISTER_MESSAGE_LEN> {
+        let mut m = heapless::Vec::new();
+        // The capacity is exactly the sum of these parts (the ML-DSA key is at most its size).
+        let _ = m.extend_from_slice(REGISTER_DOMAIN);
+        let _ = m.extend_from_slice(self.user_id.as_bytes());
+        let _ = m.extend_from_slice(&self.ed25519);
+        let _ = m.extend_from_slice(&self.mldsa65);
+        m
+    }
+
+    /// Check a registration's proof of possession: the keys are valid and both signatures
+    /// verify over [`PublicIdentity::registration_message`].
+    pub fn verify_registration(&self, proof: &RegistrationProof) -> Result<(), Error> {
+        self.validate()?;
+        let msg = self.registration_message();
+        self.verify_ed25519(&msg, &proof.ed25519)?;
+        self.verify_mldsa65(&msg, &proof.mldsa65)
     }
 
     /// Verify an ML-DSA-65 signature with the empty context.

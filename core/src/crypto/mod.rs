@@ -10,7 +10,9 @@ mod secret;
 #[cfg(any(test, feature = "small-stack-mldsa"))]
 mod small_mldsa65;
 
-pub use identity::{Identity, IdentitySecret, PublicIdentity, SignatureBytes};
+pub use identity::{
+    Identity, IdentitySecret, PublicIdentity, REGISTER_DOMAIN, REGISTER_MESSAGE_LEN, RegistrationProof, SignatureBytes,
+};
 pub use kem::{KemCiphertext, PublicKeyBytes, decapsulate, encapsulate, generate_keypair, public_key_from_seed};
 pub use seal::{DeviceKey, SealedSecret};
 pub use secret::{SecretSeed, SharedSecret};
@@ -49,8 +51,10 @@ pub mod sizes {
     pub const MAX_CIPHERTEXT: usize = GOLD_CIPHERTEXT;
     /// Largest secret seed of any tier.
     pub const MAX_SEED: usize = SILVER_SEED;
-    /// Largest coin signature of any tier.
-    pub const MAX_SIGNATURE: usize = MLDSA65_SIGNATURE;
+    /// The hybrid signature field of GOLD coins and GOLD re-keys: `ed25519 ‖ mldsa65`.
+    pub const HYBRID_SIGNATURE: usize = ED25519_SIGNATURE + MLDSA65_SIGNATURE;
+    /// Largest signature field of any tier (the hybrid one).
+    pub const MAX_SIGNATURE: usize = HYBRID_SIGNATURE;
     /// AES-GCM tag.
     pub const AEAD_TAG: usize = 16;
     /// AES-GCM nonce.
@@ -87,11 +91,17 @@ impl Tier {
             Tier::Bronze => sizes::BRONZE_SEED,
         }
     }
-    /// Coin signature size of this tier (ML-DSA-65 for GOLD, Ed25519 otherwise).
+    /// Size of this tier's signature field on coins and re-keys: the hybrid Ed25519 ‖ ML-DSA-65
+    /// for GOLD, Ed25519 otherwise (DESIGN §3.1).
     pub const fn signature_len(self) -> usize {
         match self {
-            Tier::Gold => sizes::MLDSA65_SIGNATURE,
+            Tier::Gold => sizes::HYBRID_SIGNATURE,
             Tier::Silver | Tier::Bronze => sizes::ED25519_SIGNATURE,
         }
+    }
+
+    /// Whether this tier's signatures are hybrid (Ed25519 and ML-DSA-65).
+    pub const fn hybrid_signature(self) -> bool {
+        matches!(self, Tier::Gold)
     }
 }

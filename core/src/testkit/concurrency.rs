@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use super::fixtures::{T0, fixtures, must};
 use crate::coin::PublicCoin;
-use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, VaultStore};
+use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, SessionVersion, VaultStore};
 use crate::{Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
 
 /// How long the mixed store/select case runs.
@@ -57,7 +57,7 @@ pub fn select_no_duplicates<S: InventoryStore + Sync>(s: &S) {
                 let go = &go;
                 sc.spawn(move || {
                     go.wait();
-                    must(s.select_coin(&carol.id(), Tier::Silver, T0 + 1), "select").map(|c| c.coin.key_id)
+                    must(s.select_coin(&carol.id(), Tier::Silver, Tier::Bronze, T0 + 1), "select").coin.map(|c| c.coin.key_id)
                 })
             })
             .collect();
@@ -96,15 +96,15 @@ pub fn burn_exactly_once<S: VaultStore + Sync>(s: &S) {
     assert_eq!((stats.active.total(), stats.total_burned), (0, 1));
 }
 
-/// Opening one coin from 5 threads at once (each with its own session record): exactly one
-/// burn-and-save succeeds, the others get `KeyAlreadyBurned`, and the saved receive session is
-/// the winner's.
+/// Opening one coin from 5 threads at once (each with its own session record, all creating the
+/// receive session): exactly one burn-and-save succeeds, the others get `KeyAlreadyBurned` or
+/// `SessionConflict`, and the saved receive session is the winner's.
 pub fn burn_and_save_exactly_once<S: SessionStore + Sync>(s: &S) {
     let e = fixtures().bob.vault_entry(Tier::Silver, 0, T0);
     must(s.put(&e), "put");
     let peer = UserId([0xA1; 16]);
     let go = Barrier::new(5);
-    let results: Vec<(u8, Result<(), Option<Error>>)> = thread::scope(|sc| {
+    let results: Vec<(u8, Result<SessionVersion, Option<Error>>)> = thread::scope(|sc| {
         let handles: Vec<_> = (0..5u8)
             .map(|n| {
                 let go = &go;
@@ -112,19 +112,58 @@ pub fn burn_and_save_exactly_once<S: SessionStore + Sync>(s: &S) {
                 sc.spawn(move || {
                     let blob: SessionBlob = core::iter::repeat_n(n, 32).collect();
                     go.wait();
-                    (n, s.burn_and_save_session(&id, T0 + 1, &peer, &blob).map_err(|e| e.as_core().copied()))
+                    (n, s.burn_and_save_session(&id, T0 + 1, &peer, &blob, None).map_err(|e| e.as_core().copied()))
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("opener thread panicked")).collect()
     });
     let winners: Vec<u8> = results.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
-    let refused = results.iter().filter(|(_, r)| *r == Err(Some(Error::KeyAlreadyBurned))).count();
+    let refused = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Err(Some(Error::KeyAlreadyBurned | Error::SessionConflict))))
+        .count();
     assert_eq!((winners.len(), refused), (1, 4), "results: {results:?}");
     let saved = must(s.load_session(&peer, Direction::Receive), "load").expect("the winner's session is saved");
-    assert!(saved.iter().all(|b| *b == winners[0]), "the saved session is not the winner's");
+    assert!(saved.blob.iter().all(|b| *b == winners[0]), "the saved session is not the winner's");
+    assert_eq!(saved.version, SessionVersion::FIRST);
     let stats = must(s.stats(), "stats");
     assert_eq!((stats.active.total(), stats.total_burned), (0, 1));
+}
+
+/// 6 threads load the same session version and save over it at once: exactly one save wins, the
+/// others get `SessionConflict`, and the record is the winner's at the next version. Then 6
+/// threads create a record that does not exist yet: again exactly one wins.
+pub fn concurrent_saves_one_wins<S: SessionStore + Sync>(s: &S) {
+    let peer = UserId([0xA2; 16]);
+    let first: SessionBlob = core::iter::repeat_n(0xEE, 40).collect();
+    let v1 = must(s.save_session(&peer, Direction::Send, &first, None), "create");
+    for (direction, expected) in [(Direction::Send, Some(v1)), (Direction::Receive, None)] {
+        let go = Barrier::new(6);
+        let results: Vec<(u8, Result<SessionVersion, Option<Error>>)> = thread::scope(|sc| {
+            let handles: Vec<_> = (0..6u8)
+                .map(|n| {
+                    let go = &go;
+                    sc.spawn(move || {
+                        let blob: SessionBlob = core::iter::repeat_n(n, 64).collect();
+                        go.wait();
+                        (n, s.save_session(&peer, direction, &blob, expected).map_err(|e| e.as_core().copied()))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("saver thread panicked")).collect()
+        });
+        let winners: Vec<u8> = results.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| *n).collect();
+        let conflicts = results.iter().filter(|(_, r)| *r == Err(Some(Error::SessionConflict))).count();
+        assert_eq!((winners.len(), conflicts), (1, 5), "{direction:?}: {results:?}");
+        let saved = must(s.load_session(&peer, direction), "load").expect("saved");
+        assert!(saved.blob.iter().all(|b| *b == winners[0]), "{direction:?}: the record is not the winner's");
+        let want = match expected {
+            Some(v) => SessionVersion(v.0 + 1),
+            None => SessionVersion::FIRST,
+        };
+        assert_eq!(saved.version, want);
+    }
 }
 
 /// seed `test_concurrent_store_and_select`: one thread keeps storing (recycling coins once they
@@ -173,7 +212,7 @@ pub fn store_and_select_mixed<S: InventoryStore + Sync>(s: &S) {
             let mut tier = Tier::Silver;
             // The deadline bounds the loop even if the storer died.
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline + MIXED_RUN {
-                if let Some(c) = must(s.select_coin(&carol.id(), tier, T0 + 1), "select") {
+                if let Some(c) = must(s.select_coin(&carol.id(), tier, Tier::Bronze, T0 + 1), "select").coin {
                     let n = index_of(&c.coin.key_id).expect("selected coin comes from the pool");
                     assert!(in_store[n].swap(false, Ordering::SeqCst), "coin {:?} selected twice", c.coin.key_id);
                     selected.fetch_add(1, Ordering::SeqCst);
@@ -200,7 +239,7 @@ pub fn store_and_select_mixed<S: InventoryStore + Sync>(s: &S) {
 /// 12 at once; 12 distinct coins are handed out in total and none remains.
 pub fn claims_never_duplicate<S: DirectoryStore + Sync>(s: &S) {
     let bob = &fixtures().bob;
-    must(s.register_identity(bob.identity.public()), "register_identity");
+    must(s.register_identity(bob.identity.public(), bob.proof()), "register_identity");
     let coins: Vec<PublicCoin> = (0..12).map(|i| bob.coin(Tier::Silver, i).clone()).collect();
     must(s.upload(&bob.id(), &coins, T0), "upload");
     let go = Barrier::new(8);
@@ -229,7 +268,7 @@ pub fn claims_never_duplicate<S: DirectoryStore + Sync>(s: &S) {
 /// thread gets the same coins, and they are claimed (and counted against the quota) once.
 pub fn idempotent_claims_race<S: DirectoryStore + Sync>(s: &S) {
     let bob = &fixtures().bob;
-    must(s.register_identity(bob.identity.public()), "register_identity");
+    must(s.register_identity(bob.identity.public(), bob.proof()), "register_identity");
     let coins: Vec<PublicCoin> = (0..6).map(|i| bob.coin(Tier::Bronze, i).clone()).collect();
     must(s.upload(&bob.id(), &coins, T0), "upload");
     let requester = UserId([0x77; 16]);

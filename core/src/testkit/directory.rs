@@ -17,7 +17,7 @@ const ERIN: UserId = UserId([0xE4; 16]);
 
 fn setup<S: DirectoryStore>(s: &S) -> UserId {
     let bob = &fixtures().bob;
-    must(s.register_identity(bob.identity.public()), "register_identity");
+    must(s.register_identity(bob.identity.public(), bob.proof()), "register_identity");
     bob.id()
 }
 
@@ -37,13 +37,40 @@ fn available<S: DirectoryStore>(s: &S, owner: &UserId) -> TierCounts {
 pub fn register_identity<S: DirectoryStore>(s: &S) {
     let f = fixtures();
     let bob = setup(s);
-    must(s.register_identity(f.bob.identity.public()), "same identity again");
+    must(s.register_identity(f.bob.identity.public(), f.bob.proof()), "same identity again");
     assert_eq!(must(s.identity(&bob), "identity").as_ref(), Some(f.bob.identity.public()));
-    let mut impostor = f.carol.identity.public().clone();
-    impostor.user_id = bob;
-    expect_core(s.register_identity(&impostor), Error::KeyAlreadyExists, "another identity under Bob's id");
+    // Carol's keys under Bob's id, with a valid proof of possession for that pairing.
+    let mut secret = f.carol.identity.secret().clone();
+    secret.user_id = bob;
+    let impostor = crate::crypto::Identity::from_secret(secret);
+    let proof = must(impostor.registration_proof(&mut super::fixtures::rng(41)), "proof");
+    expect_core(
+        s.register_identity(impostor.public(), &proof),
+        Error::KeyAlreadyExists,
+        "another identity under Bob's id",
+    );
     assert_eq!(must(s.identity(&bob), "identity").as_ref(), Some(f.bob.identity.public()));
     assert_eq!(must(s.identity(&ALICE), "identity"), None);
+}
+
+/// Registration proves possession of both keys: a proof made by another identity, or with
+/// either signature broken, is refused (`BadSignature`) and registers nothing; a small-order
+/// Ed25519 key is refused (`WeakIdentityKey`).
+pub fn register_without_possession_refused<S: DirectoryStore>(s: &S) {
+    let f = fixtures();
+    let dave = f.dave.identity.public();
+    expect_core(s.register_identity(dave, f.carol.proof()), Error::BadSignature, "someone else's proof");
+    let mut broken = f.dave.proof().clone();
+    broken.mldsa65[100] ^= 1;
+    expect_core(s.register_identity(dave, &broken), Error::BadSignature, "bad ML-DSA-65 half");
+    let mut broken = f.dave.proof().clone();
+    broken.ed25519[10] ^= 1;
+    expect_core(s.register_identity(dave, &broken), Error::BadSignature, "bad Ed25519 half");
+    let mut weak = dave.clone();
+    weak.ed25519 = [0; 32];
+    weak.ed25519[0] = 1;
+    expect_core(s.register_identity(&weak, f.dave.proof()), Error::WeakIdentityKey, "small-order key");
+    assert_eq!(must(s.identity(&f.dave.id()), "identity"), None);
 }
 
 /// An upload by an unregistered owner is refused and stores nothing.
@@ -64,6 +91,37 @@ pub fn upload_idempotent<S: DirectoryStore>(s: &S) {
     overlap.push(overlap[0].clone());
     assert_eq!(must(s.upload(&bob, &overlap, T0 + 6), "overlapping upload"), 2);
     assert_eq!(available(s, &bob), TierCounts([0, 5, 0]));
+}
+
+/// An upload is accepted only while `now + coin_min_life < expires_at ≤ now + 31 days`
+/// (DESIGN §3.1): a coin about to expire is `CoinExpired`, one whose expiry lies too far ahead
+/// `BadExpiry`, and either refuses the whole batch.
+pub fn upload_expiry_checked<S: DirectoryStore>(s: &S) {
+    let bob = setup(s);
+    let coins = bob_coins(Tier::Bronze, 0..2);
+    let expires = coins[0].expires_at;
+    let min_life = crate::Policy::DEFAULT.coin_min_life_secs;
+    expect_core(s.upload(&bob, &coins, expires - min_life), Error::CoinExpired, "nearly expired");
+    expect_core(s.upload(&bob, &coins, expires + 1), Error::CoinExpired, "expired");
+    let too_early = expires - crate::protocol::MAX_COIN_LIFETIME_SECS - 1;
+    expect_core(s.upload(&bob, &coins, too_early), Error::BadExpiry, "expiry too far ahead");
+    assert_eq!(available(s, &bob), TierCounts::default());
+    assert_eq!(must(s.upload(&bob, &coins, expires - min_life - 1), "last moment"), 2);
+}
+
+/// A coin too close to its expiry is never handed out (`now + coin_min_life ≥ expires_at`) and
+/// is purged as stale.
+pub fn claim_skips_expiring_coins<S: DirectoryStore>(s: &S) {
+    let bob = setup(s);
+    let coins = bob_coins(Tier::Silver, 0..2);
+    must(s.upload(&bob, &coins, T0), "upload");
+    let late = coins[0].expires_at - crate::Policy::DEFAULT.coin_min_life_secs;
+    assert!(must(s.claim(&bob, &ALICE, Tier::Silver, 2, None, late), "late claim").is_empty());
+    assert_eq!(must(s.purge_stale(late), "purge_stale"), 2);
+    assert_eq!(available(s, &bob), TierCounts::default());
+    // One second earlier they were still fresh.
+    must(s.upload(&bob, &bob_coins(Tier::Silver, 2..4), T0), "upload");
+    assert_eq!(must(s.claim(&bob, &ALICE, Tier::Silver, 2, None, late - 1), "claim").len(), 2);
 }
 
 /// A forged coin (tampered signature or key) refuses the whole batch and stores nothing.
@@ -217,7 +275,7 @@ pub fn hard_delete_claimed<S: DirectoryStore>(s: &S) {
 pub fn available_counts<S: DirectoryStore>(s: &S) {
     let bob = setup(s);
     let dave = &fixtures().dave;
-    must(s.register_identity(dave.identity.public()), "register dave");
+    must(s.register_identity(dave.identity.public(), dave.proof()), "register dave");
     must(s.upload(&bob, &bob_coins(Tier::Gold, 0..2), T0), "upload");
     must(s.upload(&bob, &bob_coins(Tier::Silver, 0..3), T0), "upload");
     must(s.upload(&dave.id(), &[dave.coin(Tier::Bronze, 0).clone()], T0), "upload");

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::coin::{self, MintedCoin, PublicCoin};
-use crate::crypto::{DeviceKey, Identity};
+use crate::crypto::{DeviceKey, Identity, RegistrationProof};
 use crate::inventory::ContactMeta;
 use crate::vault::VaultEntry;
 use crate::{Error, Priority, Tier, UnixSeconds, UserId};
@@ -29,6 +29,7 @@ pub const DAVE_POOL: [usize; 3] = [2, 4, 4];
 pub struct Party {
     /// The user's identity (signs the coins).
     pub identity: Identity,
+    proof: RegistrationProof,
     coins: [Vec<MintedCoin>; 3],
 }
 
@@ -43,7 +44,16 @@ impl Party {
                 })
                 .collect()
         });
-        Party { identity, coins }
+        let proof = match identity.registration_proof(rng) {
+            Ok(p) => p,
+            Err(e) => panic!("fixture registration proof: {e}"),
+        };
+        Party { identity, proof, coins }
+    }
+
+    /// The identity's proof of possession, for [`crate::store::DirectoryStore::register_identity`].
+    pub fn proof(&self) -> &RegistrationProof {
+        &self.proof
     }
 
     /// The user id.
@@ -63,10 +73,12 @@ impl Party {
         &self.minted(tier, i).public
     }
 
-    /// The vault entry of the `i`-th coin of `tier`, re-dated to `created_at`.
+    /// The vault entry of the `i`-th coin of `tier`, re-dated to a mint at `created_at` (its
+    /// expiry moves with it).
     pub fn vault_entry(&self, tier: Tier, i: usize, created_at: UnixSeconds) -> VaultEntry {
         let mut e = self.minted(tier, i).vault.clone();
         e.created_at = created_at;
+        e.expires_at = crate::protocol::coin_expiry(created_at);
         e
     }
 

@@ -37,7 +37,7 @@ fn fill<S: InventoryStore>(s: &S, who: &Party, tier: Tier, range: core::ops::Ran
 }
 
 fn select<S: InventoryStore>(s: &S, c: &ContactId, tier: Tier) -> Option<CachedCoin> {
-    must(s.select_coin(c, tier, T0 + 1), "select_coin")
+    must(s.select_coin(c, tier, Tier::Bronze, T0 + 1), "select_coin").coin
 }
 
 fn selected_id<S: InventoryStore>(s: &S, c: &ContactId, tier: Tier) -> Option<KeyId> {
@@ -359,14 +359,14 @@ pub fn select_updates_last_msg_at<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     fill(s, &fixtures().bob, Tier::Bronze, 0..1);
     let at = T0 + 3 * DAY;
-    assert!(must(s.select_coin(&bob, Tier::Bronze, at), "select").is_some());
+    assert!(must(s.select_coin(&bob, Tier::Bronze, Tier::Bronze, at), "select").coin.is_some());
     assert_eq!(must(s.contact(&bob), "contact").map(|m| m.last_msg_at), Some(at));
 }
 
 /// Selecting for an unregistered contact is refused.
 pub fn select_unregistered_refused<S: InventoryStore>(s: &S) {
     bestie(s);
-    expect_core(s.select_coin(&fixtures().dave.id(), Tier::Gold, T0), Error::ContactNotRegistered, "select");
+    expect_core(s.select_coin(&fixtures().dave.id(), Tier::Gold, Tier::Bronze, T0), Error::ContactNotRegistered, "select");
 }
 
 // ── Consume ───────────────────────────────────────────────────────────────────────────────────
@@ -471,7 +471,7 @@ pub fn gc_keeps_active<S: InventoryStore>(s: &S) {
     assert_eq!(must(s.collect_garbage(T0 + P.gc_inactive_secs, false), "gc"), GcReport::default());
     assert_eq!(counts(s, &bob), TierCounts([0, 2, 0]));
     // A send refreshes activity.
-    assert!(must(s.select_coin(&bob, Tier::Silver, T0 + 20 * DAY), "select").is_some());
+    assert!(must(s.select_coin(&bob, Tier::Silver, Tier::Bronze, T0 + 20 * DAY), "select").coin.is_some());
     assert_eq!(must(s.collect_garbage(T0 + 40 * DAY, false), "gc"), GcReport::default());
     assert_eq!(counts(s, &bob), TierCounts([0, 1, 0]));
 }
@@ -485,7 +485,7 @@ pub fn gc_returns_correct_counts<S: InventoryStore>(s: &S) {
     fill(s, &f.bob, Tier::Bronze, 0..1);
     fill(s, &f.carol, Tier::Silver, 0..3);
     // Carol stays active.
-    assert!(must(s.select_coin(&carol, Tier::Silver, T0 + 10 * DAY), "select").is_some());
+    assert!(must(s.select_coin(&carol, Tier::Silver, Tier::Bronze, T0 + 10 * DAY), "select").coin.is_some());
     let report = must(s.collect_garbage(T0 + 31 * DAY, false), "gc");
     let mut want = GcReport::default();
     want.add_contact(&TierCounts([2, 0, 1]));
@@ -598,7 +598,7 @@ pub fn bad_input_changes_nothing<S: InventoryStore>(s: &S) {
     expect_core(s.store_coin(&bob, f.bob.coin(Tier::Gold, 0), T0), Error::CoinAlreadyCached, "duplicate");
     expect_core(s.store_coin(&carol, f.bob.coin(Tier::Silver, 0), T0), Error::WrongOwner, "foreign coin");
     expect_core(s.store_coin(&dave, f.dave.coin(Tier::Bronze, 0), T0), Error::ContactNotRegistered, "unregistered");
-    expect_core(s.select_coin(&dave, Tier::Bronze, T0 + 5), Error::ContactNotRegistered, "select unregistered");
+    expect_core(s.select_coin(&dave, Tier::Bronze, Tier::Bronze, T0 + 5), Error::ContactNotRegistered, "select unregistered");
     expect_core(s.set_priority(&dave, Priority::Bestie), Error::ContactNotRegistered, "priority unregistered");
     expect_core(s.collect_contact(&dave), Error::ContactNotRegistered, "collect unregistered");
     assert_eq!(select(s, &carol, Tier::Bronze), None);

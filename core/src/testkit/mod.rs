@@ -140,8 +140,10 @@ macro_rules! session_conformance {
             #![allow(unused_imports)]
             use super::*;
             $crate::__aqm_kit_cases!(session; [
-                load_missing_is_none, save_load_per_peer_and_direction, save_replaces, burn_and_save,
-                burn_and_save_refused_saves_nothing,
+                load_missing_is_none, save_load_per_peer_and_direction, save_replaces,
+                stale_version_refused, create_only_if_absent, burn_and_save,
+                burn_and_save_refused_saves_nothing, burn_and_save_stale_version_refused,
+                pin_first_identity, pin_change_refused, pin_trust_only_rises,
             ]; $($factory)+);
         }
     };
@@ -186,7 +188,8 @@ macro_rules! directory_conformance {
             #![allow(unused_imports)]
             use super::*;
             $crate::__aqm_kit_cases!(directory; [
-                register_identity, upload_unregistered_refused, upload_idempotent,
+                register_identity, register_without_possession_refused, upload_unregistered_refused,
+                upload_idempotent, upload_expiry_checked, claim_skips_expiring_coins,
                 upload_forged_refuses_batch, upload_foreign_refuses_batch, claim_oldest_first,
                 claim_each_coin_once, claim_quota, claim_empty_uses_no_quota, claim_idempotent_retry,
                 purge_stale, hard_delete_claimed, available_counts, bad_input_changes_nothing,
@@ -208,8 +211,9 @@ macro_rules! vault_concurrency_conformance {
     };
 }
 
-/// The session store's concurrency case (one coin opened from several threads: exactly one
-/// burn-and-save wins, and its session is the one saved) for a `SessionStore + Sync`, in a module
+/// The session store's concurrency cases (one coin opened from several threads: exactly one
+/// burn-and-save wins, and its session is the one saved; concurrent compare-and-swap saves:
+/// exactly one wins) for a `SessionStore + Sync`, in a module
 /// `session_concurrency_conformance`. Arguments as [`vault_conformance!`](crate::vault_conformance).
 /// Not part of [`concurrency_conformance!`](crate::concurrency_conformance): call it beside it.
 #[macro_export]
@@ -218,7 +222,7 @@ macro_rules! session_concurrency_conformance {
         mod session_concurrency_conformance {
             #![allow(unused_imports)]
             use super::*;
-            $crate::__aqm_kit_cases!(concurrency; [burn_and_save_exactly_once]; $($factory)+);
+            $crate::__aqm_kit_cases!(concurrency; [burn_and_save_exactly_once, concurrent_saves_one_wins]; $($factory)+);
         }
     };
 }

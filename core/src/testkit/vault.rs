@@ -11,6 +11,8 @@ use crate::vault::{KeyStatus, PurgeReport, VaultStats};
 use crate::{Error, KeyId, Policy, Tier, TierCounts};
 
 const P: Policy = Policy::DEFAULT;
+/// How long after minting an ACTIVE key stays in the vault: the coin's life, then the grace.
+const VAULT_LIFE: u64 = crate::protocol::COIN_LIFETIME_SECS + P.vault_grace_secs;
 
 fn ids<S: VaultStore>(s: &S, tier: Option<Tier>) -> Vec<KeyId> {
     let mut out = Vec::new();
@@ -83,10 +85,10 @@ pub fn store_not_fresh_refused<S: VaultStore>(s: &S) {
 pub fn store_sets_ttl<S: VaultStore>(s: &S) {
     let e = fixtures().bob.vault_entry(Tier::Bronze, 0, T0);
     must(s.put(&e), "put");
-    assert!(must(s.get(&e.key_id, T0 + P.vault_ttl_secs - 1), "get").is_some());
-    assert!(must(s.get(&e.key_id, T0 + P.vault_ttl_secs), "get").is_none());
-    assert_eq!(must(s.purge(T0 + P.vault_ttl_secs - 1), "purge"), PurgeReport::default());
-    assert_eq!(must(s.purge(T0 + P.vault_ttl_secs), "purge"), PurgeReport { expired: 1, deleted_burned: 0 });
+    assert!(must(s.get(&e.key_id, T0 + VAULT_LIFE - 1), "get").is_some());
+    assert!(must(s.get(&e.key_id, T0 + VAULT_LIFE), "get").is_none());
+    assert_eq!(must(s.purge(T0 + VAULT_LIFE - 1), "purge"), PurgeReport::default());
+    assert_eq!(must(s.purge(T0 + VAULT_LIFE), "purge"), PurgeReport { expired: 1, deleted_burned: 0 });
     assert_eq!(must(s.status(&e.key_id), "status"), None);
 }
 
@@ -161,11 +163,12 @@ pub fn burn_twice_refused<S: VaultStore>(s: &S) {
     assert_eq!(after_first.total_burned, 1);
 }
 
-/// An expired ACTIVE key cannot be burned (`KeyNotFound`) and the refusal changes nothing.
+/// An ACTIVE key past `expires_at + vault_grace` cannot be burned (`CoinExpired`) and the
+/// refusal changes nothing.
 pub fn burn_expired_refused<S: VaultStore>(s: &S) {
     let [g, ..] = store_one_per_tier(s);
     let before = must(s.stats(), "stats");
-    expect_core(s.burn(&g, T0 + P.vault_ttl_secs), Error::KeyNotFound, "burn of an expired key");
+    expect_core(s.burn(&g, T0 + VAULT_LIFE), Error::CoinExpired, "burn of an expired key");
     assert_eq!(must(s.stats(), "stats"), before);
     assert_eq!(must(s.status(&g), "status"), Some(KeyStatus::Active));
 }
@@ -317,10 +320,11 @@ pub fn counters_exact_after_expiry<S: VaultStore>(s: &S) {
     must(s.burn(&old[0].key_id, T0), "burn old");
     must(s.burn(&young[0].key_id, T0), "burn young");
     assert_counters_match_recount(s);
-    // 11 days later the old generation has expired: a burn is refused, the purge expires two
-    // (the burned one is only deleted).
-    let later = T0 + 11 * DAY;
-    expect_core(s.burn(&old[1].key_id, later), Error::KeyNotFound, "burn of an expired key");
+    // 25 days later the old generation is past its vault deadline (expiry at T0 + 10 days,
+    // then the 14-day grace): a burn is refused, the purge expires two (the burned one is only
+    // deleted).
+    let later = T0 + 25 * DAY;
+    expect_core(s.burn(&old[1].key_id, later), Error::CoinExpired, "burn of an expired key");
     assert_counters_match_recount(s);
     assert_eq!(must(s.purge(later), "purge"), PurgeReport { expired: 2, deleted_burned: 2 });
     assert_counters_match_recount(s);
@@ -342,7 +346,7 @@ pub fn bad_input_changes_nothing<S: VaultStore>(s: &S) {
     expect_core(s.put(&dup), Error::KeyAlreadyExists, "duplicate put");
     expect_core(s.burn(&b, T0 + 2), Error::KeyAlreadyBurned, "second burn");
     expect_core(s.burn(&KeyId([9; 16]), T0 + 2), Error::KeyNotFound, "burn of a missing key");
-    expect_core(s.burn(&sv, T0 + P.vault_ttl_secs), Error::KeyNotFound, "burn of an expired key");
+    expect_core(s.burn(&sv, T0 + VAULT_LIFE), Error::CoinExpired, "burn of an expired key");
     let mut stale = fixtures().bob.vault_entry(Tier::Gold, 6, T0);
     must(stale.burn(&P, T0), "burn the copy");
     expect_core(s.put(&stale), Error::Malformed, "put of a burned entry");
