@@ -146,12 +146,11 @@ pub fn admit(
     if duplicate {
         return Err(Error::CoinAlreadyCached);
     }
-    coin.check_fresh(policy, now)?;
     let cap = policy.cap(meta.priority, coin.tier);
     if held >= cap {
         return Err(Error::BudgetExceeded { tier: coin.tier, cap });
     }
-    Ok(())
+    coin.check_fresh(policy, now)
 }
 
 /// The tier to pop for a send over `range`: the first non-empty tier of the downward fallback

@@ -43,18 +43,18 @@ fn full_session_store_refuses_burn_and_save_atomically() {
     let e = fixtures().bob.vault_entry(Tier::Bronze, 0, T0);
     must(s.put(&e), "put");
     let blob = aqm_core::store::SessionBlob::from_slice(&[1, 2, 3]).expect("blob");
-    must(s.save_session(&UserId([1; 16]), Direction::Receive, &blob), "save");
-    must(s.save_session(&UserId([2; 16]), Direction::Send, &blob), "save");
+    let v = must(s.save_session(&UserId([1; 16]), Direction::Receive, &blob, None), "save");
+    must(s.save_session(&UserId([2; 16]), Direction::Send, &blob, None), "save");
     let before = must(s.stats(), "stats");
     expect_core(
-        s.burn_and_save_session(&e.key_id, T0 + 1, &UserId([3; 16]), &blob),
+        s.burn_and_save_session(&e.key_id, T0 + 1, &UserId([3; 16]), &blob, None),
         Error::CapacityFull { what: "session store" },
         "burn_and_save with no room for the session",
     );
     assert_eq!(must(s.stats(), "stats"), before, "the key must not be burned either");
     assert!(must(s.get(&e.key_id, T0 + 1), "get").is_some());
     // Replacing an existing receive record needs no room.
-    must(s.burn_and_save_session(&e.key_id, T0 + 1, &UserId([1; 16]), &blob), "burn_and_save");
+    must(s.burn_and_save_session(&e.key_id, T0 + 1, &UserId([1; 16]), &blob, Some(v)), "burn_and_save");
 }
 
 #[test]
@@ -89,9 +89,9 @@ fn full_inventory_refuses_and_changes_nothing() {
 fn full_directory_refuses_whole_batch() {
     let s = Tiny::default();
     let bob = &fixtures().bob;
-    must(s.register_identity(bob.identity.public()), "register");
+    must(s.register_identity(bob.identity.public(), bob.proof()), "register");
     expect_core(
-        s.register_identity(fixtures().carol.identity.public()),
+        s.register_identity(fixtures().carol.identity.public(), fixtures().carol.proof()),
         Error::CapacityFull { what: "directory identities" },
         "second identity",
     );

@@ -5,8 +5,10 @@ use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::envelope::{Envelope, MAX_ENVELOPE, MAX_MESSAGE};
 use aqm_core::inventory::ContactMeta;
 use aqm_core::memory::MemoryStore;
-use aqm_core::messaging::{FetchError, Messenger, Received, SendOutcome, Sent};
-use aqm_core::store::{Direction, DirectoryStore, InventoryStore, SessionStore, VaultStore};
+use aqm_core::inventory::TierRange;
+use aqm_core::messaging::{FetchError, Messenger, Received, SendOptions, SendOutcome, Sent};
+use aqm_core::pins::Trust;
+use aqm_core::store::{Direction, DirectoryStore, InventoryStore, PinStore, SessionStore, StoredSession, VaultStore};
 use aqm_core::vault::KeyStatus;
 use aqm_core::{DeviceContext, Error, Policy, Priority, Tier, TierCounts, UserId};
 use rand::SeedableRng;
@@ -27,8 +29,8 @@ impl Party {
         self.id.user_id()
     }
 
-    fn messenger(&self) -> Messenger<'_, MemoryStore> {
-        Messenger::new(&*self.store, self.me(), &self.dk, Policy::DEFAULT)
+    fn messenger(&self) -> Messenger<'_, MemoryStore, Identity> {
+        Messenger::new(&*self.store, &self.id, &self.dk, Policy::DEFAULT)
     }
 
     /// Mint a coin into our vault and return its public half.
@@ -38,8 +40,16 @@ impl Party {
         m.public
     }
 
+    /// Register `other` as a contact and exchange identities both ways (pinned as exchanged).
     fn befriend(&self, other: &Party, priority: Priority) {
         self.store.register_contact(&ContactMeta::new(other.me(), priority, "friend", 0).unwrap()).unwrap();
+        self.know(other);
+        other.know(self);
+    }
+
+    /// Pin `other`'s identity as learned in a contact exchange.
+    fn know(&self, other: &Party) {
+        self.store.pin_identity(other.id.public(), Trust::Exchanged).unwrap();
     }
 
     fn cache(&self, coin: &PublicCoin) {
@@ -47,7 +57,7 @@ impl Party {
     }
 
     fn send(&self, to: &Party, ctx: &DeviceContext, text: &[u8], rng: &mut ChaCha20Rng) -> Sent {
-        match self.messenger().send(to.id.public(), ctx, text, 10, rng).unwrap() {
+        match self.messenger().send(&to.me(), ctx, text, SendOptions::default(), 10, rng).unwrap() {
             SendOutcome::Sent(s) => s,
             other => panic!("expected a sent message, got {other:?}"),
         }
@@ -57,7 +67,7 @@ impl Party {
         self.messenger().receive(wire, 20, rng)
     }
 
-    fn recv_blob(&self, peer: &Party) -> Option<aqm_core::store::SessionBlob> {
+    fn recv_blob(&self, peer: &Party) -> Option<StoredSession> {
         self.store.load_session(&peer.me(), Direction::Receive).unwrap()
     }
 }
@@ -212,18 +222,28 @@ fn tampering_is_refused_and_changes_nothing() {
             let mut ct = first.envelope.clone();
             ct.ciphertext[0] ^= 0x80;
             tampered.push(("ciphertext", reencode(&ct)));
+            let mut nonce = first.envelope.clone();
+            nonce.nonce[0] ^= 0x01;
             let mut kem = first.envelope.clone();
             kem.rekey.as_mut().unwrap().kem_ciphertext[7] ^= 0x10;
-            tampered.push(("KEM ciphertext", reencode(&kem)));
+            let mut sig = first.envelope.clone();
+            sig.rekey.as_mut().unwrap().signature[3] ^= 0x10;
             let mut counter = first.envelope.clone();
             counter.counter = 1;
-            tampered.push(("header counter", reencode(&counter)));
             let mut sender = first.envelope.clone();
             sender.sender = UserId([9; 16]);
-            tampered.push(("header sender", reencode(&sender)));
+            let mut expected: Vec<(&str, Vec<u8>, Error)> =
+                tampered.into_iter().map(|(w, b)| (w, b, Error::DecryptFailed)).collect();
+            // The nonce and the KEM ciphertext are signed: the signature check refuses them
+            // before anything is decapsulated.
+            expected.push(("nonce", reencode(&nonce), Error::BadSignature));
+            expected.push(("KEM ciphertext", reencode(&kem), Error::BadSignature));
+            expected.push(("signature", reencode(&sig), Error::BadSignature));
+            expected.push(("header counter", reencode(&counter), Error::RekeyNotFirst));
+            expected.push(("header sender", reencode(&sender), Error::IdentityNotPinned));
 
-            for (what, bytes) in &tampered {
-                assert_eq!(bob.receive(bytes, &mut rng).unwrap_err(), Error::DecryptFailed, "{tier} {what}");
+            for (what, bytes, want) in &expected {
+                assert_eq!(bob.receive(bytes, &mut rng).unwrap_err(), *want, "{tier} {what}");
                 assert_eq!(
                     bob.store.status(&coin.key_id).unwrap(),
                     Some(KeyStatus::Active),
@@ -280,16 +300,20 @@ fn forged_coins_are_refused() {
         let mut forged = mallory.mint(Tier::Silver, &mut rng);
         forged.owner = bob.me();
         let m = alice.messenger();
-        assert_eq!(m.send_with_coin(bob.id.public(), &forged, Tier::Silver, b"x", &mut rng), Err(Error::BadSignature));
+        assert_eq!(m.send_with_coin(&bob.me(), &forged, Tier::Silver, b"x", 10, &mut rng), Err(Error::BadSignature));
         // Mallory's own coin offered for Bob.
         let hers = mallory.mint(Tier::Silver, &mut rng);
-        assert_eq!(m.send_with_coin(bob.id.public(), &hers, Tier::Silver, b"x", &mut rng), Err(Error::WrongOwner));
+        assert_eq!(m.send_with_coin(&bob.me(), &hers, Tier::Silver, b"x", 10, &mut rng), Err(Error::WrongOwner));
         assert_eq!(alice.store.load_session(&bob.me(), Direction::Send).unwrap(), None);
         // A forged coin that slipped into the cache is dropped and refused when popped.
         alice.cache(&forged);
         let ctx = DeviceContext::OUTDOOR_CELLULAR;
-        assert_eq!(m.send(bob.id.public(), &ctx, b"x", 10, &mut rng), Err(Error::BadSignature));
-        assert_eq!(m.send(bob.id.public(), &ctx, b"x", 10, &mut rng), Ok(SendOutcome::NeedCoin { tier: Tier::Silver }));
+        let opts = SendOptions::default();
+        assert_eq!(m.send(&bob.me(), &ctx, b"x", opts, 10, &mut rng), Err(Error::BadSignature));
+        assert_eq!(
+            m.send(&bob.me(), &ctx, b"x", opts, 10, &mut rng),
+            Ok(SendOutcome::NeedCoin { range: TierRange::only(Tier::Silver), wasted: 0 })
+        );
     })
 }
 
@@ -298,34 +322,44 @@ fn need_coin_then_on_demand_fetch() {
     on_big_stack(|| {
         let (mut rng, alice, bob) = setup(8);
         let directory = new_store();
-        directory.register_identity(bob.id.public()).unwrap();
+        directory.register_identity(bob.id.public(), &bob.id.registration_proof(&mut rng).unwrap()).unwrap();
         let gold = bob.mint(Tier::Gold, &mut rng);
+        let silver = bob.mint(Tier::Silver, &mut rng);
         let bronze = bob.mint(Tier::Bronze, &mut rng);
-        directory.upload(&bob.me(), &[gold.clone(), bronze.clone()], 0).unwrap();
+        directory.upload(&bob.me(), &[gold.clone(), silver.clone(), bronze.clone()], 0).unwrap();
         let m = alice.messenger();
         let ctx = DeviceContext::HOME_WIFI;
+        let opts = SendOptions::default();
 
+        // Nobody pinned Bob's identity yet: nothing can be sent to him.
+        assert_eq!(m.send(&bob.me(), &ctx, b"hi", opts, 10, &mut rng), Err(Error::IdentityNotPinned));
+        alice.know(&bob);
+        bob.know(&alice);
         // A stranger: nothing cached, BRONZE is the ceiling.
         assert_eq!(
-            m.send(bob.id.public(), &ctx, b"hi", 10, &mut rng),
-            Ok(SendOutcome::NeedCoin { tier: Tier::Bronze })
+            m.send(&bob.me(), &ctx, b"hi", opts, 10, &mut rng),
+            Ok(SendOutcome::NeedCoin { range: TierRange::only(Tier::Bronze), wasted: 0 })
         );
-        // A registered BESTIE with an empty cache wants GOLD.
+        // A registered BESTIE with an empty cache wants GOLD, and may fall back to SILVER only.
         alice.befriend(&bob, Priority::Bestie);
-        let SendOutcome::NeedCoin { tier } = m.send(bob.id.public(), &ctx, b"hi", 10, &mut rng).unwrap() else {
+        let SendOutcome::NeedCoin { range, .. } = m.send(&bob.me(), &ctx, b"hi", opts, 10, &mut rng).unwrap() else {
             panic!("nothing is cached")
         };
-        assert_eq!(tier, Tier::Gold);
+        assert_eq!(range, TierRange { desired: Tier::Gold, lowest: Tier::Silver });
         assert_eq!(alice.store.load_session(&bob.me(), Direction::Send).unwrap(), None);
-        let coin = m.fetch_on_demand(&*directory, bob.id.public(), tier, None, 10).unwrap().unwrap();
+        let coin = m.fetch_on_demand(&*directory, &bob.me(), range, None, 10).unwrap().unwrap();
         assert_eq!(coin, gold);
-        let sent = m.send_with_coin(bob.id.public(), &coin, tier, b"hi", &mut rng).unwrap();
-        assert!(sent.rekeyed && !sent.fell_back && sent.remaining == 24);
+        let sent = m.send_with_coin(&bob.me(), &coin, range.desired, b"hi", 10, &mut rng).unwrap();
+        assert!(sent.rekeyed && !sent.fell_back && sent.remaining == 24 && sent.post_quantum);
         assert_eq!(bob.receive(&wire(&sent), &mut rng).unwrap().plaintext, b"hi");
 
-        // GOLD is gone from the directory: the fetch falls back to BRONZE, then nothing is left.
-        assert_eq!(m.fetch_on_demand(&*directory, bob.id.public(), Tier::Gold, None, 10).unwrap(), Some(bronze));
-        assert_eq!(m.fetch_on_demand(&*directory, bob.id.public(), Tier::Gold, None, 10).unwrap(), None);
+        // GOLD is gone from the directory: the fetch falls back to SILVER, and then stops: BRONZE
+        // is reached only when the app allows classical crypto.
+        assert_eq!(m.fetch_on_demand(&*directory, &bob.me(), range, None, 10).unwrap(), Some(silver));
+        assert_eq!(m.fetch_on_demand(&*directory, &bob.me(), range, None, 10).unwrap(), None);
+        let classical = TierRange { desired: Tier::Gold, lowest: Tier::Bronze };
+        assert_eq!(m.fetch_on_demand(&*directory, &bob.me(), classical, None, 10).unwrap(), Some(bronze));
+        assert_eq!(m.fetch_on_demand(&*directory, &bob.me(), classical, None, 10).unwrap(), None);
     })
 }
 
@@ -334,21 +368,27 @@ fn send_or_fetch_reaches_a_stranger_and_gives_up_when_nothing_is_left() {
     on_big_stack(|| {
         let (mut rng, alice, bob) = setup(9);
         let directory = new_store();
-        directory.register_identity(bob.id.public()).unwrap();
+        directory.register_identity(bob.id.public(), &bob.id.registration_proof(&mut rng).unwrap()).unwrap();
+        directory.register_identity(alice.id.public(), &alice.id.registration_proof(&mut rng).unwrap()).unwrap();
         directory.upload(&bob.me(), &[bob.mint(Tier::Bronze, &mut rng)], 0).unwrap();
         let m = alice.messenger();
         let ctx = DeviceContext::HOME_WIFI;
-        let sent = m.send_or_fetch(&*directory, bob.id.public(), &ctx, b"hello stranger", None, 10, &mut rng).unwrap();
+        let opts = SendOptions::default();
+        // Strangers learn each other's identity from the directory.
+        m.pin_from_directory(&*directory, &bob.me()).unwrap();
+        let sent = m.send_or_fetch(&*directory, &bob.me(), &ctx, b"hello stranger", opts, None, 10, &mut rng).unwrap();
         let sent = sent.unwrap();
-        assert_eq!(sent.tier, Tier::Bronze);
-        assert_eq!(bob.receive(&wire(&sent), &mut rng).unwrap().plaintext, b"hello stranger");
+        assert_eq!((sent.tier, sent.post_quantum), (Tier::Bronze, false));
+        assert_eq!(bob.receive(&wire(&sent), &mut rng).unwrap_err(), Error::IdentityNotPinned);
+        bob.messenger().pin_from_directory(&*directory, &alice.me()).unwrap();
+        let got = bob.receive(&wire(&sent), &mut rng).unwrap();
+        assert_eq!(got.plaintext, b"hello stranger");
+        assert!(got.unverified(), "a sender known only from the directory is reported unverified");
         // The chain carries four more messages without any coin.
         for _ in 0..4 {
-            assert!(
-                m.send_or_fetch(&*directory, bob.id.public(), &ctx, b"more", None, 10, &mut rng).unwrap().is_some()
-            );
+            assert!(m.send_or_fetch(&*directory, &bob.me(), &ctx, b"more", opts, None, 10, &mut rng).unwrap().is_some());
         }
-        assert_eq!(m.send_or_fetch(&*directory, bob.id.public(), &ctx, b"more", None, 10, &mut rng).unwrap(), None);
+        assert_eq!(m.send_or_fetch(&*directory, &bob.me(), &ctx, b"more", opts, None, 10, &mut rng).unwrap(), None);
     })
 }
 
@@ -408,7 +448,7 @@ fn oversize_messages_use_no_coin() {
         let m = alice.messenger();
         let big = vec![0u8; MAX_MESSAGE + 1];
         assert_eq!(
-            m.send(bob.id.public(), &DeviceContext::UNDERGROUND, &big, 10, &mut rng),
+            m.send(&bob.me(), &DeviceContext::UNDERGROUND, &big, SendOptions::default(), 10, &mut rng),
             Err(Error::MessageTooLarge { max: MAX_MESSAGE })
         );
         assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([0, 0, 1]));
@@ -422,7 +462,7 @@ fn prefetch_fills_the_caps_with_verified_coins() {
     on_big_stack(|| {
         let (mut rng, alice, bob) = setup(14);
         let directory = new_store();
-        directory.register_identity(bob.id.public()).unwrap();
+        directory.register_identity(bob.id.public(), &bob.id.registration_proof(&mut rng).unwrap()).unwrap();
         let mut coins = Vec::new();
         for (tier, n) in [(Tier::Gold, 6), (Tier::Silver, 5), (Tier::Bronze, 2)] {
             for _ in 0..n {
@@ -432,20 +472,20 @@ fn prefetch_fills_the_caps_with_verified_coins() {
         directory.upload(&bob.me(), &coins, 0).unwrap();
         let m = alice.messenger();
         assert_eq!(
-            m.prefetch(&*directory, bob.id.public(), None, 5),
+            m.prefetch(&*directory, &bob.me(), None, 5),
             Err(FetchError::Store(Error::ContactNotRegistered)),
             "only registered contacts are prefetched"
         );
         alice.befriend(&bob, Priority::Bestie);
         let key = [7u8; 16];
-        let report = m.prefetch(&*directory, bob.id.public(), Some(key), 5).unwrap();
+        let report = m.prefetch(&*directory, &bob.me(), Some(key), 5).unwrap();
         assert_eq!(report.requested, TierCounts([5, 4, 1]));
         assert_eq!(report.stored, TierCounts([5, 4, 1]));
         assert_eq!(report.rejected, 0);
         assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([5, 4, 1]));
         assert_eq!(directory.available(&bob.me()).unwrap(), TierCounts([1, 1, 1]));
         // Stocked: nothing more is asked.
-        let again = m.prefetch(&*directory, bob.id.public(), Some(key), 6).unwrap();
+        let again = m.prefetch(&*directory, &bob.me(), Some(key), 6).unwrap();
         assert_eq!((again.requested, again.stored), (TierCounts::default(), TierCounts::default()));
         // The prefetched coins work.
         let sent = alice.send(&bob, &DeviceContext::HOME_WIFI, b"gold", &mut rng);
@@ -468,7 +508,7 @@ fn send_rekeyed_opens_a_new_chain_at_the_tier_the_context_now_affords() {
         // `send` would keep riding the open GOLD chain; `send_rekeyed` re-keys with SILVER.
         let SendOutcome::Sent(second) = alice
             .messenger()
-            .send_rekeyed(bob.id.public(), &DeviceContext::OUTDOOR_CELLULAR, b"outside", 11, &mut rng)
+            .send_rekeyed(&bob.me(), &DeviceContext::OUTDOOR_CELLULAR, b"outside", SendOptions::default(), 11, &mut rng)
             .unwrap()
         else {
             panic!("a SILVER coin was cached")
@@ -481,9 +521,9 @@ fn send_rekeyed_opens_a_new_chain_at_the_tier_the_context_now_affords() {
         let before = alice.store.load_session(&bob.me(), Direction::Send).unwrap();
         let outcome = alice
             .messenger()
-            .send_rekeyed(bob.id.public(), &DeviceContext::UNDERGROUND, b"metro", 12, &mut rng)
+            .send_rekeyed(&bob.me(), &DeviceContext::UNDERGROUND, b"metro", SendOptions::default(), 12, &mut rng)
             .unwrap();
-        assert_eq!(outcome, SendOutcome::NeedCoin { tier: Tier::Bronze });
+        assert_eq!(outcome, SendOutcome::NeedCoin { range: TierRange::only(Tier::Bronze), wasted: 0 });
         assert_eq!(alice.store.load_session(&bob.me(), Direction::Send).unwrap(), before);
     });
 }

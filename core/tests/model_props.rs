@@ -14,7 +14,12 @@ use proptest::prelude::*;
 /// Room for three contacts at their largest caps (10 coins each).
 type Store = MemoryStore<64, 32, 4, 2, 1, 1, 1>;
 
-const TTL: u64 = 30 * DAY;
+/// A key stays in the vault for the coin's 30 days of life and then the 14-day grace.
+const TTL: u64 = 44 * DAY;
+/// Every fixture coin was minted at T0: it expires 30 days later and may be stored or selected
+/// only while now + 2 days < that.
+const COIN_EXPIRES: UnixSeconds = T0 + 30 * DAY;
+const MIN_LIFE: u64 = 2 * DAY;
 const GRACE: u64 = 60;
 const GC_AFTER: u64 = 30 * DAY;
 
@@ -92,7 +97,7 @@ impl VaultModel {
             return Err(Error::KeyAlreadyBurned);
         }
         if now.saturating_sub(k.created) >= TTL {
-            return Err(Error::KeyNotFound);
+            return Err(Error::CoinExpired);
         }
         k.burned_at = Some(now);
         self.burned += 1;
@@ -181,7 +186,8 @@ enum InvOp {
     SetPriority(usize, Priority),
     /// Store, for contact `.0`, coin `(tier, i)` of party `.1` (usually the contact itself).
     Store(usize, usize, Tier, usize),
-    Select(usize, Tier),
+    /// Select for contact `.0` from tier `.1` down to tier `.2`.
+    Select(usize, Tier, Tier),
     Consume(usize, Tier, usize),
     Gc(bool),
     Advance(u64),
@@ -193,7 +199,7 @@ fn inv_op() -> impl Strategy<Value = InvOp> {
         1 => (0..3usize, priority()).prop_map(|(c, p)| InvOp::SetPriority(c, p)),
         8 => (0..3usize, prop_oneof![9 => Just(None), 1 => (0..3usize).prop_map(Some)], tier(), 0..16usize)
             .prop_map(|(c, from, t, i)| InvOp::Store(c, from.unwrap_or(c), t, i)),
-        5 => (0..3usize, tier()).prop_map(|(c, t)| InvOp::Select(c, t)),
+        5 => (0..3usize, tier(), tier()).prop_map(|(c, t, low)| InvOp::Select(c, t, low)),
         1 => (0..3usize, tier(), 0..16usize).prop_map(|(c, t, i)| InvOp::Consume(c, t, i)),
         1 => any::<bool>().prop_map(InvOp::Gc),
         2 => advance().prop_map(InvOp::Advance),
@@ -244,7 +250,7 @@ impl InvModel {
         evicted
     }
 
-    fn store(&mut self, c: UserId, owner: UserId, key: KeyId, t: Tier) -> Result<(), Error> {
+    fn store(&mut self, c: UserId, owner: UserId, key: KeyId, t: Tier, now: UnixSeconds) -> Result<(), Error> {
         let (p, _) = *self.contacts.get(&c).ok_or(Error::ContactNotRegistered)?;
         if owner != c {
             return Err(Error::WrongOwner);
@@ -256,24 +262,36 @@ impl InvModel {
         if q.len() as u32 >= cap(p, t) {
             return Err(Error::BudgetExceeded { tier: t, cap: cap(p, t) });
         }
+        if now + MIN_LIFE >= COIN_EXPIRES {
+            return Err(Error::CoinExpired);
+        }
         q.push_back(key);
         Ok(())
     }
 
-    fn select(&mut self, c: UserId, desired: Tier, now: UnixSeconds) -> Result<Option<KeyId>, Error> {
+    /// Returns the coin picked and how many expired coins were dropped on the way.
+    fn select(&mut self, c: UserId, desired: Tier, lowest: Tier, now: UnixSeconds) -> Result<(Option<KeyId>, u32), Error> {
         if !self.contacts.contains_key(&c) {
             return Err(Error::ContactNotRegistered);
         }
-        // Downward only: the desired tier, then every cheaper one.
-        for t in Tier::ALL.into_iter().filter(|t| t.to_byte() >= desired.to_byte()) {
+        let mut wasted = 0;
+        // Downward only: the desired tier, then every cheaper one down to `lowest`.
+        for t in Tier::ALL.into_iter().filter(|t| t.to_byte() >= desired.to_byte() && t.to_byte() <= lowest.to_byte()) {
+            if now + MIN_LIFE >= COIN_EXPIRES {
+                // Every coin of the tier is past its selection limit: all dropped, none used.
+                let q = self.queue(c, t);
+                wasted += q.len() as u32;
+                q.clear();
+                continue;
+            }
             if let Some(k) = self.queue(c, t).pop_front() {
                 if let Some(meta) = self.contacts.get_mut(&c) {
                     meta.1 = now;
                 }
-                return Ok(Some(k));
+                return Ok((Some(k), wasted));
             }
         }
-        Ok(None)
+        Ok((None, wasted))
     }
 
     fn gc(&mut self, now: UnixSeconds, dry: bool) -> (u32, u32, u64) {
@@ -328,13 +346,13 @@ fn run_inventory(ops: &[InvOp]) -> Result<(), TestCaseError> {
             InvOp::Store(c, from, t, i) => {
                 let coin = coin_of(from, t, i);
                 let id = party(c).id();
-                let want = m.store(id, coin.owner, coin.key_id, t);
+                let want = m.store(id, coin.owner, coin.key_id, t, now);
                 prop_assert_eq!(core_err(s.store_coin(&id, coin, now)), want, "{:?}", op);
             }
-            InvOp::Select(c, t) => {
+            InvOp::Select(c, t, low) => {
                 let id = party(c).id();
-                let got = core_err(s.select_coin(&id, t, now)).map(|o| o.map(|cc| cc.coin.key_id));
-                prop_assert_eq!(got, m.select(id, t, now), "{:?}", op);
+                let got = core_err(s.select_coin(&id, t, low, now)).map(|sel| (sel.coin.map(|cc| cc.coin.key_id), sel.wasted));
+                prop_assert_eq!(got, m.select(id, t, low, now), "{:?}", op);
             }
             InvOp::Consume(c, t, i) => {
                 let id = party(c).id();
@@ -380,8 +398,15 @@ fn policy_restated_by_the_model_is_the_default() {
             assert_eq!(cap(p, t), Policy::DEFAULT.cap(p, t));
         }
     }
+    let p = Policy::DEFAULT;
     assert_eq!(
-        (TTL, GRACE, GC_AFTER),
-        (Policy::DEFAULT.vault_ttl_secs, Policy::DEFAULT.burn_grace_secs, Policy::DEFAULT.gc_inactive_secs)
+        (TTL, GRACE, GC_AFTER, MIN_LIFE),
+        (
+            aqm_core::protocol::COIN_LIFETIME_SECS + p.vault_grace_secs,
+            p.burn_grace_secs,
+            p.gc_inactive_secs,
+            p.coin_min_life_secs
+        )
     );
+    assert_eq!(fixtures().bob.coin(Tier::Gold, 0).expires_at, COIN_EXPIRES);
 }

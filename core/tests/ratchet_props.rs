@@ -1,6 +1,8 @@
-//! The receive ratchet against a simple model: random delivery orders, drops, duplicates and
-//! tampered copies over several chains. Every delivery either opens (once, with the right text)
-//! or is refused exactly as the documented rule says, and a refusal changes nothing.
+//! The receive ratchet against a simple model: random delivery orders, drops, duplicates,
+//! tampered copies and rolled-back resends (a sender whose state was restored sends another text
+//! at the same counter, with a fresh nonce) over several chains. Every delivery either opens
+//! (once per counter, with the text of the copy delivered) or is refused exactly as the
+//! documented rule says, and a refusal changes nothing.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -8,19 +10,29 @@ use aqm_core::crypto::{SharedSecret, decapsulate, encapsulate, generate_keypair}
 use aqm_core::ratchet::{MAX_SKIPPED, RecvChain, RecvSession, SendChain, TagBytes};
 use aqm_core::{Error, KeyId, Tier, UserId};
 use proptest::prelude::*;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 const ALICE: UserId = UserId([0xa1; 16]);
 const BOB: UserId = UserId([0xb0; 16]);
 const AAD: &[u8] = b"header";
 
-struct Msg {
-    chain: usize,
-    counter: u32,
+/// One sealed copy of a message.
+#[derive(Clone, Copy)]
+struct Copy {
     text: [u8; 12],
     ct: [u8; 12],
     tag: TagBytes,
+    nonce: [u8; 12],
 }
+
+/// A message slot: the copy the sender sent, and the one a rolled-back sender sent instead.
+struct Msg {
+    chain: usize,
+    counter: u32,
+    copies: [Copy; 2],
+}
+
+const TRANSCRIPT: [u8; 32] = [0x7a; 32];
 
 fn coin(chain: usize) -> KeyId {
     KeyId([chain as u8 + 1; 16])
@@ -35,14 +47,26 @@ fn traffic(chains: usize, limit: u32, seed: u64) -> (Vec<Msg>, Vec<SharedSecret>
         let (sk, pk) = generate_keypair(Tier::Bronze, &mut rng);
         let (kem, ss) = encapsulate(Tier::Bronze, &pk, &mut rng).unwrap();
         secrets.push(decapsulate(Tier::Bronze, &sk, &kem).unwrap());
-        let mut chain = SendChain::new(&ss, &ALICE, &BOB, coin(c), Tier::Bronze, limit);
+        // GOLD chains: the protocol allows 25 messages on them.
+        let mut chain = SendChain::new(&ss, &ALICE, &BOB, coin(c), Tier::Gold, limit, &TRANSCRIPT);
         while !chain.is_exhausted() {
-            let mut text = [0u8; 12];
-            text[0] = c as u8;
-            text[1..5].copy_from_slice(&chain.counter().to_be_bytes());
-            let mut ct = text;
-            let (counter, tag) = chain.encrypt(AAD, &mut ct).unwrap();
-            msgs.push(Msg { chain: c, counter, text, ct, tag });
+            let mut copies = [Copy { text: [0; 12], ct: [0; 12], tag: [0; 16], nonce: [0; 12] }; 2];
+            // The rolled-back sender: the same state, another text, a fresh nonce.
+            let mut fork = chain.clone();
+            for (v, (copy, state)) in copies.iter_mut().zip([&mut fork, &mut chain]).enumerate() {
+                copy.text[0] = c as u8;
+                copy.text[1..5].copy_from_slice(&state.counter().to_be_bytes());
+                copy.text[5] = v as u8;
+                rng.fill_bytes(&mut copy.nonce);
+                copy.ct = copy.text;
+                copy.tag = state.encrypt(AAD, &copy.nonce, &mut copy.ct).unwrap().1;
+            }
+            let counter = chain.counter() - 1;
+            // Same message key, different nonces: no keystream reuse.
+            let x: Vec<u8> = copies[0].ct.iter().zip(&copies[1].ct).map(|(a, b)| a ^ b).collect();
+            let p: Vec<u8> = copies[0].text.iter().zip(&copies[1].text).map(|(a, b)| a ^ b).collect();
+            assert_ne!(x, p, "a rolled-back send reused a (key, nonce) pair");
+            msgs.push(Msg { chain: c, counter, copies: [copies[1], copies[0]] });
         }
     }
     (msgs, secrets)
@@ -123,9 +147,10 @@ struct Real<'a> {
 }
 
 impl Real<'_> {
-    fn deliver(&mut self, m: &Msg, tampered: bool, max_skipped: u32) -> Result<[u8; 12], Outcome> {
-        let mut buf = m.ct;
-        let mut tag = m.tag;
+    fn deliver(&mut self, m: &Msg, copy: usize, tampered: bool, max_skipped: u32) -> Result<[u8; 12], Outcome> {
+        let c = &m.copies[copy];
+        let mut buf = c.ct;
+        let mut tag = c.tag;
         if tampered {
             tag[3] ^= 0x20;
         }
@@ -136,7 +161,7 @@ impl Real<'_> {
             return Err(Outcome::Burned);
         }
         let mut work = if opens_chain {
-            let chain = RecvChain::new(&self.secrets[m.chain], &ALICE, &BOB, coin(m.chain), Tier::Bronze);
+            let chain = RecvChain::new(&self.secrets[m.chain], &ALICE, &BOB, coin(m.chain), Tier::Gold, &TRANSCRIPT);
             match self.session.clone() {
                 None => RecvSession::new(ALICE, chain),
                 Some(mut s) => {
@@ -150,7 +175,7 @@ impl Real<'_> {
                 Some(s) => s,
             }
         };
-        match work.decrypt(max_skipped, &coin(m.chain), m.counter, AAD, &mut buf, &tag) {
+        match work.decrypt(max_skipped, &coin(m.chain), m.counter, &c.nonce, AAD, &mut buf, &tag) {
             Ok(()) => {
                 if opens_chain {
                     self.burned.insert(m.chain);
@@ -160,7 +185,7 @@ impl Real<'_> {
             }
             Err(e) => {
                 assert_eq!(self.session, before, "a refusal changes nothing");
-                assert_eq!(buf, m.ct, "a refusal leaves the ciphertext in place");
+                assert_eq!(buf, c.ct, "a refusal leaves the ciphertext in place");
                 Err(Outcome::Refused(e))
             }
         }
@@ -175,7 +200,10 @@ proptest! {
         chains in 1usize..5,
         limit in 1u32..26,
         max_skipped in 0u32..40,
-        deliveries in proptest::collection::vec((any::<prop::sample::Index>(), proptest::bool::weighted(0.1)), 0..120),
+        deliveries in proptest::collection::vec(
+            (any::<prop::sample::Index>(), proptest::bool::weighted(0.1), proptest::bool::weighted(0.2)),
+            0..120,
+        ),
         in_order_prefix in any::<prop::sample::Index>(),
         seed in any::<u64>(),
     ) {
@@ -188,15 +216,17 @@ proptest! {
         // duplicates and reordering.
         let prefix = in_order_prefix.index(msgs.len() + 1);
         let order = (0..prefix)
-            .map(|i| (i, false))
-            .chain(deliveries.iter().map(|(i, t)| (i.index(msgs.len()), *t)));
-        for (i, tampered) in order {
+            .map(|i| (i, false, false))
+            .chain(deliveries.iter().map(|(i, t, r)| (i.index(msgs.len()), *t, *r)));
+        for (i, tampered, rolled_back) in order {
             let m = &msgs[i];
+            let copy = usize::from(rolled_back);
             let expect = model.deliver(m.chain, m.counter, tampered, max);
-            match real.deliver(m, tampered, max_skipped) {
+            match real.deliver(m, copy, tampered, max_skipped) {
                 Ok(text) => {
                     prop_assert_eq!(expect, Outcome::Opened, "message {}/{}", m.chain, m.counter);
-                    prop_assert_eq!(text, m.text);
+                    prop_assert_eq!(text, m.copies[copy].text);
+                    // One counter, one accepted message, whichever copy came first.
                     prop_assert!(opened.insert(i), "message {}/{} opened twice", m.chain, m.counter);
                 }
                 Err(got) => prop_assert_eq!(got, expect, "message {}/{}", m.chain, m.counter),
@@ -219,7 +249,7 @@ proptest! {
         // The chain-opening message always arrives; drops of up to the skip bound are tolerated.
         for (i, m) in msgs.iter().enumerate() {
             if i == 0 || keep[i] {
-                prop_assert_eq!(real.deliver(m, false, 32).ok(), Some(m.text));
+                prop_assert_eq!(real.deliver(m, 0, false, 32).ok(), Some(m.copies[0].text));
             }
         }
     }

@@ -240,15 +240,20 @@ pub fn claim_idempotent_retry<S: DirectoryStore>(s: &S) {
     assert!(must(s.claim(&bob, &ERIN, Tier::Silver, 2, Some(key), T0 + 33), "Erin's claim").is_empty());
 }
 
-/// Unclaimed coins past the stale age are purged; recent and claimed ones stay.
+/// Unclaimed coins that can no longer be handed out (past the stale age, or too close to their
+/// expiry) are purged; fresh and claimed ones stay. (Every fixture coin expires 30 days after
+/// T0, before the stale age of coins uploaded later runs out.)
 pub fn purge_stale<S: DirectoryStore>(s: &S) {
     let bob = setup(s);
     must(s.upload(&bob, &bob_coins(Tier::Bronze, 0..3), T0), "upload old");
     must(s.upload(&bob, &bob_coins(Tier::Bronze, 3..5), T0 + 10 * DAY), "upload recent");
     let claimed = must(s.claim(&bob, &ALICE, Tier::Bronze, 1, Some([1; 16]), T0 + DAY), "claim");
-    assert_eq!(must(s.purge_stale(T0 + P.directory_stale_secs - 1), "purge_stale"), 0);
-    assert_eq!(must(s.purge_stale(T0 + P.directory_stale_secs), "purge_stale"), 2);
-    assert_eq!(available(s, &bob), TierCounts([0, 0, 2]));
+    let unusable = bob_coins(Tier::Bronze, 0..1)[0].expires_at - P.coin_min_life_secs;
+    assert!(unusable <= T0 + P.directory_stale_secs);
+    assert_eq!(must(s.purge_stale(unusable - 1), "purge_stale"), 0);
+    assert_eq!(available(s, &bob), TierCounts([0, 0, 4]));
+    assert_eq!(must(s.purge_stale(unusable), "purge_stale"), 4);
+    assert_eq!(available(s, &bob), TierCounts([0, 0, 0]));
     // The claimed coin survived the purge: the retry still returns it.
     let retry = must(s.claim(&bob, &ALICE, Tier::Bronze, 1, Some([1; 16]), T0 + DAY + 5), "retry");
     assert_eq!(retry, claimed);

@@ -581,6 +581,62 @@ pub fn storage_report_and_replenish_needs<S: InventoryStore>(s: &S) {
     assert_eq!(needs, want);
 }
 
+/// DESIGN §3.1: a send that wants GOLD or SILVER never falls back to BRONZE unless its range
+/// says so: with only BRONZE cached, the range GOLD..SILVER selects nothing and changes nothing.
+pub fn select_stops_at_lowest<S: InventoryStore>(s: &S) {
+    let bob = bestie(s);
+    let b = fill(s, &fixtures().bob, Tier::Bronze, 0..1);
+    let before = snapshot(s);
+    let sel = must(s.select_coin(&bob, Tier::Gold, Tier::Silver, T0 + 5), "select");
+    assert_eq!((sel.coin, sel.wasted), (None, 0));
+    assert_eq!(snapshot(s), before, "an empty selection touches nothing");
+    let sel = must(s.select_coin(&bob, Tier::Gold, Tier::Bronze, T0 + 5), "select");
+    assert_eq!(sel.coin.map(|c| c.coin.key_id), Some(b[0]));
+}
+
+/// A coin is stored only while fresh (`now + coin_min_life < expires_at`, else `CoinExpired`),
+/// and selection drops the coins of the scanned tiers that are no longer fresh, counting them
+/// as wasted, before it picks.
+pub fn expiring_coins_are_refused_and_dropped<S: InventoryStore>(s: &S) {
+    let bob = bestie(s);
+    let f = fixtures();
+    let late = f.bob.coin(Tier::Silver, 0).expires_at - P.coin_min_life_secs;
+    expect_core(s.store_coin(&bob, f.bob.coin(Tier::Silver, 0), late), Error::CoinExpired, "nearly expired");
+    assert_eq!(counts(s, &bob), TierCounts::default());
+    fill(s, &f.bob, Tier::Silver, 0..2);
+    fill(s, &f.bob, Tier::Gold, 0..1);
+    // Still fresh one second earlier.
+    let sel = must(s.select_coin(&bob, Tier::Silver, Tier::Silver, late - 1), "select");
+    assert_eq!(sel.wasted, 0);
+    assert!(sel.coin.is_some());
+    // At `late` every cached coin is past its selection limit: GOLD and SILVER are dropped,
+    // nothing is returned, and the contact is not marked active.
+    let before_meta = must(s.contact(&bob), "contact");
+    let sel = must(s.select_coin(&bob, Tier::Gold, Tier::Silver, late), "select");
+    assert_eq!((sel.coin, sel.wasted), (None, 2));
+    assert_eq!(counts(s, &bob), TierCounts::default());
+    assert_eq!(must(s.contact(&bob), "contact"), before_meta);
+}
+
+/// A coin put back after a lost session race returns to its FIFO place (ahead of coins stored
+/// after it); a duplicate or a coin over the cap is not put back.
+pub fn restore_returns_coin_to_its_place<S: InventoryStore>(s: &S) {
+    let bob = bestie(s);
+    let ids = fill(s, &fixtures().bob, Tier::Silver, 0..3);
+    let first = select(s, &bob, Tier::Silver).expect("a coin");
+    assert_eq!(first.coin.key_id, ids[0]);
+    assert!(must(s.restore_coin(&bob, &first), "restore"));
+    assert!(!must(s.restore_coin(&bob, &first), "restore twice"), "a duplicate is not put back");
+    assert_eq!(counts(s, &bob), TierCounts([0, 3, 0]));
+    assert_eq!(selected_id(s, &bob, Tier::Silver), Some(ids[0]), "back at the head of the queue");
+    assert_eq!(selected_id(s, &bob, Tier::Silver), Some(ids[1]));
+    // Fill to the cap (4), then a restored coin would exceed it.
+    let extra = select(s, &bob, Tier::Silver).expect("a coin");
+    fill(s, &fixtures().bob, Tier::Silver, 3..7);
+    assert!(!must(s.restore_coin(&bob, &extra), "restore over the cap"));
+    assert_eq!(counts(s, &bob), TierCounts([0, 4, 0]));
+}
+
 /// Refusals change nothing: a series of bad calls leaves every contact and count as it was.
 pub fn bad_input_changes_nothing<S: InventoryStore>(s: &S) {
     let bob = bestie(s);

@@ -173,7 +173,9 @@ macro_rules! inventory_conformance {
                 store_after_select_refills, downgrade_then_select, gc_removes_inactive,
                 gc_keeps_active, gc_returns_correct_counts, gc_downgrades_to_stranger,
                 collect_single_contact, gc_dry_run_does_not_delete, gc_empty,
-                storage_report_and_replenish_needs, bad_input_changes_nothing,
+                storage_report_and_replenish_needs, select_stops_at_lowest,
+                expiring_coins_are_refused_and_dropped, restore_returns_coin_to_its_place,
+                bad_input_changes_nothing,
             ]; $($factory)+);
         }
     };
@@ -222,7 +224,9 @@ macro_rules! session_concurrency_conformance {
         mod session_concurrency_conformance {
             #![allow(unused_imports)]
             use super::*;
-            $crate::__aqm_kit_cases!(concurrency; [burn_and_save_exactly_once, concurrent_saves_one_wins]; $($factory)+);
+            $crate::__aqm_kit_cases!(concurrency; [
+                burn_and_save_exactly_once, concurrent_saves_one_wins, concurrent_receives_accept_each_once,
+            ]; $($factory)+);
         }
     };
 }

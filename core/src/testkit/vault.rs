@@ -262,11 +262,13 @@ pub fn active_ids_exclude_burned<S: VaultStore>(s: &S) {
     assert!(ids(s, Some(Tier::Silver)).is_empty());
 }
 
-/// seed `test_purge_expired_removes_old_keys`: a key created 31 days ago is expired and deleted.
+/// seed `test_purge_expired_removes_old_keys`: a key past its coin's expiry and the vault grace
+/// (30 + 14 days after minting) is expired and deleted.
 pub fn purge_removes_old<S: VaultStore>(s: &S) {
     let old = fixtures().bob.vault_entry(Tier::Silver, 3, T0);
     must(s.put(&old), "put");
-    let report = must(s.purge(T0 + 31 * DAY), "purge");
+    assert_eq!(must(s.purge(T0 + VAULT_LIFE - 1), "purge"), PurgeReport::default());
+    let report = must(s.purge(T0 + VAULT_LIFE), "purge");
     assert_eq!(report, PurgeReport { expired: 1, deleted_burned: 0 });
     assert_eq!(must(s.status(&old.key_id), "status"), None);
 }
@@ -283,8 +285,8 @@ pub fn purge_keeps_recent<S: VaultStore>(s: &S) {
 /// seed `test_purge_updates_stats`: expiry moves the counters exactly like a burn does.
 pub fn purge_updates_stats<S: VaultStore>(s: &S) {
     let bob = &fixtures().bob;
-    must(s.put(&bob.vault_entry(Tier::Gold, 0, T0 - 40 * DAY)), "put");
-    must(s.put(&bob.vault_entry(Tier::Gold, 1, T0 - 31 * DAY)), "put");
+    must(s.put(&bob.vault_entry(Tier::Gold, 0, T0 - 50 * DAY)), "put");
+    must(s.put(&bob.vault_entry(Tier::Gold, 1, T0 - VAULT_LIFE)), "put");
     must(s.put(&bob.vault_entry(Tier::Silver, 0, T0)), "put");
     must(s.purge(T0), "purge");
     let stats = must(s.stats(), "stats");
