@@ -477,6 +477,19 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     fn recover(&mut self) -> Result<(), Error> {
         self.index.clear();
         self.meta = Meta::default();
+        // Workaround for sequential-storage 8.0.2 (firmware/README.md, "sequential-storage: no
+        // repair in fetch_all_items"): `fetch_all_items` returns `Corrupted` for a page left
+        // half-erased by a power cut instead of repairing it, because the `?` inside its
+        // auto-repair block returns before the repair runs. `fetch_item` goes through the same
+        // page-state checks with the repair working, so on `Corrupted` it is asked for the meta
+        // record (read only for its side effect: the crate re-erases the half-erased page, whose
+        // items it had already migrated) and the walk is retried. A map still corrupt after that
+        // is reported as such.
+        if let Err(sequential_storage::Error::Corrupted { .. }) =
+            block_on(self.map.fetch_all_items(&mut self.buf.0)).map(|_| ())
+        {
+            block_on(self.map.fetch_item::<Meta>(&mut self.buf.0, &META_KEY)).map_err(map_err)?;
+        }
         {
             let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
             let mut buf = AlignedBuf([0; 256]);

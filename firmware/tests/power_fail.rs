@@ -392,3 +392,4 @@ fn device_mint_and_open_survive_cuts() {
         assert_eq!(client.open(now, c.key_id, &ct).unwrap_err(), Error::Device(DeviceError::KeyAlreadyBurned));
     }
 }
+
