@@ -8,9 +8,11 @@
 //!
 //! - the flash of the QEMU board, which has no flash controller the firmware could use;
 //! - the host tests, including the power-fail test: [`RamFlash::cut_power_after`] makes the
-//!   k-th following write or erase stop half-way (a prefix of its bytes programmed, or a prefix of
-//!   its page erased) and every later operation fail until [`RamFlash::power_on`], like a board
-//!   that lost power and rebooted;
+//!   k-th following write or erase stop part-way and every later operation fail until
+//!   [`RamFlash::power_on`], like a board that lost power and rebooted. What the cut operation
+//!   leaves is the [`CutModel`]: a clean prefix ([`CutModel::Prefix`], the default), or any
+//!   state in each word it touched ([`CutModel::AnyState`]), as a real NOR part may leave a word
+//!   whose programming or erase was interrupted;
 //! - the backing image of the host's file-backed flash ([`crate::FileFlash`], feature `std`).
 
 use embedded_storage::nor_flash::{
@@ -63,6 +65,24 @@ impl core::fmt::Display for FlashError {
     }
 }
 
+/// What a write or erase interrupted by a power cut leaves behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CutModel {
+    /// Half the operation, rounded down to whole words, is done in address order; the rest is
+    /// untouched. Matches parts that program and erase word by word in order (and
+    /// `sequential-storage`'s own mock flash).
+    #[default]
+    Prefix,
+    /// Every word the operation covers is left, independently, untouched, done, or holding an
+    /// arbitrary value (for a write: any value reachable by clearing bits of the old one, since
+    /// programming never sets a bit; for an erase: any value at all). Words outside the
+    /// operation are never touched. `seed` drives the choices, so a failing run replays.
+    AnyState {
+        /// Seed of the emulator's own generator (splitmix64).
+        seed: u64,
+    },
+}
+
 /// Counters of the operations a [`RamFlash`] performed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlashStats {
@@ -95,12 +115,23 @@ pub struct RamFlash<B> {
     cut_after: Option<u32>,
     powered: bool,
     stats: FlashStats,
+    model: CutModel,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
     /// Wrap a buffer as flash. Its current content is the flash content (all `0xFF` = erased).
     pub fn new(mem: B) -> Self {
-        RamFlash { mem, cut_after: None, powered: true, stats: FlashStats::default() }
+        RamFlash { mem, cut_after: None, powered: true, stats: FlashStats::default(), model: CutModel::Prefix }
+    }
+
+    /// Choose what an interrupted operation leaves (see [`CutModel`]).
+    pub fn set_cut_model(&mut self, model: CutModel) {
+        self.model = model;
+    }
+
+    /// The model in use.
+    pub fn cut_model(&self) -> CutModel {
+        self.model
     }
 
     /// Cut the power during the `ops`-th write or erase from now (1 = the next one): that
@@ -151,20 +182,63 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
         Ok(start..end)
     }
 
-    /// Count one write/erase; returns how many of `len` bytes it gets done before a cut.
-    fn tick(&mut self, len: usize) -> Option<usize> {
+    /// Count one write/erase; `true` if the power goes during this one.
+    fn tick(&mut self) -> bool {
         match self.cut_after {
             Some(1) => {
                 self.cut_after = None;
                 self.powered = false;
-                // Half the operation, rounded down to whole words, gets done.
-                Some((len / 2) / WORD_SIZE * WORD_SIZE)
+                true
             }
             Some(n) => {
                 self.cut_after = Some(n - 1);
-                None
+                false
             }
-            None => None,
+            None => false,
+        }
+    }
+
+    /// The next value of the [`CutModel::AnyState`] generator (splitmix64); it advances the
+    /// seed so that successive cuts differ.
+    fn next_random(&mut self) -> u64 {
+        let CutModel::AnyState { seed } = &mut self.model else { return 0 };
+        *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Leave the words of `range` as an interrupted operation would: `done(old, word index)`
+    /// is the word's value had the operation finished; `any(old, random)` an arbitrary value.
+    fn leave_half_done(
+        &mut self,
+        range: core::ops::Range<usize>,
+        done: impl Fn(&[u8], usize) -> [u8; WORD_SIZE],
+        any: impl Fn(&[u8], u32) -> [u8; WORD_SIZE],
+    ) {
+        let words = range.len() / WORD_SIZE;
+        for w in 0..words {
+            let at = range.start + w * WORD_SIZE;
+            let old: [u8; WORD_SIZE] = self.mem.as_ref()[at..at + WORD_SIZE].try_into().unwrap_or([0xFF; WORD_SIZE]);
+            let new = match self.model {
+                CutModel::Prefix => {
+                    if w < words / 2 {
+                        done(&old, w)
+                    } else {
+                        old
+                    }
+                }
+                CutModel::AnyState { .. } => {
+                    let r = self.next_random();
+                    match r % 3 {
+                        0 => old,
+                        1 => done(&old, w),
+                        _ => any(&old, (r >> 32) as u32),
+                    }
+                }
+            };
+            self.mem.as_mut()[at..at + WORD_SIZE].copy_from_slice(&new);
         }
     }
 }
@@ -195,11 +269,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
         let len = (to as usize).checked_sub(from as usize).ok_or(FlashError::OutOfBounds)?;
         let r = self.check(from, len, PAGE_SIZE)?;
         self.stats.erases += 1;
-        let done = self.tick(len);
-        let mem = &mut self.mem.as_mut()[r];
-        let n = done.unwrap_or(mem.len());
-        mem[..n].fill(0xFF);
-        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+        if self.tick() {
+            self.leave_half_done(r, |_, _| [0xFF; WORD_SIZE], |_, any| any.to_le_bytes());
+            return Err(FlashError::PowerLost);
+        }
+        self.mem.as_mut()[r].fill(0xFF);
+        Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
@@ -209,13 +284,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
             return Err(FlashError::NotErased { address: offset + i as u32 });
         }
         self.stats.writes += 1;
-        let done = self.tick(bytes.len());
-        let n = done.unwrap_or(bytes.len());
-        self.stats.bytes_written += n as u64;
-        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(&bytes[..n]) {
+        if self.tick() {
+            // Counted as half the operation, whatever the model left in it.
+            self.stats.bytes_written += (bytes.len() / 2 / WORD_SIZE * WORD_SIZE) as u64;
+            self.leave_half_done(
+                r,
+                |old, w| core::array::from_fn(|i| old[i] & bytes[w * WORD_SIZE + i]),
+                // Programming only clears bits: whatever it left is a subset of the old bits.
+                |old, any| {
+                    let any = any.to_le_bytes();
+                    core::array::from_fn(|i| old[i] & any[i])
+                },
+            );
+            return Err(FlashError::PowerLost);
+        }
+        self.stats.bytes_written += bytes.len() as u64;
+        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(bytes) {
             *m &= *b;
         }
-        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+        Ok(())
     }
 }
 

@@ -51,7 +51,16 @@ impl NorFlash for Flash {
 
 impl MultiwriteNorFlash for Flash {}
 
-type Map = MapStorage<u8, Flash, Cache<sequential_storage::cache::Uncached, sequential_storage::cache::Uncached, sequential_storage::cache::Uncached, u8>>;
+type Map = MapStorage<
+    u8,
+    Flash,
+    Cache<
+        sequential_storage::cache::Uncached,
+        sequential_storage::cache::Uncached,
+        sequential_storage::cache::Uncached,
+        u8,
+    >,
+>;
 
 fn map(flash: Flash) -> Map {
     MapStorage::new(flash, MapConfig::new(0..3 * PAGE_SIZE as u32), Cache::new_uncached())
@@ -86,7 +95,10 @@ fn fetch_all_items_does_not_repair_a_half_erased_page() {
 
     // The bug: iterating all items fails and leaves the flash as it was.
     let mut m = map(flash);
-    assert!(matches!(block_on(m.fetch_all_items(&mut buf)).map(|_| ()), Err(sequential_storage::Error::Corrupted { .. })));
+    assert!(matches!(
+        block_on(m.fetch_all_items(&mut buf)).map(|_| ()),
+        Err(sequential_storage::Error::Corrupted { .. })
+    ));
     assert_eq!(m.flash().ram.as_bytes(), &snapshot[..], "fetch_all_items repaired nothing");
 
     // fetch_item on the same flash repairs (re-erases page 0) and both keys are intact.
