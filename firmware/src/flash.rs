@@ -15,6 +15,7 @@
 //!   whose programming or erase was interrupted;
 //! - the backing image of the host's file-backed flash ([`crate::FileFlash`], feature `std`).
 
+use crate::erase_log::EraseLog;
 use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -313,9 +314,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
 impl<B: AsRef<[u8]> + AsMut<[u8]>> MultiwriteNorFlash for RamFlash<B> {}
 
 /// Lets `sequential-storage` (whose API is async) use a blocking [`NorFlash`]. Every future it
-/// returns is ready on its first poll.
+/// returns is ready on its first poll. With an erase journal, every erase of a record page goes
+/// through it (see [`crate::erase_log`]).
 #[derive(Debug)]
-pub(crate) struct BlockingAsync<F>(pub(crate) F);
+pub(crate) struct BlockingAsync<F> {
+    pub(crate) flash: F,
+    pub(crate) log: Option<EraseLog>,
+}
 
 impl<F: ErrorType> ErrorType for BlockingAsync<F> {
     type Error = F::Error;
@@ -325,11 +330,11 @@ impl<F: ReadNorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Blocki
     const READ_SIZE: usize = F::READ_SIZE;
 
     async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.read(offset, bytes)
+        self.flash.read(offset, bytes)
     }
 
     fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.flash.capacity()
     }
 }
 
@@ -338,11 +343,14 @@ impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for BlockingAsync<
     const ERASE_SIZE: usize = F::ERASE_SIZE;
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.0.erase(from, to)
+        match &self.log {
+            Some(log) if log.covers(from, to) => log.erase(&mut self.flash, from, to),
+            _ => self.flash.erase(from, to),
+        }
     }
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.0.write(offset, bytes)
+        self.flash.write(offset, bytes)
     }
 }
 
@@ -374,5 +382,28 @@ mod tests {
         assert_eq!(f.write(2, &[0; 4]), Err(FlashError::NotAligned));
         assert_eq!(f.write(2 * PAGE_SIZE as u32, &[0; 4]), Err(FlashError::OutOfBounds));
         assert_eq!(f.stats().erases, 1);
+    }
+
+    #[test]
+    fn any_state_cut_stays_inside_the_operation_and_never_sets_a_programmed_bit() {
+        for seed in 0..50 {
+            let mut f = RamFlash::new(vec![0xFF; 2 * PAGE_SIZE]);
+            f.set_cut_model(CutModel::AnyState { seed });
+            f.write(0, &[0x5A; 64]).unwrap();
+            f.cut_power_after(1);
+            assert_eq!(f.write(64, &[0x00; 64]), Err(FlashError::PowerLost));
+            assert!(f.as_bytes()[..64].iter().all(|b| *b == 0x5A), "outside the write");
+            assert!(f.as_bytes()[128..].iter().all(|b| *b == 0xFF), "outside the write");
+            f.power_on();
+            f.cut_power_after(1);
+            assert_eq!(f.write(0, &[0x00; 64]), Err(FlashError::PowerLost));
+            // Programming only clears bits: every byte is a subset of 0x5A.
+            assert!(f.as_bytes()[..64].iter().all(|b| b & !0x5A == 0));
+            f.power_on();
+            f.write(PAGE_SIZE as u32, &[0; 16]).unwrap();
+            f.cut_power_after(1);
+            assert_eq!(f.erase(0, PAGE_SIZE as u32), Err(FlashError::PowerLost));
+            assert!(f.as_bytes()[PAGE_SIZE..PAGE_SIZE + 16].iter().all(|b| *b == 0), "outside the erase");
+        }
     }
 }
