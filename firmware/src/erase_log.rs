@@ -49,6 +49,10 @@ pub(crate) struct EraseLog {
     covers: Range<u32>,
 }
 
+/// What a scan of the journal found: the slot a new entry goes to (`None`: the page is full),
+/// and the `(slot, target page)` of an entry whose erase may not have finished.
+type Scan = (Option<u32>, Option<(u32, u32)>);
+
 enum Slot {
     Free,
     Entry { target: u32, done: bool },
@@ -121,7 +125,7 @@ impl EraseLog {
     }
 
     /// The slot after the last used one, and the last valid entry if it is still pending.
-    fn scan<F: NorFlash>(&self, flash: &mut F) -> Result<(Option<u32>, Option<(u32, u32)>), F::Error> {
+    fn scan<F: NorFlash>(&self, flash: &mut F) -> Result<Scan, F::Error> {
         let mut next = Some(0);
         let mut last_entry = None;
         for slot in 0..Self::slots::<F>() {
