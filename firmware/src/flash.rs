@@ -8,11 +8,14 @@
 //!
 //! - the flash of the QEMU board, which has no flash controller the firmware could use;
 //! - the host tests, including the power-fail test: [`RamFlash::cut_power_after`] makes the
-//!   k-th following write or erase stop half-way (a prefix of its bytes programmed, or a prefix of
-//!   its page erased) and every later operation fail until [`RamFlash::power_on`], like a board
-//!   that lost power and rebooted;
+//!   k-th following write or erase stop part-way and every later operation fail until
+//!   [`RamFlash::power_on`], like a board that lost power and rebooted. What the cut operation
+//!   leaves is the [`CutModel`]: a clean prefix ([`CutModel::Prefix`], the default), or any
+//!   state in each word it touched ([`CutModel::AnyState`]), as a real NOR part may leave a word
+//!   whose programming or erase was interrupted;
 //! - the backing image of the host's file-backed flash ([`crate::FileFlash`], feature `std`).
 
+use crate::erase_log::EraseLog;
 use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -63,6 +66,24 @@ impl core::fmt::Display for FlashError {
     }
 }
 
+/// What a write or erase interrupted by a power cut leaves behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CutModel {
+    /// Half the operation, rounded down to whole words, is done in address order; the rest is
+    /// untouched. Matches parts that program and erase word by word in order (and
+    /// `sequential-storage`'s own mock flash).
+    #[default]
+    Prefix,
+    /// Every word the operation covers is left, independently, untouched, done, or holding an
+    /// arbitrary value (for a write: any value reachable by clearing bits of the old one, since
+    /// programming never sets a bit; for an erase: any value at all). Words outside the
+    /// operation are never touched. `seed` drives the choices, so a failing run replays.
+    AnyState {
+        /// Seed of the emulator's own generator (splitmix64).
+        seed: u64,
+    },
+}
+
 /// Counters of the operations a [`RamFlash`] performed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlashStats {
@@ -95,12 +116,23 @@ pub struct RamFlash<B> {
     cut_after: Option<u32>,
     powered: bool,
     stats: FlashStats,
+    model: CutModel,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
     /// Wrap a buffer as flash. Its current content is the flash content (all `0xFF` = erased).
     pub fn new(mem: B) -> Self {
-        RamFlash { mem, cut_after: None, powered: true, stats: FlashStats::default() }
+        RamFlash { mem, cut_after: None, powered: true, stats: FlashStats::default(), model: CutModel::Prefix }
+    }
+
+    /// Choose what an interrupted operation leaves (see [`CutModel`]).
+    pub fn set_cut_model(&mut self, model: CutModel) {
+        self.model = model;
+    }
+
+    /// The model in use.
+    pub fn cut_model(&self) -> CutModel {
+        self.model
     }
 
     /// Cut the power during the `ops`-th write or erase from now (1 = the next one): that
@@ -151,20 +183,63 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
         Ok(start..end)
     }
 
-    /// Count one write/erase; returns how many of `len` bytes it gets done before a cut.
-    fn tick(&mut self, len: usize) -> Option<usize> {
+    /// Count one write/erase; `true` if the power goes during this one.
+    fn tick(&mut self) -> bool {
         match self.cut_after {
             Some(1) => {
                 self.cut_after = None;
                 self.powered = false;
-                // Half the operation, rounded down to whole words, gets done.
-                Some((len / 2) / WORD_SIZE * WORD_SIZE)
+                true
             }
             Some(n) => {
                 self.cut_after = Some(n - 1);
-                None
+                false
             }
-            None => None,
+            None => false,
+        }
+    }
+
+    /// The next value of the [`CutModel::AnyState`] generator (splitmix64); it advances the
+    /// seed so that successive cuts differ.
+    fn next_random(&mut self) -> u64 {
+        let CutModel::AnyState { seed } = &mut self.model else { return 0 };
+        *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Leave the words of `range` as an interrupted operation would: `done(old, word index)`
+    /// is the word's value had the operation finished; `any(old, random)` an arbitrary value.
+    fn leave_half_done(
+        &mut self,
+        range: core::ops::Range<usize>,
+        done: impl Fn(&[u8], usize) -> [u8; WORD_SIZE],
+        any: impl Fn(&[u8], u32) -> [u8; WORD_SIZE],
+    ) {
+        let words = range.len() / WORD_SIZE;
+        for w in 0..words {
+            let at = range.start + w * WORD_SIZE;
+            let old: [u8; WORD_SIZE] = self.mem.as_ref()[at..at + WORD_SIZE].try_into().unwrap_or([0xFF; WORD_SIZE]);
+            let new = match self.model {
+                CutModel::Prefix => {
+                    if w < words / 2 {
+                        done(&old, w)
+                    } else {
+                        old
+                    }
+                }
+                CutModel::AnyState { .. } => {
+                    let r = self.next_random();
+                    match r % 3 {
+                        0 => old,
+                        1 => done(&old, w),
+                        _ => any(&old, (r >> 32) as u32),
+                    }
+                }
+            };
+            self.mem.as_mut()[at..at + WORD_SIZE].copy_from_slice(&new);
         }
     }
 }
@@ -195,11 +270,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
         let len = (to as usize).checked_sub(from as usize).ok_or(FlashError::OutOfBounds)?;
         let r = self.check(from, len, PAGE_SIZE)?;
         self.stats.erases += 1;
-        let done = self.tick(len);
-        let mem = &mut self.mem.as_mut()[r];
-        let n = done.unwrap_or(mem.len());
-        mem[..n].fill(0xFF);
-        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+        if self.tick() {
+            self.leave_half_done(r, |_, _| [0xFF; WORD_SIZE], |_, any| any.to_le_bytes());
+            return Err(FlashError::PowerLost);
+        }
+        self.mem.as_mut()[r].fill(0xFF);
+        Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
@@ -209,13 +285,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
             return Err(FlashError::NotErased { address: offset + i as u32 });
         }
         self.stats.writes += 1;
-        let done = self.tick(bytes.len());
-        let n = done.unwrap_or(bytes.len());
-        self.stats.bytes_written += n as u64;
-        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(&bytes[..n]) {
+        if self.tick() {
+            // Counted as half the operation, whatever the model left in it.
+            self.stats.bytes_written += (bytes.len() / 2 / WORD_SIZE * WORD_SIZE) as u64;
+            self.leave_half_done(
+                r,
+                |old, w| core::array::from_fn(|i| old[i] & bytes[w * WORD_SIZE + i]),
+                // Programming only clears bits: whatever it left is a subset of the old bits.
+                |old, any| {
+                    let any = any.to_le_bytes();
+                    core::array::from_fn(|i| old[i] & any[i])
+                },
+            );
+            return Err(FlashError::PowerLost);
+        }
+        self.stats.bytes_written += bytes.len() as u64;
+        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(bytes) {
             *m &= *b;
         }
-        if done.is_some() { Err(FlashError::PowerLost) } else { Ok(()) }
+        Ok(())
     }
 }
 
@@ -226,9 +314,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
 impl<B: AsRef<[u8]> + AsMut<[u8]>> MultiwriteNorFlash for RamFlash<B> {}
 
 /// Lets `sequential-storage` (whose API is async) use a blocking [`NorFlash`]. Every future it
-/// returns is ready on its first poll.
+/// returns is ready on its first poll. With an erase journal, every erase of a record page goes
+/// through it (see [`crate::erase_log`]).
 #[derive(Debug)]
-pub(crate) struct BlockingAsync<F>(pub(crate) F);
+pub(crate) struct BlockingAsync<F> {
+    pub(crate) flash: F,
+    pub(crate) log: Option<EraseLog>,
+}
 
 impl<F: ErrorType> ErrorType for BlockingAsync<F> {
     type Error = F::Error;
@@ -238,11 +330,11 @@ impl<F: ReadNorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Blocki
     const READ_SIZE: usize = F::READ_SIZE;
 
     async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.read(offset, bytes)
+        self.flash.read(offset, bytes)
     }
 
     fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.flash.capacity()
     }
 }
 
@@ -251,11 +343,14 @@ impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for BlockingAsync<
     const ERASE_SIZE: usize = F::ERASE_SIZE;
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.0.erase(from, to)
+        match &self.log {
+            Some(log) if log.covers(from, to) => log.erase(&mut self.flash, from, to),
+            _ => self.flash.erase(from, to),
+        }
     }
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.0.write(offset, bytes)
+        self.flash.write(offset, bytes)
     }
 }
 
@@ -287,5 +382,28 @@ mod tests {
         assert_eq!(f.write(2, &[0; 4]), Err(FlashError::NotAligned));
         assert_eq!(f.write(2 * PAGE_SIZE as u32, &[0; 4]), Err(FlashError::OutOfBounds));
         assert_eq!(f.stats().erases, 1);
+    }
+
+    #[test]
+    fn any_state_cut_stays_inside_the_operation_and_never_sets_a_programmed_bit() {
+        for seed in 0..50 {
+            let mut f = RamFlash::new(vec![0xFF; 2 * PAGE_SIZE]);
+            f.set_cut_model(CutModel::AnyState { seed });
+            f.write(0, &[0x5A; 64]).unwrap();
+            f.cut_power_after(1);
+            assert_eq!(f.write(64, &[0x00; 64]), Err(FlashError::PowerLost));
+            assert!(f.as_bytes()[..64].iter().all(|b| *b == 0x5A), "outside the write");
+            assert!(f.as_bytes()[128..].iter().all(|b| *b == 0xFF), "outside the write");
+            f.power_on();
+            f.cut_power_after(1);
+            assert_eq!(f.write(0, &[0x00; 64]), Err(FlashError::PowerLost));
+            // Programming only clears bits: every byte is a subset of 0x5A.
+            assert!(f.as_bytes()[..64].iter().all(|b| b & !0x5A == 0));
+            f.power_on();
+            f.write(PAGE_SIZE as u32, &[0; 16]).unwrap();
+            f.cut_power_after(1);
+            assert_eq!(f.erase(0, PAGE_SIZE as u32), Err(FlashError::PowerLost));
+            assert!(f.as_bytes()[PAGE_SIZE..PAGE_SIZE + 16].iter().all(|b| *b == 0), "outside the erase");
+        }
     }
 }

@@ -17,6 +17,7 @@ extern crate std;
 
 mod client;
 mod device;
+mod erase_log;
 mod error;
 pub mod flash;
 #[cfg(feature = "std")]
