@@ -1,105 +1,14 @@
 //! The send/receive lifecycle through the public API, on the in-memory reference store.
 
-use aqm_core::coin::{self, PublicCoin};
-use aqm_core::crypto::{DeviceKey, Identity};
-use aqm_core::envelope::{Envelope, MAX_ENVELOPE, MAX_MESSAGE};
-use aqm_core::inventory::ContactMeta;
-use aqm_core::memory::MemoryStore;
+mod common;
+
+use aqm_core::envelope::{MAX_ENVELOPE, MAX_MESSAGE};
 use aqm_core::inventory::TierRange;
-use aqm_core::messaging::{FetchError, Messenger, Received, SendOptions, SendOutcome, Sent};
-use aqm_core::pins::Trust;
-use aqm_core::store::{Direction, DirectoryStore, InventoryStore, PinStore, SessionStore, StoredSession, VaultStore};
+use aqm_core::messaging::{FetchError, SendOptions, SendOutcome, Sent};
+use aqm_core::store::{Direction, DirectoryStore, InventoryStore, SessionStore, VaultStore};
 use aqm_core::vault::KeyStatus;
 use aqm_core::{DeviceContext, Error, Policy, Priority, Tier, TierCounts, UserId};
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-
-struct Party {
-    id: Identity,
-    dk: DeviceKey,
-    store: Box<MemoryStore>,
-}
-
-impl Party {
-    fn new(rng: &mut ChaCha20Rng) -> Party {
-        Party { id: Identity::generate(rng), dk: DeviceKey::random(rng), store: new_store() }
-    }
-
-    fn me(&self) -> UserId {
-        self.id.user_id()
-    }
-
-    fn messenger(&self) -> Messenger<'_, MemoryStore, Identity> {
-        Messenger::new(&*self.store, &self.id, &self.dk, Policy::DEFAULT)
-    }
-
-    /// Mint a coin into our vault and return its public half.
-    fn mint(&self, tier: Tier, rng: &mut ChaCha20Rng) -> PublicCoin {
-        let m = coin::mint(&self.id, tier, &self.dk, 0, rng).unwrap();
-        self.store.put(&m.vault).unwrap();
-        m.public
-    }
-
-    /// Register `other` as a contact and exchange identities both ways (pinned as exchanged).
-    fn befriend(&self, other: &Party, priority: Priority) {
-        self.store.register_contact(&ContactMeta::new(other.me(), priority, "friend", 0).unwrap()).unwrap();
-        self.know(other);
-        other.know(self);
-    }
-
-    /// Pin `other`'s identity as learned in a contact exchange.
-    fn know(&self, other: &Party) {
-        self.store.pin_identity(other.id.public(), Trust::Exchanged).unwrap();
-    }
-
-    fn cache(&self, coin: &PublicCoin) {
-        self.store.store_coin(&coin.owner, coin, 0).unwrap();
-    }
-
-    fn send(&self, to: &Party, ctx: &DeviceContext, text: &[u8], rng: &mut ChaCha20Rng) -> Sent {
-        match self.messenger().send(&to.me(), ctx, text, SendOptions::default(), 10, rng).unwrap() {
-            SendOutcome::Sent(s) => s,
-            other => panic!("expected a sent message, got {other:?}"),
-        }
-    }
-
-    fn receive(&self, wire: &[u8], rng: &mut ChaCha20Rng) -> Result<Received, Error> {
-        self.messenger().receive(wire, 20, rng)
-    }
-
-    fn recv_blob(&self, peer: &Party) -> Option<StoredSession> {
-        self.store.load_session(&peer.me(), Direction::Receive).unwrap()
-    }
-}
-
-/// The reference store is a large value, and this crate's own code is unoptimised in tests:
-/// run each test on a thread with room for it.
-fn on_big_stack(f: impl FnOnce() + Send + 'static) {
-    let t = std::thread::Builder::new().stack_size(32 << 20).spawn(f).unwrap();
-    if let Err(panic) = t.join() {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn new_store() -> Box<MemoryStore> {
-    Box::new(MemoryStore::new(Policy::DEFAULT))
-}
-
-fn wire(sent: &Sent) -> Vec<u8> {
-    let mut buf = [0u8; MAX_ENVELOPE];
-    sent.envelope.encode(&mut buf).unwrap().to_vec()
-}
-
-fn reencode(env: &Envelope) -> Vec<u8> {
-    env.to_vec().unwrap()
-}
-
-fn setup(seed: u64) -> (ChaCha20Rng, Party, Party) {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let alice = Party::new(&mut rng);
-    let bob = Party::new(&mut rng);
-    (rng, alice, bob)
-}
+use common::{Party, new_store, on_big_stack, reencode, setup, wire};
 
 #[test]
 fn every_tier_round_trips_and_rekeys_exactly_at_its_limit() {

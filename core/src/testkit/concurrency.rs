@@ -11,8 +11,13 @@ use std::vec::Vec;
 
 use super::fixtures::{T0, fixtures, must};
 use crate::coin::PublicCoin;
-use crate::store::{Direction, DirectoryStore, InventoryStore, SessionBlob, SessionStore, SessionVersion, VaultStore};
-use crate::{Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
+use crate::memory::MemoryStore;
+use crate::messaging::{Messenger, SendOptions, SendOutcome};
+use crate::pins::Trust;
+use crate::store::{
+    Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, VaultStore,
+};
+use crate::{DeviceContext, Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UserId};
 
 /// How long the mixed store/select case runs.
 pub const MIXED_RUN: Duration = Duration::from_secs(1);
@@ -164,6 +169,78 @@ pub fn concurrent_saves_one_wins<S: SessionStore + Sync>(s: &S) {
         };
         assert_eq!(saved.version, want);
     }
+}
+
+/// A race of concurrent receives from one peer: Carol sends Bob ten SILVER messages (the first
+/// opens the chain), and 6 threads on Bob's device (the store under test) each try to receive
+/// all ten, in different orders, at once. Every message is accepted exactly once across all
+/// threads (the others see `Replay`, `KeyAlreadyBurned`, or `NoSession` until the chain opened),
+/// and the coin is burned once.
+pub fn concurrent_receives_accept_each_once<S, E>(s: &S)
+where
+    S: InventoryStore<Error = E> + SessionStore + VaultStore<Error = E> + PinStore<Error = E> + Sync,
+    E: StoreError,
+{
+    let f = fixtures();
+    let (bob, carol) = (&f.bob, &f.carol);
+    let minted = bob.minted(Tier::Silver, 5);
+    must(s.put(&minted.vault), "put");
+    must(s.pin_identity(carol.identity.public(), Trust::Exchanged), "pin");
+    // Carol's own device.
+    let carol_store: std::boxed::Box<MemoryStore> = std::boxed::Box::new(MemoryStore::new(Policy::DEFAULT));
+    let carol_dk = crate::crypto::DeviceKey::from_bytes([0xC0; 32]);
+    must(carol_store.register_contact(&bob.as_contact(Priority::Bestie, T0)), "register");
+    must(carol_store.pin_identity(bob.identity.public(), Trust::Exchanged), "pin");
+    must(carol_store.store_coin(&bob.id(), &minted.public, T0), "store");
+    let sender = Messenger::new(&*carol_store, &carol.identity, &carol_dk, Policy::DEFAULT);
+    let mut rng = super::fixtures::rng(77);
+    let wires: Vec<Vec<u8>> = (0..10u8)
+        .map(|n| {
+            let out = must(
+                sender.send(&bob.id(), &DeviceContext::OUTDOOR_CELLULAR, &[n; 20], SendOptions::default(), T0, &mut rng),
+                "send",
+            );
+            let SendOutcome::Sent(sent) = out else { panic!("a coin was cached") };
+            must(sent.envelope.to_vec(), "encode")
+        })
+        .collect();
+    let receiver = Messenger::new(s, &bob.identity, &f.device_key, Policy::DEFAULT);
+    let accepted: Vec<AtomicU32> = (0..10).map(|_| AtomicU32::new(0)).collect();
+    let go = Barrier::new(6);
+    thread::scope(|sc| {
+        for t in 0..6usize {
+            let (go, wires, accepted, receiver) = (&go, &wires, &accepted, &receiver);
+            sc.spawn(move || {
+                let mut rng = super::fixtures::rng(100 + t as u64);
+                // Each thread walks the messages in its own rotation, so the opening message is
+                // sometimes first, sometimes late.
+                let mut todo: Vec<usize> = (0..10).map(|i| (i + t * 3) % 10).collect();
+                go.wait();
+                for _ in 0..200 {
+                    if todo.is_empty() {
+                        break;
+                    }
+                    todo.retain(|&i| match receiver.receive(&wires[i], T0 + 1, &mut rng) {
+                        Ok(got) => {
+                            assert_eq!(got.plaintext.as_slice(), &[i as u8; 20][..]);
+                            accepted[i].fetch_add(1, Ordering::SeqCst);
+                            false
+                        }
+                        Err(e) => match e.as_core() {
+                            Some(Error::Replay | Error::KeyAlreadyBurned) => false,
+                            Some(Error::NoSession | Error::SessionConflict) => true,
+                            _ => panic!("thread {t}, message {i}: unexpected error {e}"),
+                        },
+                    });
+                }
+                assert!(todo.is_empty(), "thread {t} never settled messages {todo:?}");
+            });
+        }
+    });
+    let counts: Vec<u32> = accepted.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [1; 10], "a message was accepted twice or never");
+    let stats = must(s.stats(), "stats");
+    assert_eq!(stats.total_burned, 1);
 }
 
 /// seed `test_concurrent_store_and_select`: one thread keeps storing (recycling coins once they
