@@ -12,7 +12,7 @@ use redb::ReadableTable;
 
 use crate::RedbStore;
 use crate::codec::{
-    self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_COUNTS, INV_INDEX, VAULT,
+    self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT,
 };
 use crate::error::{Ctx, Error};
 
@@ -84,7 +84,6 @@ impl RedbStore {
 
     fn audit_inventory(&self, tx: &redb::ReadTransaction, a: &mut Audit) -> Result<(), Error> {
         let contacts = tx.open_table(CONTACTS).ctx("audit: open table contacts")?;
-        let counts = tx.open_table(INV_COUNTS).ctx("audit: open table inventory_counts")?;
         let index = tx.open_table(INV_INDEX).ctx("audit: open table inventory_index")?;
         let mut metas = BTreeMap::new();
         for row in contacts.iter().ctx("audit: scan table contacts")? {
@@ -129,14 +128,9 @@ impl RedbStore {
             }
         }
         for (id, meta) in &metas {
-            let stored =
-                TierCounts(counts.get(id.0).ctx("audit: read table inventory_counts")?.map_or([0; 3], |g| g.value()));
             let lists = a.cached.get(id);
             for tier in Tier::ALL {
                 let real = lists.map_or(0, |l| l[tier.index()].len() as u32);
-                if stored.get(tier) != real {
-                    a.problems.push(format!("{id}: {tier} counter {} but {real} coins cached", stored.get(tier)));
-                }
                 let cap = self.policy.cap(meta.priority, tier);
                 if real > cap {
                     a.problems.push(format!("{id}: {real} {tier} coins cached above the cap of {cap}"));

@@ -19,12 +19,19 @@ pub(crate) const VAULT: TableDefinition<'_, Id, &[u8]> = TableDefinition::new("v
 pub(crate) const COUNTERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("counters");
 /// Named insertion sequences (FIFO order, never wall-clock).
 pub(crate) const SEQUENCES: TableDefinition<'_, &str, u64> = TableDefinition::new("sequences");
-/// Sessions: (peer, direction byte) → sealed session blob.
-pub(crate) const SESSIONS: TableDefinition<'_, (Id, u8), &[u8]> = TableDefinition::new("sessions");
+/// Sessions: (peer, direction byte) → (version, sealed session blob); saves are compare-and-swap
+/// on the version.
+pub(crate) const SESSIONS: TableDefinition<'_, (Id, u8), (u64, &[u8])> = TableDefinition::new("sessions");
+/// Pinned identities: user id → [`aqm_core::pins::Pinned`].
+pub(crate) const PINS: TableDefinition<'_, Id, &[u8]> = TableDefinition::new("pins");
+/// The format record: `"format"` → [`FORMAT_VERSION`].
+pub(crate) const FORMAT: TableDefinition<'_, &str, u32> = TableDefinition::new("aqm_format");
+
+/// The at-rest format this build writes and reads. 2 = protocol v2 (coins with expiry, versioned
+/// sessions, pinned identities). Files of another version are refused at open.
+pub const FORMAT_VERSION: u32 = 2;
 /// Contacts: contact id → [`aqm_core::inventory::ContactMeta`].
 pub(crate) const CONTACTS: TableDefinition<'_, Id, &[u8]> = TableDefinition::new("contacts");
-/// Cached coins per contact and tier: contact id → counts (GOLD, SILVER, BRONZE).
-pub(crate) const INV_COUNTS: TableDefinition<'_, Id, [u32; 3]> = TableDefinition::new("inventory_counts");
 /// Cached coins: (contact, tier byte, seq) → [`aqm_core::inventory::CachedCoin`].
 pub(crate) const INV_COINS: TableDefinition<'_, (Id, u8, u64), &[u8]> = TableDefinition::new("inventory_coins");
 /// Where a cached coin sits: (contact, key id) → (tier byte, seq).
@@ -56,8 +63,8 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), Error> {
     tx.open_table(COUNTERS).ctx("create table counters")?;
     tx.open_table(SEQUENCES).ctx("create table sequences")?;
     tx.open_table(SESSIONS).ctx("create table sessions")?;
+    tx.open_table(PINS).ctx("create table pins")?;
     tx.open_table(CONTACTS).ctx("create table contacts")?;
-    tx.open_table(INV_COUNTS).ctx("create table inventory_counts")?;
     tx.open_table(INV_COINS).ctx("create table inventory_coins")?;
     tx.open_table(INV_INDEX).ctx("create table inventory_index")?;
     tx.open_table(DIR_IDENTITIES).ctx("create table directory_identities")?;

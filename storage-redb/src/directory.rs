@@ -6,7 +6,7 @@
 //! exactly one requester.
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::crypto::PublicIdentity;
+use aqm_core::crypto::{PublicIdentity, RegistrationProof};
 use aqm_core::directory::{self, Claimed, DirectoryCoin, IdempotencyKey};
 use aqm_core::store::DirectoryStore;
 use aqm_core::{Tier, TierCounts, UnixSeconds, UserId};
@@ -28,7 +28,8 @@ fn identity_in<T: ReadableTable<Id, &'static [u8]>>(t: &T, user: &UserId) -> Res
 impl DirectoryStore for RedbStore {
     type Error = Error;
 
-    fn register_identity(&self, identity: &PublicIdentity) -> Result<(), Error> {
+    fn register_identity(&self, identity: &PublicIdentity, proof: &RegistrationProof) -> Result<(), Error> {
+        directory::verify_registration(identity, proof)?;
         self.write("register_identity", |tx| {
             let mut t = tx.open_table(DIR_IDENTITIES).ctx("open table directory_identities")?;
             match identity_in(&t, &identity.user_id)? {
@@ -53,7 +54,7 @@ impl DirectoryStore for RedbStore {
         // Signatures are checked before the write transaction (ML-DSA is slow and would hold the
         // writer lock); a registered identity never changes, so the check still holds below.
         let identity = self.identity(owner)?.ok_or(aqm_core::Error::UnknownUser)?;
-        directory::verify_upload(&identity, coins)?;
+        directory::verify_upload(&self.policy, &identity, coins, now)?;
         self.write("upload", |tx| {
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
@@ -108,7 +109,11 @@ impl DirectoryStore for RedbStore {
                     break;
                 }
                 let (k, v) = row.ctx("scan table directory_unclaimed")?;
-                taken.push((k.value(), codec::decode::<DirectoryCoin>("directory_unclaimed", v.value())?));
+                let record = codec::decode::<DirectoryCoin>("directory_unclaimed", v.value())?;
+                // Coins too close to expiry are never handed out; the stale purge removes them.
+                if directory::claimable(&self.policy, &record.coin, now) {
+                    taken.push((k.value(), record));
+                }
             }
             let mut claimed_t = tx.open_table(DIR_CLAIMED).ctx("open table directory_claimed")?;
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
@@ -158,7 +163,7 @@ impl DirectoryStore for RedbStore {
             for row in unclaimed.iter().ctx("scan table directory_unclaimed")? {
                 let (k, v) = row.ctx("scan table directory_unclaimed")?;
                 let record: DirectoryCoin = codec::decode("directory_unclaimed", v.value())?;
-                if directory::is_stale(&self.policy, record.uploaded_at, now) {
+                if directory::is_stale(&self.policy, &record, now) {
                     doomed.push((k.value(), record.coin.key_id));
                 }
             }

@@ -35,6 +35,18 @@ pub enum Error {
         #[source]
         source: redb::Error,
     },
+    /// The file was written in another at-rest format than this build reads.
+    #[error(
+        "this redb file is in AQM format v{found}, but this build reads only format v{supported}: \
+         format v1 files hold protocol v1 coins and sessions, which v2 refuses; delete the file and \
+         re-provision (mint new coins, re-exchange contacts)"
+    )]
+    UnsupportedFormat {
+        /// The format version the file records (1 if it predates format records).
+        found: u32,
+        /// The format version this build reads and writes.
+        supported: u32,
+    },
     /// A stored record does not decode.
     #[error(
         "a record in table `{table}` does not decode ({detail}): the file is corrupt or was written by an \

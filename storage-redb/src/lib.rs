@@ -38,12 +38,15 @@ mod codec;
 mod directory;
 mod error;
 mod inventory;
+mod pins;
 mod vault;
+
+pub use codec::FORMAT_VERSION;
 
 use std::path::Path;
 
 use aqm_core::Policy;
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
 pub use audit::Audit;
 use error::Ctx;
@@ -78,7 +81,27 @@ impl RedbStore {
 
     fn init(db: Database, policy: Policy) -> Result<RedbStore, Error> {
         let store = RedbStore { db, policy };
-        store.write("create tables", codec::create_tables)?;
+        store.write("check format and create tables", |tx| {
+            let found = {
+                let known = tx.list_tables().ctx("check format: list tables")?.any(|t| t.name() == "vault");
+                let format = tx.open_table(codec::FORMAT).ctx("check format: open table aqm_format")?;
+                let stored = format.get("format").ctx("check format: read table aqm_format")?.map(|g| g.value());
+                // A file with AQM tables but no format record was written before formats were
+                // versioned: protocol v1.
+                stored.or(known.then_some(1))
+            };
+            match found {
+                Some(codec::FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(Error::UnsupportedFormat { found: other, supported: codec::FORMAT_VERSION });
+                }
+                None => {
+                    let mut format = tx.open_table(codec::FORMAT).ctx("write format: open table aqm_format")?;
+                    format.insert("format", codec::FORMAT_VERSION).ctx("write format: table aqm_format")?;
+                }
+            }
+            codec::create_tables(tx)
+        })?;
         Ok(store)
     }
 

@@ -1,6 +1,8 @@
 //! [`VaultStore`] and [`SessionStore`]: each method one redb transaction.
 
-use aqm_core::store::{Direction, SessionBlob, SessionStore, VaultStore};
+use aqm_core::store::{
+    Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore, next_session_version,
+};
 use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use redb::{ReadableTable, WriteTransaction};
@@ -133,25 +135,44 @@ impl VaultStore for RedbStore {
     }
 }
 
+/// The compare-and-swap write of a session record inside `tx` ([`next_session_version`]).
+fn save_in(
+    tx: &WriteTransaction,
+    peer: &UserId,
+    direction: Direction,
+    blob: &SessionBlob,
+    expected: Option<SessionVersion>,
+) -> Result<SessionVersion, Error> {
+    let mut t = tx.open_table(SESSIONS).ctx("save session: open table sessions")?;
+    let key = (peer.0, direction_byte(direction));
+    let current = t.get(key).ctx("save session: read table sessions")?.map(|g| SessionVersion(g.value().0));
+    let version = next_session_version(current, expected)?;
+    t.insert(key, (version.0, blob.as_slice())).ctx("save session: write table sessions")?;
+    Ok(version)
+}
+
 impl SessionStore for RedbStore {
-    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         self.read("load_session", |tx| {
             let t = tx.open_table(SESSIONS).ctx("load_session: open table sessions")?;
             let Some(g) = t.get((peer.0, direction_byte(direction))).ctx("load_session: read table sessions")? else {
                 return Ok(None);
             };
-            SessionBlob::from_slice(g.value())
-                .map(Some)
-                .map_err(|_| Error::Corrupt { table: "sessions", detail: "session record larger than the maximum" })
+            let (version, bytes) = g.value();
+            let blob = SessionBlob::from_slice(bytes)
+                .map_err(|_| Error::Corrupt { table: "sessions", detail: "session record larger than the maximum" })?;
+            Ok(Some(StoredSession { blob, version: SessionVersion(version) }))
         })
     }
 
-    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
-        self.write("save_session", |tx| {
-            let mut t = tx.open_table(SESSIONS).ctx("save_session: open table sessions")?;
-            t.insert((peer.0, direction_byte(direction)), blob.as_slice()).ctx("save_session: write table sessions")?;
-            Ok(())
-        })
+    fn save_session(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        self.write("save_session", |tx| save_in(tx, peer, direction, blob, expected))
     }
 
     fn burn_and_save_session(
@@ -160,13 +181,12 @@ impl SessionStore for RedbStore {
         now: UnixSeconds,
         peer: &UserId,
         blob: &SessionBlob,
-    ) -> Result<(), Error> {
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        // One transaction: a refusal of either half aborts both.
         self.write("burn_and_save_session", |tx| {
             burn_in(tx, &self.policy, key_id, now)?;
-            let mut t = tx.open_table(SESSIONS).ctx("burn_and_save_session: open table sessions")?;
-            t.insert((peer.0, direction_byte(Direction::Receive)), blob.as_slice())
-                .ctx("burn_and_save_session: write table sessions")?;
-            Ok(())
+            save_in(tx, peer, Direction::Receive, blob, expected)
         })
     }
 }

@@ -52,7 +52,7 @@ fn racing_selects_with_fallback_never_share_a_coin() {
                     go.wait();
                     let want = Tier::ALL[i % 3];
                     let mut mine = Vec::new();
-                    while let Some(c) = s.select_coin(&bob, want, T0 + 1).expect("select") {
+                    while let Some(c) = s.select_coin(&bob, want, Tier::Bronze, T0 + 1).expect("select").coin {
                         assert!(c.coin.tier >= want, "fallback went upward: wanted {want}, got {}", c.coin.tier);
                         mine.push((c.coin.tier, c.coin.key_id));
                     }
@@ -89,6 +89,7 @@ fn plain_burn_racing_burn_and_save_has_one_winner() {
         let peer = aqm_core::UserId([n as u8; 16]);
         let go = Barrier::new(4);
         let results: Vec<(bool, Result<(), Option<Error>>)> = thread::scope(|sc| {
+            // Each opener creates its peer's receive session ("none" = create only if absent).
             let hs: Vec<_> = (0..4)
                 .map(|i| {
                     let (s, go, blob) = (&s, &go, &blob);
@@ -96,7 +97,7 @@ fn plain_burn_racing_burn_and_save_has_one_winner() {
                         go.wait();
                         let with_session = i % 2 == 0;
                         let r = if with_session {
-                            s.burn_and_save_session(&k, T0 + 1, &peer, blob)
+                            s.burn_and_save_session(&k, T0 + 1, &peer, blob, None).map(|_| ())
                         } else {
                             s.burn(&k, T0 + 1)
                         };

@@ -20,6 +20,40 @@ aqm_core::session_conformance!(open => |fx| &fx.store);
 aqm_core::inventory_conformance!(open => |fx| &fx.store);
 aqm_core::directory_conformance!(open => |fx| &fx.store);
 aqm_core::concurrency_conformance!(open => |fx| &fx.store);
+aqm_core::session_concurrency_conformance!(open => |fx| &fx.store);
+
+/// A file from before formats were versioned (protocol v1: AQM tables, no format record) and a
+/// file of a newer format are both refused at open with an error naming both versions.
+#[test]
+fn other_formats_are_refused_with_both_versions_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v1 = dir.path().join("v1.redb");
+    {
+        let db = redb::Database::create(&v1).expect("create");
+        let tx = db.begin_write().expect("write");
+        let vault: redb::TableDefinition<'_, [u8; 16], &[u8]> = redb::TableDefinition::new("vault");
+        tx.open_table(vault).expect("v1 vault table");
+        tx.commit().expect("commit");
+    }
+    let err = RedbStore::open(&v1, Policy::DEFAULT).expect_err("v1 refused");
+    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 1, supported: 2 }), "{err:?}");
+    assert!(err.to_string().contains("format v1") && err.to_string().contains("format v2"), "{err}");
+
+    let v3 = dir.path().join("v3.redb");
+    {
+        let db = redb::Database::create(&v3).expect("create");
+        let tx = db.begin_write().expect("write");
+        let format: redb::TableDefinition<'_, &str, u32> = redb::TableDefinition::new("aqm_format");
+        tx.open_table(format).expect("format table").insert("format", 3).expect("insert");
+        tx.commit().expect("commit");
+    }
+    let err = RedbStore::open(&v3, Policy::DEFAULT).expect_err("v3 refused");
+    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 3, supported: 2 }), "{err:?}");
+    // A current file reopens.
+    let ok = dir.path().join("v2.redb");
+    drop(RedbStore::open(&ok, Policy::DEFAULT).expect("create v2"));
+    RedbStore::open(&ok, Policy::DEFAULT).expect("reopen v2");
+}
 
 /// After every case family the store must also pass its own audit; one mixed run checks it.
 #[test]

@@ -108,7 +108,7 @@ fn crash_child() {
             4..=5 => {
                 let tier = Tier::ALL[rng.random_range(0..3usize)];
                 log.line(&format!("T select {id}"));
-                match store.select_coin(&me.user_id(), tier, now()).expect("select") {
+                match store.select_coin(&me.user_id(), tier, Tier::Bronze, now()).expect("select").coin {
                     Some(c) => log.line(&format!("C select {id} {}", hex(&c.coin.key_id.0))),
                     None => log.line(&format!("R select {id}")),
                 }
@@ -129,7 +129,8 @@ fn crash_child() {
                     // The "session" is the key id itself, so the parent can tell which burn saved it.
                     let blob = SessionBlob::from_slice(&k.0).expect("blob");
                     log.line(&format!("T burnsess {kh} {id}"));
-                    store.burn_and_save_session(&k, now(), &me.user_id(), &blob).expect("burn and save");
+                    let v = store.load_session(&me.user_id(), Direction::Receive).expect("load").map(|s| s.version);
+                    store.burn_and_save_session(&k, now(), &me.user_id(), &blob, v).expect("burn and save");
                     log.line(&format!("C burnsess {kh} {id}"));
                 }
             }
@@ -299,7 +300,7 @@ fn check(store: &RedbStore, m: &Model, round: usize) {
     // that may have committed after it).
     for (peer, k) in &m.session {
         let blob = store.load_session(peer, Direction::Receive).expect("load").expect("session lost");
-        let got = KeyId(blob.as_slice().try_into().expect("16-byte blob"));
+        let got = KeyId(blob.blob.as_slice().try_into().expect("16-byte blob"));
         assert!(got == *k || m.maybe_session.get(peer) == Some(&got), "round {round}: session of {peer} lost");
         assert!(m.burned.contains(&got) || m.maybe_burned.contains(&got), "session saved without its burn");
     }
@@ -307,7 +308,7 @@ fn check(store: &RedbStore, m: &Model, round: usize) {
         if !m.session.contains_key(peer)
             && let Some(blob) = store.load_session(peer, Direction::Receive).expect("load")
         {
-            assert_eq!(blob.as_slice(), k.0.as_slice(), "round {round}: unknown session for {peer}");
+            assert_eq!(blob.blob.as_slice(), k.0.as_slice(), "round {round}: unknown session for {peer}");
             assert_ne!(store.status(k).expect("status"), Some(KeyStatus::Active), "session saved, key not burned");
         }
     }

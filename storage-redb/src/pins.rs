@@ -1,0 +1,45 @@
+//! [`PinStore`]: pinned identities, each pin one redb transaction that applies
+//! [`aqm_core::pins::decide`].
+
+use aqm_core::UserId;
+use aqm_core::crypto::PublicIdentity;
+use aqm_core::pins::{self, Pinned, Trust};
+use aqm_core::store::PinStore;
+use redb::ReadableTable;
+
+use crate::RedbStore;
+use crate::codec::{self, PINS};
+use crate::error::{Ctx, Error};
+
+impl PinStore for RedbStore {
+    type Error = Error;
+
+    fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
+        self.write("pin_identity", |tx| {
+            let mut t = tx.open_table(PINS).ctx("pin_identity: open table pins")?;
+            let existing: Option<Pinned> = match t.get(identity.user_id.0).ctx("pin_identity: read table pins")? {
+                Some(g) => Some(codec::decode("pins", g.value())?),
+                None => None,
+            };
+            match pins::decide(existing.as_ref(), identity, trust)? {
+                Some(pin) => {
+                    let bytes = codec::encode("pins", &pin)?;
+                    t.insert(identity.user_id.0, bytes.as_slice()).ctx("pin_identity: write table pins")?;
+                    Ok(pin)
+                }
+                // `decide` only writes nothing when a pin exists.
+                None => existing.ok_or(Error::Corrupt { table: "pins", detail: "pin vanished inside its transaction" }),
+            }
+        })
+    }
+
+    fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
+        self.read("pinned", |tx| {
+            let t = tx.open_table(PINS).ctx("pinned: open table pins")?;
+            match t.get(user.0).ctx("pinned: read table pins")? {
+                Some(g) => codec::decode("pins", g.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+}
