@@ -40,7 +40,7 @@ fn store(c: &mut Criterion) {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                let got = s.select_coin(&id, Tier::Gold, T0 + 1).expect("select").expect("a coin");
+                let got = s.select_coin(&id, Tier::Gold, Tier::Bronze, T0 + 1).expect("select").coin.expect("a coin");
                 spent += start.elapsed();
                 s.store_coin(&id, &got.coin, T0).expect("put back");
             }
@@ -48,7 +48,7 @@ fn store(c: &mut Criterion) {
         })
     });
     let spare = bob.coin(Tier::Gold, 5);
-    s.select_coin(&id, Tier::Gold, T0 + 1).expect("select").expect("make room");
+    s.select_coin(&id, Tier::Gold, Tier::Bronze, T0 + 1).expect("select").coin.expect("make room");
     g.bench_function("store_coin", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;

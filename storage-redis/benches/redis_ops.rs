@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("select_coin/{tier}"), |b| {
             b.iter_batched(
                 || store.store_coin(&bob_id, &coin, 2).expect("store"),
-                |()| store.select_coin(&bob_id, tier, 3).expect("select").expect("a coin"),
+                |()| store.select_coin(&bob_id, tier, Tier::Bronze, 3).expect("select").coin.expect("a coin"),
                 BatchSize::PerIteration,
             )
         });

@@ -45,6 +45,21 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// The prefix holds keys of another at-rest format than this build reads.
+    #[error(
+        "the Redis prefix '{prefix}' holds AQM format v{found} keys, but this build reads only format \
+         v{supported}: v1 keys hold protocol v1 coins and sessions, which v2 refuses; delete them \
+         (e.g. redis-cli --scan --pattern '{prefix}:*:v1:*' | xargs redis-cli del) or use another prefix"
+    )]
+    UnsupportedFormat {
+        /// The user prefix.
+        prefix: String,
+        /// The format found.
+        found: u32,
+        /// The format this build reads and writes.
+        supported: u32,
+    },
+
     /// The connection URL or the key prefix is unusable.
     #[error("invalid Redis configuration: {0}")]
     Config(String),

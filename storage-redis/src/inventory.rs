@@ -1,7 +1,7 @@
 //! [`InventoryStore`] on Redis.
 
-use aqm_core::coin::PublicCoin;
-use aqm_core::inventory::{self, CachedCoin, ContactMeta, GcReport};
+use aqm_core::coin::{CoinKind, PublicCoin};
+use aqm_core::inventory::{self, CachedCoin, ContactMeta, GcReport, Selection, TierRange};
 use aqm_core::store::InventoryStore;
 use aqm_core::{ContactId, KeyId, Priority, Tier, TierCounts, UnixSeconds};
 use redis::Value;
@@ -52,7 +52,7 @@ fn tier_counts(key: &str, v: &[Value]) -> Result<Result<TierCounts, i64>, Error>
 }
 
 fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) -> Result<Option<ContactMeta>, Error> {
-    let [prio, last, name] = f else { return Err(Error::corrupt(key, "unexpected reply")) };
+    let [prio, last, name, pq] = f else { return Err(Error::corrupt(key, "unexpected reply")) };
     let Some(prio) = prio else { return Ok(None) };
     let priority: Priority = core::str::from_utf8(prio)
         .ok()
@@ -61,8 +61,9 @@ fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) -> Result<O
     let last_msg_at = parse_u64(key, "bad last_msg_at", last.as_deref().unwrap_or_default())?;
     let name = core::str::from_utf8(name.as_deref().unwrap_or_default())
         .map_err(|_| Error::corrupt(key, "display_name is not UTF-8"))?;
-    let meta = ContactMeta::new(contact, priority, name, last_msg_at)
+    let mut meta = ContactMeta::new(contact, priority, name, last_msg_at)
         .map_err(|_| Error::corrupt(key, "display_name too long"))?;
+    meta.require_pq = pq.as_deref() == Some(b"1");
     Ok(Some(meta))
 }
 
@@ -73,7 +74,7 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for id in ids {
-            pipe.cmd("HMGET").arg(k.inv_meta(id)).arg("priority").arg("last_msg_at").arg("display_name");
+            pipe.cmd("HMGET").arg(k.inv_meta(id)).arg("priority").arg("last_msg_at").arg("display_name").arg("require_pq");
             for t in Tier::ALL {
                 pipe.cmd("ZCARD").arg(k.inv_idx(id, t));
             }
@@ -134,6 +135,73 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Cache a coin if `inventory::admit` allows it, in one script: a new coin takes the next
+    /// sequence number, a restored one (`restore`) keeps its own. The outer error is Redis'; the
+    /// inner one the core's refusal, recomputed by `admit` from the snapshot the script decided on.
+    fn run_store(
+        &self,
+        contact: &ContactId,
+        cached: &CachedCoin,
+        restore: bool,
+        now: UnixSeconds,
+    ) -> Result<Result<(), aqm_core::Error>, Error> {
+        let k = &self.keys;
+        let coin = &cached.coin;
+        let meta_key = k.inv_meta(contact);
+        let tier = coin.tier;
+        let id = coin.key_id.to_string();
+        let fetched = cached.fetched_at.to_string();
+        let owner_ok = if coin.owner == *contact { "1" } else { "0" };
+        let fresh = if coin.check_fresh(&self.policy, now).is_ok() { "1" } else { "0" };
+        let seq = if restore { cached.seq.to_string() } else { String::new() };
+        let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
+            let mut inv = scripts::INV_STORE.prepare_invoke();
+            inv.key(&meta_key)
+                .key(k.inv_coin(contact, &coin.key_id))
+                .key(k.inv_idx(contact, tier))
+                .key(k.inv_seq())
+                .arg(owner_ok);
+            for p in Priority::ALL {
+                inv.arg(self.policy.cap(p, tier));
+            }
+            inv.arg(contact.to_string())
+                .arg(&id)
+                .arg(tier.as_str())
+                .arg(coin.public_key.as_slice())
+                .arg(coin.signature.as_slice())
+                .arg(&fetched)
+                .arg(coin.kind.to_byte().to_string())
+                .arg(coin.expires_at.to_string())
+                .arg(fresh)
+                .arg(&seq)
+                .invoke(c)
+        })?;
+        let bad = || Error::corrupt(&meta_key, "unexpected store script reply");
+        let [stored, prio, held, dup] = reply.as_slice() else { return Err(bad()) };
+        let stored = as_i64(stored).ok_or_else(bad)?;
+        let prio = as_str(prio).ok_or_else(bad)?;
+        let held = as_i64(held).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
+        let dup = as_i64(dup).ok_or_else(bad)? == 1;
+        // The snapshot the script decided on, put to the core's rule for the exact refusal.
+        let meta = if prio.is_empty() {
+            None
+        } else {
+            let p: Priority = prio.parse().map_err(|_| Error::corrupt(&meta_key, "unknown priority"))?;
+            Some(ContactMeta::new(*contact, p, "", now)?)
+        };
+        let verdict = inventory::admit(&self.policy, meta.as_ref(), coin, held, dup, now);
+        match (stored == 1, verdict) {
+            (true, Ok(())) => Ok(Ok(())),
+            (false, Err(e)) => Ok(Err(e)),
+            // The script and the core disagree: a bug, reported rather than hidden.
+            (true, Err(_)) | (false, Ok(())) => {
+                Err(Error::corrupt(&meta_key, "store script disagrees with inventory::admit"))
+            }
+        }
+    }
+}
+
 impl InventoryStore for RedisStore {
     type Error = Error;
 
@@ -150,6 +218,7 @@ impl InventoryStore for RedisStore {
                 .arg(meta.priority.as_str())
                 .arg(&last)
                 .arg(meta.display_name.as_str())
+                .arg(if meta.require_pq { "1" } else { "0" })
                 .invoke(c)
         })?;
         Ok(n == 1)
@@ -158,7 +227,7 @@ impl InventoryStore for RedisStore {
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
         let key = self.keys.inv_meta(contact);
         let f: Vec<Option<Vec<u8>>> = self.pool.run(Resend::Safe, |c| {
-            redis::cmd("HMGET").arg(&key).arg("priority").arg("last_msg_at").arg("display_name").query(c)
+            redis::cmd("HMGET").arg(&key).arg("priority").arg("last_msg_at").arg("display_name").arg("require_pq").query(c)
         })?;
         decode_meta(&key, *contact, &f)
     }
@@ -188,75 +257,46 @@ impl InventoryStore for RedisStore {
     }
 
     fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
-        let k = &self.keys;
-        let meta_key = k.inv_meta(contact);
-        let tier = coin.tier;
-        let id = coin.key_id.to_string();
-        let now_s = now.to_string();
-        let owner_ok = if coin.owner == *contact { "1" } else { "0" };
-        let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
-            let mut inv = scripts::INV_STORE.prepare_invoke();
-            inv.key(&meta_key)
-                .key(k.inv_coin(contact, &coin.key_id))
-                .key(k.inv_idx(contact, tier))
-                .key(k.inv_seq())
-                .arg(owner_ok);
-            for p in Priority::ALL {
-                inv.arg(self.policy.cap(p, tier));
-            }
-            inv.arg(contact.to_string())
-                .arg(&id)
-                .arg(tier.as_str())
-                .arg(coin.public_key.as_slice())
-                .arg(coin.signature.as_slice())
-                .arg(&now_s)
-                .invoke(c)
-        })?;
-        let bad = || Error::corrupt(&meta_key, "unexpected store script reply");
-        let [stored, prio, held, dup] = reply.as_slice() else { return Err(bad()) };
-        let stored = as_i64(stored).ok_or_else(bad)?;
-        let prio = as_str(prio).ok_or_else(bad)?;
-        let held = as_i64(held).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
-        let dup = as_i64(dup).ok_or_else(bad)? == 1;
-        // The snapshot the script decided on, put to the core's rule for the exact refusal.
-        let meta = if prio.is_empty() {
-            None
-        } else {
-            let p: Priority = prio.parse().map_err(|_| Error::corrupt(&meta_key, "unknown priority"))?;
-            Some(ContactMeta::new(*contact, p, "", now)?)
-        };
-        let verdict = inventory::admit(&self.policy, meta.as_ref(), coin, held, dup);
-        match (stored == 1, verdict) {
-            (true, Ok(())) => Ok(()),
-            (false, Err(e)) => Err(e.into()),
-            // The script and the core disagree: a bug, reported rather than hidden.
-            (true, Err(_)) | (false, Ok(())) => {
-                Err(Error::corrupt(&meta_key, "store script disagrees with inventory::admit"))
-            }
-        }
+        let cached = CachedCoin { coin: coin.clone(), seq: 0, fetched_at: now };
+        self.run_store(contact, &cached, false, now).and_then(|stored| match stored {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        })
     }
 
-    fn select_coin(&self, contact: &ContactId, desired: Tier, now: UnixSeconds) -> Result<Option<CachedCoin>, Error> {
+    fn select_coin(
+        &self,
+        contact: &ContactId,
+        desired: Tier,
+        lowest: Tier,
+        now: UnixSeconds,
+    ) -> Result<Selection, Error> {
         let k = &self.keys;
         let meta_key = k.inv_meta(contact);
         let now_s = now.to_string();
+        // A coin is fresh while expires_at > now + coin_min_life (Policy::coin_is_fresh).
+        let fresh_after = now.saturating_add(self.policy.coin_min_life_secs).to_string();
         let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
             let mut inv = scripts::INV_SELECT.prepare_invoke();
-            inv.key(&meta_key).arg(&now_s).arg(k.inv_coin_prefix(contact));
-            // The core's downward fallback order; the script pops from the first non-empty.
-            for t in desired.fallback() {
+            inv.key(&meta_key).arg(&now_s).arg(k.inv_coin_prefix(contact)).arg(&fresh_after);
+            // The core's range, dearest first; the script pops from the first with a fresh coin.
+            for t in (TierRange { desired, lowest }).tiers() {
                 inv.key(k.inv_idx(contact, t)).arg(t.as_str());
             }
             inv.invoke(c)
         })?;
         let bad = || Error::corrupt(&meta_key, "unexpected select script reply");
         let mut it = reply.into_iter();
-        match it.next().as_ref().and_then(as_i64) {
-            Some(-1) => Err(aqm_core::Error::ContactNotRegistered.into()),
-            Some(0) => Ok(None),
+        let found = it.next().as_ref().and_then(as_i64);
+        if found == Some(-1) {
+            return Err(aqm_core::Error::ContactNotRegistered.into());
+        }
+        let wasted = it.next().as_ref().and_then(as_i64).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
+        match found {
+            Some(0) => Ok(Selection { coin: None, wasted }),
             Some(1) => {
                 let mut s = || it.next().and_then(as_bytes);
-                let (tier, id, pk, sig, seq, fetched) = (s(), s(), s(), s(), s(), s());
+                let (tier, id, pk, sig, seq, fetched, kind, expires) = (s(), s(), s(), s(), s(), s(), s(), s());
                 let tier: Tier =
                     tier.and_then(|t| String::from_utf8(t).ok()).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
                 let key_id: KeyId =
@@ -269,14 +309,21 @@ impl InventoryStore for RedisStore {
                     .map_err(|_| Error::corrupt(&coin_key, "signature too long"))?;
                 let seq = parse_u64(&coin_key, "bad seq", &seq.ok_or_else(missing)?)?;
                 let fetched_at = parse_u64(&coin_key, "bad fetched_at", &fetched.ok_or_else(missing)?)?;
-                Ok(Some(CachedCoin {
-                    coin: PublicCoin { owner: *contact, key_id, tier, public_key, signature },
-                    seq,
-                    fetched_at,
-                }))
+                let kind = parse_u64(&coin_key, "bad kind", &kind.ok_or_else(missing)?)?;
+                let kind = u8::try_from(kind)
+                    .ok()
+                    .and_then(|k| CoinKind::try_from(k).ok())
+                    .ok_or_else(|| Error::corrupt(&coin_key, "unknown coin kind"))?;
+                let expires_at = parse_u64(&coin_key, "bad expires_at", &expires.ok_or_else(missing)?)?;
+                let coin = PublicCoin { owner: *contact, key_id, tier, kind, expires_at, public_key, signature };
+                Ok(Selection { coin: Some(CachedCoin { coin, seq, fetched_at }), wasted })
             }
             _ => Err(bad()),
         }
+    }
+
+    fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
+        Ok(self.run_store(contact, coin, true, coin.fetched_at)?.is_ok())
     }
 
     fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {

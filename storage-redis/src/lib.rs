@@ -26,23 +26,26 @@
 //!
 //! | Key | Type | Holds |
 //! |-----|------|-------|
-//! | `{p}vault:v1:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `coin_version`, `burned_at`, `put_op`, `burn_op` |
-//! | `{p}vault:v1:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
-//! | `{p}vault:v1:active:{TIER}` | sorted set | ACTIVE key ids by `created_at` (expiry index) |
-//! | `{p}vault:v1:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
-//! | `{p}sess:v1:{peer}:{SEND\|RECV}` | string | sealed session blob |
-//! | `{p}inv:v1:key:{contact_id}:{key_id}` | hash | `contact_id`, `key_id`, `coin_category`, `public_key`, `signature`, `fetched_at`, `seq` |
-//! | `{p}inv:v1:idx:{contact_id}:{TIER}` | sorted set | cached key ids by insertion sequence (FIFO) |
-//! | `{p}inv:v1:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name` |
-//! | `{p}inv:v1:contacts` | set | registered contact ids |
-//! | `{p}inv:v1:seq` | string | insertion-sequence counter |
+//! | `{p}vault:v2:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `expires_at`, `coin_version`, `burned_at`, `put_op`, `burn_op` |
+//! | `{p}vault:v2:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
+//! | `{p}vault:v2:active:{TIER}` | sorted set | ACTIVE key ids by `expires_at` (expiry index: deleted at `expires_at + vault_grace`) |
+//! | `{p}vault:v2:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
+//! | `{p}sess:v2:{peer}:{SEND\|RECV}` | hash | `v` (version: saves are compare-and-swap), `blob` (sealed session), `op` |
+//! | `{p}pin:v2:{user}` | hash | `ed25519`, `mldsa65`, `trust` (pinned identity) |
+//! | `{p}inv:v2:key:{contact_id}:{key_id}` | hash | `contact_id`, `key_id`, `coin_category`, `public_key`, `signature`, `kind`, `expires_at`, `fetched_at`, `seq` |
+//! | `{p}inv:v2:idx:{contact_id}:{TIER}` | sorted set | cached key ids by insertion sequence (FIFO) |
+//! | `{p}inv:v2:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name`, `require_pq` |
+//! | `{p}inv:v2:contacts` | set | registered contact ids |
+//! | `{p}inv:v2:seq` | string | insertion-sequence counter |
 //!
 //! `{p}` is `prefix:` (nothing for an empty prefix). Ids are lowercase hyphenated UUIDs; binary
-//! fields are stored raw.
+//! fields are stored raw. `v2` is the at-rest format ([`FORMAT_VERSION`], protocol v2): connecting
+//! to a prefix that holds format-v1 keys fails with [`Error::UnsupportedFormat`].
 
 mod error;
 mod inventory;
 mod keys;
+mod pins;
 mod pool;
 mod scripts;
 mod vault;
@@ -53,6 +56,9 @@ use aqm_core::vault::VaultStats;
 use aqm_core::{Policy, Tier, TierCounts};
 
 pub use error::Error;
+
+/// The at-rest format this build reads and writes: the `v2` in every key name.
+pub const FORMAT_VERSION: u32 = 2;
 pub use pool::Options;
 
 use keys::Keys;
@@ -123,7 +129,20 @@ impl RedisStore {
             ops: AtomicU64::new(0),
         };
         store.ping()?;
+        store.check_format()?;
         Ok(store)
+    }
+
+    /// Refuse to run beside a format-v1 (protocol v1) store under the same prefix: its coins and
+    /// sessions would silently be invisible to this build. [`Error::UnsupportedFormat`] names both
+    /// versions.
+    fn check_format(&self) -> Result<(), Error> {
+        let markers = self.keys.legacy_markers();
+        let found: i64 = self.pool.run(Resend::Safe, |c| redis::cmd("EXISTS").arg(&markers[..]).query(c))?;
+        if found > 0 {
+            return Err(Error::UnsupportedFormat { prefix: self.prefix.clone(), found: 1, supported: FORMAT_VERSION });
+        }
+        Ok(())
     }
 
     /// A fresh operation token (128 bits: random per store, counted per call) for the scripts
@@ -223,7 +242,7 @@ fn glob_escape(s: &str) -> String {
 }
 
 /// Parse a canonical decimal u64 stored by this crate.
-fn parse_u64(key: &str, what: &'static str, v: &[u8]) -> Result<u64, Error> {
+pub(crate) fn parse_u64(key: &str, what: &'static str, v: &[u8]) -> Result<u64, Error> {
     core::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::corrupt(key, what))
 }
 

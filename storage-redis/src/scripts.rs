@@ -16,9 +16,11 @@ fn with_prelude(body: &str) -> Script {
 pub(crate) static VAULT_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/vault_put.lua")));
 pub(crate) static VAULT_BURN: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_burn.lua")));
 pub(crate) static VAULT_PURGE: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_purge.lua")));
+pub(crate) static SESSION_SAVE: LazyLock<Script> =
+    LazyLock::new(|| with_prelude(include_str!("lua/session_save.lua")));
 pub(crate) static INV_REGISTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inv_register.lua")));
 pub(crate) static INV_STORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inv_store.lua")));
-pub(crate) static INV_SELECT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inv_select.lua")));
+pub(crate) static INV_SELECT: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_select.lua")));
 pub(crate) static INV_SET_PRIORITY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/inv_set_priority.lua")));
 pub(crate) static INV_COLLECT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/inv_collect.lua")));
@@ -45,6 +47,16 @@ impl Cutoff {
             Cutoff::None
         } else {
             Cutoff::UpTo(now - span)
+        }
+    }
+
+    /// The cutoff of the vault deadline rule ([`aqm_core::vault::VaultEntry::is_expired`]):
+    /// an ACTIVE entry is expired at `now` when `now >= expires_at + grace`, i.e. exactly when its
+    /// `expires_at` is at or before `now - grace` (no entry, while `now < grace`).
+    pub(crate) fn deadline(now: u64, grace: u64) -> Self {
+        match now.checked_sub(grace) {
+            Some(t) => Cutoff::UpTo(t),
+            None => Cutoff::None,
         }
     }
 

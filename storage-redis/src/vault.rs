@@ -2,10 +2,9 @@
 
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
-use aqm_core::store::{Direction, SessionBlob, SessionStore, VaultStore};
+use aqm_core::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore};
 use aqm_core::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
-use redis::Value;
 
 use crate::keys::active_field;
 use crate::pool::Resend;
@@ -31,6 +30,8 @@ pub(crate) enum BurnOutcome {
     Missing,
     AlreadyBurned,
     Expired,
+    /// The session half of a burn-and-save met another version: nothing was written.
+    Conflict,
 }
 
 impl BurnOutcome {
@@ -40,6 +41,7 @@ impl BurnOutcome {
             "missing" => BurnOutcome::Missing,
             "burned" => BurnOutcome::AlreadyBurned,
             "expired" => BurnOutcome::Expired,
+            "conflict" => BurnOutcome::Conflict,
             _ => return None,
         })
     }
@@ -48,8 +50,10 @@ impl BurnOutcome {
     pub(crate) fn into_result(self) -> Result<(), aqm_core::Error> {
         match self {
             BurnOutcome::Burned => Ok(()),
-            BurnOutcome::Missing | BurnOutcome::Expired => Err(aqm_core::Error::KeyNotFound),
+            BurnOutcome::Missing => Err(aqm_core::Error::KeyNotFound),
+            BurnOutcome::Expired => Err(aqm_core::Error::CoinExpired),
             BurnOutcome::AlreadyBurned => Err(aqm_core::Error::KeyAlreadyBurned),
+            BurnOutcome::Conflict => Err(aqm_core::Error::SessionConflict),
         }
     }
 }
@@ -59,14 +63,15 @@ impl RedisStore {
         &self,
         key_id: &KeyId,
         now: UnixSeconds,
-        session: Option<(&UserId, &SessionBlob)>,
+        session: Option<(&UserId, &SessionBlob, Option<SessionVersion>)>,
     ) -> Result<BurnOutcome, Error> {
         let k = &self.keys;
         let entry = k.vault_entry(key_id);
         let id = key_id.to_string();
-        let cutoff = Cutoff::new(now, self.policy.vault_ttl_secs).arg();
+        let cutoff = Cutoff::deadline(now, self.policy.vault_grace_secs).arg();
         let now_s = now.to_string();
-        let session_key = session.map(|(peer, _)| k.session(peer, Direction::Receive));
+        let session_key = session.map(|(peer, _, _)| k.session(peer, Direction::Receive));
+        let expected = session.map(|(_, _, v)| version_arg(v)).unwrap_or_default();
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {
             let mut inv = scripts::VAULT_BURN.prepare_invoke();
@@ -80,8 +85,8 @@ impl RedisStore {
                 .arg(&now_s)
                 .arg(&cutoff)
                 .arg(&token);
-            if let (Some(sk), Some((_, blob))) = (&session_key, session) {
-                inv.key(sk).arg(blob.as_slice());
+            if let (Some(sk), Some((_, blob, _))) = (&session_key, session) {
+                inv.key(sk).arg(blob.as_slice()).arg(&expected);
             }
             inv.invoke(c)
         })?;
@@ -115,15 +120,34 @@ impl RedisStore {
     }
 }
 
+/// The scripts' form of an expected session version: the number, or '' for "none".
+fn version_arg(v: Option<SessionVersion>) -> String {
+    v.map(|v| v.0.to_string()).unwrap_or_default()
+}
+
+/// The version a successful compare-and-swap from `expected` wrote.
+fn next_version(expected: Option<SessionVersion>) -> Result<SessionVersion, aqm_core::Error> {
+    aqm_core::store::next_session_version(expected, expected)
+}
+
 /// Fields read back for an entry, in this order.
-const ENTRY_FIELDS: [&str; 8] =
-    ["key_id", "coin_category", "encrypted_blob", "encryption_iv", "auth_tag", "status", "created_at", "burned_at"];
+const ENTRY_FIELDS: [&str; 9] = [
+    "key_id",
+    "coin_category",
+    "encrypted_blob",
+    "encryption_iv",
+    "auth_tag",
+    "status",
+    "created_at",
+    "burned_at",
+    "expires_at",
+];
 
 fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();
     let mut next = || it.next().flatten();
-    let (id, tier, blob, iv, tag, status, created, burned) =
-        (next(), next(), next(), next(), next(), next(), next(), next());
+    let (id, tier, blob, iv, tag, status, created, burned, expires) =
+        (next(), next(), next(), next(), next(), next(), next(), next(), next());
     let Some(status) = status else { return Ok(None) };
     let status = core::str::from_utf8(&status)
         .ok()
@@ -141,6 +165,7 @@ fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>
         .ok_or_else(|| Error::corrupt(key, "bad coin_category"))?;
     let created_at = parse_u64(key, "bad created_at", created.as_deref().unwrap_or_default())?;
     let burned_at = burned.map(|b| parse_u64(key, "bad burned_at", &b)).transpose()?;
+    let expires_at = parse_u64(key, "bad expires_at", expires.as_deref().unwrap_or_default())?;
     // A burned entry's secret is dropped at burn time; it is never handed out again.
     let mut ciphertext = heapless::Vec::new();
     let mut nonce = [0u8; AEAD_NONCE];
@@ -153,7 +178,8 @@ fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>
         ciphertext.extend_from_slice(&blob).map_err(|_| Error::corrupt(key, "encrypted_blob too long"))?;
         ciphertext.extend_from_slice(&tag).map_err(|_| Error::corrupt(key, "auth_tag too long"))?;
     }
-    Ok(Some(VaultEntry { key_id, tier, sealed: SealedSecret { nonce, ciphertext }, status, created_at, burned_at }))
+    let sealed = SealedSecret { nonce, ciphertext };
+    Ok(Some(VaultEntry { key_id, tier, sealed, status, created_at, expires_at, burned_at }))
 }
 
 impl VaultStore for RedisStore {
@@ -183,6 +209,7 @@ impl VaultStore for RedisStore {
                 .arg(coin_version(entry.tier))
                 .arg(active_field(entry.tier))
                 .arg(&token)
+                .arg(entry.expires_at.to_string())
                 .invoke(c)
         })?;
         if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }
@@ -207,7 +234,7 @@ impl VaultStore for RedisStore {
 
     fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
         let k = &self.keys;
-        let ttl = Cutoff::new(now, self.policy.vault_ttl_secs).arg();
+        let ttl = Cutoff::deadline(now, self.policy.vault_grace_secs).arg();
         let grace = Cutoff::new(now, self.policy.burn_grace_secs).arg();
         let prefix = k.vault_entry_prefix();
         let mut report = PurgeReport::default();
@@ -256,22 +283,38 @@ impl VaultStore for RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<SessionBlob>, Error> {
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         let key = self.keys.session(peer, direction);
-        let v: Value = self.pool.run(Resend::Safe, |c| redis::cmd("GET").arg(&key).query(c))?;
-        match v {
-            Value::Nil => Ok(None),
-            Value::BulkString(b) => {
-                SessionBlob::from_slice(&b).map(Some).map_err(|_| Error::corrupt(&key, "session blob too large"))
+        let (v, blob): (Option<Vec<u8>>, Option<Vec<u8>>) =
+            self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("v").arg("blob").query(c))?;
+        match (v, blob) {
+            (None, None) => Ok(None),
+            (Some(v), Some(b)) => {
+                let version = SessionVersion(parse_u64(&key, "bad session version", &v)?);
+                let blob = SessionBlob::from_slice(&b).map_err(|_| Error::corrupt(&key, "session blob too large"))?;
+                Ok(Some(StoredSession { blob, version }))
             }
-            _ => Err(Error::corrupt(&key, "session is not a string")),
+            _ => Err(Error::corrupt(&key, "session record without its version or blob")),
         }
     }
 
-    fn save_session(&self, peer: &UserId, direction: Direction, blob: &SessionBlob) -> Result<(), Error> {
+    fn save_session(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
         let key = self.keys.session(peer, direction);
-        // SET is idempotent: sending it again after a lost reply is harmless.
-        self.pool.run(Resend::Safe, |c| redis::cmd("SET").arg(&key).arg(blob.as_slice()).query::<()>(c))
+        let expected_arg = version_arg(expected);
+        let token = self.op_token();
+        let out: String = self.pool.run(Resend::Deduplicated, |c| {
+            scripts::SESSION_SAVE.key(&key).arg(&expected_arg).arg(blob.as_slice()).arg(&token).invoke(c)
+        })?;
+        if out == "conflict" {
+            return Err(aqm_core::Error::SessionConflict.into());
+        }
+        Ok(SessionVersion(parse_u64(&key, "bad session version", out.as_bytes())?))
     }
 
     fn burn_and_save_session(
@@ -280,7 +323,9 @@ impl SessionStore for RedisStore {
         now: UnixSeconds,
         peer: &UserId,
         blob: &SessionBlob,
-    ) -> Result<(), Error> {
-        Ok(self.run_burn(key_id, now, Some((peer, blob)))?.into_result()?)
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        self.run_burn(key_id, now, Some((peer, blob, expected)))?.into_result()?;
+        Ok(next_version(expected)?)
     }
 }

@@ -12,7 +12,8 @@ use common::{Mint, TestStore};
 fn purge_spans_several_batches_and_counts_every_key() {
     let s = TestStore::new("batch-purge");
     let mut mint = Mint::new(61);
-    let ttl = s.policy().vault_ttl_secs;
+    // A key minted at 0 stays until its expiry plus the vault grace.
+    let ttl = aqm_core::protocol::COIN_LIFETIME_SECS + s.policy().vault_grace_secs;
     let old: Vec<_> = (0..1200).map(|_| mint.coin(Tier::Bronze, 0).vault).collect();
     let young: Vec<_> = (0..30).map(|_| mint.coin(Tier::Bronze, ttl).vault).collect();
     for e in old.iter().chain(&young) {

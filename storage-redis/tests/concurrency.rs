@@ -50,7 +50,7 @@ fn caps_are_never_exceeded() {
         handles.into_iter().for_each(|h| h.join().unwrap());
         assert_eq!(ok.load(Ordering::Relaxed), 4, "round {round}: exactly the cap succeeds");
         assert_eq!(fx.counts(&bob).unwrap().get(Tier::Silver), 4);
-        while fx.select_coin(&bob, Tier::Silver, 2).unwrap().is_some() {}
+        while fx.select_coin(&bob, Tier::Silver, Tier::Bronze, 2).unwrap().coin.is_some() {}
     }
 }
 
@@ -117,7 +117,7 @@ fn no_coin_is_selected_twice() {
             let (store, got, barrier) = (fx.sibling(), got.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                while let Some(c) = store.select_coin(&bob, Tier::Silver, 5).unwrap() {
+                while let Some(c) = store.select_coin(&bob, Tier::Silver, Tier::Bronze, 5).unwrap().coin {
                     got.lock().unwrap().push(c.coin.key_id);
                 }
             })
@@ -185,7 +185,7 @@ fn mixed_store_select_burn_purge_for_seconds() {
                 let ci = k % ids.len();
                 k += 1;
                 let want = if k % 2 == 0 { Tier::Silver } else { Tier::Bronze };
-                if let Some(c) = store.select_coin(&ids[ci], want, 2).unwrap() {
+                if let Some(c) = store.select_coin(&ids[ci], want, Tier::Bronze, 2).unwrap().coin {
                     assert_eq!(c.coin.owner, ids[ci]);
                     selected.lock().unwrap().push(c.coin.key_id);
                 }

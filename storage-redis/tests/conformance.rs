@@ -14,3 +14,4 @@ aqm_core::session_conformance!(fresh => |fx| &fx.0);
 aqm_core::inventory_conformance!(fresh => |fx| &fx.0);
 aqm_core::vault_concurrency_conformance!(fresh => |fx| &fx.0);
 aqm_core::inventory_concurrency_conformance!(fresh => |fx| &fx.0);
+aqm_core::session_concurrency_conformance!(fresh => |fx| &fx.0);

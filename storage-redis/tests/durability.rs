@@ -111,7 +111,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
                 }
                 drop(l);
                 if i % 3 == 2 {
-                    let r = store.select_coin(&bob_id, Tier::Bronze, 3);
+                    let r = store.select_coin(&bob_id, Tier::Bronze, Tier::Bronze, 3).map(|s| s.coin);
                     let mut l = log.lock().unwrap();
                     match r {
                         Ok(Some(got)) => l.selected_ok.push(got.coin.key_id),
@@ -185,7 +185,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     // Inventory: selected coins stay gone, acknowledged stores stay (unless an unknown select
     // may have taken them), nothing appears that was never offered.
     let mut present = HashSet::new();
-    while let Some(c) = check.select_coin(&bob_id, Tier::Bronze, 9).unwrap() {
+    while let Some(c) = check.select_coin(&bob_id, Tier::Bronze, Tier::Bronze, 9).unwrap().coin {
         present.insert(c.coin.key_id);
     }
     let selected: HashSet<_> = log.selected_ok.iter().copied().collect();

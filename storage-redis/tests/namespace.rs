@@ -24,12 +24,13 @@ fn keys_and_fields_follow_the_seed() {
     s.put(&e).unwrap();
     let id = e.key_id.to_string();
     assert_eq!(id, id.to_lowercase());
-    let h: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("vault:v1:key:{id}"))).unwrap();
+    let h: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("vault:v2:key:{id}"))).unwrap();
     let text = |f: &str| String::from_utf8(h[f].clone()).unwrap();
     assert_eq!(text("key_id"), id);
     assert_eq!(text("coin_category"), "GOLD");
     assert_eq!(text("status"), "ACTIVE");
     assert_eq!(text("created_at"), "1700000000");
+    assert_eq!(text("expires_at"), (1_700_000_000u64 + aqm_core::protocol::COIN_LIFETIME_SECS).to_string());
     assert_eq!(text("coin_version"), "xwing_v1");
     assert_eq!(h["encryption_iv"], e.sealed.nonce);
     let mut sealed = h["encrypted_blob"].clone();
@@ -38,15 +39,15 @@ fn keys_and_fields_follow_the_seed() {
     assert_eq!(h["auth_tag"].len(), 16);
 
     // Stats: the seed's five counters.
-    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v1:stats")).unwrap();
+    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v2:stats")).unwrap();
     assert_eq!(stats.get("active_gold"), Some(&1));
     s.burn(&e.key_id, 1_700_000_001).unwrap();
-    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v1:stats")).unwrap();
+    let stats: HashMap<String, i64> = con.hgetall(s.key("vault:v2:stats")).unwrap();
     assert_eq!((stats["active_gold"], stats["total_burned"]), (0, 1));
 
     // Inventory: meta hash, per-contact per-tier sorted set scored by insertion sequence, coin hash.
     s.register_contact(&ContactMeta::new(bob_id, Priority::Bestie, "Bob", 5).unwrap()).unwrap();
-    let meta: HashMap<String, String> = con.hgetall(s.key(&format!("inv:v1:meta:{bob_id}"))).unwrap();
+    let meta: HashMap<String, String> = con.hgetall(s.key(&format!("inv:v2:meta:{bob_id}"))).unwrap();
     assert_eq!(meta["priority"], "BESTIE");
     assert_eq!(meta["last_msg_at"], "5");
     assert_eq!(meta["display_name"], "Bob");
@@ -54,21 +55,23 @@ fn keys_and_fields_follow_the_seed() {
     let c2 = bob.coin(Tier::Silver, 0).public;
     s.store_coin(&bob_id, &c1, 9).unwrap();
     s.store_coin(&bob_id, &c2, 9).unwrap();
-    let idx: Vec<(String, f64)> = con.zrange_withscores(s.key(&format!("inv:v1:idx:{bob_id}:SILVER")), 0, -1).unwrap();
+    let idx: Vec<(String, f64)> = con.zrange_withscores(s.key(&format!("inv:v2:idx:{bob_id}:SILVER")), 0, -1).unwrap();
     assert_eq!(idx.len(), 2);
     assert_eq!(idx[0].0, c1.key_id.to_string(), "same second, still insertion order");
     assert!(idx[0].1 < idx[1].1);
-    let coin: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("inv:v1:key:{bob_id}:{}", c1.key_id))).unwrap();
+    let coin: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("inv:v2:key:{bob_id}:{}", c1.key_id))).unwrap();
     assert_eq!(coin["public_key"], c1.public_key.as_slice());
     assert_eq!(coin["signature"], c1.signature.as_slice());
     assert_eq!(coin["coin_category"], b"SILVER");
     assert_eq!(coin["fetched_at"], b"9");
+    assert_eq!(coin["kind"], b"0");
+    assert_eq!(coin["expires_at"], c1.expires_at.to_string().as_bytes());
 
-    // Sessions: raw blobs per peer and direction.
+    // Sessions: a hash per peer and direction, the raw blob beside its version.
     let blob = SessionBlob::from_slice(&[0, 1, 2, 255]).unwrap();
-    s.save_session(&bob_id, Direction::Send, &blob).unwrap();
-    let raw: Vec<u8> = con.get(s.key(&format!("sess:v1:{bob_id}:SEND"))).unwrap();
-    assert_eq!(raw, [0, 1, 2, 255]);
+    s.save_session(&bob_id, Direction::Send, &blob, None).unwrap();
+    let sess: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("sess:v2:{bob_id}:SEND"))).unwrap();
+    assert_eq!((sess["blob"].as_slice(), sess["v"].as_slice()), (&[0u8, 1, 2, 255][..], &b"1"[..]));
 
     // Nothing outside the prefix, nothing with a Redis TTL.
     let keys: Vec<String> = con.keys(format!("{}:*", s.prefix())).unwrap();
@@ -79,4 +82,20 @@ fn keys_and_fields_follow_the_seed() {
     }
     // destroy_all removes exactly this prefix.
     assert_eq!(s.destroy_all().unwrap(), keys.len() as u64);
+}
+
+#[test]
+fn a_prefix_holding_format_v1_keys_is_refused() {
+    let s = TestStore::new("ns-v1");
+    let mut con = s.raw();
+    let _: () = con.hset(s.key("vault:v1:stats"), "active_gold", 1).unwrap();
+    let prefix = s.prefix().to_owned();
+    let err = aqm_storage_redis::RedisStore::connect(&common::url(), &prefix, aqm_core::Policy::DEFAULT)
+        .expect_err("format v1 refused");
+    assert!(
+        matches!(err, aqm_storage_redis::Error::UnsupportedFormat { found: 1, supported: 2, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("format v1") && err.to_string().contains("v2"), "{err}");
+    s.destroy_all().unwrap();
 }

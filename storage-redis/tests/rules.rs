@@ -1,16 +1,17 @@
 //! Rule parity: every rule a Lua script restates server-side is driven through the script and
 //! through the core's function with the same inputs, edge cases included, and must decide the
-//! same. Burn state machine and expiry (`VaultEntry::burn`), purge (`VaultEntry::purge_action`),
-//! cap check (`inventory::admit`), fallback (`inventory::pick_tier`), trim of the newest excess
-//! (`inventory::trim_plan`) and inactivity (`inventory::is_inactive`).
+//! same. Burn state machine and expiry at `expires_at + vault_grace` (`VaultEntry::burn`), purge
+//! (`VaultEntry::purge_action`), cap and freshness check (`inventory::admit`), fallback within a
+//! range (`inventory::pick_tier`), the selection's freshness cut (`Policy::coin_is_fresh`), trim
+//! of the newest excess (`inventory::trim_plan`) and inactivity (`inventory::is_inactive`).
 
 mod common;
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::inventory::{self, ContactMeta};
+use aqm_core::inventory::{self, ContactMeta, TierRange};
 use aqm_core::store::{InventoryStore, VaultStore};
 use aqm_core::vault::{KeyStatus, PurgeAction};
-use aqm_core::{Policy, Priority, StoreError, Tier, TierCounts, UserId};
+use aqm_core::{Policy, Priority, StoreError, Tier, TierCounts, UserId, protocol};
 use common::{Mint, TestStore};
 use redis::Commands;
 
@@ -28,8 +29,14 @@ fn around(points: &[u64]) -> Vec<u64> {
     v
 }
 
+/// A policy with the vault grace `ttl` (after a coin's expiry) and the burn grace `grace`.
 fn policy(ttl: u64, grace: u64) -> Policy {
-    Policy { vault_ttl_secs: ttl, burn_grace_secs: grace, ..Policy::DEFAULT }
+    Policy { vault_grace_secs: ttl, burn_grace_secs: grace, ..Policy::DEFAULT }
+}
+
+/// When the vault deletes the secret of a coin minted at `created` under a vault grace of `ttl`.
+fn deadline(created: u64, ttl: u64) -> u64 {
+    protocol::coin_expiry(created).saturating_add(ttl)
 }
 
 #[test]
@@ -39,7 +46,7 @@ fn burn_script_matches_vault_entry_burn() {
     for ttl in [0, 1, 60, 30 * 86_400, BIG, u64::MAX] {
         let store = TestStore::with_policy("burn-parity", policy(ttl, 60));
         for created in [0, 1, 1_700_000_000, BIG - 1, BIG + 1, u64::MAX - 1] {
-            let nows = around(&[created, created.saturating_add(ttl), created.saturating_add(ttl).saturating_sub(1)]);
+            let nows = around(&[created, deadline(created, ttl), protocol::coin_expiry(created)]);
             for now in nows {
                 let mut entry = mint.coin(Tier::Bronze, created).vault;
                 store.put(&entry).unwrap();
@@ -71,7 +78,7 @@ fn purge_script_matches_purge_action() {
     for (ttl, grace) in [(0, 0), (1, 1), (60, 60), (30 * 86_400, 60), (BIG, BIG), (u64::MAX, u64::MAX)] {
         let pol = policy(ttl, grace);
         let creates = [0, 1_700_000_000, BIG - 1, BIG + 1, u64::MAX - 1];
-        let mut nows = around(&creates.iter().map(|c| c.saturating_add(ttl)).collect::<Vec<_>>());
+        let mut nows = around(&creates.iter().map(|c| deadline(*c, ttl)).collect::<Vec<_>>());
         nows.extend(around(&creates.iter().map(|c| c.saturating_add(grace)).collect::<Vec<_>>()));
         nows.sort();
         nows.dedup();
@@ -126,9 +133,9 @@ fn raw_fill(store: &TestStore, contact: &UserId, tier: Tier, n: u32) {
     let mut con = store.raw();
     for i in 0..n {
         let id = format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * tier.to_byte() as u64);
-        let idx = store.key(&format!("inv:v1:idx:{contact}:{}", tier.as_str()));
-        let coin = store.key(&format!("inv:v1:key:{contact}:{id}"));
-        let seq: u64 = con.incr(store.key("inv:v1:seq"), 1).unwrap();
+        let idx = store.key(&format!("inv:v2:idx:{contact}:{}", tier.as_str()));
+        let coin = store.key(&format!("inv:v2:key:{contact}:{id}"));
+        let seq: u64 = con.incr(store.key("inv:v2:seq"), 1).unwrap();
         let _: () = con
             .hset_multiple(
                 &coin,
@@ -139,6 +146,8 @@ fn raw_fill(store: &TestStore, contact: &UserId, tier: Tier, n: u32) {
                     ("signature", ""),
                     ("seq", &seq.to_string()),
                     ("fetched_at", "0"),
+                    ("kind", "0"),
+                    ("expires_at", "2000000000"),
                 ],
             )
             .unwrap();
@@ -160,7 +169,16 @@ fn store_script_matches_admit() {
             let mut helds = vec![0, cap.saturating_sub(1), cap, cap + 1];
             helds.dedup();
             for held in helds {
-                for (dup, wrong_owner) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (dup, wrong_owner, late) in [
+                    (false, false, false),
+                    (true, false, false),
+                    (false, true, false),
+                    (true, true, false),
+                    (false, false, true),
+                    (true, false, true),
+                ] {
+                    // `late`: at the coin's selection limit, no longer fresh.
+                    let now = if late { proto.expires_at - pol.coin_min_life_secs } else { 10 };
                     let store = TestStore::new("admit-parity");
                     let contact = mint.owner.user_id();
                     let meta = prio.map(|p| ContactMeta::new(contact, p, "c", 5).unwrap());
@@ -173,16 +191,16 @@ fn store_script_matches_admit() {
                     if dup {
                         // The same key id already cached for this contact.
                         let mut con = store.raw();
-                        let key = store.key(&format!("inv:v1:key:{contact}:{}", coin.key_id));
+                        let key = store.key(&format!("inv:v2:key:{contact}:{}", coin.key_id));
                         let _: () = con.hset(&key, "coin_category", tier.as_str()).unwrap();
                     }
                     let before = store.counts(&contact).unwrap();
-                    let want = inventory::admit(&pol, meta.as_ref(), &coin, held, dup);
-                    let got = store.store_coin(&contact, &coin, 10);
+                    let want = inventory::admit(&pol, meta.as_ref(), &coin, held, dup, now);
+                    let got = store.store_coin(&contact, &coin, now);
                     assert_eq!(
                         got.as_ref().err().map(|e| e.as_core().copied().ok_or(e.to_string())),
                         want.err().map(Ok),
-                        "tier {tier} prio {prio:?} held {held} dup {dup} wrong owner {wrong_owner}"
+                        "tier {tier} prio {prio:?} held {held} dup {dup} wrong owner {wrong_owner} late {late}"
                     );
                     let after = store.counts(&contact).unwrap();
                     let mut expect = before;
@@ -204,16 +222,19 @@ fn select_script_matches_pick_tier() {
     let contact = mint.owner.user_id();
     for pattern in 0..27u32 {
         let held = TierCounts([pattern % 3, pattern / 3 % 3, pattern / 9 % 3]);
-        for desired in Tier::ALL {
+        for (desired, lowest) in Tier::ALL.into_iter().flat_map(|d| d.fallback().map(move |l| (d, l))) {
             let store = TestStore::new("pick-parity");
             store.register_contact(&ContactMeta::new(contact, Priority::Bestie, "c", 0).unwrap()).unwrap();
             for t in Tier::ALL {
                 raw_fill(&store, &contact, t, held.get(t));
             }
-            let want = inventory::pick_tier(desired, &held);
-            let got = store.select_coin(&contact, desired, 1);
+            let want = inventory::pick_tier(TierRange { desired, lowest }, &held);
+            let got = store.select_coin(&contact, desired, lowest, 1);
             match want {
-                None => assert!(got.unwrap().is_none(), "desired {desired} held {held:?}"),
+                None => {
+                    assert!(got.unwrap().coin.is_none(), "desired {desired} lowest {lowest} held {held:?}");
+                    assert_eq!(store.counts(&contact).unwrap(), held, "an empty selection takes nothing");
+                }
                 Some(_) => {
                     // Raw fills carry empty keys; a well-formed pop returns the tier, so compare the
                     // counts, which say which tier lost a coin.
@@ -242,8 +263,9 @@ fn select_returns_the_tier_pick_tier_names() {
                     store.store_coin(&contact, &mint.coin(t, 0).public, 0).unwrap();
                 }
             }
-            let got = store.select_coin(&contact, desired, 1).unwrap().map(|c| c.coin.tier);
-            assert_eq!(got, inventory::pick_tier(desired, &held), "desired {desired} held {held:?}");
+            let got = store.select_coin(&contact, desired, Tier::Bronze, 1).unwrap().coin.map(|c| c.coin.tier);
+            let want = inventory::pick_tier(TierRange { desired, lowest: Tier::Bronze }, &held);
+            assert_eq!(got, want, "desired {desired} held {held:?}");
         }
     }
 }
@@ -272,7 +294,7 @@ fn set_priority_script_matches_trim_plan() {
                 for t in Tier::ALL {
                     assert_eq!(after.get(t), held.get(t) - plan.get(t), "{from} -> {to} {t}");
                     // The survivors are the oldest ones: sequence order intact from the start.
-                    let idx = store.key(&format!("inv:v1:idx:{contact}:{}", t.as_str()));
+                    let idx = store.key(&format!("inv:v2:idx:{contact}:{}", t.as_str()));
                     let left: Vec<String> = con.zrange(&idx, 0, -1).unwrap();
                     let expect: Vec<String> = (0..after.get(t))
                         .map(|i| {
@@ -296,7 +318,7 @@ fn gc_follows_is_inactive_at_the_boundary() {
         let store = TestStore::new("gc-parity");
         let contact = mint.owner.user_id();
         store.register_contact(&ContactMeta::new(contact, Priority::Mate, "c", last).unwrap()).unwrap();
-        store.store_coin(&contact, &mint.coin(Tier::Bronze, 0).public, last).unwrap();
+        store.store_coin(&contact, &mint.coin(Tier::Bronze, last).public, last).unwrap();
         let report = store.collect_garbage(now, false).unwrap();
         let inactive = inventory::is_inactive(&pol, last, now);
         assert_eq!(report.contacts_cleaned, u32::from(inactive), "now {now}");
@@ -315,11 +337,32 @@ fn burned_status_is_kept_until_purged() {
     store.put(&e).unwrap();
     store.burn(&e.key_id, 100).unwrap();
     let mut con = store.raw();
-    let key = store.key(&format!("vault:v1:key:{}", e.key_id));
+    let key = store.key(&format!("vault:v2:key:{}", e.key_id));
     let ttl: i64 = con.ttl(&key).unwrap();
     assert_eq!(ttl, -1, "no Redis TTL on vault entries");
     // The secret is dropped at burn time.
     let blob: Option<Vec<u8>> = con.hget(&key, "encrypted_blob").unwrap();
     assert_eq!(blob, None);
     assert_eq!(store.status(&e.key_id).unwrap(), Some(KeyStatus::Burned));
+}
+
+#[test]
+fn select_drops_exactly_the_coins_the_core_calls_stale() {
+    let mut mint = Mint::new(16);
+    let contact = mint.owner.user_id();
+    let pol = Policy::DEFAULT;
+    let coin = mint.coin(Tier::Silver, 1_700_000_000).public;
+    let limit = coin.expires_at - pol.coin_min_life_secs;
+    for now in around(&[limit]) {
+        if now > limit + 1 || now + 1 < limit {
+            continue;
+        }
+        let store = TestStore::new("fresh-parity");
+        store.register_contact(&ContactMeta::new(contact, Priority::Bestie, "c", 0).unwrap()).unwrap();
+        store.store_coin(&contact, &coin, 1_700_000_000).unwrap();
+        let sel = store.select_coin(&contact, Tier::Silver, Tier::Silver, now).unwrap();
+        let fresh = pol.coin_is_fresh(coin.expires_at, now);
+        assert_eq!((sel.coin.is_some(), sel.wasted), (fresh, u32::from(!fresh)), "now {now} limit {limit}");
+        assert_eq!(store.counts(&contact).unwrap(), TierCounts::default());
+    }
 }

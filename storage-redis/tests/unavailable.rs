@@ -74,7 +74,7 @@ fn stopped_server_then_restart_changes_nothing_half_way() {
     assert!(matches!(e, Error::Unavailable { outcome_known: true, attempts: 3, .. }), "{e:?}");
     assert!(matches!(store.burn(&kept.key_id, 11), Err(Error::Unavailable { outcome_known: true, .. })));
     assert!(matches!(store.stats(), Err(Error::Unavailable { outcome_known: true, .. })));
-    assert!(matches!(store.select_coin(&bob_id, Tier::Gold, 1), Err(Error::Unavailable { .. })));
+    assert!(matches!(store.select_coin(&bob_id, Tier::Gold, Tier::Bronze, 1), Err(Error::Unavailable { .. })));
     assert!(matches!(store.counts(&bob_id), Err(Error::Unavailable { .. })));
 
     server.restart();
@@ -247,12 +247,12 @@ fn a_lost_reply_to_put_or_burn_is_resent_and_recognised() {
     let blob = aqm_core::store::SessionBlob::from_slice(&[9; 40]).unwrap();
     let peer_id = peer.owner.user_id();
     proxy.mode.store(proxy::LOSE_ONE_REPLY, Ordering::SeqCst);
-    aqm_core::store::SessionStore::burn_and_save_session(&via, &a.key_id, 12, &peer_id, &blob).unwrap();
+    aqm_core::store::SessionStore::burn_and_save_session(&via, &a.key_id, 12, &peer_id, &blob, None).unwrap();
     assert_eq!(proxy.mode.load(Ordering::SeqCst), proxy::PASS, "a reply was lost");
     let stats = other.stats().unwrap();
     assert_eq!((stats.total_burned, stats.active.total()), (2, 0));
     let saved = aqm_core::store::SessionStore::load_session(&other, &peer_id, aqm_core::store::Direction::Receive);
-    assert_eq!(saved.unwrap(), Some(blob));
+    assert_eq!(saved.unwrap().map(|s| s.blob), Some(blob));
     // A second, separate burn is refused: exactly once.
     assert!(matches!(other.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));
     assert!(matches!(via.burn(&a.key_id, 13), Err(Error::Core(aqm_core::Error::KeyAlreadyBurned))));

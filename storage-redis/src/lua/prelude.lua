@@ -19,3 +19,12 @@ local function past(ts, cutoff)
   if cutoff == 'none' then return false end
   return le(ts, cutoff)
 end
+-- The compare-and-swap rule of aqm_core::store::next_session_version: the version to write when
+-- the stored one equals `expected` ('' = none stored), or nil on a conflict.
+local function session_cas(key, expected)
+  local current = redis.call('HGET', key, 'v')
+  if (current or '') ~= expected then return nil end
+  if not current then return '1' end
+  if not string.find(current, '^%d+$') then error('aqm: corrupt session version') end
+  return tostring(tonumber(current) + 1)
+end

@@ -1,7 +1,8 @@
--- One batch of the purge (VaultEntry::purge_action): expire ACTIVE entries past the TTL (counted
--- as expired) and delete BURNED entries past the grace. Decides for the whole batch, then writes.
+-- One batch of the purge (VaultEntry::purge_action): expire ACTIVE entries past
+-- expires_at + vault grace (counted as expired) and delete BURNED entries past the burn grace.
+-- Decides for the whole batch, then writes.
 -- KEYS: stats, burned index, active GOLD, active SILVER, active BRONZE
--- ARGV: ttl cutoff, grace cutoff, batch limit, entry key prefix
+-- ARGV: deadline cutoff (on expires_at), grace cutoff (on burned_at), batch limit, entry key prefix
 local limit = tonumber(ARGV[3])
 local function bound(c) if c == 'all' then return '+inf' end return c end
 local fields = {'active_gold', 'active_silver', 'active_bronze'}
@@ -11,9 +12,9 @@ if ARGV[1] ~= 'none' then
     local ids = redis.call('ZRANGEBYSCORE', KEYS[t], '-inf', bound(ARGV[1]), 'LIMIT', 0, limit)
     if #ids == limit then full = 1 end
     for _, id in ipairs(ids) do
-      local created = redis.call('HGET', ARGV[4] .. id, 'created_at')
+      local expires = redis.call('HGET', ARGV[4] .. id, 'expires_at')
       -- An index entry without its hash (never written by this crate) is gone: count it.
-      if (not created) or past(created, ARGV[1]) then table.insert(expire, {t, id}) end
+      if (not expires) or past(expires, ARGV[1]) then table.insert(expire, {t, id}) end
     end
   end
 end
