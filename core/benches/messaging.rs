@@ -169,8 +169,8 @@ fn lifecycle(c: &mut Criterion) {
     astore.store_coin(&bob.user_id(), &minted.public, 0).unwrap();
     astore.pin_identity(bob.public(), Trust::Exchanged).unwrap();
     bstore.pin_identity(alice.public(), Trust::Exchanged).unwrap();
-    let a = Messenger::new(&*astore, &alice, &adk, policy.clone());
-    let b = Messenger::new(&*bstore, &bob, &bdk, policy);
+    let a = Messenger::new(&*astore, &alice, &adk);
+    let b = Messenger::new(&*bstore, &bob, &bdk);
     let ctx = DeviceContext::OUTDOOR_CELLULAR;
     let text = [1u8; MSG];
     let mut wire = [0u8; MAX_ENVELOPE];
@@ -208,8 +208,8 @@ fn first_message(c: &mut Criterion) {
     let bstore: Box<MemoryStore> = Box::new(MemoryStore::new(Policy::DEFAULT));
     astore.pin_identity(bob.public(), Trust::Exchanged).unwrap();
     bstore.pin_identity(alice.public(), Trust::Exchanged).unwrap();
-    let a = Messenger::new(&*astore, &alice, &adk, Policy::DEFAULT);
-    let b = Messenger::new(&*bstore, &bob, &bdk, Policy::DEFAULT);
+    let a = Messenger::new(&*astore, &alice, &adk);
+    let b = Messenger::new(&*bstore, &bob, &bdk);
     let text = [1u8; MSG];
     for tier in Tier::ALL {
         let mut g = c.benchmark_group(format!("first_message/{tier}"));

@@ -87,6 +87,58 @@ pub fn quota_window(policy: &Policy, now: UnixSeconds) -> UnixSeconds {
     now - now % w
 }
 
+/// What a claim writes ([`crate::store::DirectoryStore::claim`]), decided by [`plan_claim`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimPlan {
+    /// Upload sequence numbers of the coins to hand out, oldest first: mark each claimed by the
+    /// requester at `now` ([`DirectoryCoin::claim`]) and return them in this order.
+    pub picks: heapless::Vec<u64, MAX_CLAIM>,
+    /// The quota window the claim counts against ([`quota_window`]).
+    pub window: UnixSeconds,
+    /// The requester's use of that window after the claim; write it only if `picks` is not
+    /// empty (an empty claim uses no quota).
+    pub used_after: u32,
+}
+
+/// Plan a claim of up to `count` coins of `tier` for a requester that already used `used` of
+/// its quota in the current window. `oldest_first` are the owner's unclaimed coins of that
+/// tier in upload order (a backend may pass more than it needs; the plan stops at the grant).
+/// Coins that are not [`claimable`] are skipped, never handed out. Quota spent →
+/// [`Error::QuotaExceeded`].
+///
+/// Backends run this inside the step that then marks the picks claimed, so each coin goes to
+/// one requester; the idempotent replay of a retried claim comes before it.
+pub fn plan_claim<'a>(
+    policy: &Policy,
+    tier: Tier,
+    used: u32,
+    count: u32,
+    now: UnixSeconds,
+    oldest_first: impl IntoIterator<Item = &'a DirectoryCoin>,
+) -> Result<ClaimPlan, Error> {
+    let grant = quota_grant(policy, tier, used, count)?;
+    let mut picks = heapless::Vec::new();
+    for d in oldest_first {
+        if picks.len() as u32 >= grant {
+            break;
+        }
+        if d.coin.tier == tier && d.claimed_by.is_none() && claimable(policy, &d.coin, now) {
+            // `grant` is at most MAX_CLAIM, the capacity of `picks`.
+            let _ = picks.push(d.seq);
+        }
+    }
+    let used_after = used + picks.len() as u32;
+    Ok(ClaimPlan { picks, window: quota_window(policy, now), used_after })
+}
+
+impl DirectoryCoin {
+    /// Mark this coin claimed by `requester` at `now` (the write of one [`ClaimPlan`] pick).
+    pub fn claim(&mut self, requester: &UserId, now: UnixSeconds) {
+        self.claimed_by = Some(*requester);
+        self.claimed_at = Some(now);
+    }
+}
+
 /// Whether an unclaimed coin uploaded at `uploaded_at` is stale at `now`: past the stale age, or
 /// no longer fresh (it can never be handed out again).
 pub fn is_stale(policy: &Policy, coin: &DirectoryCoin, now: UnixSeconds) -> bool {

@@ -183,6 +183,83 @@ pub fn is_inactive(policy: &Policy, last_msg_at: UnixSeconds, now: UnixSeconds) 
     now.saturating_sub(last_msg_at) > policy.gc_inactive_secs
 }
 
+/// What collecting one contact writes (DESIGN §4, "garbage-collected"; also a block): drop
+/// every coin it holds — `evict` per tier, which is everything `held` — and store `meta`, the
+/// contact downgraded to STRANGER. Returned by [`collect`] and [`gc_plan`], so that no backend
+/// spells the flow out itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collection {
+    /// The contact's record to write: unchanged but for its priority, now STRANGER.
+    pub meta: ContactMeta,
+    /// Coins to delete per tier (all of them).
+    pub evict: TierCounts,
+}
+
+/// Collect `meta`'s contact now, whatever its activity
+/// ([`crate::store::InventoryStore::collect_contact`]): the backend deletes `evict` coins per
+/// tier and writes `meta`, in one atomic step, and `report` accounts for it.
+///
+/// ```
+/// use aqm_core::inventory::{collect, ContactMeta, GcReport};
+/// use aqm_core::{Priority, TierCounts, UserId};
+/// let meta = ContactMeta::new(UserId([1; 16]), Priority::Bestie, "bob", 0).unwrap();
+/// let mut report = GcReport::default();
+/// let plan = collect(&meta, &TierCounts([2, 1, 0]), &mut report);
+/// assert_eq!((plan.meta.priority, plan.evict), (Priority::Stranger, TierCounts([2, 1, 0])));
+/// assert_eq!((report.contacts_cleaned, report.keys_deleted), (1, 3));
+/// ```
+pub fn collect(meta: &ContactMeta, held: &TierCounts, report: &mut GcReport) -> Collection {
+    report.add_contact(held);
+    let mut meta = meta.clone();
+    meta.priority = Priority::Stranger;
+    Collection { meta, evict: *held }
+}
+
+/// The garbage collector's decision for one contact at `now`
+/// ([`crate::store::InventoryStore::collect_garbage`]): None if it is still active; else it is
+/// counted in `report` and, unless `dry_run`, the [`Collection`] to write is returned. A dry run
+/// counts exactly what the real run then removes.
+pub fn gc_plan(
+    policy: &Policy,
+    meta: &ContactMeta,
+    held: &TierCounts,
+    now: UnixSeconds,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Option<Collection> {
+    if !is_inactive(policy, meta.last_msg_at, now) {
+        return None;
+    }
+    let plan = collect(meta, held, report);
+    (!dry_run).then_some(plan)
+}
+
+/// What a selection does with the oldest remaining coin of a scanned tier: drop it (no longer
+/// fresh, counted in [`Selection::wasted`]) or take it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanStep {
+    /// Delete it and look at the next one: it can never be used.
+    Drop,
+    /// Delete it and return it: the selection ends.
+    Take,
+}
+
+/// One step of [`crate::store::InventoryStore::select_coin`]'s scan, oldest coin first, tier by
+/// tier over the [`TierRange`].
+pub fn scan_step(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> ScanStep {
+    if coin.check_fresh(policy, now).is_ok() { ScanStep::Take } else { ScanStep::Drop }
+}
+
+/// "Touch on select": the contact record a finished selection writes — `meta` marked active at
+/// `now` if a coin was returned (it is then safe from the inactivity GC), None (write nothing)
+/// if the selection came back empty, even if it dropped stale coins.
+pub fn touch_on_select(meta: &ContactMeta, selection: &Selection, now: UnixSeconds) -> Option<ContactMeta> {
+    selection.coin.as_ref()?;
+    let mut meta = meta.clone();
+    meta.last_msg_at = now;
+    Some(meta)
+}
+
 /// Bytes a contact's cached coins occupy.
 pub fn held_bytes(held: &TierCounts) -> u64 {
     Tier::ALL.iter().map(|t| u64::from(held.get(*t)) * coin::stored_bytes(*t)).sum()

@@ -41,7 +41,7 @@
 //! alice_store.register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", 0).unwrap()).unwrap();
 //! alice_store.store_coin(&bob.user_id(), &minted.public, 0).unwrap();
 //!
-//! let a = Messenger::new(&*alice_store, &alice, &alice_dk, Policy::DEFAULT);
+//! let a = Messenger::new(&*alice_store, &alice, &alice_dk);
 //! let opts = SendOptions::default();
 //! let SendOutcome::Sent(sent) = a.send(&bob.user_id(), &DeviceContext::HOME_WIFI, b"hi Bob", opts, 1, &mut rng).unwrap()
 //! else { panic!("a coin was cached") };
@@ -50,7 +50,7 @@
 //! let mut wire = [0u8; aqm_core::envelope::MAX_ENVELOPE];
 //! let wire = sent.envelope.encode(&mut wire).unwrap();
 //!
-//! let b = Messenger::new(&*bob_store, &bob, &bob_dk, Policy::DEFAULT);
+//! let b = Messenger::new(&*bob_store, &bob, &bob_dk);
 //! let got = b.receive(wire, 2, &mut rng).unwrap();
 //! assert_eq!(&got.plaintext[..], b"hi Bob");
 //! assert_eq!(got.trust, Trust::Exchanged);
@@ -85,15 +85,15 @@ pub type Plaintext = heapless::Vec<u8, MAX_MESSAGE>;
 /// How often a send or receive that lost a session race reloads and tries again.
 pub const SESSION_ATTEMPTS: usize = 4;
 
-/// One device's side of the lifecycle: its store, the identity that signs its re-keys, its device
-/// key and its policy.
+/// One device's side of the lifecycle: its store, the identity that signs its re-keys and its
+/// device key. It plans under its store's policy ([`HasPolicy`]), so the caps a prefetch asks
+/// for are the caps the store admits.
 #[derive(Debug)]
 pub struct Messenger<'a, St, Sg> {
     store: &'a St,
     signer: &'a Sg,
     me: UserId,
     device_key: &'a DeviceKey,
-    policy: Policy,
 }
 
 /// What the app allows for one send.
@@ -237,9 +237,9 @@ where
     E: StoreError,
 {
     /// The lifecycle of the user whose identity `signer` holds, on a device holding
-    /// `device_key`, over `store`, under `policy` (the same policy the store applies).
-    pub fn new(store: &'a St, signer: &'a Sg, device_key: &'a DeviceKey, policy: Policy) -> Self {
-        Messenger { store, me: signer.user_id(), signer, device_key, policy }
+    /// `device_key`, over `store`, under the policy the store applies.
+    pub fn new(store: &'a St, signer: &'a Sg, device_key: &'a DeviceKey) -> Self {
+        Messenger { store, me: signer.user_id(), signer, device_key }
     }
 
     /// The user this messenger sends as.
@@ -247,9 +247,9 @@ where
         &self.me
     }
 
-    /// The policy this messenger plans under.
+    /// The policy this messenger plans under: its store's.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        self.store.policy()
     }
 
     /// Pin `identity` at `trust` ([`PinStore::pin_identity`]): the first identity for a user id is
@@ -283,7 +283,7 @@ where
         let contact = self.store.contact(peer)?;
         let priority = contact.as_ref().map_or(crate::Priority::Stranger, |c| c.priority);
         let require_pq = contact.as_ref().is_some_and(|c| c.require_pq);
-        Ok(inventory::send_range(&self.policy, ctx, priority, require_pq, opts.allow_classical))
+        Ok(inventory::send_range(self.policy(), ctx, priority, require_pq, opts.allow_classical))
     }
 
     /// Encrypt `plaintext` to `peer`, whose identity must be pinned ([`Error::IdentityNotPinned`]).
@@ -436,7 +436,7 @@ where
         now: UnixSeconds,
         rng: &mut R,
     ) -> Result<Sent, E> {
-        coin.verify_fresh(peer, &self.policy, now)?;
+        coin.verify_fresh(peer, self.policy(), now)?;
         let (kem_ciphertext, shared) = crypto::encapsulate(coin.tier, &coin.public_key, rng)?;
         let nonce = random_nonce(rng);
         let fields = RekeyFields {
@@ -451,7 +451,7 @@ where
         };
         let signature = self.signer.sign_rekey(&fields, rng)?;
         let transcript = fields.transcript_hash()?;
-        let limit = self.policy.ratchet_limit(coin.tier);
+        let limit = self.policy().ratchet_limit(coin.tier);
         let mut chain = SendChain::new(&shared, &self.me, &peer.user_id, coin.key_id, coin.tier, limit, &transcript);
         let rekey = RekeyHeader { tier: coin.tier, kem_ciphertext, signature };
         let envelope = self.seal_and_save(&mut chain, Some(rekey), nonce, plaintext, expected, rng)?;
@@ -605,7 +605,7 @@ where
             _ => RecvSession::new(env.sender, chain),
         };
         session.decrypt(
-            self.policy.max_skipped_keys,
+            self.policy().max_skipped_keys,
             &env.chain,
             env.counter,
             &env.nonce,
@@ -629,7 +629,7 @@ where
         let mut session = RecvSession::open(&stored.blob, self.device_key, &env.sender)?;
         let tier = session.chain_tier(&env.chain).ok_or(Error::NoSession)?;
         session.decrypt(
-            self.policy.max_skipped_keys,
+            self.policy().max_skipped_keys,
             &env.chain,
             env.counter,
             &env.nonce,
@@ -664,7 +664,7 @@ where
         let pinned = self.pinned(peer).map_err(FetchError::Store)?;
         let held = self.store.counts(peer).map_err(FetchError::Store)?;
         let mut report = PrefetchReport {
-            requested: inventory::replenish_needs(&self.policy, meta.priority, &held),
+            requested: inventory::replenish_needs(self.policy(), meta.priority, &held),
             ..PrefetchReport::default()
         };
         for tier in Tier::ALL {
@@ -679,7 +679,7 @@ where
                 Err(e) => return Err(FetchError::Directory(e)),
             };
             for coin in &claimed {
-                if coin.tier != tier || coin.verify_fresh(&pinned.identity, &self.policy, now).is_err() {
+                if coin.tier != tier || coin.verify_fresh(&pinned.identity, self.policy(), now).is_err() {
                     report.rejected += 1;
                     continue;
                 }
@@ -729,7 +729,7 @@ where
             };
             if let Some(coin) = claimed
                 .into_iter()
-                .find(|c| c.tier == tier && c.verify_fresh(&pinned.identity, &self.policy, now).is_ok())
+                .find(|c| c.tier == tier && c.verify_fresh(&pinned.identity, self.policy(), now).is_ok())
             {
                 return Ok(Some(coin));
             }
@@ -760,7 +760,7 @@ where
     /// let published = coin::mint(&carol, Tier::Bronze, &DeviceKey::random(&mut rng), 0, &mut rng).unwrap();
     /// directory.upload(&carol.user_id(), &[published.public], 0).unwrap();
     ///
-    /// let a = Messenger::new(&*device, &alice, &dk, Policy::DEFAULT);
+    /// let a = Messenger::new(&*device, &alice, &dk);
     /// a.pin_from_directory(&*directory, &carol.user_id()).unwrap();
     /// // A stranger's ceiling is BRONZE, so the context's BRONZE needs no `allow_classical`.
     /// let (ctx, opts) = (DeviceContext::HOME_WIFI, SendOptions::default());

@@ -3,7 +3,10 @@
 //! Inside that step the backend reads what it needs, asks the core's rule functions
 //! ([`crate::vault`], [`crate::inventory`], [`crate::directory`]) what to do, and writes the answer.
 //!
-//! Each backend is built with a [`crate::Policy`] and applies that policy in every step.
+//! Each backend is built with a [`crate::Policy`] and applies that policy in every step; it
+//! says which one through [`HasPolicy`], a supertrait of every store that applies rules, so the
+//! messenger plans under the very policy its store admits under (and the conformance kit checks
+//! the store against its own policy, not against the defaults).
 //!
 //! Methods take `&self`: a backend that is `Sync` can be shared between threads, and the
 //! conformance kit ([`crate::testkit`], feature `testkit`) then proves its atomicity concurrently.
@@ -16,10 +19,26 @@ use crate::directory::{Claimed, IdempotencyKey};
 use crate::inventory::{CachedCoin, ContactMeta, GcReport, Selection};
 use crate::pins::{Pinned, Trust};
 use crate::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
-use crate::{ContactId, Error, KeyId, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
+use crate::{ContactId, Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
+
+/// A store built with a [`Policy`], which it applies in every step.
+///
+/// A supertrait of [`VaultStore`], [`InventoryStore`] and [`DirectoryStore`]: whoever holds a
+/// store can ask it which rules it enforces, instead of being handed a second policy that might
+/// disagree (a prefetch planned under one set of caps while the store admits under another).
+pub trait HasPolicy {
+    /// The policy every operation of this store applies.
+    fn policy(&self) -> &Policy;
+}
+
+impl<T: HasPolicy + ?Sized> HasPolicy for &T {
+    fn policy(&self) -> &Policy {
+        (**self).policy()
+    }
+}
 
 /// The vault of one device: sealed private halves of its own coins.
-pub trait VaultStore {
+pub trait VaultStore: HasPolicy {
     /// The backend's error; core refusals come back as [`crate::Error`] inside it.
     type Error: StoreError;
 
@@ -150,7 +169,7 @@ pub trait PinStore {
 }
 
 /// A device's cache of its contacts' public coins.
-pub trait InventoryStore {
+pub trait InventoryStore: HasPolicy {
     /// The backend's error.
     type Error: StoreError;
 
@@ -205,7 +224,7 @@ pub trait InventoryStore {
 }
 
 /// The coin directory: publishes coins and hands each out at most once.
-pub trait DirectoryStore {
+pub trait DirectoryStore: HasPolicy {
     /// The backend's error.
     type Error: StoreError;
 

@@ -37,6 +37,11 @@ impl KeyStatus {
 }
 
 /// One private key in the vault: its sealed seed and its state.
+///
+/// The state (`status`, `burned_at`) is private: only the state machine moves it
+/// ([`VaultEntry::burn`]), so no caller can hand a store an entry that un-burns a key or burns
+/// it without the counters knowing. A backend reading its own record back rebuilds an entry with
+/// [`VaultEntry::from_stored`], which refuses an inconsistent state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultEntry {
     /// The coin's key id.
@@ -46,13 +51,13 @@ pub struct VaultEntry {
     /// The secret seed, sealed under the device key.
     pub sealed: SealedSecret,
     /// ACTIVE or BURNED.
-    pub status: KeyStatus,
+    status: KeyStatus,
     /// When the coin was minted.
     pub created_at: UnixSeconds,
     /// The coin's signed expiry; the secret is deleted at `expires_at + vault_grace`.
     pub expires_at: UnixSeconds,
     /// When the coin was burned, if it was.
-    pub burned_at: Option<UnixSeconds>,
+    burned_at: Option<UnixSeconds>,
 }
 
 impl VaultEntry {
@@ -65,6 +70,35 @@ impl VaultEntry {
         expires_at: UnixSeconds,
     ) -> Self {
         VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, expires_at, burned_at: None }
+    }
+
+    /// An entry as a backend stored it: ACTIVE with no burn time, or BURNED at `burned_at`.
+    /// Any other combination is [`Error::Malformed`] (a corrupt record, not a state).
+    pub fn from_stored(
+        key_id: KeyId,
+        tier: Tier,
+        sealed: SealedSecret,
+        created_at: UnixSeconds,
+        expires_at: UnixSeconds,
+        status: KeyStatus,
+        burned_at: Option<UnixSeconds>,
+    ) -> Result<Self, Error> {
+        match (status, burned_at) {
+            (KeyStatus::Active, None) | (KeyStatus::Burned, Some(_)) => {
+                Ok(VaultEntry { key_id, tier, sealed, status, created_at, expires_at, burned_at })
+            }
+            _ => Err(Error::Malformed),
+        }
+    }
+
+    /// ACTIVE or BURNED.
+    pub fn status(&self) -> KeyStatus {
+        self.status
+    }
+
+    /// When the key was burned (None while ACTIVE).
+    pub fn burned_at(&self) -> Option<UnixSeconds> {
+        self.burned_at
     }
 
     /// Check that an entry offered to [`crate::store::VaultStore::put`] is freshly minted (ACTIVE,
@@ -198,7 +232,7 @@ mod tests {
         let mut e = entry(0);
         assert!(e.is_usable(&p, 10));
         e.burn(&p, 10).unwrap();
-        assert_eq!(e.burned_at, Some(10));
+        assert_eq!(e.burned_at(), Some(10));
         let before = e.clone();
         assert_eq!(e.burn(&p, 11), Err(Error::KeyAlreadyBurned));
         assert_eq!(e, before);

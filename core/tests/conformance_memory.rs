@@ -6,16 +6,15 @@ use aqm_core::store::{Direction, DirectoryStore, InventoryStore, SessionStore, V
 use aqm_core::testkit::fixtures::{T0, expect_core, fixtures, must};
 use aqm_core::{Error, Policy, Priority, Tier, TierCounts, UserId};
 
-fn fresh() -> MemoryStore {
-    MemoryStore::new(Policy::DEFAULT)
+/// Room for the kit's largest case: the inventory model keeps three contacts at their largest
+/// caps (10 coins each). Boxed: a store of this size is too large to move around a test stack.
+type KitStore = MemoryStore<64, 32>;
+
+fn fresh(policy: Policy) -> Box<KitStore> {
+    Box::new(KitStore::new(policy))
 }
 
-aqm_core::vault_conformance!(fresh);
-aqm_core::session_conformance!(fresh);
-aqm_core::inventory_conformance!(fresh);
-aqm_core::directory_conformance!(fresh);
-aqm_core::concurrency_conformance!(fresh);
-aqm_core::session_concurrency_conformance!(fresh);
+aqm_core::conformance!(fresh => |fx| &**fx; vault, session, pins, inventory, directory; sync);
 
 /// Room for two of everything.
 type Tiny = MemoryStore<2, 2, 2, 2, 2, 1, 1>;

@@ -11,8 +11,8 @@ use aqm_core::messaging::{Messenger, SendOptions, SendOutcome};
 use aqm_core::pins::{Pinned, Trust};
 use aqm_core::rekey::{RekeyFields, RekeySigner};
 use aqm_core::store::{
-    Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, StoredSession,
-    VaultStore,
+    Direction, DirectoryStore, HasPolicy, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion,
+    StoredSession, VaultStore,
 };
 use aqm_core::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
 use aqm_core::{
@@ -67,7 +67,7 @@ fn a_spoofed_sender_is_refused_and_the_real_chain_survives() {
             mallory.store.register_contact(&ContactMeta::new(bob.me(), Priority::Bestie, "bob", 0).unwrap()).unwrap();
             mallory.know(&bob);
             let forger = Impersonator { claims: alice.me(), real: &mallory.id };
-            let m = Messenger::new(&*mallory.store, &forger, &mallory.dk, Policy::DEFAULT);
+            let m = Messenger::new(&*mallory.store, &forger, &mallory.dk);
             let forged = m.send_with_coin(&bob.me(), &claimed[0], tier, b"it's 'alice'", 10, &mut rng).unwrap();
             assert_eq!(forged.envelope.sender, alice.me());
             assert_eq!(bob.receive(&wire(&forged), &mut rng).unwrap_err(), Error::BadSignature, "{tier}");
@@ -77,7 +77,7 @@ fn a_spoofed_sender_is_refused_and_the_real_chain_survives() {
 
             // A re-key signed by Mallory's identity for her own id opens a chain as Mallory, not
             // as Alice: Bob has not pinned Mallory, so it is refused too.
-            let m = Messenger::new(&*mallory.store, &mallory.id, &mallory.dk, Policy::DEFAULT);
+            let m = Messenger::new(&*mallory.store, &mallory.id, &mallory.dk);
             let hers = m.send_with_coin(&bob.me(), &claimed[1], tier, b"hi", 10, &mut rng).unwrap();
             assert_eq!(bob.receive(&wire(&hers), &mut rng).unwrap_err(), Error::IdentityNotPinned);
             // Her envelope relabelled as Alice's fails Alice's signature check.
@@ -397,6 +397,12 @@ struct Racing {
     raced: std::sync::atomic::AtomicBool,
 }
 
+impl HasPolicy for Racing {
+    fn policy(&self) -> &Policy {
+        self.inner.policy()
+    }
+}
+
 impl VaultStore for Racing {
     type Error = Error;
     fn put(&self, e: &VaultEntry) -> Result<(), Error> {
@@ -510,7 +516,7 @@ fn a_rekey_that_loses_the_session_race_puts_its_coin_back_in_fifo_order() {
         for c in &coins {
             racing.store_coin(&bob.me(), c, 0).unwrap();
         }
-        let m = Messenger::new(&racing, &alice.id, &alice.dk, Policy::DEFAULT);
+        let m = Messenger::new(&racing, &alice.id, &alice.dk);
         let ctx = DeviceContext::OUTDOOR_CELLULAR;
         let SendOutcome::Sent(sent) =
             m.send(&bob.me(), &ctx, b"after the race", SendOptions::default(), 10, &mut rng).unwrap()

@@ -262,7 +262,7 @@ where
     let safety = SafetyNumber::of(alice.public(), bob.public());
     expect_eq("both sides compute one safety number", safety, SafetyNumber::of(bob.public(), alice.public()))?;
     ui.ok(format!("identities exchanged and pinned; safety number {safety}"));
-    let alice_m = Messenger::new(alice_store, &alice, &alice_dk, policy.clone());
+    let alice_m = Messenger::new(alice_store, &alice, &alice_dk);
     let idem: [u8; 16] = rng.random();
     let report = alice_m.prefetch(directory, &bob.user_id(), Some(idem), now()).step("pre-fetch Bob's coins")?;
     expect_eq(
@@ -358,7 +358,7 @@ where
     // ── Phase 4 ─────────────────────────────────────────────────────────────────────────────
     ui.phase(4, 4, "DECRYPT + BURN", "Bob opens each message; each coin burns as it opens");
     let t = Instant::now();
-    let bob_m = Messenger::new(bob_store, &bob, &bob_dk, policy.clone());
+    let bob_m = Messenger::new(bob_store, &bob, &bob_dk);
     for (text, wire, tier, chain) in &wires {
         let step = format!("Bob opens the {tier} message");
         let got = bob_m.receive(wire, now(), &mut rng).step(&step)?;

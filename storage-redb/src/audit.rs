@@ -13,6 +13,7 @@ use redb::ReadableTable;
 use crate::RedbStore;
 use crate::codec::{self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT};
 use crate::error::{Ctx, Error};
+use crate::records;
 
 /// What [`RedbStore::audit`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,11 +48,11 @@ impl RedbStore {
             a.vault_stats = codec::vault_stats(&counters)?;
             for row in tx.open_table(VAULT).ctx("audit: open table vault")?.iter().ctx("audit: scan table vault")? {
                 let (k, v) = row.ctx("audit: scan table vault")?;
-                let e: VaultEntry = codec::decode("vault", v.value())?;
+                let e: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
                 if e.key_id.0 != k.value() {
                     a.problems.push(format!("vault entry {} stored under another key id", e.key_id));
                 }
-                match e.status {
+                match e.status() {
                     KeyStatus::Active => {
                         *a.vault_active.get_mut(e.tier) += 1;
                         a.active_keys.insert(e.key_id);
@@ -86,7 +87,7 @@ impl RedbStore {
         let mut metas = BTreeMap::new();
         for row in contacts.iter().ctx("audit: scan table contacts")? {
             let (_, v) = row.ctx("audit: scan table contacts")?;
-            let m: ContactMeta = codec::decode("contacts", v.value())?;
+            let m: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
             metas.insert(m.contact_id, m);
         }
         let mut index_rows = 0usize;
@@ -100,7 +101,7 @@ impl RedbStore {
             let (contact, b, seq) = k.value();
             let contact = aqm_core::UserId(contact);
             let tier = codec::tier("inventory_coins", b)?;
-            let c: CachedCoin = codec::decode("inventory_coins", v.value())?;
+            let c: CachedCoin = records::decode::<records::CachedRecord>("inventory_coins", v.value())?;
             coin_rows += 1;
             if c.seq != seq || c.coin.tier != tier || c.coin.owner != contact {
                 a.problems.push(format!("cached coin {} is filed under the wrong key", c.coin.key_id));
@@ -146,7 +147,7 @@ impl RedbStore {
         {
             let (k, v) = row.ctx("audit: scan table directory_unclaimed")?;
             let (owner, b, seq) = k.value();
-            let c: DirectoryCoin = codec::decode("directory_unclaimed", v.value())?;
+            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
             records += 1;
             if c.claimed_by.is_some()
                 || keys.get((owner, c.coin.key_id.0)).ctx("audit: read")?.map(|g| g.value()) != Some((b, seq, false))
@@ -156,7 +157,7 @@ impl RedbStore {
         }
         for row in tx.open_table(DIR_CLAIMED).ctx("audit: open table directory_claimed")?.iter().ctx("audit: scan")? {
             let (k, v) = row.ctx("audit: scan table directory_claimed")?;
-            let c: DirectoryCoin = codec::decode("directory_claimed", v.value())?;
+            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>("directory_claimed", v.value())?;
             records += 1;
             let ok = keys.get(k.value()).ctx("audit: read")?.is_some_and(|g| g.value().2);
             if c.claimed_by.is_none() || !ok {

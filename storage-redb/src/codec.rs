@@ -1,14 +1,13 @@
-//! Table definitions and the postcard encoding of stored values.
+//! Table definitions, the format record and the sequences.
 //!
 //! Keys are typed redb tuples of raw ids, tier bytes and sequence numbers, so range scans follow
-//! the FIFO order; values are postcard encodings of the core's own types.
+//! the FIFO order; values are the crate's own records ([`crate::records`]), postcard-encoded.
 
 use aqm_core::vault::VaultStats;
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::error::{Ctx, Error};
+use crate::records::{self, StatsRecord};
 
 /// Raw 16-byte id (user id, contact id or key id).
 pub(crate) type Id = [u8; 16];
@@ -27,9 +26,12 @@ pub(crate) const PINS: TableDefinition<'_, Id, &[u8]> = TableDefinition::new("pi
 /// The format record: `"format"` → [`FORMAT_VERSION`].
 pub(crate) const FORMAT: TableDefinition<'_, &str, u32> = TableDefinition::new("aqm_format");
 
-/// The at-rest format this build writes and reads. 2 = protocol v2 (coins with expiry, versioned
-/// sessions, pinned identities). Files of another version are refused at open.
-pub const FORMAT_VERSION: u32 = 2;
+/// The at-rest format this build writes and reads. 3 = protocol v2 (coins with expiry, versioned
+/// sessions, pinned identities) with every value one of the crate's own records
+/// ([`crate::records`]); 2 was the same tables holding postcard encodings of the core's types,
+/// which a change to a core struct could silently break. Files of another version are refused
+/// at open, naming both versions; `tests/golden/` holds a file of this one.
+pub const FORMAT_VERSION: u32 = 3;
 /// Contacts: contact id → [`aqm_core::inventory::ContactMeta`].
 pub(crate) const CONTACTS: TableDefinition<'_, Id, &[u8]> = TableDefinition::new("contacts");
 /// Cached coins: (contact, tier byte, seq) → [`aqm_core::inventory::CachedCoin`].
@@ -76,16 +78,6 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), Error> {
     Ok(())
 }
 
-/// Postcard-encode a value for `table`.
-pub(crate) fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(value).map_err(|_| Error::Corrupt { table, detail: "value does not encode" })
-}
-
-/// Decode a value read from `table`.
-pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(bytes).map_err(|_| Error::Corrupt { table, detail: "postcard decoding failed" })
-}
-
 /// Decode a tier byte stored in a key of `table`.
 pub(crate) fn tier(table: &'static str, byte: u8) -> Result<aqm_core::Tier, Error> {
     aqm_core::Tier::try_from(byte).map_err(|_| Error::Corrupt { table, detail: "unknown tier byte in key" })
@@ -102,14 +94,14 @@ pub(crate) fn next_seq(tx: &WriteTransaction, name: &'static str) -> Result<u64,
 /// The stored vault counters.
 pub(crate) fn vault_stats<T: ReadableTable<&'static str, &'static [u8]>>(t: &T) -> Result<VaultStats, Error> {
     match t.get(COUNTER_VAULT).ctx("read table counters")? {
-        Some(g) => decode("counters", g.value()),
+        Some(g) => records::decode::<StatsRecord>("counters", g.value()),
         None => Ok(VaultStats::default()),
     }
 }
 
 /// Replace the stored vault counters.
 pub(crate) fn put_vault_stats(t: &mut Table<'_, &'static str, &'static [u8]>, s: &VaultStats) -> Result<(), Error> {
-    let bytes = encode("counters", s)?;
+    let bytes = records::encode::<StatsRecord>("counters", s)?;
     t.insert(COUNTER_VAULT, bytes.as_slice()).ctx("write table counters")?;
     Ok(())
 }

@@ -17,10 +17,11 @@ use crate::codec::{
     self, DIR_CLAIMED, DIR_IDEMPOTENCY, DIR_IDENTITIES, DIR_KEYS, DIR_QUOTA, DIR_UNCLAIMED, Id, SEQ_DIRECTORY,
 };
 use crate::error::{Ctx, Error};
+use crate::records;
 
 fn identity_in<T: ReadableTable<Id, &'static [u8]>>(t: &T, user: &UserId) -> Result<Option<PublicIdentity>, Error> {
     match t.get(user.0).ctx("read table directory_identities")? {
-        Some(g) => codec::decode("directory_identities", g.value()).map(Some),
+        Some(g) => records::decode::<records::IdentityRecord>("directory_identities", g.value()).map(Some),
         None => Ok(None),
     }
 }
@@ -36,7 +37,7 @@ impl DirectoryStore for RedbStore {
                 Some(known) if known == *identity => Ok(()),
                 Some(_) => Err(aqm_core::Error::KeyAlreadyExists.into()),
                 None => {
-                    let bytes = codec::encode("directory_identities", identity)?;
+                    let bytes = records::encode::<records::IdentityRecord>("directory_identities", identity)?;
                     t.insert(identity.user_id.0, bytes.as_slice()).ctx("write table directory_identities")?;
                     Ok(())
                 }
@@ -67,7 +68,7 @@ impl DirectoryStore for RedbStore {
                 let tier = coin.tier.to_byte();
                 let record =
                     DirectoryCoin { coin: coin.clone(), uploaded_at: now, seq, claimed_by: None, claimed_at: None };
-                let bytes = codec::encode("directory_unclaimed", &record)?;
+                let bytes = records::encode::<records::DirectoryRecord>("directory_unclaimed", &record)?;
                 unclaimed.insert((owner.0, tier, seq), bytes.as_slice()).ctx("write table directory_unclaimed")?;
                 keys.insert((owner.0, coin.key_id.0), (tier, seq, false)).ctx("write table directory_keys")?;
                 inserted += 1;
@@ -90,7 +91,8 @@ impl DirectoryStore for RedbStore {
             if let Some(k) = idempotency
                 && let Some(g) = idem.get((requester.0, k)).ctx("read table directory_idempotency")?
             {
-                let (_, coins): (UnixSeconds, Claimed) = codec::decode("directory_idempotency", g.value())?;
+                let (_, coins): (UnixSeconds, Claimed) =
+                    records::decode::<records::ReplyRecord>("directory_idempotency", g.value())?;
                 return Ok(coins);
             }
             let b = tier.to_byte();
@@ -98,31 +100,34 @@ impl DirectoryStore for RedbStore {
             let mut quota = tx.open_table(DIR_QUOTA).ctx("open table directory_quota")?;
             let qkey = (owner.0, requester.0, b, window);
             let used = quota.get(qkey).ctx("read table directory_quota")?.map_or(0, |g| g.value());
-            let grant = directory::quota_grant(&self.policy, tier, used, count)?;
 
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
-            let mut taken = Vec::new();
+            // The owner's unclaimed coins of this tier, oldest first, up to what the quota can
+            // grant (skipped coins are not claimable: at most that many more are read).
+            let grant = directory::quota_grant(&self.policy, tier, used, count)? as usize;
+            let mut candidates = Vec::new();
+            let mut unusable = 0;
             for row in
                 unclaimed.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?
             {
-                if taken.len() == grant as usize {
+                if candidates.len() - unusable >= grant {
                     break;
                 }
-                let (k, v) = row.ctx("scan table directory_unclaimed")?;
-                let record = codec::decode::<DirectoryCoin>("directory_unclaimed", v.value())?;
-                // Coins too close to expiry are never handed out; the stale purge removes them.
-                if directory::claimable(&self.policy, &record.coin, now) {
-                    taken.push((k.value(), record));
+                let (_, v) = row.ctx("scan table directory_unclaimed")?;
+                let record = records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
+                if !directory::claimable(&self.policy, &record.coin, now) {
+                    unusable += 1;
                 }
+                candidates.push(record);
             }
+            let plan = directory::plan_claim(&self.policy, tier, used, count, now, &candidates)?;
             let mut claimed_t = tx.open_table(DIR_CLAIMED).ctx("open table directory_claimed")?;
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut out = Claimed::new();
-            for (k, mut record) in taken {
-                unclaimed.remove(k).ctx("delete from table directory_unclaimed")?;
-                record.claimed_by = Some(*requester);
-                record.claimed_at = Some(now);
-                let bytes = codec::encode("directory_claimed", &record)?;
+            for mut record in candidates.into_iter().filter(|d| plan.picks.contains(&d.seq)) {
+                unclaimed.remove((owner.0, b, record.seq)).ctx("delete from table directory_unclaimed")?;
+                record.claim(requester, now);
+                let bytes = records::encode::<records::DirectoryRecord>("directory_claimed", &record)?;
                 claimed_t
                     .insert((owner.0, record.coin.key_id.0), bytes.as_slice())
                     .ctx("write table directory_claimed")?;
@@ -131,10 +136,10 @@ impl DirectoryStore for RedbStore {
                 out.push(record.coin).map_err(|_| aqm_core::Error::CapacityFull { what: "claim result" })?;
             }
             if !out.is_empty() {
-                quota.insert(qkey, used + out.len() as u32).ctx("write table directory_quota")?;
+                quota.insert(qkey, plan.used_after).ctx("write table directory_quota")?;
             }
             if let Some(k) = idempotency {
-                let bytes = codec::encode("directory_idempotency", &(now, &out))?;
+                let bytes = records::encode::<records::ReplyRecord>("directory_idempotency", &(now, out.clone()))?;
                 idem.insert((requester.0, k), bytes.as_slice()).ctx("write table directory_idempotency")?;
             }
             Ok(out)
@@ -162,7 +167,8 @@ impl DirectoryStore for RedbStore {
             let mut doomed = Vec::new();
             for row in unclaimed.iter().ctx("scan table directory_unclaimed")? {
                 let (k, v) = row.ctx("scan table directory_unclaimed")?;
-                let record: DirectoryCoin = codec::decode("directory_unclaimed", v.value())?;
+                let record: DirectoryCoin =
+                    records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
                 if directory::is_stale(&self.policy, &record, now) {
                     doomed.push((k.value(), record.coin.key_id));
                 }
@@ -182,7 +188,8 @@ impl DirectoryStore for RedbStore {
             let mut doomed = Vec::new();
             for row in claimed.iter().ctx("scan table directory_claimed")? {
                 let (k, v) = row.ctx("scan table directory_claimed")?;
-                let record: DirectoryCoin = codec::decode("directory_claimed", v.value())?;
+                let record: DirectoryCoin =
+                    records::decode::<records::DirectoryRecord>("directory_claimed", v.value())?;
                 if directory::claim_expired(&self.policy, record.claimed_at.unwrap_or(record.uploaded_at), now) {
                     doomed.push(k.value());
                 }
@@ -197,7 +204,8 @@ impl DirectoryStore for RedbStore {
             let mut stale_idem = Vec::new();
             for row in idem.iter().ctx("scan table directory_idempotency")? {
                 let (k, v) = row.ctx("scan table directory_idempotency")?;
-                let (at, _): (UnixSeconds, Claimed) = codec::decode("directory_idempotency", v.value())?;
+                let (at, _): (UnixSeconds, Claimed) =
+                    records::decode::<records::ReplyRecord>("directory_idempotency", v.value())?;
                 if directory::claim_expired(&self.policy, at, now) {
                     stale_idem.push(k.value());
                 }

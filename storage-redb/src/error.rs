@@ -38,7 +38,8 @@ pub enum Error {
     /// The file was written in another at-rest format than this build reads.
     #[error(
         "this redb file is in AQM format v{found}, but this build reads only format v{supported}: \
-         format v1 files hold protocol v1 coins and sessions, which v2 refuses; delete the file and \
+         format v1 files hold protocol v1 coins and sessions, which v2 refuses, and format v2 files \
+         hold core types raw, an encoding this build no longer reads; delete the file and \
          re-provision (mint new coins, re-exchange contacts)"
     )]
     UnsupportedFormat {

@@ -6,7 +6,7 @@
 //! them, so they cannot drift.
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::inventory::{self, CachedCoin, ContactMeta, GcReport, Selection, TierRange};
+use aqm_core::inventory::{self, CachedCoin, Collection, ContactMeta, GcReport, ScanStep, Selection, TierRange};
 use aqm_core::store::InventoryStore;
 use aqm_core::{ContactId, KeyId, Priority, Tier, TierCounts, UnixSeconds};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -14,11 +14,12 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use crate::RedbStore;
 use crate::codec::{self, CONTACTS, INV_COINS, INV_INDEX, Id, SEQ_INVENTORY};
 use crate::error::{Ctx, Error};
+use crate::records;
 
 /// The registered meta of `contact`, if any.
 fn meta_in<T: ReadableTable<Id, &'static [u8]>>(t: &T, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
     match t.get(contact.0).ctx("read table contacts")? {
-        Some(g) => codec::decode("contacts", g.value()).map(Some),
+        Some(g) => records::decode::<records::ContactRecord>("contacts", g.value()).map(Some),
         None => Ok(None),
     }
 }
@@ -43,7 +44,7 @@ fn coins_table(tx: &WriteTransaction) -> Result<Table<'_, CoinKey, &'static [u8]
 /// Cache `cached` for `contact` under its own sequence number (with its index entry).
 fn insert_cached(tx: &WriteTransaction, contact: &ContactId, cached: &CachedCoin) -> Result<(), Error> {
     let tier = cached.coin.tier.to_byte();
-    let bytes = codec::encode("inventory_coins", cached)?;
+    let bytes = records::encode::<records::CachedRecord>("inventory_coins", cached)?;
     coins_table(tx)?.insert((contact.0, tier, cached.seq), bytes.as_slice()).ctx("write table inventory_coins")?;
     let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
     index.insert((contact.0, cached.coin.key_id.0), (tier, cached.seq)).ctx("write table inventory_index")?;
@@ -58,7 +59,7 @@ fn is_cached(tx: &WriteTransaction, contact: &ContactId, key_id: &KeyId) -> Resu
 
 fn put_meta(tx: &WriteTransaction, meta: &ContactMeta) -> Result<(), Error> {
     let mut t = tx.open_table(CONTACTS).ctx("open table contacts")?;
-    let bytes = codec::encode("contacts", meta)?;
+    let bytes = records::encode::<records::ContactRecord>("contacts", meta)?;
     t.insert(meta.contact_id.0, bytes.as_slice()).ctx("write table contacts")?;
     Ok(())
 }
@@ -77,7 +78,7 @@ fn evict_newest(tx: &WriteTransaction, contact: &ContactId, tier: Tier, n: u32) 
             break;
         }
         let (k, v) = row.ctx("scan table inventory_coins")?;
-        let cached: CachedCoin = codec::decode("inventory_coins", v.value())?;
+        let cached: CachedCoin = records::decode::<records::CachedRecord>("inventory_coins", v.value())?;
         doomed.push((k.value(), cached.coin.key_id));
     }
     for (k, key_id) in &doomed {
@@ -87,13 +88,13 @@ fn evict_newest(tx: &WriteTransaction, contact: &ContactId, tier: Tier, n: u32) 
     Ok(doomed.len() as u32)
 }
 
-/// Drop every cached coin of `contact` and downgrade it to STRANGER.
-fn collect_in(tx: &WriteTransaction, meta: &mut ContactMeta, held: &TierCounts) -> Result<(), Error> {
+/// Write what the core decided collecting a contact writes ([`inventory::collect`]): its coins
+/// gone and its downgraded record.
+fn apply_collection(tx: &WriteTransaction, plan: &Collection) -> Result<(), Error> {
     for tier in Tier::ALL {
-        evict_newest(tx, &meta.contact_id, tier, held.get(tier))?;
+        evict_newest(tx, &plan.meta.contact_id, tier, plan.evict.get(tier))?;
     }
-    meta.priority = Priority::Stranger;
-    put_meta(tx, meta)
+    put_meta(tx, &plan.meta)
 }
 
 impl InventoryStore for RedbStore {
@@ -150,7 +151,7 @@ impl InventoryStore for RedbStore {
         now: UnixSeconds,
     ) -> Result<Selection, Error> {
         self.write("select_coin", |tx| {
-            let mut meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
+            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
                 .ok_or(aqm_core::Error::ContactNotRegistered)?;
             let mut selection = Selection::default();
             let mut coins = coins_table(tx)?;
@@ -167,25 +168,28 @@ impl InventoryStore for RedbStore {
                             None => None,
                             Some(row) => {
                                 let (k, v) = row.ctx("scan table inventory_coins")?;
-                                Some((k.value(), codec::decode::<CachedCoin>("inventory_coins", v.value())?))
+                                Some((
+                                    k.value(),
+                                    records::decode::<records::CachedRecord>("inventory_coins", v.value())?,
+                                ))
                             }
                         }
                     };
                     let Some((key, cached)) = next else { continue 'tiers };
                     coins.remove(key).ctx("delete from table inventory_coins")?;
                     index.remove((contact.0, cached.coin.key_id.0)).ctx("delete from table inventory_index")?;
-                    if cached.coin.check_fresh(&self.policy, now).is_err() {
-                        selection.wasted += 1;
-                        continue;
+                    match inventory::scan_step(&self.policy, &cached.coin, now) {
+                        ScanStep::Drop => selection.wasted += 1,
+                        ScanStep::Take => {
+                            selection.coin = Some(cached);
+                            break 'tiers;
+                        }
                     }
-                    selection.coin = Some(cached);
-                    break 'tiers;
                 }
             }
             drop((coins, index));
-            if selection.coin.is_some() {
-                meta.last_msg_at = now;
-                put_meta(tx, &meta)?;
+            if let Some(touched) = inventory::touch_on_select(&meta, &selection, now) {
+                put_meta(tx, &touched)?;
             }
             Ok(selection)
         })
@@ -233,7 +237,7 @@ impl InventoryStore for RedbStore {
             let counts = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
             for row in contacts.iter().ctx("scan table contacts")? {
                 let (_, v) = row.ctx("scan table contacts")?;
-                let meta: ContactMeta = codec::decode("contacts", v.value())?;
+                let meta: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
                 let held = counts_in(&counts, &meta.contact_id)?;
                 visit(&meta, held);
             }
@@ -249,18 +253,15 @@ impl InventoryStore for RedbStore {
                 let counts = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
                 for row in contacts.iter().ctx("scan table contacts")? {
                     let (_, v) = row.ctx("scan table contacts")?;
-                    let meta: ContactMeta = codec::decode("contacts", v.value())?;
-                    if inventory::is_inactive(&self.policy, meta.last_msg_at, now) {
-                        let held = counts_in(&counts, &meta.contact_id)?;
-                        due.push((meta, held));
-                    }
+                    let meta: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
+                    let held = counts_in(&counts, &meta.contact_id)?;
+                    due.push((meta, held));
                 }
             }
             let mut report = GcReport::default();
-            for (mut meta, held) in due {
-                report.add_contact(&held);
-                if !dry_run {
-                    collect_in(tx, &mut meta, &held)?;
+            for (meta, held) in due {
+                if let Some(plan) = inventory::gc_plan(&self.policy, &meta, &held, now, dry_run, &mut report) {
+                    apply_collection(tx, &plan)?;
                 }
             }
             Ok(report)
@@ -269,12 +270,12 @@ impl InventoryStore for RedbStore {
 
     fn collect_contact(&self, contact: &ContactId) -> Result<GcReport, Error> {
         self.write("collect_contact", |tx| {
-            let mut meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
+            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
                 .ok_or(aqm_core::Error::ContactNotRegistered)?;
             let held = counts_in(&coins_table(tx)?, contact)?;
             let mut report = GcReport::default();
-            report.add_contact(&held);
-            collect_in(tx, &mut meta, &held)?;
+            let plan = inventory::collect(&meta, &held, &mut report);
+            apply_collection(tx, &plan)?;
             Ok(report)
         })
     }

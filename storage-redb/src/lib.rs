@@ -39,6 +39,7 @@ mod directory;
 mod error;
 mod inventory;
 mod pins;
+mod records;
 mod vault;
 
 pub use codec::FORMAT_VERSION;
@@ -46,6 +47,7 @@ pub use codec::FORMAT_VERSION;
 use std::path::Path;
 
 use aqm_core::Policy;
+use aqm_core::store::HasPolicy;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
 pub use audit::Audit;
@@ -110,7 +112,7 @@ impl RedbStore {
         &self.policy
     }
 
-    /// The underlying redb database (e.g. to compact it).
+    /// The underlying redb database (e.g. to open it read-only for inspection or compact it).
     pub fn database(&self) -> &Database {
         &self.db
     }
@@ -144,5 +146,11 @@ impl RedbStore {
     ) -> Result<T, Error> {
         let tx = self.db.begin_read().ctx(op)?;
         f(&tx)
+    }
+}
+
+impl HasPolicy for RedbStore {
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 }

@@ -8,8 +8,9 @@ use aqm_core::store::PinStore;
 use redb::ReadableTable;
 
 use crate::RedbStore;
-use crate::codec::{self, PINS};
+use crate::codec::PINS;
 use crate::error::{Ctx, Error};
+use crate::records;
 
 impl PinStore for RedbStore {
     type Error = Error;
@@ -18,12 +19,12 @@ impl PinStore for RedbStore {
         self.write("pin_identity", |tx| {
             let mut t = tx.open_table(PINS).ctx("pin_identity: open table pins")?;
             let existing: Option<Pinned> = match t.get(identity.user_id.0).ctx("pin_identity: read table pins")? {
-                Some(g) => Some(codec::decode("pins", g.value())?),
+                Some(g) => Some(records::decode::<records::PinRecord>("pins", g.value())?),
                 None => None,
             };
             match pins::decide(existing.as_ref(), identity, trust)? {
                 Some(pin) => {
-                    let bytes = codec::encode("pins", &pin)?;
+                    let bytes = records::encode::<records::PinRecord>("pins", &pin)?;
                     t.insert(identity.user_id.0, bytes.as_slice()).ctx("pin_identity: write table pins")?;
                     Ok(pin)
                 }
@@ -37,7 +38,7 @@ impl PinStore for RedbStore {
         self.read("pinned", |tx| {
             let t = tx.open_table(PINS).ctx("pinned: open table pins")?;
             match t.get(user.0).ctx("pinned: read table pins")? {
-                Some(g) => codec::decode("pins", g.value()).map(Some),
+                Some(g) => records::decode::<records::PinRecord>("pins", g.value()).map(Some),
                 None => Ok(None),
             }
         })

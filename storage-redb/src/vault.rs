@@ -10,6 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::RedbStore;
 use crate::codec::{self, COUNTERS, SESSIONS, VAULT};
 use crate::error::{Ctx, Error};
+use crate::records;
 
 const fn direction_byte(d: Direction) -> u8 {
     match d {
@@ -23,11 +24,11 @@ const fn direction_byte(d: Direction) -> u8 {
 fn burn_in(tx: &WriteTransaction, policy: &aqm_core::Policy, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
     let mut vault = tx.open_table(VAULT).ctx("burn: open table vault")?;
     let mut entry: VaultEntry = match vault.get(key_id.0).ctx("burn: read table vault")? {
-        Some(g) => codec::decode("vault", g.value())?,
+        Some(g) => records::decode::<records::VaultRecord>("vault", g.value())?,
         None => return Err(aqm_core::Error::KeyNotFound.into()),
     };
     entry.burn(policy, now)?;
-    let bytes = codec::encode("vault", &entry)?;
+    let bytes = records::encode::<records::VaultRecord>("vault", &entry)?;
     vault.insert(key_id.0, bytes.as_slice()).ctx("burn: write table vault")?;
     let mut counters = tx.open_table(COUNTERS).ctx("burn: open table counters")?;
     let mut stats = codec::vault_stats(&counters)?;
@@ -45,7 +46,7 @@ impl VaultStore for RedbStore {
             if vault.get(entry.key_id.0).ctx("put: read table vault")?.is_some() {
                 return Err(aqm_core::Error::KeyAlreadyExists.into());
             }
-            let bytes = codec::encode("vault", entry)?;
+            let bytes = records::encode::<records::VaultRecord>("vault", entry)?;
             vault.insert(entry.key_id.0, bytes.as_slice()).ctx("put: write table vault")?;
             let mut counters = tx.open_table(COUNTERS).ctx("put: open table counters")?;
             let mut stats = codec::vault_stats(&counters)?;
@@ -58,7 +59,7 @@ impl VaultStore for RedbStore {
         self.read("vault get", |tx| {
             let vault = tx.open_table(VAULT).ctx("get: open table vault")?;
             let Some(g) = vault.get(key_id.0).ctx("get: read table vault")? else { return Ok(None) };
-            let entry: VaultEntry = codec::decode("vault", g.value())?;
+            let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", g.value())?;
             Ok(entry.is_usable(&self.policy, now).then_some(entry))
         })
     }
@@ -67,8 +68,8 @@ impl VaultStore for RedbStore {
         self.read("vault status", |tx| {
             let vault = tx.open_table(VAULT).ctx("status: open table vault")?;
             let Some(g) = vault.get(key_id.0).ctx("status: read table vault")? else { return Ok(None) };
-            let entry: VaultEntry = codec::decode("vault", g.value())?;
-            Ok(Some(entry.status))
+            let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", g.value())?;
+            Ok(Some(entry.status()))
         })
     }
 
@@ -84,7 +85,7 @@ impl VaultStore for RedbStore {
             let mut doomed = Vec::new();
             for row in vault.iter().ctx("purge: scan table vault")? {
                 let (k, v) = row.ctx("purge: scan table vault")?;
-                let entry: VaultEntry = codec::decode("vault", v.value())?;
+                let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
                 match entry.purge_action(&self.policy, now) {
                     PurgeAction::Keep => {}
                     PurgeAction::Expire => {
@@ -125,8 +126,8 @@ impl VaultStore for RedbStore {
             let vault = tx.open_table(VAULT).ctx("active_ids: open table vault")?;
             for row in vault.iter().ctx("active_ids: scan table vault")? {
                 let (k, v) = row.ctx("active_ids: scan table vault")?;
-                let entry: VaultEntry = codec::decode("vault", v.value())?;
-                if entry.status == KeyStatus::Active && tier.is_none_or(|t| t == entry.tier) {
+                let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
+                if entry.status() == KeyStatus::Active && tier.is_none_or(|t| t == entry.tier) {
                     visit(KeyId(k.value()));
                 }
             }

@@ -1,5 +1,5 @@
 //! The core's conformance kit, unchanged, against a file-backed redb store (fresh file per case,
-//! durable commits: the real code path).
+//! durable commits: the real code path). Every family, no exclusions.
 
 use aqm_core::Policy;
 use aqm_storage_redb::RedbStore;
@@ -9,21 +9,17 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn open() -> Fixture {
+fn open(policy: Policy) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path().join("conformance.redb"), Policy::DEFAULT).expect("open redb store");
+    let store = RedbStore::open(dir.path().join("conformance.redb"), policy).expect("open redb store");
     Fixture { store, _dir: dir }
 }
 
-aqm_core::vault_conformance!(open => |fx| &fx.store);
-aqm_core::session_conformance!(open => |fx| &fx.store);
-aqm_core::inventory_conformance!(open => |fx| &fx.store);
-aqm_core::directory_conformance!(open => |fx| &fx.store);
-aqm_core::concurrency_conformance!(open => |fx| &fx.store);
-aqm_core::session_concurrency_conformance!(open => |fx| &fx.store);
+aqm_core::conformance!(open => |fx| &fx.store; vault, session, pins, inventory, directory; sync);
 
-/// A file from before formats were versioned (protocol v1: AQM tables, no format record) and a
-/// file of a newer format are both refused at open with an error naming both versions.
+/// A file from before formats were versioned (protocol v1: AQM tables, no format record), one of
+/// format 2 (core types stored raw) and one of a newer format are all refused at open with an
+/// error naming both versions.
 #[test]
 fn other_formats_are_refused_with_both_versions_named() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -36,29 +32,38 @@ fn other_formats_are_refused_with_both_versions_named() {
         tx.commit().expect("commit");
     }
     let err = RedbStore::open(&v1, Policy::DEFAULT).expect_err("v1 refused");
-    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 1, supported: 2 }), "{err:?}");
-    assert!(err.to_string().contains("format v1") && err.to_string().contains("format v2"), "{err}");
+    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 1, supported: 3 }), "{err:?}");
+    assert!(err.to_string().contains("format v1") && err.to_string().contains("format v3"), "{err}");
 
-    let v3 = dir.path().join("v3.redb");
-    {
-        let db = redb::Database::create(&v3).expect("create");
-        let tx = db.begin_write().expect("write");
-        let format: redb::TableDefinition<'_, &str, u32> = redb::TableDefinition::new("aqm_format");
-        tx.open_table(format).expect("format table").insert("format", 3).expect("insert");
-        tx.commit().expect("commit");
+    for other in [2, 4] {
+        let path = dir.path().join(format!("v{other}.redb"));
+        {
+            let db = redb::Database::create(&path).expect("create");
+            let tx = db.begin_write().expect("write");
+            let format: redb::TableDefinition<'_, &str, u32> = redb::TableDefinition::new("aqm_format");
+            tx.open_table(format).expect("format table").insert("format", other).expect("insert");
+            tx.commit().expect("commit");
+        }
+        let err = RedbStore::open(&path, Policy::DEFAULT).expect_err("other format refused");
+        assert!(
+            matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found, supported: 3 } if found == other),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!("format v{other}")) && err.to_string().contains("format v3"),
+            "{err}"
+        );
     }
-    let err = RedbStore::open(&v3, Policy::DEFAULT).expect_err("v3 refused");
-    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 3, supported: 2 }), "{err:?}");
     // A current file reopens.
-    let ok = dir.path().join("v2.redb");
-    drop(RedbStore::open(&ok, Policy::DEFAULT).expect("create v2"));
-    RedbStore::open(&ok, Policy::DEFAULT).expect("reopen v2");
+    let ok = dir.path().join("v3.redb");
+    drop(RedbStore::open(&ok, Policy::DEFAULT).expect("create v3"));
+    RedbStore::open(&ok, Policy::DEFAULT).expect("reopen v3");
 }
 
 /// After every case family the store must also pass its own audit; one mixed run checks it.
 #[test]
 fn audit_is_clean_after_the_kit_cases() {
-    let fx = open();
+    let fx = open(Policy::DEFAULT);
     aqm_core::testkit::inventory::store_after_select_refills(&fx.store);
     aqm_core::testkit::vault::stats_after_operations(&fx.store);
     let audit = fx.store.audit().expect("audit");

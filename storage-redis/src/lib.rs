@@ -263,3 +263,9 @@ mod tests {
         assert::<RedisStore>();
     }
 }
+
+impl aqm_core::store::HasPolicy for RedisStore {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}

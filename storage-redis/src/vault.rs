@@ -179,7 +179,9 @@ fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>
         ciphertext.extend_from_slice(&tag).map_err(|_| Error::corrupt(key, "auth_tag too long"))?;
     }
     let sealed = SealedSecret { nonce, ciphertext };
-    Ok(Some(VaultEntry { key_id, tier, sealed, status, created_at, expires_at, burned_at }))
+    VaultEntry::from_stored(key_id, tier, sealed, created_at, expires_at, status, burned_at)
+        .map(Some)
+        .map_err(|_| Error::corrupt(key, "status and burned_at disagree"))
 }
 
 impl VaultStore for RedisStore {

@@ -58,7 +58,7 @@ fn burn_script_matches_vault_entry_burn() {
                     "ttl {ttl} created {created} now {now}"
                 );
                 let status = store.status(&entry.key_id).unwrap();
-                assert_eq!(status, Some(entry.status), "status after burn, ttl {ttl} created {created} now {now}");
+                assert_eq!(status, Some(entry.status()), "status after burn, ttl {ttl} created {created} now {now}");
                 // A second burn: the state machine's answer for the state reached.
                 let want2 = entry.burn(store.policy(), now);
                 let got2 = store.burn(&entry.key_id, now);
@@ -104,7 +104,9 @@ fn purge_script_matches_purge_action() {
                 let action = e.purge_action(&pol, now);
                 let status = store.status(&e.key_id).unwrap();
                 match action {
-                    PurgeAction::Keep => assert_eq!(status, Some(e.status), "ttl {ttl} grace {grace} now {now} {e:?}"),
+                    PurgeAction::Keep => {
+                        assert_eq!(status, Some(e.status()), "ttl {ttl} grace {grace} now {now} {e:?}")
+                    }
                     PurgeAction::Expire => {
                         expired += 1;
                         assert_eq!(status, None, "expire: ttl {ttl} now {now} created {}", e.created_at);

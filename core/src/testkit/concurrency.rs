@@ -1,6 +1,6 @@
 //! Concurrency cases (the seed's `test_concurrency.py`, plus the directory): for `Sync` stores,
 //! many threads on one store must see every rule hold as if the calls ran one at a time.
-//! Every case takes a fresh, empty store built with [`Policy::DEFAULT`].
+//! Every case takes a fresh, empty store; the caps and quotas it checks come from its policy.
 
 use std::collections::HashSet;
 use std::sync::Barrier;
@@ -17,15 +17,16 @@ use crate::pins::Trust;
 use crate::store::{
     Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, VaultStore,
 };
-use crate::{DeviceContext, Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UserId};
+use crate::{DeviceContext, Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
 
 /// How long the mixed store/select case runs.
 pub const MIXED_RUN: Duration = Duration::from_secs(1);
 
 /// seed `test_concurrent_store_respects_budget`: 10 threads store 10 different GOLD coins for one
-/// BESTIE at once; exactly 5 succeed and 5 get `BudgetExceeded`.
+/// BESTIE at once; exactly the cap (5 by default) succeed and the others get `BudgetExceeded`.
 pub fn store_respects_budget<S: InventoryStore + Sync>(s: &S) {
     let bob = &fixtures().bob;
+    let cap = s.policy().cap(Priority::Bestie, Tier::Gold);
     must(s.register_contact(&bob.as_contact(Priority::Bestie, T0)), "register");
     let go = Barrier::new(10);
     let results: Vec<Result<(), Option<Error>>> = thread::scope(|sc| {
@@ -41,18 +42,18 @@ pub fn store_respects_budget<S: InventoryStore + Sync>(s: &S) {
         handles.into_iter().map(|h| h.join().expect("storer thread panicked")).collect()
     });
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    let refused =
-        results.iter().filter(|r| **r == Err(Some(Error::BudgetExceeded { tier: Tier::Gold, cap: 5 }))).count();
-    assert_eq!((ok, refused), (5, 5), "results: {results:?}");
-    assert_eq!(must(s.counts(&bob.id()), "counts"), TierCounts([5, 0, 0]));
+    let refused = results.iter().filter(|r| **r == Err(Some(Error::BudgetExceeded { tier: Tier::Gold, cap }))).count();
+    assert_eq!((ok, refused), (cap as usize, 10 - cap as usize), "results: {results:?}");
+    assert_eq!(must(s.counts(&bob.id()), "counts"), TierCounts([cap, 0, 0]));
 }
 
-/// seed `test_concurrent_select_no_duplicates`: 5 SILVER coins, 10 threads select at once;
-/// exactly 5 get a coin, all different, and 5 get None.
+/// seed `test_concurrent_select_no_duplicates`: 5 SILVER coins (fewer if the cap is lower), 10
+/// threads select at once; exactly that many get a coin, all different, and the rest get None.
 pub fn select_no_duplicates<S: InventoryStore + Sync>(s: &S) {
     let carol = &fixtures().carol;
     must(s.register_contact(&carol.as_contact(Priority::Mate, T0)), "register");
-    for i in 0..5 {
+    let n = 5.min(s.policy().cap(Priority::Mate, Tier::Silver) as usize);
+    for i in 0..n {
         must(s.store_coin(&carol.id(), carol.coin(Tier::Silver, i), T0), "store");
     }
     let go = Barrier::new(10);
@@ -72,8 +73,8 @@ pub fn select_no_duplicates<S: InventoryStore + Sync>(s: &S) {
     });
     let coins: Vec<KeyId> = got.iter().flatten().copied().collect();
     let distinct: HashSet<KeyId> = coins.iter().copied().collect();
-    assert_eq!(coins.len(), 5, "exactly five selections get a coin: {got:?}");
-    assert_eq!(distinct.len(), 5, "a coin was handed out twice: {got:?}");
+    assert_eq!(coins.len(), n, "exactly {n} selections get a coin: {got:?}");
+    assert_eq!(distinct.len(), n, "a coin was handed out twice: {got:?}");
     assert_eq!(must(s.counts(&carol.id()), "counts"), TierCounts::default());
 }
 
@@ -173,7 +174,8 @@ pub fn concurrent_saves_one_wins<S: SessionStore + Sync>(s: &S) {
     }
 }
 
-/// A race of concurrent receives from one peer: Carol sends Bob ten SILVER messages (the first
+/// A race of concurrent receives from one peer: Carol sends Bob ten SILVER messages (fewer if
+/// the policy's SILVER chain is shorter; the first
 /// opens the chain), and 6 threads on Bob's device (the store under test) each try to receive
 /// all ten, in different orders, at once. Every message is accepted exactly once across all
 /// threads (the others see `Replay`, `KeyAlreadyBurned`, or `NoSession` until the chain opened),
@@ -189,14 +191,16 @@ where
     must(s.put(&minted.vault), "put");
     must(s.pin_identity(carol.identity.public(), Trust::Exchanged), "pin");
     // Carol's own device.
-    let carol_store: std::boxed::Box<MemoryStore> = std::boxed::Box::new(MemoryStore::new(Policy::DEFAULT));
+    let carol_store: std::boxed::Box<MemoryStore> = std::boxed::Box::new(MemoryStore::new(s.policy().clone()));
     let carol_dk = crate::crypto::DeviceKey::from_bytes([0xC0; 32]);
     must(carol_store.register_contact(&bob.as_contact(Priority::Bestie, T0)), "register");
     must(carol_store.pin_identity(bob.identity.public(), Trust::Exchanged), "pin");
     must(carol_store.store_coin(&bob.id(), &minted.public, T0), "store");
-    let sender = Messenger::new(&*carol_store, &carol.identity, &carol_dk, Policy::DEFAULT);
+    let sender = Messenger::new(&*carol_store, &carol.identity, &carol_dk);
     let mut rng = super::fixtures::rng(77);
-    let wires: Vec<Vec<u8>> = (0..10u8)
+    // Ten messages, or as many as one SILVER chain carries under the store's policy.
+    let n = s.policy().ratchet_limit(Tier::Silver).min(10) as usize;
+    let wires: Vec<Vec<u8>> = (0..n as u8)
         .map(|n| {
             let out = must(
                 sender.send(
@@ -213,8 +217,8 @@ where
             must(sent.envelope.to_vec(), "encode")
         })
         .collect();
-    let receiver = Messenger::new(s, &bob.identity, &f.device_key, Policy::DEFAULT);
-    let accepted: Vec<AtomicU32> = (0..10).map(|_| AtomicU32::new(0)).collect();
+    let receiver = Messenger::new(s, &bob.identity, &f.device_key);
+    let accepted: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
     let go = Barrier::new(6);
     thread::scope(|sc| {
         for t in 0..6usize {
@@ -223,7 +227,7 @@ where
                 let mut rng = super::fixtures::rng(100 + t as u64);
                 // Each thread walks the messages in its own rotation, so the opening message is
                 // sometimes first, sometimes late.
-                let mut todo: Vec<usize> = (0..10).map(|i| (i + t * 3) % 10).collect();
+                let mut todo: Vec<usize> = (0..n).map(|i| (i + t * 3) % n).collect();
                 go.wait();
                 for _ in 0..200 {
                     if todo.is_empty() {
@@ -247,7 +251,7 @@ where
         }
     });
     let counts: Vec<u32> = accepted.iter().map(|a| a.load(Ordering::SeqCst)).collect();
-    assert_eq!(counts, [1; 10], "a message was accepted twice or never");
+    assert_eq!(counts, std::vec![1; n], "a message was accepted twice or never");
     let stats = must(s.stats(), "stats");
     assert_eq!(stats.total_burned, 1);
 }
@@ -315,10 +319,8 @@ pub fn store_and_select_mixed<S: InventoryStore + Sync>(s: &S) {
     assert!(selections > 0, "the selector never got a coin");
     assert_eq!(held.total(), stores - selections, "counts disagree with stores minus selections");
     assert_eq!(held.total() as usize, in_store.iter().filter(|b| b.load(Ordering::SeqCst)).count());
-    assert!(
-        held.get(Tier::Silver) <= 6 && held.get(Tier::Bronze) <= 4 && held.get(Tier::Gold) == 0,
-        "caps broken: {held:?}"
-    );
+    let caps = s.policy().caps_of(Priority::Mate);
+    assert!(Tier::ALL.iter().all(|t| held.get(*t) <= caps.get(*t)), "caps broken: {held:?}");
 }
 
 /// Concurrent directory claims never hand a coin out twice: 8 requesters claim 2 coins each of
@@ -353,6 +355,7 @@ pub fn claims_never_duplicate<S: DirectoryStore + Sync>(s: &S) {
 /// The same claim retried from 4 threads at once (same requester, same idempotency key): every
 /// thread gets the same coins, and they are claimed (and counted against the quota) once.
 pub fn idempotent_claims_race<S: DirectoryStore + Sync>(s: &S) {
+    let quota = s.policy().claim_quota(Tier::Bronze);
     let bob = &fixtures().bob;
     must(s.register_identity(bob.identity.public(), bob.proof()), "register_identity");
     let coins: Vec<PublicCoin> = (0..6).map(|i| bob.coin(Tier::Bronze, i).clone()).collect();
@@ -375,7 +378,7 @@ pub fn idempotent_claims_race<S: DirectoryStore + Sync>(s: &S) {
     assert_eq!(claimed[0].len(), 2, "{claimed:?}");
     assert!(claimed.iter().all(|c| *c == claimed[0]), "retries returned different coins: {claimed:?}");
     assert_eq!(must(s.available(&bob.id()), "available"), TierCounts([0, 0, 4]));
-    // Only 2 of the BRONZE quota (4) were used.
+    // Only 2 of the BRONZE quota (4 by default) were used.
     let more = must(s.claim(&bob.id(), &requester, Tier::Bronze, 4, None, T0 + 1), "claim");
-    assert_eq!(more.len(), 2);
+    assert_eq!(more.len() as u32, (quota - 2).min(4));
 }

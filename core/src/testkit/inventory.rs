@@ -1,6 +1,7 @@
 //! Inventory cases: the seed's `test_inventory.py`, `test_gc.py` and storage-report lists, plus
 //! FIFO within one second, no upward fallback and refusals that change nothing. Every case takes
-//! a fresh, empty store built with [`Policy::DEFAULT`]. Bob is the BESTIE, Carol the MATE.
+//! a fresh, empty store; the caps, windows and lifetimes it checks come from the store's own
+//! policy. Bob is the BESTIE, Carol the MATE.
 
 use std::vec;
 use std::vec::Vec;
@@ -8,9 +9,22 @@ use std::vec::Vec;
 use super::fixtures::{DAY, Party, T0, expect_core, fixtures, must};
 use crate::inventory::{self, CachedCoin, ContactMeta, GcReport, StorageReport};
 use crate::store::InventoryStore;
-use crate::{ContactId, Error, KeyId, Policy, Priority, Tier, TierCounts, UserId};
+use crate::{ContactId, Error, KeyId, Priority, Tier, TierCounts};
 
-const P: Policy = Policy::DEFAULT;
+/// The store's cap of `tier` for `priority`.
+fn cap<S: InventoryStore>(s: &S, priority: Priority, tier: Tier) -> u32 {
+    s.policy().cap(priority, tier)
+}
+
+/// The store's caps for `priority`, as coin counts.
+fn caps<S: InventoryStore>(s: &S, priority: Priority) -> [usize; 3] {
+    Tier::ALL.map(|t| cap(s, priority, t) as usize)
+}
+
+/// A time at which a contact last active at T0 is due for GC: a day past the store's window.
+fn gc_due<S: InventoryStore>(s: &S) -> u64 {
+    T0 + s.policy().gc_inactive_secs + DAY
+}
 
 fn register<S: InventoryStore>(s: &S, who: &Party, priority: Priority) -> ContactId {
     assert!(must(s.register_contact(&who.as_contact(priority, T0)), "register_contact"), "fresh registration");
@@ -76,18 +90,6 @@ pub fn register_duplicate_is_idempotent<S: InventoryStore>(s: &S) {
     assert_eq!(counts(s, &bob), TierCounts([2, 0, 0]));
 }
 
-/// seed `test_register_contact_invalid_priority_raises`: an unknown priority never reaches the
-/// store (the type cannot hold one); the parse refuses it and a store call with a valid one works.
-pub fn register_invalid_priority_refused<S: InventoryStore>(s: &S) {
-    assert_eq!("FRIEND".parse::<Priority>(), Err(Error::UnknownPriorityName));
-    assert_eq!(Priority::try_from(0u8), Err(Error::UnknownPriority(0)));
-    assert!(matches!(
-        ContactMeta::new(UserId([1; 16]), Priority::Mate, &"x".repeat(33), T0),
-        Err(Error::BadLength { .. })
-    ));
-    assert!(snapshot(s).is_empty(), "nothing registered");
-}
-
 /// seed `test_get_contact_meta` / `test_get_contact_meta_nonexistent_returns_none`.
 pub fn contact_meta<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
@@ -115,11 +117,16 @@ pub fn set_priority_upgrade<S: InventoryStore>(s: &S) {
 pub fn set_priority_downgrade_trims_excess<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     let f = fixtures();
-    fill(s, &f.bob, Tier::Gold, 0..5);
-    fill(s, &f.bob, Tier::Silver, 0..4);
-    fill(s, &f.bob, Tier::Bronze, 0..1);
-    assert_eq!(must(s.set_priority(&bob, Priority::Mate), "set_priority"), 5);
-    assert_eq!(counts(s, &bob), TierCounts([0, 4, 1]));
+    let [g, sv, b] = caps(s, Priority::Bestie);
+    fill(s, &f.bob, Tier::Gold, 0..g);
+    fill(s, &f.bob, Tier::Silver, 0..sv);
+    fill(s, &f.bob, Tier::Bronze, 0..b);
+    let mate = caps(s, Priority::Mate);
+    let kept = [0, 1, 2].map(|i| [g, sv, b][i].min(mate[i]) as u32);
+    let evicted = (g + sv + b) as u32 - kept.iter().sum::<u32>();
+    assert!(evicted >= g as u32, "the MATE caps drop GOLD at least");
+    assert_eq!(must(s.set_priority(&bob, Priority::Mate), "set_priority"), evicted);
+    assert_eq!(counts(s, &bob), TierCounts(kept));
     assert_eq!(must(s.contact(&bob), "contact").map(|m| m.priority), Some(Priority::Mate));
 }
 
@@ -127,15 +134,21 @@ pub fn set_priority_downgrade_trims_excess<S: InventoryStore>(s: &S) {
 pub fn trim_evicts_newest<S: InventoryStore>(s: &S) {
     let carol = mate(s);
     let f = fixtures();
-    let silver = fill(s, &f.carol, Tier::Silver, 0..6);
-    let bronze = fill(s, &f.carol, Tier::Bronze, 0..4);
-    // MATE → BESTIE caps SILVER at 4 and BRONZE at 1.
-    assert_eq!(must(s.set_priority(&carol, Priority::Bestie), "set_priority"), 2 + 3);
-    assert_eq!(counts(s, &carol), TierCounts([0, 4, 1]));
-    let out: Vec<_> = (0..4).filter_map(|_| selected_id(s, &carol, Tier::Silver)).collect();
-    assert_eq!(out, silver[..4]);
-    assert_eq!(selected_id(s, &carol, Tier::Bronze), Some(bronze[0]));
-    assert_eq!(selected_id(s, &carol, Tier::Bronze), None);
+    let [_, ms, mb] = caps(s, Priority::Mate);
+    let [_, bs, bb] = caps(s, Priority::Bestie);
+    let silver = fill(s, &f.carol, Tier::Silver, 0..ms);
+    let bronze = fill(s, &f.carol, Tier::Bronze, 0..mb);
+    // MATE → BESTIE: a tier whose BESTIE cap is lower loses its newest coins.
+    let (ks, kb) = (ms.min(bs), mb.min(bb));
+    assert!(ks + kb < ms + mb, "the policy must make this change evict something");
+    assert_eq!(must(s.set_priority(&carol, Priority::Bestie), "set_priority") as usize, ms + mb - ks - kb);
+    assert_eq!(counts(s, &carol), TierCounts([0, ks as u32, kb as u32]));
+    // One tier at a time (no fallback), oldest first: exactly the oldest ones are left.
+    let only = |tier| must(s.select_coin(&carol, tier, tier, T0 + 1), "select").coin.map(|c| c.coin.key_id);
+    let out: Vec<_> = (0..ms).filter_map(|_| only(Tier::Silver)).collect();
+    assert_eq!(out, silver[..ks]);
+    let out: Vec<_> = (0..mb).filter_map(|_| only(Tier::Bronze)).collect();
+    assert_eq!(out, bronze[..kb]);
 }
 
 /// seed `test_set_priority_unregistered_raises`: `ContactNotRegistered`, nothing changes.
@@ -159,23 +172,24 @@ pub fn store_success<S: InventoryStore>(s: &S) {
     assert_eq!(got.fetched_at, T0);
 }
 
-/// seed `test_store_key_budget_exceeded_raises`: 5 GOLD fit a BESTIE, the 6th is refused and
-/// changes nothing.
+/// seed `test_store_key_budget_exceeded_raises`: a BESTIE's GOLD cap (5 by default) fits, the
+/// next coin is refused and changes nothing.
 pub fn store_budget_exceeded<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
-    fill(s, &fixtures().bob, Tier::Gold, 0..5);
+    let [g, _, b] = caps(s, Priority::Bestie);
+    fill(s, &fixtures().bob, Tier::Gold, 0..g);
     expect_core(
-        s.store_coin(&bob, fixtures().bob.coin(Tier::Gold, 5), T0),
-        Error::BudgetExceeded { tier: Tier::Gold, cap: 5 },
-        "6th GOLD",
+        s.store_coin(&bob, fixtures().bob.coin(Tier::Gold, g), T0),
+        Error::BudgetExceeded { tier: Tier::Gold, cap: g as u32 },
+        "GOLD past the cap",
     );
-    assert_eq!(counts(s, &bob), TierCounts([5, 0, 0]));
+    assert_eq!(counts(s, &bob), TierCounts([g as u32, 0, 0]));
     // Other tiers still have room.
-    must(s.store_coin(&bob, fixtures().bob.coin(Tier::Bronze, 0), T0), "BRONZE still fits");
+    fill(s, &fixtures().bob, Tier::Bronze, 0..b);
     expect_core(
-        s.store_coin(&bob, fixtures().bob.coin(Tier::Bronze, 1), T0),
-        Error::BudgetExceeded { tier: Tier::Bronze, cap: 1 },
-        "2nd BRONZE",
+        s.store_coin(&bob, fixtures().bob.coin(Tier::Bronze, b), T0),
+        Error::BudgetExceeded { tier: Tier::Bronze, cap: b as u32 },
+        "BRONZE past the cap",
     );
 }
 
@@ -439,18 +453,19 @@ pub fn has_keys_and_available_tiers<S: InventoryStore>(s: &S) {
 /// seed `test_store_after_select_refills`.
 pub fn store_after_select_refills<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
-    fill(s, &fixtures().bob, Tier::Gold, 0..5);
+    let g = cap(s, Priority::Bestie, Tier::Gold) as usize;
+    fill(s, &fixtures().bob, Tier::Gold, 0..g);
     while select(s, &bob, Tier::Gold).is_some() {}
     assert_eq!(counts(s, &bob), TierCounts::default());
-    let again = fill(s, &fixtures().bob, Tier::Gold, 5..10);
-    assert_eq!(counts(s, &bob), TierCounts([5, 0, 0]));
+    let again = fill(s, &fixtures().bob, Tier::Gold, g..2 * g);
+    assert_eq!(counts(s, &bob), TierCounts([g as u32, 0, 0]));
     assert_eq!(selected_id(s, &bob, Tier::Gold), Some(again[0]));
 }
 
 /// seed `test_priority_downgrade_then_select`: after BESTIE → MATE no GOLD is ever returned.
 pub fn downgrade_then_select<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
-    fill(s, &fixtures().bob, Tier::Gold, 0..5);
+    fill(s, &fixtures().bob, Tier::Gold, 0..cap(s, Priority::Bestie, Tier::Gold) as usize);
     let sv = fill(s, &fixtures().bob, Tier::Silver, 0..1);
     must(s.set_priority(&bob, Priority::Mate), "set_priority");
     assert_eq!(selected_id(s, &bob, Tier::Gold), Some(sv[0]));
@@ -459,24 +474,28 @@ pub fn downgrade_then_select<S: InventoryStore>(s: &S) {
 
 // ── Garbage collection (seed test_gc.py) ──────────────────────────────────────────────────────
 
-/// seed `test_gc_removes_inactive_contacts`: 31 days without a message → coins dropped.
+/// seed `test_gc_removes_inactive_contacts`: a day past the window (31 days by default) without
+/// a message → coins dropped.
 pub fn gc_removes_inactive<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     fill(s, &fixtures().bob, Tier::Gold, 0..3);
-    let report = must(s.collect_garbage(T0 + 31 * DAY, false), "collect_garbage");
+    let report = must(s.collect_garbage(gc_due(s), false), "collect_garbage");
     assert_eq!(report.contacts_cleaned, 1);
     assert_eq!(counts(s, &bob), TierCounts::default());
 }
 
-/// seed `test_gc_keeps_active_contacts`, including the exact 30-day boundary.
+/// seed `test_gc_keeps_active_contacts`, including the exact boundary of the window (30 days by
+/// default).
 pub fn gc_keeps_active<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
+    let window = s.policy().gc_inactive_secs;
     fill(s, &fixtures().bob, Tier::Silver, 0..2);
-    assert_eq!(must(s.collect_garbage(T0 + P.gc_inactive_secs, false), "gc"), GcReport::default());
+    assert_eq!(must(s.collect_garbage(T0 + window, false), "gc"), GcReport::default());
     assert_eq!(counts(s, &bob), TierCounts([0, 2, 0]));
-    // A send refreshes activity.
-    assert!(must(s.select_coin(&bob, Tier::Silver, Tier::Bronze, T0 + 20 * DAY), "select").coin.is_some());
-    assert_eq!(must(s.collect_garbage(T0 + 40 * DAY, false), "gc"), GcReport::default());
+    // A send refreshes activity: a whole window after it, the contact is still not due.
+    let sent = T0 + window / 2;
+    assert!(must(s.select_coin(&bob, Tier::Silver, Tier::Bronze, sent), "select").coin.is_some());
+    assert_eq!(must(s.collect_garbage(sent + window, false), "gc"), GcReport::default());
     assert_eq!(counts(s, &bob), TierCounts([0, 1, 0]));
 }
 
@@ -489,8 +508,8 @@ pub fn gc_returns_correct_counts<S: InventoryStore>(s: &S) {
     fill(s, &f.bob, Tier::Bronze, 0..1);
     fill(s, &f.carol, Tier::Silver, 0..3);
     // Carol stays active.
-    assert!(must(s.select_coin(&carol, Tier::Silver, Tier::Bronze, T0 + 10 * DAY), "select").coin.is_some());
-    let report = must(s.collect_garbage(T0 + 31 * DAY, false), "gc");
+    assert!(must(s.select_coin(&carol, Tier::Silver, Tier::Bronze, T0 + 2 * DAY), "select").coin.is_some());
+    let report = must(s.collect_garbage(gc_due(s), false), "gc");
     let mut want = GcReport::default();
     want.add_contact(&TierCounts([2, 0, 1]));
     assert_eq!(report, want);
@@ -505,10 +524,10 @@ pub fn gc_returns_correct_counts<S: InventoryStore>(s: &S) {
 pub fn gc_downgrades_to_stranger<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     fill(s, &fixtures().bob, Tier::Gold, 0..1);
-    must(s.collect_garbage(T0 + 31 * DAY, false), "gc");
+    must(s.collect_garbage(gc_due(s), false), "gc");
     assert_eq!(must(s.contact(&bob), "contact").map(|m| m.priority), Some(Priority::Stranger));
     expect_core(
-        s.store_coin(&bob, fixtures().bob.coin(Tier::Gold, 1), T0 + 31 * DAY),
+        s.store_coin(&bob, fixtures().bob.coin(Tier::Gold, 1), gc_due(s)),
         Error::BudgetExceeded { tier: Tier::Gold, cap: 0 },
         "store after GC",
     );
@@ -536,14 +555,14 @@ pub fn collect_single_contact<S: InventoryStore>(s: &S) {
 pub fn gc_dry_run_does_not_delete<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     let carol = mate(s);
-    fill(s, &fixtures().bob, Tier::Gold, 0..4);
-    fill(s, &fixtures().carol, Tier::Silver, 0..5);
+    fill(s, &fixtures().bob, Tier::Gold, 0..2);
+    fill(s, &fixtures().carol, Tier::Silver, 0..4);
     let before = snapshot(s);
-    let dry = must(s.collect_garbage(T0 + 31 * DAY, true), "dry run");
+    let dry = must(s.collect_garbage(gc_due(s), true), "dry run");
     assert_eq!(dry.contacts_cleaned, 2);
-    assert_eq!(dry.keys_deleted, 9);
+    assert_eq!(dry.keys_deleted, 6);
     assert_eq!(snapshot(s), before, "a dry run changes nothing");
-    let real = must(s.collect_garbage(T0 + 31 * DAY, false), "gc");
+    let real = must(s.collect_garbage(gc_due(s), false), "gc");
     assert_eq!(real, dry);
     assert_eq!((counts(s, &bob), counts(s, &carol)), (TierCounts::default(), TierCounts::default()));
 }
@@ -564,23 +583,26 @@ pub fn storage_report_and_replenish_needs<S: InventoryStore>(s: &S) {
     fill(s, &fixtures().bob, Tier::Gold, 0..2);
     fill(s, &fixtures().bob, Tier::Silver, 0..4);
     fill(s, &fixtures().carol, Tier::Bronze, 0..1);
-    let mut report = StorageReport::new(&P);
+    let p = s.policy();
+    let mut report = StorageReport::new(p);
     let mut needs = Vec::new();
     must(
         s.for_each_contact(&mut |m, held| {
             report.add_contact(&held);
-            needs.push((m.contact_id, inventory::replenish_needs(&P, m.priority, &held)));
+            needs.push((m.contact_id, inventory::replenish_needs(p, m.priority, &held)));
         }),
         "for_each_contact",
     );
     let bytes = 2 * crate::coin::stored_bytes(Tier::Gold)
         + 4 * crate::coin::stored_bytes(Tier::Silver)
         + crate::coin::stored_bytes(Tier::Bronze);
-    assert_eq!((report.contacts, report.total_bytes, report.budget_bytes), (2, bytes, 64 * 1024));
-    assert!(!report.over_budget());
+    assert_eq!((report.contacts, report.total_bytes, report.budget_bytes), (2, bytes, p.storage_budget_bytes));
+    assert_eq!(report.over_budget(), bytes > p.storage_budget_bytes);
     assert!(report.utilization_pct() > 0.0);
     needs.sort_by_key(|(id, _)| *id);
-    let mut want = vec![(bob, TierCounts([3, 0, 1])), (carol, TierCounts([0, 6, 3]))];
+    let [bg, bs, bb] = caps(s, Priority::Bestie).map(|c| c as u32);
+    let [mg, ms, mb] = caps(s, Priority::Mate).map(|c| c as u32);
+    let mut want = vec![(bob, TierCounts([bg - 2, bs - 4, bb])), (carol, TierCounts([mg, ms, mb - 1]))];
     want.sort_by_key(|(id, _)| *id);
     assert_eq!(needs, want);
 }
@@ -604,7 +626,7 @@ pub fn select_stops_at_lowest<S: InventoryStore>(s: &S) {
 pub fn expiring_coins_are_refused_and_dropped<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     let f = fixtures();
-    let late = f.bob.coin(Tier::Silver, 0).expires_at - P.coin_min_life_secs;
+    let late = f.bob.coin(Tier::Silver, 0).expires_at - s.policy().coin_min_life_secs;
     expect_core(s.store_coin(&bob, f.bob.coin(Tier::Silver, 0), late), Error::CoinExpired, "nearly expired");
     assert_eq!(counts(s, &bob), TierCounts::default());
     fill(s, &f.bob, Tier::Silver, 0..2);
@@ -634,11 +656,12 @@ pub fn restore_returns_coin_to_its_place<S: InventoryStore>(s: &S) {
     assert_eq!(counts(s, &bob), TierCounts([0, 3, 0]));
     assert_eq!(selected_id(s, &bob, Tier::Silver), Some(ids[0]), "back at the head of the queue");
     assert_eq!(selected_id(s, &bob, Tier::Silver), Some(ids[1]));
-    // Fill to the cap (4), then a restored coin would exceed it.
+    // Fill to the cap (4 by default), then a restored coin would exceed it.
     let extra = select(s, &bob, Tier::Silver).expect("a coin");
-    fill(s, &fixtures().bob, Tier::Silver, 3..7);
+    let sv = cap(s, Priority::Bestie, Tier::Silver) as usize;
+    fill(s, &fixtures().bob, Tier::Silver, 3..3 + sv);
     assert!(!must(s.restore_coin(&bob, &extra), "restore over the cap"));
-    assert_eq!(counts(s, &bob), TierCounts([0, 4, 0]));
+    assert_eq!(counts(s, &bob), TierCounts([0, sv as u32, 0]));
 }
 
 /// Refusals change nothing: a series of bad calls leaves every contact and count as it was.
@@ -646,13 +669,14 @@ pub fn bad_input_changes_nothing<S: InventoryStore>(s: &S) {
     let bob = bestie(s);
     let carol = mate(s);
     let f = fixtures();
-    fill(s, &f.bob, Tier::Gold, 0..5);
-    fill(s, &f.carol, Tier::Silver, 0..6);
+    let g = cap(s, Priority::Bestie, Tier::Gold);
+    fill(s, &f.bob, Tier::Gold, 0..g as usize);
+    fill(s, &f.carol, Tier::Silver, 0..cap(s, Priority::Mate, Tier::Silver) as usize);
     let before = snapshot(s);
     let dave = f.dave.id();
     expect_core(
-        s.store_coin(&bob, f.bob.coin(Tier::Gold, 5), T0),
-        Error::BudgetExceeded { tier: Tier::Gold, cap: 5 },
+        s.store_coin(&bob, f.bob.coin(Tier::Gold, g as usize), T0),
+        Error::BudgetExceeded { tier: Tier::Gold, cap: g },
         "over cap",
     );
     expect_core(s.store_coin(&bob, f.bob.coin(Tier::Gold, 0), T0), Error::CoinAlreadyCached, "duplicate");

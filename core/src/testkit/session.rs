@@ -1,14 +1,12 @@
-//! Session cases: records per peer and direction, saved by compare-and-swap on their version, the
-//! atomic burn-and-save that opening a coin performs, and the pinned identities kept beside them.
-//! Every case takes a fresh, empty store built with [`Policy::DEFAULT`].
+//! Session cases: records per peer and direction, saved by compare-and-swap on their version, and
+//! the atomic burn-and-save that opening a coin performs. Every case takes a fresh, empty store;
+//! the numbers it checks come from the store's own policy.
 
 use super::fixtures::{T0, expect_core, fixtures, must};
-use crate::pins::Trust;
-use crate::store::{Direction, PinStore, SessionBlob, SessionStore, SessionVersion, StoredSession};
+use crate::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession};
 use crate::vault::KeyStatus;
-use crate::{Error, KeyId, Policy, Tier, UserId};
+use crate::{Error, KeyId, Tier, UserId};
 
-const P: Policy = Policy::DEFAULT;
 const ALICE: UserId = UserId([0xA1; 16]);
 const ERIN: UserId = UserId([0xE4; 16]);
 
@@ -126,7 +124,7 @@ pub fn burn_and_save_refused_saves_nothing<S: SessionStore>(s: &S) {
         "missing key",
     );
     expect_core(
-        s.burn_and_save_session(&live.key_id, P.vault_deadline(live.expires_at), &ERIN, &blob(8, 40), None),
+        s.burn_and_save_session(&live.key_id, s.policy().vault_deadline(live.expires_at), &ERIN, &blob(8, 40), None),
         Error::CoinExpired,
         "expired key",
     );
@@ -156,42 +154,4 @@ pub fn burn_and_save_stale_version_refused<S: SessionStore>(s: &S) {
     assert_eq!(load(s, &ALICE, Direction::Receive), Some(StoredSession { blob: blob(2, 50), version: v2 }));
     must(s.burn_and_save_session(&e.key_id, T0 + 1, &ALICE, &blob(3, 50), Some(v2)), "current version");
     assert_eq!(must(s.status(&e.key_id), "status"), Some(KeyStatus::Burned));
-}
-
-/// The first identity offered for a user id is pinned, byte for byte, at the trust it came with.
-pub fn pin_first_identity<S: PinStore>(s: &S) {
-    let bob = fixtures().bob.identity.public();
-    assert_eq!(must(s.pinned(&bob.user_id), "pinned"), None);
-    let pin = must(s.pin_identity(bob, Trust::Directory), "pin");
-    assert_eq!((&pin.identity, pin.trust), (bob, Trust::Directory));
-    assert_eq!(must(s.pinned(&bob.user_id), "pinned"), Some(pin));
-    assert_eq!(must(s.pinned(&fixtures().carol.id()), "pinned"), None);
-}
-
-/// Another identity under a pinned user id is `IdentityChanged` and never replaces the pin,
-/// whatever trust it is offered with; a weak Ed25519 key is never pinned.
-pub fn pin_change_refused<S: PinStore>(s: &S) {
-    let f = fixtures();
-    let bob = f.bob.identity.public();
-    let pin = must(s.pin_identity(bob, Trust::Exchanged), "pin");
-    let mut impostor = f.carol.identity.public().clone();
-    impostor.user_id = bob.user_id;
-    for trust in [Trust::Directory, Trust::Exchanged, Trust::Verified] {
-        expect_core(s.pin_identity(&impostor, trust), Error::IdentityChanged, "another identity");
-    }
-    assert_eq!(must(s.pinned(&bob.user_id), "pinned"), Some(pin));
-    let mut weak = f.dave.identity.public().clone();
-    weak.ed25519 = [0; 32];
-    weak.ed25519[0] = 1;
-    expect_core(s.pin_identity(&weak, Trust::Exchanged), Error::WeakIdentityKey, "small-order key");
-    assert_eq!(must(s.pinned(&weak.user_id), "pinned"), None);
-}
-
-/// Trust only rises: directory → exchanged → verified; offering a lower trust keeps the higher.
-pub fn pin_trust_only_rises<S: PinStore>(s: &S) {
-    let bob = fixtures().bob.identity.public();
-    must(s.pin_identity(bob, Trust::Directory), "pin");
-    assert_eq!(must(s.pin_identity(bob, Trust::Verified), "verify").trust, Trust::Verified);
-    assert_eq!(must(s.pin_identity(bob, Trust::Directory), "again").trust, Trust::Verified);
-    assert_eq!(must(s.pinned(&bob.user_id), "pinned").map(|p| p.trust), Some(Trust::Verified));
 }

@@ -1,6 +1,6 @@
 //! Vault cases: the seed's `test_vault.py` list, plus expiry counters, the burn grace and
-//! refusals that change nothing. Every case takes a fresh, empty store built with
-//! [`Policy::DEFAULT`].
+//! refusals that change nothing. Every case takes a fresh, empty store; the lifetimes and graces
+//! it checks come from the store's own policy.
 
 use std::vec;
 use std::vec::Vec;
@@ -8,11 +8,13 @@ use std::vec::Vec;
 use super::fixtures::{DAY, T0, expect_core, fixtures, must};
 use crate::store::VaultStore;
 use crate::vault::{KeyStatus, PurgeReport, VaultStats};
-use crate::{Error, KeyId, Policy, Tier, TierCounts};
+use crate::{Error, KeyId, Tier, TierCounts};
 
-const P: Policy = Policy::DEFAULT;
-/// How long after minting an ACTIVE key stays in the vault: the coin's life, then the grace.
-const VAULT_LIFE: u64 = crate::protocol::COIN_LIFETIME_SECS + P.vault_grace_secs;
+/// How long after minting an ACTIVE key stays in the vault: the coin's life, then the store's
+/// grace.
+fn vault_life<S: VaultStore>(s: &S) -> u64 {
+    crate::protocol::COIN_LIFETIME_SECS + s.policy().vault_grace_secs
+}
 
 fn ids<S: VaultStore>(s: &S, tier: Option<Tier>) -> Vec<KeyId> {
     let mut out = Vec::new();
@@ -74,7 +76,7 @@ pub fn store_duplicate_refused<S: VaultStore>(s: &S) {
 /// `Malformed`, nothing stored, counters unchanged.
 pub fn store_not_fresh_refused<S: VaultStore>(s: &S) {
     let mut burned = fixtures().bob.vault_entry(Tier::Gold, 1, T0);
-    must(burned.burn(&P, T0 + 1), "burn the copy");
+    must(burned.burn(s.policy(), T0 + 1), "burn the copy");
     expect_core(s.put(&burned), Error::Malformed, "put of a burned entry");
     assert_eq!(must(s.status(&burned.key_id), "status"), None);
     assert_eq!(must(s.stats(), "stats"), VaultStats::default());
@@ -85,10 +87,10 @@ pub fn store_not_fresh_refused<S: VaultStore>(s: &S) {
 pub fn store_sets_ttl<S: VaultStore>(s: &S) {
     let e = fixtures().bob.vault_entry(Tier::Bronze, 0, T0);
     must(s.put(&e), "put");
-    assert!(must(s.get(&e.key_id, T0 + VAULT_LIFE - 1), "get").is_some());
-    assert!(must(s.get(&e.key_id, T0 + VAULT_LIFE), "get").is_none());
-    assert_eq!(must(s.purge(T0 + VAULT_LIFE - 1), "purge"), PurgeReport::default());
-    assert_eq!(must(s.purge(T0 + VAULT_LIFE), "purge"), PurgeReport { expired: 1, deleted_burned: 0 });
+    assert!(must(s.get(&e.key_id, T0 + vault_life(s) - 1), "get").is_some());
+    assert!(must(s.get(&e.key_id, T0 + vault_life(s)), "get").is_none());
+    assert_eq!(must(s.purge(T0 + vault_life(s) - 1), "purge"), PurgeReport::default());
+    assert_eq!(must(s.purge(T0 + vault_life(s)), "purge"), PurgeReport { expired: 1, deleted_burned: 0 });
     assert_eq!(must(s.status(&e.key_id), "status"), None);
 }
 
@@ -106,7 +108,7 @@ pub fn store_increments_stats<S: VaultStore>(s: &S) {
 pub fn fetch_existing<S: VaultStore>(s: &S) {
     let [g, _, b] = store_one_per_tier(s);
     let got = must(s.get(&g, T0 + 10), "get").expect("stored key must be found");
-    assert_eq!((got.key_id, got.tier, got.status, got.created_at), (g, Tier::Gold, KeyStatus::Active, T0));
+    assert_eq!((got.key_id, got.tier, got.status(), got.created_at), (g, Tier::Gold, KeyStatus::Active, T0));
     assert_eq!(must(s.get(&b, T0 + 10), "get").map(|e| e.tier), Some(Tier::Bronze));
 }
 
@@ -168,7 +170,7 @@ pub fn burn_twice_refused<S: VaultStore>(s: &S) {
 pub fn burn_expired_refused<S: VaultStore>(s: &S) {
     let [g, ..] = store_one_per_tier(s);
     let before = must(s.stats(), "stats");
-    expect_core(s.burn(&g, T0 + VAULT_LIFE), Error::CoinExpired, "burn of an expired key");
+    expect_core(s.burn(&g, T0 + vault_life(s)), Error::CoinExpired, "burn of an expired key");
     assert_eq!(must(s.stats(), "stats"), before);
     assert_eq!(must(s.status(&g), "status"), Some(KeyStatus::Active));
 }
@@ -178,11 +180,11 @@ pub fn burn_grace_then_purged<S: VaultStore>(s: &S) {
     let [g, sv, _] = store_one_per_tier(s);
     let at = T0 + 100;
     must(s.burn(&g, at), "burn");
-    assert_eq!(must(s.purge(at + P.burn_grace_secs - 1), "purge"), PurgeReport::default());
+    assert_eq!(must(s.purge(at + s.policy().burn_grace_secs - 1), "purge"), PurgeReport::default());
     assert_eq!(must(s.status(&g), "status"), Some(KeyStatus::Burned));
-    assert_eq!(must(s.purge(at + P.burn_grace_secs), "purge"), PurgeReport { expired: 0, deleted_burned: 1 });
+    assert_eq!(must(s.purge(at + s.policy().burn_grace_secs), "purge"), PurgeReport { expired: 0, deleted_burned: 1 });
     assert_eq!(must(s.status(&g), "status"), None);
-    expect_core(s.burn(&g, at + P.burn_grace_secs + 1), Error::KeyNotFound, "burn after purge");
+    expect_core(s.burn(&g, at + s.policy().burn_grace_secs + 1), Error::KeyNotFound, "burn after purge");
     // The purge neither touched the other keys nor the counters.
     assert_eq!(must(s.status(&sv), "status"), Some(KeyStatus::Active));
     let stats = must(s.stats(), "stats");
@@ -267,8 +269,8 @@ pub fn active_ids_exclude_burned<S: VaultStore>(s: &S) {
 pub fn purge_removes_old<S: VaultStore>(s: &S) {
     let old = fixtures().bob.vault_entry(Tier::Silver, 3, T0);
     must(s.put(&old), "put");
-    assert_eq!(must(s.purge(T0 + VAULT_LIFE - 1), "purge"), PurgeReport::default());
-    let report = must(s.purge(T0 + VAULT_LIFE), "purge");
+    assert_eq!(must(s.purge(T0 + vault_life(s) - 1), "purge"), PurgeReport::default());
+    let report = must(s.purge(T0 + vault_life(s)), "purge");
     assert_eq!(report, PurgeReport { expired: 1, deleted_burned: 0 });
     assert_eq!(must(s.status(&old.key_id), "status"), None);
 }
@@ -286,7 +288,7 @@ pub fn purge_keeps_recent<S: VaultStore>(s: &S) {
 pub fn purge_updates_stats<S: VaultStore>(s: &S) {
     let bob = &fixtures().bob;
     must(s.put(&bob.vault_entry(Tier::Gold, 0, T0 - 50 * DAY)), "put");
-    must(s.put(&bob.vault_entry(Tier::Gold, 1, T0 - VAULT_LIFE)), "put");
+    must(s.put(&bob.vault_entry(Tier::Gold, 1, T0 - vault_life(s))), "put");
     must(s.put(&bob.vault_entry(Tier::Silver, 0, T0)), "put");
     must(s.purge(T0), "purge");
     let stats = must(s.stats(), "stats");
@@ -348,9 +350,9 @@ pub fn bad_input_changes_nothing<S: VaultStore>(s: &S) {
     expect_core(s.put(&dup), Error::KeyAlreadyExists, "duplicate put");
     expect_core(s.burn(&b, T0 + 2), Error::KeyAlreadyBurned, "second burn");
     expect_core(s.burn(&KeyId([9; 16]), T0 + 2), Error::KeyNotFound, "burn of a missing key");
-    expect_core(s.burn(&sv, T0 + VAULT_LIFE), Error::CoinExpired, "burn of an expired key");
+    expect_core(s.burn(&sv, T0 + vault_life(s)), Error::CoinExpired, "burn of an expired key");
     let mut stale = fixtures().bob.vault_entry(Tier::Gold, 6, T0);
-    must(stale.burn(&P, T0), "burn the copy");
+    must(stale.burn(s.policy(), T0), "burn the copy");
     expect_core(s.put(&stale), Error::Malformed, "put of a burned entry");
     assert_eq!(must(s.stats(), "stats"), before);
     assert_eq!(ids(s, None), listed);

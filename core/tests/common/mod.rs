@@ -30,7 +30,7 @@ impl Party {
     }
 
     pub fn messenger(&self) -> Messenger<'_, MemoryStore, Identity> {
-        Messenger::new(&*self.store, &self.id, &self.dk, Policy::DEFAULT)
+        Messenger::new(&*self.store, &self.id, &self.dk)
     }
 
     /// Mint a coin into our vault and return its public half.

@@ -1,27 +1,94 @@
-//! Property tests: random sequences of vault and inventory operations on the reference store,
-//! checked step by step against plain `HashMap`/`VecDeque` models that restate DESIGN §4 without
-//! using the core's rule functions.
+//! Model-based property tests: random sequences of vault and inventory operations on the store
+//! under test, checked step by step against plain `HashMap`/`VecDeque` models that restate
+//! DESIGN §4 without the core's rule functions. The model takes only the numbers of the store's
+//! policy (caps, lifetimes, graces, the GC window); every rule it applies to them is its own.
+//!
+//! Each property runs [`prop_cases`] random sequences, each on a fresh store from the factory.
 
 use std::collections::{HashMap, VecDeque};
+use std::vec::Vec;
 
-use aqm_core::memory::MemoryStore;
-use aqm_core::store::{InventoryStore, VaultStore};
-use aqm_core::testkit::fixtures::{DAY, Party, T0, fixtures};
-use aqm_core::vault::KeyStatus;
-use aqm_core::{Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-/// Room for three contacts at their largest caps (10 coins each).
-type Store = MemoryStore<64, 32, 4, 2, 1, 1, 1>;
+use super::fixtures::{DAY, Party, T0, fixtures};
+use crate::store::{InventoryStore, VaultStore};
+use crate::vault::KeyStatus;
+use crate::{Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
 
-/// A key stays in the vault for the coin's 30 days of life and then the 14-day grace.
-const TTL: u64 = 44 * DAY;
-/// Every fixture coin was minted at T0: it expires 30 days later and may be stored or selected
-/// only while now + 2 days < that.
-const COIN_EXPIRES: UnixSeconds = T0 + 30 * DAY;
-const MIN_LIFE: u64 = 2 * DAY;
-const GRACE: u64 = 60;
-const GC_AFTER: u64 = 30 * DAY;
+/// Random sequences each property runs: `AQM_KIT_PROP_CASES` if set, else 32 (the reference
+/// store's own `model_props` run 128; a file-backed store pays a durable commit per step).
+pub fn prop_cases() -> u32 {
+    std::env::var("AQM_KIT_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+}
+
+/// Every fixture coin was minted at T0: it expires 30 days later.
+const COIN_EXPIRES: UnixSeconds = T0 + crate::protocol::COIN_LIFETIME_SECS;
+
+/// The numbers of a policy the models use.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    caps: [[u32; 3]; 3],
+    /// A key stays in the vault for the coin's life and then the vault grace.
+    ttl: u64,
+    grace: u64,
+    gc_after: u64,
+    min_life: u64,
+}
+
+impl Limits {
+    fn of(p: &Policy) -> Self {
+        Limits {
+            caps: p.caps,
+            ttl: crate::protocol::COIN_LIFETIME_SECS + p.vault_grace_secs,
+            grace: p.burn_grace_secs,
+            gc_after: p.gc_inactive_secs,
+            min_life: p.coin_min_life_secs,
+        }
+    }
+    fn cap(&self, p: Priority, t: Tier) -> u32 {
+        let row = match p {
+            Priority::Bestie => 0,
+            Priority::Mate => 1,
+            Priority::Stranger => 2,
+        };
+        let col = match t {
+            Tier::Gold => 0,
+            Tier::Silver => 1,
+            Tier::Bronze => 2,
+        };
+        self.caps[row][col]
+    }
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config { cases: prop_cases(), failure_persistence: None, ..Config::default() })
+}
+
+/// Random vault operations (put, burn, purge, time passing) on fresh stores from `fresh`: after
+/// every step the counters, statuses, `get` and `active_ids` equal the model's.
+pub fn vault_matches_model<F, S: VaultStore>(fresh: impl Fn() -> F, store: impl Fn(&F) -> &S) {
+    let result = runner().run(&prop::collection::vec(vault_op(), 1..60), |ops| {
+        let fx = fresh();
+        run_vault(store(&fx), &ops)
+    });
+    if let Err(e) = result {
+        panic!("vault model: {e}");
+    }
+}
+
+/// Random inventory operations (register, priority changes, stores of own and foreign coins,
+/// selections over tier ranges, consumes, GC and dry runs, time passing) on fresh stores from
+/// `fresh`: after every step each contact's counts and record equal the model's.
+pub fn inventory_matches_model<F, S: InventoryStore>(fresh: impl Fn() -> F, store: impl Fn(&F) -> &S) {
+    let result = runner().run(&prop::collection::vec(inv_op(), 1..80), |ops| {
+        let fx = fresh();
+        run_inventory(store(&fx), &ops)
+    });
+    if let Err(e) = result {
+        panic!("inventory model: {e}");
+    }
+}
 
 fn core_err<T, E: StoreError>(r: Result<T, E>) -> Result<T, Error> {
     r.map_err(|e| *e.as_core().unwrap_or_else(|| panic!("not a core refusal: {e}")))
@@ -71,16 +138,16 @@ struct ModelKey {
     burned_at: Option<UnixSeconds>,
 }
 
-#[derive(Default)]
 struct VaultModel {
+    lim: Limits,
     keys: HashMap<KeyId, ModelKey>,
     burned: u64,
     expired: u64,
 }
 
 impl VaultModel {
-    fn expired(k: &ModelKey, now: UnixSeconds) -> bool {
-        k.burned_at.is_none() && now.saturating_sub(k.created) >= TTL
+    fn expired(&self, k: &ModelKey, now: UnixSeconds) -> bool {
+        k.burned_at.is_none() && now.saturating_sub(k.created) >= self.lim.ttl
     }
 
     fn put(&mut self, id: KeyId, tier: Tier, created: UnixSeconds) -> Result<(), Error> {
@@ -96,7 +163,7 @@ impl VaultModel {
         if k.burned_at.is_some() {
             return Err(Error::KeyAlreadyBurned);
         }
-        if now.saturating_sub(k.created) >= TTL {
+        if now.saturating_sub(k.created) >= self.lim.ttl {
             return Err(Error::CoinExpired);
         }
         k.burned_at = Some(now);
@@ -106,12 +173,13 @@ impl VaultModel {
 
     fn purge(&mut self, now: UnixSeconds) -> (u32, u32) {
         let (mut expired, mut deleted) = (0, 0);
+        let lim = self.lim;
         self.keys.retain(|_, k| match k.burned_at {
-            None if Self::expired(k, now) => {
+            None if now.saturating_sub(k.created) >= lim.ttl => {
                 expired += 1;
                 false
             }
-            Some(at) if now.saturating_sub(at) >= GRACE => {
+            Some(at) if now.saturating_sub(at) >= lim.grace => {
                 deleted += 1;
                 false
             }
@@ -130,10 +198,9 @@ impl VaultModel {
     }
 }
 
-fn run_vault(ops: &[VaultOp]) -> Result<(), TestCaseError> {
+fn run_vault<S: VaultStore>(s: &S, ops: &[VaultOp]) -> Result<(), TestCaseError> {
     let bob = &fixtures().bob;
-    let s = Store::default();
-    let mut m = VaultModel::default();
+    let mut m = VaultModel { lim: Limits::of(s.policy()), keys: HashMap::new(), burned: 0, expired: 0 };
     let mut now = T0;
     for op in ops {
         match *op {
@@ -163,7 +230,7 @@ fn run_vault(ops: &[VaultOp]) -> Result<(), TestCaseError> {
             let k = m.keys.get(&id);
             let want = k.map(|k| if k.burned_at.is_some() { KeyStatus::Burned } else { KeyStatus::Active });
             prop_assert_eq!(core_err(s.status(&id)).expect("status"), want);
-            let usable = k.is_some_and(|k| k.burned_at.is_none() && !VaultModel::expired(k, now));
+            let usable = k.is_some_and(|k| k.burned_at.is_none() && !m.expired(k, now));
             prop_assert_eq!(core_err(s.get(&id, now)).expect("get").is_some(), usable);
         }
         let mut listed = 0;
@@ -206,27 +273,15 @@ fn inv_op() -> impl Strategy<Value = InvOp> {
     ]
 }
 
-fn coin_of(p: usize, t: Tier, i: usize) -> &'static aqm_core::coin::PublicCoin {
+fn coin_of(p: usize, t: Tier, i: usize) -> &'static crate::coin::PublicCoin {
     let who = party(p);
     who.coin(t, i % who.pool(t))
 }
 
-#[derive(Default)]
 struct InvModel {
+    lim: Limits,
     contacts: HashMap<UserId, (Priority, UnixSeconds)>,
     queues: HashMap<(UserId, Tier), VecDeque<KeyId>>,
-}
-
-/// DESIGN §4 caps, restated.
-fn cap(p: Priority, t: Tier) -> u32 {
-    match (p, t) {
-        (Priority::Bestie, Tier::Gold) => 5,
-        (Priority::Bestie, Tier::Silver) => 4,
-        (Priority::Bestie, Tier::Bronze) => 1,
-        (Priority::Mate, Tier::Silver) => 6,
-        (Priority::Mate, Tier::Bronze) => 4,
-        _ => 0,
-    }
 }
 
 impl InvModel {
@@ -241,8 +296,9 @@ impl InvModel {
     fn trim(&mut self, c: UserId, p: Priority) -> u32 {
         let mut evicted = 0;
         for t in Tier::ALL {
+            let cap = self.lim.cap(p, t);
             let q = self.queue(c, t);
-            while q.len() as u32 > cap(p, t) {
+            while q.len() as u32 > cap {
                 q.pop_back();
                 evicted += 1;
             }
@@ -255,14 +311,15 @@ impl InvModel {
         if owner != c {
             return Err(Error::WrongOwner);
         }
+        let (cap, min_life) = (self.lim.cap(p, t), self.lim.min_life);
         let q = self.queue(c, t);
         if q.contains(&key) {
             return Err(Error::CoinAlreadyCached);
         }
-        if q.len() as u32 >= cap(p, t) {
-            return Err(Error::BudgetExceeded { tier: t, cap: cap(p, t) });
+        if q.len() as u32 >= cap {
+            return Err(Error::BudgetExceeded { tier: t, cap });
         }
-        if now + MIN_LIFE >= COIN_EXPIRES {
+        if now + min_life >= COIN_EXPIRES {
             return Err(Error::CoinExpired);
         }
         q.push_back(key);
@@ -283,7 +340,7 @@ impl InvModel {
         let mut wasted = 0;
         // Downward only: the desired tier, then every cheaper one down to `lowest`.
         for t in Tier::ALL.into_iter().filter(|t| t.to_byte() >= desired.to_byte() && t.to_byte() <= lowest.to_byte()) {
-            if now + MIN_LIFE >= COIN_EXPIRES {
+            if now + self.lim.min_life >= COIN_EXPIRES {
                 // Every coin of the tier is past its selection limit: all dropped, none used.
                 let q = self.queue(c, t);
                 wasted += q.len() as u32;
@@ -304,14 +361,14 @@ impl InvModel {
         let (mut cleaned, mut keys, mut bytes) = (0, 0, 0);
         let ids: Vec<UserId> = self.contacts.keys().copied().collect();
         for c in ids {
-            if now.saturating_sub(self.contacts[&c].1) <= GC_AFTER {
+            if now.saturating_sub(self.contacts[&c].1) <= self.lim.gc_after {
                 continue;
             }
             cleaned += 1;
             for t in Tier::ALL {
                 let n = self.queue(c, t).len() as u32;
                 keys += n;
-                bytes += u64::from(n) * aqm_core::coin::stored_bytes(t);
+                bytes += u64::from(n) * crate::coin::stored_bytes(t);
                 if !dry {
                     self.queue(c, t).clear();
                 }
@@ -324,9 +381,8 @@ impl InvModel {
     }
 }
 
-fn run_inventory(ops: &[InvOp]) -> Result<(), TestCaseError> {
-    let s = Store::default();
-    let mut m = InvModel::default();
+fn run_inventory<S: InventoryStore>(s: &S, ops: &[InvOp]) -> Result<(), TestCaseError> {
+    let mut m = InvModel { lim: Limits::of(s.policy()), contacts: HashMap::new(), queues: HashMap::new() };
     let mut now = T0;
     for op in ops {
         match *op {
@@ -382,38 +438,4 @@ fn run_inventory(ops: &[InvOp]) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
-    #[test]
-    fn vault_matches_model(ops in prop::collection::vec(vault_op(), 1..60)) {
-        run_vault(&ops)?;
-    }
-
-    #[test]
-    fn inventory_matches_model(ops in prop::collection::vec(inv_op(), 1..80)) {
-        run_inventory(&ops)?;
-    }
-}
-
-#[test]
-fn policy_restated_by_the_model_is_the_default() {
-    for p in Priority::ALL {
-        for t in Tier::ALL {
-            assert_eq!(cap(p, t), Policy::DEFAULT.cap(p, t));
-        }
-    }
-    let p = Policy::DEFAULT;
-    assert_eq!(
-        (TTL, GRACE, GC_AFTER, MIN_LIFE),
-        (
-            aqm_core::protocol::COIN_LIFETIME_SECS + p.vault_grace_secs,
-            p.burn_grace_secs,
-            p.gc_inactive_secs,
-            p.coin_min_life_secs
-        )
-    );
-    assert_eq!(fixtures().bob.coin(Tier::Gold, 0).expires_at, COIN_EXPIRES);
 }

@@ -1,0 +1,116 @@
+//! [`SessionStore`] on the reference store: records per peer and direction, saved by
+//! compare-and-swap ([`next_session_version`]); burn-and-save decides both halves before it
+//! writes either.
+
+use super::{Inner, MemoryStore, SessionRecord};
+use crate::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, next_session_version};
+use crate::vault::Transition;
+use crate::{Error, KeyId, UnixSeconds, UserId};
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    pub(super) fn session_index(&self, peer: &UserId, direction: Direction) -> Option<usize> {
+        self.sessions.iter().position(|s| s.peer == *peer && s.direction == direction)
+    }
+
+    /// Whether a session for `peer`/`direction` can be written (it exists, or there is room).
+    pub(super) fn session_fits(&self, peer: &UserId, direction: Direction) -> bool {
+        self.session_index(peer, direction).is_some() || !self.sessions.is_full()
+    }
+
+    /// The version a compare-and-swap write of this record would get (nothing written).
+    pub(super) fn session_cas(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let current = self.session_index(peer, direction).map(|i| self.sessions[i].version);
+        let version = next_session_version(current, expected)?;
+        if !self.session_fits(peer, direction) {
+            return Err(Error::CapacityFull { what: "session store" });
+        }
+        Ok(version)
+    }
+
+    /// Write a record whose version [`Inner::session_cas`] approved.
+    pub(super) fn write_session(
+        &mut self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        version: SessionVersion,
+    ) {
+        match self.session_index(peer, direction) {
+            Some(i) => {
+                self.sessions[i].blob.clone_from(blob);
+                self.sessions[i].version = version;
+            }
+            // `session_cas` checked there is room.
+            None => {
+                let _ = self.sessions.push(SessionRecord { peer: *peer, direction, blob: blob.clone(), version });
+            }
+        }
+    }
+}
+
+impl<
+    const KEYS: usize,
+    const COINS: usize,
+    const CONTACTS: usize,
+    const SESSIONS: usize,
+    const DIRECTORY: usize,
+    const USERS: usize,
+    const CLAIMS: usize,
+> SessionStore for MemoryStore<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
+{
+    fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
+        let inner = self.inner.lock();
+        Ok(inner.session_index(peer, direction).map(|i| {
+            let r = &inner.sessions[i];
+            StoredSession { blob: r.blob.clone(), version: r.version }
+        }))
+    }
+
+    fn save_session(
+        &self,
+        peer: &UserId,
+        direction: Direction,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let mut inner = self.inner.lock();
+        let version = inner.session_cas(peer, direction, expected)?;
+        inner.write_session(peer, direction, blob, version);
+        Ok(version)
+    }
+
+    fn burn_and_save_session(
+        &self,
+        key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let mut inner = self.inner.lock();
+        let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
+        // Decide both halves first, so that neither is written unless both can be.
+        let mut burned = inner.vault[i].clone();
+        burned.burn(&self.policy, now)?;
+        let version = inner.session_cas(peer, Direction::Receive, expected)?;
+        inner.write_session(peer, Direction::Receive, blob, version);
+        let tier = burned.tier;
+        inner.vault[i] = burned;
+        inner.stats.apply(Transition::Burned(tier));
+        Ok(version)
+    }
+}
