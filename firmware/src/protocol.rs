@@ -229,7 +229,7 @@ impl From<&crate::Error> for DeviceError {
             }
             crate::Error::Core(_) => DeviceError::Refused,
             crate::Error::Flash(_) => DeviceError::Flash,
-            crate::Error::Corrupt { .. } => DeviceError::Corrupt,
+            crate::Error::Corrupt { .. } | crate::Error::FlashFormat { .. } => DeviceError::Corrupt,
             crate::Error::Device(d) => *d,
             _ => DeviceError::Refused,
         }
