@@ -27,7 +27,7 @@ mod no_heap;
 pub mod protocol;
 mod vault;
 
-pub use client::Client;
+pub use client::{Client, DeviceSigner};
 pub use device::{Approver, Button, Device, NoButton, NoLed};
 pub use error::Error;
 pub use vault::{FLASH_FORMAT, FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};
