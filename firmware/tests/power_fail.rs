@@ -396,24 +396,29 @@ fn cut_every_kth_write_or_erase() {
     assert!(total > 200, "only {total} cuts");
 }
 
-// Issue 17: with a prefix-erasing flash these two sequences ended in "unreadable record map"
-// (sequential-storage's fetch_all_items does not repair a half-erased page; see vault.rs).
+// Issue 17: with a prefix-erasing flash these sequences end in "unreadable record map" without
+// the workaround (sequential-storage's fetch_all_items does not repair a half-erased page; see
+// vault.rs). Flash format v2 (one more write at first boot, per-key lifetimes) moved every cut
+// point, so the two original sequences (seeds 11008 and 40010) no longer reach the bug; these
+// two were found by running 60 rounds with the workaround disabled (9 of 540 sequences failed).
 #[test]
-fn issue_17_round_11_seed_11008_k_29() {
-    run(11008, Some(29), 400, CutModel::Prefix);
+fn issue_17_round_23_seed_23008_k_29() {
+    run(23008, Some(29), 400, CutModel::Prefix);
 }
 
 #[test]
-fn issue_17_round_40_seed_40010_k_97() {
-    run(40010, Some(97), 400, CutModel::Prefix);
+fn issue_17_round_10_seed_10010_k_97() {
+    run(10010, Some(97), 400, CutModel::Prefix);
 }
 
-// Under the any-state model without the erase journal this sequence lost the identity: a cut
-// erase left a record page reading as closed, and sequential-storage's repair then erased the
-// newest page and migrated the garbage into it. The journal finishes the erase at boot.
+// Under the any-state model without the erase journal this sequence loses the identity: a cut
+// erase leaves a record page reading as closed, and sequential-storage's repair then erases the
+// newest page and migrates the garbage into it. The journal finishes the erase at boot. (Found
+// by 40 rounds without the journal after flash format v2 moved the cut points: 1 of 360
+// sequences; the earlier one, seed 1024005 k = 7, no longer reaches it.)
 #[test]
-fn any_state_seed_1024005_k_7_keeps_the_identity() {
-    run(1024005, Some(7), 400, model("any", 1024005));
+fn any_state_seed_12010_k_97_keeps_the_identity() {
+    run(12010, Some(97), 400, model("any", 12010));
 }
 
 #[test]
