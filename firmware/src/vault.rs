@@ -864,3 +864,27 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flash::{PAGE_SIZE, RamFlash};
+
+    #[test]
+    fn a_newer_format_is_refused_naming_both_versions() {
+        let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 2, 2);
+        let mut mem = [0xFFu8; 4 * PAGE_SIZE];
+        let v: FlashVault<_, 8> =
+            FlashVault::open(RamFlash::new(&mut mem[..]), layout.clone(), Policy::DEFAULT).unwrap();
+        v.recover().unwrap();
+        {
+            // What a later firmware would have written at its first boot.
+            let mut inner = v.inner.borrow_mut();
+            let i = &mut *inner;
+            let newer = FormatRecord { version: FLASH_FORMAT + 1 };
+            block_on(i.map.store_item(&mut i.buf.0, &FORMAT_KEY, &newer)).unwrap();
+        }
+        let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout, Policy::DEFAULT).unwrap();
+        assert_eq!(v.recover(), Err(Error::FlashFormat { found: FLASH_FORMAT + 1, supported: FLASH_FORMAT }));
+    }
+}
