@@ -18,11 +18,8 @@ fuzz_target!(|data: &[u8]| {
     LAYOUT.call_once(check_layout);
     let Some((&mode, rest)) = data.split_first() else { return };
     let dk = device_key();
-    let (send_blob, recv_blob) = if mode & 1 == 0 {
-        (rest.to_vec(), rest.to_vec())
-    } else {
-        (seal_record(rest, 1), seal_record(rest, 2))
-    };
+    let (send_blob, recv_blob) =
+        if mode & 1 == 0 { (rest.to_vec(), rest.to_vec()) } else { (seal_record(rest, 1), seal_record(rest, 2)) };
     if let Ok(chain) = SendChain::open(&send_blob, &dk, &PEER) {
         let again = chain.seal(&dk, &mut Counter(1)).expect("reseals");
         assert_eq!(SendChain::open(&again, &dk, &PEER).expect("reopens"), chain);

@@ -78,10 +78,7 @@ pub fn real_blobs() -> Vec<(u8, Vec<u8>)> {
     let (n2, tag2) = theirs.encrypt(b"h", &mut buf2).expect("encrypts");
     recv.decrypt(8, &coin, n2, b"h", &mut buf2, &tag2).expect("decrypts");
     let dk = device_key();
-    vec![
-        (1, send.seal(&dk, &mut rng).expect("seals").to_vec()),
-        (2, recv.seal(&dk, &mut rng).expect("seals").to_vec()),
-    ]
+    vec![(1, send.seal(&dk, &mut rng).expect("seals").to_vec()), (2, recv.seal(&dk, &mut rng).expect("seals").to_vec())]
 }
 
 /// Panics if this crate's copy of the blob layout no longer opens what the core seals.

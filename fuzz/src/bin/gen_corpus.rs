@@ -26,7 +26,8 @@ fn main() {
         let (_, pk) = generate_keypair(tier, &mut rng);
         let (ct, _) = encapsulate(tier, &pk, &mut rng).expect("encapsulates");
         let rekey = RekeyHeader { tier, kem_ciphertext: ct };
-        let env = Envelope::new(alice, bob, coin, Some(rekey), 0, heapless::Vec::from_slice(&[0xa5; 40]).expect("fits"));
+        let env =
+            Envelope::new(alice, bob, coin, Some(rekey), 0, heapless::Vec::from_slice(&[0xa5; 40]).expect("fits"));
         write("envelope_decode", &format!("rekey-{tier:?}"), env.encode(&mut buf).expect("encodes"));
     }
     let env = Envelope::new(alice, bob, coin, None, 300, heapless::Vec::from_slice(&[0x5a; 16]).expect("fits"));
