@@ -19,7 +19,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use aqm_core::coin::{self, PublicCoin};
+use aqm_core::coin::{self, CoinKind, PublicCoin};
 use aqm_core::crypto::{self, DeviceKey, Identity};
 use aqm_core::{KeyId, Tier};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -41,7 +41,9 @@ fn seed<const N: usize>(rng: &mut ChaCha20Rng) -> [u8; N] {
 }
 
 fn message(pk: &[u8], tier: Tier) -> Vec<u8> {
-    PublicCoin::signed_message(&aqm_core::UserId([1; 16]), &KeyId([2; 16]), tier, pk).to_vec()
+    let pk = aqm_core::crypto::PublicKeyBytes::from_slice(pk).expect("public key size");
+    PublicCoin::signed_message(&aqm_core::UserId([1; 16]), &KeyId([2; 16]), tier, CoinKind::OneTime, 30 * 86_400, &pk)
+        .to_vec()
 }
 
 fn mint(c: &mut Criterion) {

@@ -50,7 +50,12 @@ pub fn check_upload_expiry(policy: &Policy, coin: &PublicCoin, now: UnixSeconds)
 /// Check an upload batch at `now` before any of it is stored: every coin must belong to `owner`,
 /// carry valid signatures and an acceptable expiry ([`check_upload_expiry`]). One bad coin
 /// refuses the whole batch.
-pub fn verify_upload(policy: &Policy, owner: &PublicIdentity, coins: &[PublicCoin], now: UnixSeconds) -> Result<(), Error> {
+pub fn verify_upload(
+    policy: &Policy,
+    owner: &PublicIdentity,
+    coins: &[PublicCoin],
+    now: UnixSeconds,
+) -> Result<(), Error> {
     coins.iter().try_for_each(|c| {
         check_upload_expiry(policy, c, now)?;
         c.verify(owner)

@@ -208,7 +208,11 @@ impl<'a> EnvelopeRef<'a> {
                 }
                 let sig_len = tier.signature_len();
                 if r.signature.len() != sig_len {
-                    return Err(Error::BadLength { what: "re-key signature", expected: sig_len, got: r.signature.len() });
+                    return Err(Error::BadLength {
+                        what: "re-key signature",
+                        expected: sig_len,
+                        got: r.signature.len(),
+                    });
                 }
                 header_len += 1 + varint_len(expected) + expected + varint_len(sig_len) + sig_len;
                 Some(RekeyRef { tier, kem_ciphertext: r.kem_ciphertext, signature: r.signature })

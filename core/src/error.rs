@@ -184,9 +184,9 @@ impl fmt::Display for Error {
             Error::ChainExhausted { limit } => {
                 write!(f, "this chain already carried its limit of {limit} messages: re-key with a new coin")
             }
-            Error::WeakIdentityKey => f.write_str(
-                "identity key is non-canonical or of small or mixed order: refuse this identity",
-            ),
+            Error::WeakIdentityKey => {
+                f.write_str("identity key is non-canonical or of small or mixed order: refuse this identity")
+            }
             Error::CoinExpired => f.write_str("coin is past its usable life: fetch a fresh coin"),
             Error::BadExpiry => f.write_str("coin expiry lies further ahead than a coin may live: mint it again"),
             Error::UnsupportedCoinKind(k) => {

@@ -419,7 +419,9 @@ impl<
             Some(pin) => {
                 match at {
                     Some(i) => inner.pins[i] = pin.clone(),
-                    None => inner.pins.push(pin.clone()).map_err(|_| Error::CapacityFull { what: "pinned identities" })?,
+                    None => {
+                        inner.pins.push(pin.clone()).map_err(|_| Error::CapacityFull { what: "pinned identities" })?
+                    }
                 }
                 Ok(pin)
             }
@@ -503,7 +505,9 @@ impl<
             // Coins past their selection limit go first: they can never be used.
             selection.wasted += inner.stale_coins(&self.policy, contact, tier, now) as u32;
             let policy = &self.policy;
-            inner.coins.retain(|c| !(c.coin.owner == *contact && c.coin.tier == tier && c.coin.check_fresh(policy, now).is_err()));
+            inner.coins.retain(|c| {
+                !(c.coin.owner == *contact && c.coin.tier == tier && c.coin.check_fresh(policy, now).is_err())
+            });
             if let Some(i) = inner.coin_at_end(contact, tier, true) {
                 selection.coin = Some(inner.coins.swap_remove(i));
                 inner.contacts[ci].last_msg_at = now;

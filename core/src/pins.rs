@@ -11,8 +11,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::crypto::PublicIdentity;
 use crate::Error;
+use crate::crypto::PublicIdentity;
 
 /// Domain tag of the safety number.
 pub const SAFETY_DOMAIN: &[u8] = b"AQM-safety-v2";

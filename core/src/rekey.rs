@@ -102,7 +102,8 @@ pub trait RekeySigner {
     /// The signature field for `fields`: Ed25519, plus ML-DSA-65 for GOLD (`ed25519 ‖ mldsa65`).
     /// A signer that fails or refuses (a device unplugged, approval denied) →
     /// [`Error::SignerFailed`].
-    fn sign_rekey<R: CryptoRng + ?Sized>(&self, fields: &RekeyFields<'_>, rng: &mut R) -> Result<SignatureBytes, Error>;
+    fn sign_rekey<R: CryptoRng + ?Sized>(&self, fields: &RekeyFields<'_>, rng: &mut R)
+    -> Result<SignatureBytes, Error>;
 }
 
 impl RekeySigner for Identity {
@@ -110,7 +111,11 @@ impl RekeySigner for Identity {
         Identity::user_id(self)
     }
 
-    fn sign_rekey<R: CryptoRng + ?Sized>(&self, fields: &RekeyFields<'_>, rng: &mut R) -> Result<SignatureBytes, Error> {
+    fn sign_rekey<R: CryptoRng + ?Sized>(
+        &self,
+        fields: &RekeyFields<'_>,
+        rng: &mut R,
+    ) -> Result<SignatureBytes, Error> {
         if fields.sender != Identity::user_id(self) {
             return Err(Error::WrongOwner);
         }

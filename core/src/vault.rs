@@ -82,7 +82,8 @@ impl VaultEntry {
     pub fn is_expired(&self, policy: &Policy, now: UnixSeconds) -> bool {
         // `expires_at + grace <= now`, written without an addition that could saturate (stores
         // that index by `expires_at` compare it with `now - grace`, and must agree exactly).
-        self.status == KeyStatus::Active && now.checked_sub(policy.vault_grace_secs).is_some_and(|t| self.expires_at <= t)
+        self.status == KeyStatus::Active
+            && now.checked_sub(policy.vault_grace_secs).is_some_and(|t| self.expires_at <= t)
     }
 
     /// Whether the entry may be opened at `now`: ACTIVE and not expired.

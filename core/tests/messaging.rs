@@ -295,7 +295,9 @@ fn send_or_fetch_reaches_a_stranger_and_gives_up_when_nothing_is_left() {
         assert!(got.unverified(), "a sender known only from the directory is reported unverified");
         // The chain carries four more messages without any coin.
         for _ in 0..4 {
-            assert!(m.send_or_fetch(&*directory, &bob.me(), &ctx, b"more", opts, None, 10, &mut rng).unwrap().is_some());
+            assert!(
+                m.send_or_fetch(&*directory, &bob.me(), &ctx, b"more", opts, None, 10, &mut rng).unwrap().is_some()
+            );
         }
         assert_eq!(m.send_or_fetch(&*directory, &bob.me(), &ctx, b"more", opts, None, 10, &mut rng).unwrap(), None);
     })

@@ -270,7 +270,13 @@ impl InvModel {
     }
 
     /// Returns the coin picked and how many expired coins were dropped on the way.
-    fn select(&mut self, c: UserId, desired: Tier, lowest: Tier, now: UnixSeconds) -> Result<(Option<KeyId>, u32), Error> {
+    fn select(
+        &mut self,
+        c: UserId,
+        desired: Tier,
+        lowest: Tier,
+        now: UnixSeconds,
+    ) -> Result<(Option<KeyId>, u32), Error> {
         if !self.contacts.contains_key(&c) {
             return Err(Error::ContactNotRegistered);
         }
@@ -351,7 +357,8 @@ fn run_inventory(ops: &[InvOp]) -> Result<(), TestCaseError> {
             }
             InvOp::Select(c, t, low) => {
                 let id = party(c).id();
-                let got = core_err(s.select_coin(&id, t, low, now)).map(|sel| (sel.coin.map(|cc| cc.coin.key_id), sel.wasted));
+                let got = core_err(s.select_coin(&id, t, low, now))
+                    .map(|sel| (sel.coin.map(|cc| cc.coin.key_id), sel.wasted));
                 prop_assert_eq!(got, m.select(id, t, low, now), "{:?}", op);
             }
             InvOp::Consume(c, t, i) => {

@@ -32,7 +32,11 @@ impl RekeySigner for Impersonator<'_> {
         self.claims
     }
 
-    fn sign_rekey<R: CryptoRng + ?Sized>(&self, fields: &RekeyFields<'_>, rng: &mut R) -> Result<SignatureBytes, Error> {
+    fn sign_rekey<R: CryptoRng + ?Sized>(
+        &self,
+        fields: &RekeyFields<'_>,
+        rng: &mut R,
+    ) -> Result<SignatureBytes, Error> {
         // The best Mallory can do: a valid signature of hers over the same fields under her id.
         let mut own = *fields;
         own.sender = self.real.user_id();
@@ -289,7 +293,10 @@ fn drained_post_quantum_coins_give_need_coin_not_bronze() {
         let wifi = DeviceContext::HOME_WIFI;
         // GOLD and SILVER drained: no silent fall to BRONZE.
         let out = m.send(&bob.me(), &wifi, b"x", SendOptions::default(), 10, &mut rng).unwrap();
-        assert_eq!(out, SendOutcome::NeedCoin { range: TierRange { desired: Tier::Gold, lowest: Tier::Silver }, wasted: 0 });
+        assert_eq!(
+            out,
+            SendOutcome::NeedCoin { range: TierRange { desired: Tier::Gold, lowest: Tier::Silver }, wasted: 0 }
+        );
         assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([0, 0, 1]), "the BRONZE coin stays");
         // The app may allow it explicitly; the outcome says it is not post-quantum.
         let classical = SendOptions { allow_classical: true };
@@ -314,7 +321,10 @@ fn drained_post_quantum_coins_give_need_coin_not_bronze() {
         assert_eq!(s.tier, Tier::Bronze);
         // ...but a contact flagged require_pq lifts it to SILVER, even with allow_classical.
         let (mut rng, alice, bob) = setup(220);
-        alice.store.register_contact(&ContactMeta::new(bob.me(), Priority::Bestie, "bob", 0).unwrap().requiring_pq()).unwrap();
+        alice
+            .store
+            .register_contact(&ContactMeta::new(bob.me(), Priority::Bestie, "bob", 0).unwrap().requiring_pq())
+            .unwrap();
         alice.know(&bob);
         bob.know(&alice);
         alice.cache(&bob.mint(Tier::Bronze, &mut rng));
@@ -502,7 +512,8 @@ fn a_rekey_that_loses_the_session_race_puts_its_coin_back_in_fifo_order() {
         }
         let m = Messenger::new(&racing, &alice.id, &alice.dk, Policy::DEFAULT);
         let ctx = DeviceContext::OUTDOOR_CELLULAR;
-        let SendOutcome::Sent(sent) = m.send(&bob.me(), &ctx, b"after the race", SendOptions::default(), 10, &mut rng).unwrap()
+        let SendOutcome::Sent(sent) =
+            m.send(&bob.me(), &ctx, b"after the race", SendOptions::default(), 10, &mut rng).unwrap()
         else {
             panic!("coins are cached")
         };

@@ -22,8 +22,9 @@ use std::time::Instant;
 use aqm_core::coin::{self, PublicCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::ContactMeta;
-use aqm_core::messaging::{Messenger, SendOutcome, Sent};
-use aqm_core::store::{DirectoryStore, InventoryStore, SessionStore, VaultStore};
+use aqm_core::messaging::{Messenger, SendOptions, SendOutcome, Sent};
+use aqm_core::pins::{SafetyNumber, Trust};
+use aqm_core::store::{DirectoryStore, InventoryStore, PinStore, SessionStore, VaultStore};
 use aqm_core::vault::KeyStatus;
 use aqm_core::{DeviceContext, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds};
 use aqm_storage_redb::RedbStore;
@@ -184,9 +185,9 @@ fn lifecycle<B, EB, A, EA>(
     directory: &RedbStore,
 ) -> Result<(), Failed>
 where
-    B: VaultStore<Error = EB> + SessionStore + InventoryStore<Error = EB>,
+    B: VaultStore<Error = EB> + SessionStore + InventoryStore<Error = EB> + PinStore<Error = EB>,
     EB: StoreError,
-    A: VaultStore<Error = EA> + SessionStore + InventoryStore<Error = EA>,
+    A: VaultStore<Error = EA> + SessionStore + InventoryStore<Error = EA> + PinStore<Error = EA>,
     EA: StoreError,
 {
     let mut rng = rand::rng();
@@ -200,11 +201,13 @@ where
     // ── Phase 1 ─────────────────────────────────────────────────────────────────────────────
     ui.phase(1, 4, "MINT", "Bob mints 5 GOLD + 4 SILVER + 1 BRONZE coins");
     let t = Instant::now();
-    directory.register_identity(bob.public()).step("register Bob's identity with the directory")?;
-    directory.register_identity(alice.public()).step("register Alice's identity with the directory")?;
+    let bob_proof = bob.registration_proof(&mut rng).step("sign Bob's registration")?;
+    let alice_proof = alice.registration_proof(&mut rng).step("sign Alice's registration")?;
+    directory.register_identity(bob.public(), &bob_proof).step("register Bob's identity with the directory")?;
+    directory.register_identity(alice.public(), &alice_proof).step("register Alice's identity with the directory")?;
     let mut public: Vec<PublicCoin> = Vec::new();
     for (tier, n, kem, sig) in [
-        (Tier::Gold, 5, "X-Wing (ML-KEM-768 + X25519)", "ML-DSA-65"),
+        (Tier::Gold, 5, "X-Wing (ML-KEM-768 + X25519)", "Ed25519 + ML-DSA-65"),
         (Tier::Silver, 4, "ML-KEM-768", "Ed25519"),
         (Tier::Bronze, 1, "X25519 DHKEM", "Ed25519"),
     ] {
@@ -214,7 +217,7 @@ where
             public.push(minted.public);
         }
         ui.ok(format!(
-            "{n} {tier}: {kem}, {} B public key, {} B {sig} signature; {} B seed sealed (AES-256-GCM) in Bob's vault",
+            "{n} {tier}: {kem}, {} B public key, {} B {sig} signature, expires in 30 days; {} B seed sealed (AES-256-GCM) in Bob's vault",
             tier.public_key_len(),
             tier.signature_len(),
             tier.seed_len()
@@ -253,9 +256,15 @@ where
     let fresh = alice_store.register_contact(&meta).step("register Bob as Alice's contact")?;
     expect_eq("Bob is a new contact of Alice", fresh, true)?;
     ui.ok(format!("Bob registered as BESTIE (caps {})", tiers(&policy.caps_of(Priority::Bestie))));
-    let alice_m = Messenger::new(alice_store, alice.user_id(), &alice_dk, policy.clone());
+    // A contact exchange: each pins the other's identity; both see the same safety number.
+    alice_store.pin_identity(bob.public(), Trust::Exchanged).step("Alice pins Bob's identity")?;
+    bob_store.pin_identity(alice.public(), Trust::Exchanged).step("Bob pins Alice's identity")?;
+    let safety = SafetyNumber::of(alice.public(), bob.public());
+    expect_eq("both sides compute one safety number", safety, SafetyNumber::of(bob.public(), alice.public()))?;
+    ui.ok(format!("identities exchanged and pinned; safety number {safety}"));
+    let alice_m = Messenger::new(alice_store, &alice, &alice_dk, policy.clone());
     let idem: [u8; 16] = rng.random();
-    let report = alice_m.prefetch(directory, bob.public(), Some(idem), now()).step("pre-fetch Bob's coins")?;
+    let report = alice_m.prefetch(directory, &bob.user_id(), Some(idem), now()).step("pre-fetch Bob's coins")?;
     expect_eq(
         "every pre-fetched coin verifies and is cached",
         (report.stored, report.rejected),
@@ -289,14 +298,17 @@ where
         let step = format!("scenario {name}: send with {want}");
         // The first message opens a chain with `send`; B and C re-key at once with the tier their
         // new context affords (`send` alone would carry on the open chain until its limit).
+        let opts = SendOptions::default();
         let outcome = if i == 0 {
-            alice_m.send(bob.public(), ctx, text.as_bytes(), now(), &mut rng)
+            alice_m.send(&bob.user_id(), ctx, text.as_bytes(), opts, now(), &mut rng)
         } else {
-            alice_m.send_rekeyed(bob.public(), ctx, text.as_bytes(), now(), &mut rng)
+            alice_m.send_rekeyed(&bob.user_id(), ctx, text.as_bytes(), opts, now(), &mut rng)
         };
         let sent: Sent = match outcome.step(&step)? {
             SendOutcome::Sent(s) => s,
-            SendOutcome::NeedCoin { tier } => return Err(fail(step, format!("no cached coin for {tier}"))),
+            SendOutcome::NeedCoin { range, .. } => {
+                return Err(fail(step, format!("no cached coin from {} down to {}", range.desired, range.lowest)));
+            }
         };
         expect_eq(
             &format!("scenario {name} picks {want}"),
@@ -307,9 +319,11 @@ where
         if wire.windows(text.len()).any(|w| w == text.as_bytes()) {
             return Err(fail(step, "the plaintext appears in the envelope"));
         }
-        let kem_len = sent.envelope.rekey.as_ref().map_or(0, |r| r.kem_ciphertext.len());
+        let (kem_len, sig_len) =
+            sent.envelope.rekey.as_ref().map_or((0, 0), |r| (r.kem_ciphertext.len(), r.signature.len()));
+        let pq = if sent.post_quantum { "post-quantum" } else { "classical only" };
         ui.ok(format!(
-            "{name}: {place} → {} coin {} · envelope {} B ({kem_len} B KEM ciphertext, AES-256-GCM body)",
+            "{name}: {place} → {} coin {} ({pq}) · envelope {} B ({kem_len} B KEM ciphertext, {sig_len} B re-key signature by Alice, AES-256-GCM body)",
             sent.tier,
             short(&sent.envelope.chain),
             wire.len()
@@ -319,12 +333,12 @@ where
     // One more message on the open BRONZE chain: the ratchet amortizes the KEM.
     let follow = "Train's here.";
     let sent = match alice_m
-        .send(bob.public(), &DeviceContext::UNDERGROUND, follow.as_bytes(), now(), &mut rng)
+        .send(&bob.user_id(), &DeviceContext::UNDERGROUND, follow.as_bytes(), SendOptions::default(), now(), &mut rng)
         .step("follow-up on the open chain")?
     {
         SendOutcome::Sent(s) => s,
-        SendOutcome::NeedCoin { tier } => {
-            return Err(fail("follow-up on the open chain", format!("asked for a {tier} coin")));
+        SendOutcome::NeedCoin { range, .. } => {
+            return Err(fail("follow-up on the open chain", format!("asked for a {} coin", range.desired)));
         }
     };
     expect_eq("the follow-up reuses the chain without a KEM", sent.rekeyed, false)?;
@@ -344,7 +358,7 @@ where
     // ── Phase 4 ─────────────────────────────────────────────────────────────────────────────
     ui.phase(4, 4, "DECRYPT + BURN", "Bob opens each message; each coin burns as it opens");
     let t = Instant::now();
-    let bob_m = Messenger::new(bob_store, bob.user_id(), &bob_dk, policy.clone());
+    let bob_m = Messenger::new(bob_store, &bob, &bob_dk, policy.clone());
     for (text, wire, tier, chain) in &wires {
         let step = format!("Bob opens the {tier} message");
         let got = bob_m.receive(wire, now(), &mut rng).step(&step)?;
@@ -355,7 +369,7 @@ where
             let usable = bob_store.get(chain, now()).step("fetch the burned key")?;
             expect_eq("a burned key cannot be fetched", usable.is_some(), false)?;
             ui.ok(format!(
-                "{tier} coin {}: decapsulated, \"{text}\" decrypted, coin BURNED with the session saved",
+                "{tier} coin {}: Alice's signature verified against her pinned identity, decapsulated, \"{text}\" decrypted, coin BURNED with the session saved",
                 short(chain)
             ));
         } else {

@@ -11,9 +11,7 @@ use aqm_core::{KeyId, Tier, TierCounts};
 use redb::ReadableTable;
 
 use crate::RedbStore;
-use crate::codec::{
-    self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT,
-};
+use crate::codec::{self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT};
 use crate::error::{Ctx, Error};
 
 /// What [`RedbStore::audit`] found.

@@ -160,8 +160,9 @@ impl InventoryStore for RedbStore {
                 // Oldest first: coins no longer fresh are dropped (wasted) until a fresh one comes.
                 loop {
                     let next = {
-                        let mut range =
-                            coins.range((contact.0, b, 0)..=(contact.0, b, u64::MAX)).ctx("scan table inventory_coins")?;
+                        let mut range = coins
+                            .range((contact.0, b, 0)..=(contact.0, b, u64::MAX))
+                            .ctx("scan table inventory_coins")?;
                         match range.next() {
                             None => None,
                             Some(row) => {

@@ -47,7 +47,9 @@ fn database_file_holds_no_secret_in_clear() {
         }
         let blob = SessionBlob::from_slice(&[0xA5; 300]).expect("blob");
         store.save_session(&alice.user_id(), Direction::Send, &blob, None).expect("save");
-        store.burn_and_save_session(&minted[0].public.key_id, t0 + 5, &alice.user_id(), &blob, None).expect("burn+save");
+        store
+            .burn_and_save_session(&minted[0].public.key_id, t0 + 5, &alice.user_id(), &blob, None)
+            .expect("burn+save");
         store.burn(&minted[3].public.key_id, t0 + 5).expect("burn");
         store.purge(t0 + 3600).expect("purge");
     }

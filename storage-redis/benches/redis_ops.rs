@@ -8,7 +8,7 @@ use std::time::Duration;
 use aqm_core::coin::{self, PublicCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::ContactMeta;
-use aqm_core::store::{InventoryStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::store::{Direction, InventoryStore, SessionBlob, SessionStore, VaultStore};
 use aqm_core::{Policy, Priority, Tier};
 use aqm_storage_redis::RedisStore;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -84,8 +84,9 @@ fn bench(c: &mut Criterion) {
             || {
                 store.purge(5).expect("purge");
                 store.put(&entry).expect("put");
+                store.load_session(&bob_id, Direction::Receive).expect("load").map(|s| s.version)
             },
-            |()| store.burn_and_save_session(&entry.key_id, 5, &bob_id, &blob).expect("burn"),
+            |v| store.burn_and_save_session(&entry.key_id, 5, &bob_id, &blob, v).expect("burn"),
             BatchSize::PerIteration,
         )
     });

@@ -74,7 +74,12 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for id in ids {
-            pipe.cmd("HMGET").arg(k.inv_meta(id)).arg("priority").arg("last_msg_at").arg("display_name").arg("require_pq");
+            pipe.cmd("HMGET")
+                .arg(k.inv_meta(id))
+                .arg("priority")
+                .arg("last_msg_at")
+                .arg("display_name")
+                .arg("require_pq");
             for t in Tier::ALL {
                 pipe.cmd("ZCARD").arg(k.inv_idx(id, t));
             }
@@ -227,7 +232,13 @@ impl InventoryStore for RedisStore {
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
         let key = self.keys.inv_meta(contact);
         let f: Vec<Option<Vec<u8>>> = self.pool.run(Resend::Safe, |c| {
-            redis::cmd("HMGET").arg(&key).arg("priority").arg("last_msg_at").arg("display_name").arg("require_pq").query(c)
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("priority")
+                .arg("last_msg_at")
+                .arg("display_name")
+                .arg("require_pq")
+                .query(c)
         })?;
         decode_meta(&key, *contact, &f)
     }

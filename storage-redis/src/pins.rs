@@ -27,7 +27,10 @@ fn decode_pin(
     let ed25519: [u8; 32] = ed.as_slice().try_into().map_err(|_| Error::corrupt(key, "bad ed25519 key"))?;
     let mldsa65 = heapless::Vec::from_slice(&ml).map_err(|_| Error::corrupt(key, "bad mldsa65 key"))?;
     let trust = crate::parse_u64(key, "bad trust", &trust)?;
-    let trust = u8::try_from(trust).ok().and_then(|t| Trust::try_from(t).ok()).ok_or_else(|| Error::corrupt(key, "bad trust"))?;
+    let trust = u8::try_from(trust)
+        .ok()
+        .and_then(|t| Trust::try_from(t).ok())
+        .ok_or_else(|| Error::corrupt(key, "bad trust"))?;
     Ok(Some(Pinned { identity: PublicIdentity { user_id: *user, ed25519, mldsa65 }, trust }))
 }
 
@@ -37,48 +40,49 @@ impl PinStore for RedisStore {
     fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
         let key = self.keys.pin(&identity.user_id);
         // Pinning the same identity again changes nothing, so the call may be resent.
-        self.pool.run(Resend::Safe, |c| {
-            let mut decided: Option<Result<Pinned, Error>> = None;
-            redis::transaction(c, &[&key], |con, pipe| {
-                let (ed, ml, tr) = read_raw(con, &key)?;
-                let existing = match decode_pin(&key, &identity.user_id, ed, ml, tr) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        decided = Some(Err(e));
-                        return Ok(Some(()));
-                    }
-                };
-                match pins::decide(existing.as_ref(), identity, trust) {
-                    Err(e) => {
-                        decided = Some(Err(e.into()));
-                        Ok(Some(()))
-                    }
-                    Ok(None) => {
-                        decided = existing.map(Ok);
-                        Ok(Some(()))
-                    }
-                    Ok(Some(pin)) => {
-                        let done: Option<()> = pipe
-                            .hset_multiple(
-                                &key,
-                                &[
-                                    ("ed25519", pin.identity.ed25519.to_vec()),
-                                    ("mldsa65", pin.identity.mldsa65.to_vec()),
-                                    ("trust", pin.trust.to_byte().to_string().into_bytes()),
-                                ],
-                            )
-                            .ignore()
-                            .query(con)?;
-                        if done.is_some() {
-                            decided = Some(Ok(pin));
+        self.pool
+            .run(Resend::Safe, |c| {
+                let mut decided: Option<Result<Pinned, Error>> = None;
+                redis::transaction(c, &[&key], |con, pipe| {
+                    let (ed, ml, tr) = read_raw(con, &key)?;
+                    let existing = match decode_pin(&key, &identity.user_id, ed, ml, tr) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            decided = Some(Err(e));
+                            return Ok(Some(()));
                         }
-                        Ok(done)
+                    };
+                    match pins::decide(existing.as_ref(), identity, trust) {
+                        Err(e) => {
+                            decided = Some(Err(e.into()));
+                            Ok(Some(()))
+                        }
+                        Ok(None) => {
+                            decided = existing.map(Ok);
+                            Ok(Some(()))
+                        }
+                        Ok(Some(pin)) => {
+                            let done: Option<()> = pipe
+                                .hset_multiple(
+                                    &key,
+                                    &[
+                                        ("ed25519", pin.identity.ed25519.to_vec()),
+                                        ("mldsa65", pin.identity.mldsa65.to_vec()),
+                                        ("trust", pin.trust.to_byte().to_string().into_bytes()),
+                                    ],
+                                )
+                                .ignore()
+                                .query(con)?;
+                            if done.is_some() {
+                                decided = Some(Ok(pin));
+                            }
+                            Ok(done)
+                        }
                     }
-                }
-            })?;
-            Ok(decided)
-        })?
-        .unwrap_or_else(|| Err(Error::corrupt(&key, "pin transaction ended without a decision")))
+                })?;
+                Ok(decided)
+            })?
+            .unwrap_or_else(|| Err(Error::corrupt(&key, "pin transaction ended without a decision")))
     }
 
     fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {

@@ -92,10 +92,7 @@ fn a_prefix_holding_format_v1_keys_is_refused() {
     let prefix = s.prefix().to_owned();
     let err = aqm_storage_redis::RedisStore::connect(&common::url(), &prefix, aqm_core::Policy::DEFAULT)
         .expect_err("format v1 refused");
-    assert!(
-        matches!(err, aqm_storage_redis::Error::UnsupportedFormat { found: 1, supported: 2, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, aqm_storage_redis::Error::UnsupportedFormat { found: 1, supported: 2, .. }), "{err:?}");
     assert!(err.to_string().contains("format v1") && err.to_string().contains("v2"), "{err}");
     s.destroy_all().unwrap();
 }

@@ -62,7 +62,9 @@ pub fn select_no_duplicates<S: InventoryStore + Sync>(s: &S) {
                 let go = &go;
                 sc.spawn(move || {
                     go.wait();
-                    must(s.select_coin(&carol.id(), Tier::Silver, Tier::Bronze, T0 + 1), "select").coin.map(|c| c.coin.key_id)
+                    must(s.select_coin(&carol.id(), Tier::Silver, Tier::Bronze, T0 + 1), "select")
+                        .coin
+                        .map(|c| c.coin.key_id)
                 })
             })
             .collect();
@@ -197,7 +199,14 @@ where
     let wires: Vec<Vec<u8>> = (0..10u8)
         .map(|n| {
             let out = must(
-                sender.send(&bob.id(), &DeviceContext::OUTDOOR_CELLULAR, &[n; 20], SendOptions::default(), T0, &mut rng),
+                sender.send(
+                    &bob.id(),
+                    &DeviceContext::OUTDOOR_CELLULAR,
+                    &[n; 20],
+                    SendOptions::default(),
+                    T0,
+                    &mut rng,
+                ),
                 "send",
             );
             let SendOutcome::Sent(sent) = out else { panic!("a coin was cached") };

@@ -366,7 +366,11 @@ pub fn select_updates_last_msg_at<S: InventoryStore>(s: &S) {
 /// Selecting for an unregistered contact is refused.
 pub fn select_unregistered_refused<S: InventoryStore>(s: &S) {
     bestie(s);
-    expect_core(s.select_coin(&fixtures().dave.id(), Tier::Gold, Tier::Bronze, T0), Error::ContactNotRegistered, "select");
+    expect_core(
+        s.select_coin(&fixtures().dave.id(), Tier::Gold, Tier::Bronze, T0),
+        Error::ContactNotRegistered,
+        "select",
+    );
 }
 
 // ── Consume ───────────────────────────────────────────────────────────────────────────────────
@@ -654,7 +658,11 @@ pub fn bad_input_changes_nothing<S: InventoryStore>(s: &S) {
     expect_core(s.store_coin(&bob, f.bob.coin(Tier::Gold, 0), T0), Error::CoinAlreadyCached, "duplicate");
     expect_core(s.store_coin(&carol, f.bob.coin(Tier::Silver, 0), T0), Error::WrongOwner, "foreign coin");
     expect_core(s.store_coin(&dave, f.dave.coin(Tier::Bronze, 0), T0), Error::ContactNotRegistered, "unregistered");
-    expect_core(s.select_coin(&dave, Tier::Bronze, Tier::Bronze, T0 + 5), Error::ContactNotRegistered, "select unregistered");
+    expect_core(
+        s.select_coin(&dave, Tier::Bronze, Tier::Bronze, T0 + 5),
+        Error::ContactNotRegistered,
+        "select unregistered",
+    );
     expect_core(s.set_priority(&dave, Priority::Bestie), Error::ContactNotRegistered, "priority unregistered");
     expect_core(s.collect_contact(&dave), Error::ContactNotRegistered, "collect unregistered");
     assert_eq!(select(s, &carol, Tier::Bronze), None);

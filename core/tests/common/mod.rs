@@ -100,4 +100,3 @@ pub fn setup(seed: u64) -> (ChaCha20Rng, Party, Party) {
     let bob = Party::new(&mut rng);
     (rng, alice, bob)
 }
-
