@@ -204,11 +204,12 @@ fn lifecycle(c: &mut Criterion) {
                 send(&mut rng)
             },
             |w| black_box(b.receive(&w, 2, &mut rng2).unwrap().counter),
-            BatchSize::SmallInput,
+            // Every input needs the reset just before it: one input per batch.
+            BatchSize::PerIteration,
         )
     });
     g.bench_function("send_on_open_chain", |bn| {
-        bn.iter_batched(reset, |()| black_box(send(&mut rng)), BatchSize::SmallInput)
+        bn.iter_batched(reset, |()| black_box(send(&mut rng)), BatchSize::PerIteration)
     });
     g.finish();
 }
