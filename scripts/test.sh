@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole AQM test suite, from a fresh machine: installs what is missing, starts the local
 # Redis and PostgreSQL if they are down, then runs formatting, lints, every test (nextest, in
-# parallel), doc tests, the no_std build of the core for Cortex-M, and the firmware under QEMU.
+# parallel), doc tests, the known-answer vectors with their counts (both ML-DSA signers), the core
+# suite with the boards' signer, the valgrind constant-time check, bounded fuzzing, the no_std
+# build of the core for Cortex-M, and the firmware under QEMU.
 # Usage: scripts/test.sh            (from the repository root or anywhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 need_apt=()
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,6 +26,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 step "services"
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -54,6 +58,18 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+step "core suite with the boards' small-stack ML-DSA-65 signer"
+cargo nextest run -p aqm-core --features small-stack-mldsa --locked --no-fail-fast
+
+step "known-answer vectors through our wrappers (counts per expected result; fails on zero)"
+scripts/kat.sh
+
+step "constant-time check under valgrind (secrets marked undefined)"
+scripts/ct-check.sh
+
+step "bounded fuzzing (${AQM_FUZZ_SECONDS:-20} s per target)"
+scripts/fuzz.sh "${AQM_FUZZ_SECONDS:-20}"
 
 if rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   step "no_std: aqm-core for thumbv7em-none-eabihf (default-features = false, no allocator)"

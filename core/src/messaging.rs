@@ -230,6 +230,22 @@ fn is_conflict<E: StoreError>(e: &E) -> bool {
     matches!(e.as_core(), Some(Error::SessionConflict))
 }
 
+/// Refusals that condemn the coin itself (forged, foreign, malformed, expired): it is never put
+/// back into the inventory.
+fn is_bad_coin<E: StoreError>(e: &E) -> bool {
+    matches!(
+        e.as_core(),
+        Some(
+            Error::BadSignature
+                | Error::WrongOwner
+                | Error::BadLength { .. }
+                | Error::BadPublicKey
+                | Error::CoinExpired
+                | Error::UnsupportedCoinKind(_)
+        )
+    )
+}
+
 impl<'a, St, Sg, E> Messenger<'a, St, Sg>
 where
     St: InventoryStore<Error = E> + SessionStore + VaultStore<Error = E> + PinStore<Error = E>,
@@ -314,7 +330,9 @@ where
     /// it, verifies it against the pinned identity, encapsulates, signs the re-key and saves the
     /// new chain. No cached coin in the range (or no registered contact) →
     /// [`SendOutcome::NeedCoin`]. A cached coin that fails verification is dropped and refused
-    /// ([`Error::BadSignature`] / [`Error::WrongOwner`]).
+    /// ([`Error::BadSignature`] / [`Error::WrongOwner`]); when anything else fails before the
+    /// message exists (the signer refuses, e.g. a secure element's approval is denied, or the
+    /// store fails), the coin goes back to its FIFO place.
     pub fn send_rekeyed<R: CryptoRng + ?Sized>(
         &self,
         peer: &UserId,
@@ -382,7 +400,15 @@ where
                     self.put_back(peer, &cached)?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                // A coin that is itself bad stays dropped; any other failure (the signer refused,
+                // the store failed) happened before anything was sent: the coin goes back.
+                Err(e) if is_bad_coin(&e) => return Err(e),
+                Err(e) => {
+                    // The original failure is the one worth reporting; a failed put-back only
+                    // wastes the coin (it is never reused).
+                    let _ = self.put_back(peer, &cached);
+                    return Err(e);
+                }
                 Ok(mut sent) => {
                     sent.wasted = wasted;
                     return Ok(SendOutcome::Sent(sent));

@@ -44,6 +44,39 @@ impl RekeySigner for Impersonator<'_> {
     }
 }
 
+/// A signer that refuses (a secure element whose approval button was not pressed).
+struct Refusing(UserId);
+
+impl RekeySigner for Refusing {
+    fn user_id(&self) -> UserId {
+        self.0
+    }
+    fn sign_rekey<R: CryptoRng + ?Sized>(&self, _: &RekeyFields<'_>, _: &mut R) -> Result<SignatureBytes, Error> {
+        Err(Error::SignerFailed)
+    }
+}
+
+#[test]
+fn a_refused_signature_sends_nothing_and_keeps_the_coin() {
+    on_big_stack(|| {
+        let (mut rng, alice, bob) = setup(224);
+        alice.befriend(&bob, Priority::Bestie);
+        let coins: Vec<PublicCoin> = (0..2).map(|_| bob.mint(Tier::Silver, &mut rng)).collect();
+        for c in &coins {
+            alice.cache(c);
+        }
+        let refusing = Refusing(alice.me());
+        let m = Messenger::new(&*alice.store, &refusing, &alice.dk, Policy::DEFAULT);
+        let ctx = DeviceContext::OUTDOOR_CELLULAR;
+        assert_eq!(m.send(&bob.me(), &ctx, b"x", SendOptions::default(), 10, &mut rng), Err(Error::SignerFailed));
+        assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([0, 2, 0]), "the coin went back");
+        assert_eq!(alice.store.load_session(&bob.me(), Direction::Send).unwrap(), None, "nothing saved");
+        // With the signer back, the oldest coin is the one used.
+        let sent = alice.send(&bob, &ctx, b"approved", &mut rng);
+        assert_eq!(sent.envelope.chain, coins[0].key_id);
+    })
+}
+
 #[test]
 fn a_spoofed_sender_is_refused_and_the_real_chain_survives() {
     on_big_stack(|| {

@@ -6,6 +6,7 @@
 //! ```
 
 use aqm_core::crypto::{DeviceKey, SealedSecret, SecretSeed};
+use aqm_core::protocol::coin_expiry;
 use aqm_core::store::VaultStore;
 use aqm_core::vault::VaultEntry;
 use aqm_core::{KeyId, Policy, Tier};
@@ -34,7 +35,7 @@ fn main() {
             let seed = SecretSeed::from_slice(&seed[..tier.seed_len()]).expect("seed length");
             let sealed = SealedSecret::seal(&dk, &key_id, tier, &seed, &mut rng).expect("seal");
             let before = written(&vault);
-            vault.put(&VaultEntry::new_active(key_id, tier, sealed, now)).expect("put");
+            vault.put(&VaultEntry::new_active(key_id, tier, sealed, now, coin_expiry(now))).expect("put");
             let mid = written(&vault);
             vault.burn(&key_id, now).expect("burn");
             put_bytes += mid - before;

@@ -1,16 +1,21 @@
 //! The host side of the serial protocol, over any `embedded-io` port (a UART, a TCP socket to
-//! QEMU's serial port, a USB serial device, or an in-process device).
+//! QEMU's serial port, a USB serial device, or an in-process device): [`Client`], and
+//! [`DeviceSigner`], the core's [`RekeySigner`] for a user whose identity lives in the device.
+
+use core::cell::{Cell, RefCell};
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::crypto::KemCiphertext;
-use aqm_core::{KeyId, Tier, UnixSeconds};
+use aqm_core::crypto::{KemCiphertext, PublicIdentity, SignatureBytes};
+use aqm_core::rekey::{self, RekeyFields, RekeySigner};
+use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use embedded_io::{Read, Write};
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::protocol::{
-    self, Command, DeviceInfo, DeviceStatus, Frame, FrameReader, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, Reply, Request,
-    Response,
+    self, Command, DeviceInfo, DeviceStatus, Frame, FrameReader, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, RekeyRequest,
+    Reply, Request, Response,
 };
 
 /// Talks to a device. Holds its own frame buffers (about 6 KiB), so keep it on the heap or in a
@@ -144,12 +149,27 @@ impl<IO: Read + Write> Client<IO> {
         let mut out = None;
         self.call(now, Command::Open { key_id, ciphertext }, |r| match r {
             Reply::Opened { shared_secret } => {
-                out = Some(Zeroizing::new(shared_secret));
+                out = Some(Zeroizing::new(shared_secret.0));
                 Ok(false)
             }
             other => unexpected(other),
         })?;
         out.ok_or(Error::Protocol { what: "no shared secret" })
+    }
+
+    /// Ask the device to sign a re-key as its own identity (the request carries no sender). The
+    /// device may wait for its approve button; a refusal is [`Error::Device`] (e.g.
+    /// [`protocol::DeviceError::NotApproved`], [`protocol::DeviceError::RekeyNotFirst`]).
+    pub fn sign_rekey(&mut self, now: UnixSeconds, request: RekeyRequest) -> Result<SignatureBytes, Error> {
+        let mut out = None;
+        self.call(now, Command::SignRekey(request), |r| match r {
+            Reply::RekeySigned { signature } => {
+                out = Some(signature);
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no re-key signature" })
     }
 
     /// Counters and flash usage.
@@ -193,5 +213,73 @@ fn unexpected(r: Reply) -> Result<bool, Error> {
     match r {
         Reply::Error(e) => Err(Error::Device(e)),
         _ => Err(Error::Protocol { what: "unexpected reply kind" }),
+    }
+}
+
+/// The core's [`RekeySigner`] for a user whose identity lives in a device: every re-key a
+/// [`aqm_core::messaging::Messenger`] opens is signed by the device over the serial link (behind
+/// its approve button where it has one), and the host never holds the identity's secrets.
+///
+/// The signer learns the device's identity once ([`DeviceSigner::new`]) and checks every
+/// signature the device returns against it, so a device that answers with garbage (or another
+/// identity) fails the send instead of producing an envelope the receiver refuses. Every failure
+/// of the device or the link is [`aqm_core::Error::SignerFailed`], as the trait asks;
+/// [`DeviceSigner::last_error`] says what it was. The signer borrows the [`Client`], so the same
+/// link keeps serving mints and opens between sends.
+pub struct DeviceSigner<'c, IO> {
+    client: RefCell<&'c mut Client<IO>>,
+    identity: PublicIdentity,
+    last_error: Cell<Option<Error>>,
+}
+
+impl<'c, IO: Read + Write> DeviceSigner<'c, IO> {
+    /// A signer over `client`: asks the device for its identity (an [`Command::Info`]).
+    pub fn new(client: &'c mut Client<IO>, now: UnixSeconds) -> Result<Self, Error> {
+        let identity = client.info(now)?.identity;
+        Ok(DeviceSigner { client: RefCell::new(client), identity, last_error: Cell::new(None) })
+    }
+
+    /// The device's public identity (what receivers pin for this user).
+    pub fn identity(&self) -> &PublicIdentity {
+        &self.identity
+    }
+
+    /// Why the last [`RekeySigner::sign_rekey`] that returned `SignerFailed` failed.
+    pub fn last_error(&self) -> Option<Error> {
+        self.last_error.get()
+    }
+
+    fn fail(&self, e: Error) -> aqm_core::Error {
+        self.last_error.set(Some(e));
+        aqm_core::Error::SignerFailed
+    }
+}
+
+impl<IO: Read + Write> RekeySigner for DeviceSigner<'_, IO> {
+    fn user_id(&self) -> UserId {
+        self.identity.user_id
+    }
+
+    /// Fields for another sender → [`aqm_core::Error::WrongOwner`] and a KEM ciphertext of the
+    /// wrong size → [`aqm_core::Error::BadLength`], as the in-memory identity answers, without
+    /// asking the device. The device's own randomness hedges its signature, so `rng` is unused.
+    fn sign_rekey<R: CryptoRng + ?Sized>(
+        &self,
+        fields: &RekeyFields<'_>,
+        _rng: &mut R,
+    ) -> Result<SignatureBytes, aqm_core::Error> {
+        if fields.sender != self.identity.user_id {
+            return Err(aqm_core::Error::WrongOwner);
+        }
+        fields.signed_bytes()?;
+        let request = RekeyRequest::from_fields(fields)?;
+        let mut client = self.client.try_borrow_mut().map_err(|_| self.fail(Error::Busy))?;
+        // A signature involves no time: `now` = 0 leaves the device's clock where it is (it
+        // only ever moves forward).
+        let signature = client.sign_rekey(0, request).map_err(|e| self.fail(e))?;
+        rekey::verify(&self.identity, fields, &signature)
+            .map_err(|_| self.fail(Error::Protocol { what: "the device's re-key signature does not verify" }))?;
+        self.last_error.set(None);
+        Ok(signature)
     }
 }

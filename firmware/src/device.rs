@@ -1,6 +1,7 @@
 //! The device: identity in flash, the request handler, and the board's pins.
 
-use aqm_core::crypto::{self, DeviceKey, Identity, IdentitySecret, SealedSecret, SecretSeed};
+use aqm_core::crypto::{self, DeviceKey, Identity, IdentitySecret, SealedSecret, SecretSeed, SignatureBytes};
+use aqm_core::rekey::RekeySigner;
 use aqm_core::store::VaultStore;
 use aqm_core::{KeyId, Tier, UnixSeconds, coin};
 use embedded_hal::delay::DelayNs;
@@ -12,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::protocol::{
     self, Command, CommandKind, DeviceError, DeviceInfo, DeviceStatus, Frame, FrameReader, MAX_MINT, MAX_REQUEST_FRAME,
-    MAX_RESPONSE_FRAME, PROTOCOL_VERSION, Reply, Request, Response,
+    MAX_RESPONSE_FRAME, PROTOCOL_VERSION, RekeyRequest, Reply, Request, Response, SecretBytes,
 };
 use crate::{Error, FlashVault, StoredIdentity};
 
@@ -23,15 +24,15 @@ const IDENTITY_SEAL_ID: KeyId = KeyId(*b"AQM-identity-v1\0");
 /// seed is 64 bytes, which is all the tier byte means here.
 const IDENTITY_SEAL_TIER: Tier = Tier::Silver;
 
-/// Decides whether an open may go ahead (the "touch to approve" button).
+/// Decides whether an open or a re-key signature may go ahead (the "touch to approve" button).
 pub trait Approver {
     /// Whether the user approved, waiting for it if the board has a way to ask.
     fn approve(&mut self) -> bool;
-    /// Whether opens need approval at all.
+    /// Whether opens and re-key signatures need approval at all.
     fn required(&self) -> bool;
 }
 
-/// No approve button fitted: every open goes ahead.
+/// No approve button fitted: every open and re-key signature goes ahead.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoButton;
 
@@ -45,7 +46,7 @@ impl Approver for NoButton {
 }
 
 /// An active-low push button (`embedded-hal` [`InputPin`]) that must be pressed within
-/// `timeout_ms` of an open request.
+/// `timeout_ms` of an open or re-key signature request.
 #[derive(Debug)]
 pub struct Button<P, D> {
     pin: P,
@@ -270,6 +271,7 @@ where
             }
             Command::Mint { tier, count } => self.cmd_mint(id, *tier, *count, now, send)?,
             Command::Open { key_id, ciphertext } => self.cmd_open(id, key_id, ciphertext, now, send)?,
+            Command::SignRekey(r) => self.cmd_sign_rekey(id, r, send)?,
         };
         let _ = self.led.set_low();
         Ok(kind)
@@ -349,11 +351,26 @@ where
     ) -> Result<CommandKind, Error> {
         let (tier, r) = self.open(key_id, ciphertext, now);
         let reply = match r {
-            Ok(ss) => Reply::Opened { shared_secret: *ss },
+            Ok(ss) => Reply::Opened { shared_secret: SecretBytes(*ss) },
             Err(e) => Reply::Error((&e).into()),
         };
         send(&Response { id, reply })?;
         Ok(CommandKind::Open(tier.map(Tier::to_byte).unwrap_or(0)))
+    }
+
+    #[inline(never)]
+    fn cmd_sign_rekey(
+        &mut self,
+        id: u32,
+        request: &RekeyRequest,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let reply = match self.sign_rekey(request) {
+            Ok(signature) => Reply::RekeySigned { signature },
+            Err(e) => Reply::Error((&e).into()),
+        };
+        send(&Response { id, reply })?;
+        Ok(CommandKind::SignRekey(request.tier.to_byte()))
     }
 
     fn info(&self) -> Result<DeviceInfo, Error> {
@@ -367,6 +384,28 @@ where
 
     fn status(&self, now: UnixSeconds) -> Result<DeviceStatus, Error> {
         Ok(DeviceStatus { stats: self.vault.stats()?, usage: self.vault.usage()?, now })
+    }
+
+    /// Sign a re-key as the device's identity: the fields are checked first (counter 0, the
+    /// tier's ciphertext size), then the approver is asked (the same path an open takes), then
+    /// the core builds the signed bytes and signs them. Nothing is stored; a refusal signs
+    /// nothing.
+    #[inline(never)]
+    fn sign_rekey(&mut self, request: &RekeyRequest) -> Result<SignatureBytes, Error> {
+        if request.counter != 0 {
+            return Err(aqm_core::Error::RekeyNotFirst.into());
+        }
+        let fields = request.fields(self.identity.user_id());
+        let expected = fields.tier.ciphertext_len();
+        if fields.kem_ciphertext.len() != expected {
+            let got = fields.kem_ciphertext.len();
+            return Err(aqm_core::Error::BadLength { what: "KEM ciphertext", expected, got }.into());
+        }
+        if !self.approver.approve() {
+            return Err(Error::Device(DeviceError::NotApproved));
+        }
+        crate::log!("signing a re-key");
+        Ok(self.identity.sign_rekey(&fields, &mut self.rng)?)
     }
 
     /// Mint one coin and store its sealed secret; the public half goes back only once stored.
@@ -392,7 +431,9 @@ where
             Ok(None) => {
                 let e = match self.vault.status(key_id) {
                     Ok(Some(aqm_core::vault::KeyStatus::Burned)) => aqm_core::Error::KeyAlreadyBurned.into(),
-                    Ok(_) => aqm_core::Error::KeyNotFound.into(),
+                    // ACTIVE but not usable: past `expires_at + vault_grace`, awaiting a purge.
+                    Ok(Some(aqm_core::vault::KeyStatus::Active)) => aqm_core::Error::CoinExpired.into(),
+                    Ok(None) => aqm_core::Error::KeyNotFound.into(),
                     Err(e) => e,
                 };
                 return (None, Err(e));

@@ -19,6 +19,14 @@ pub enum Error {
         /// Which structure.
         what: &'static str,
     },
+    /// The flash holds a vault of another format version (`found`); this firmware reads only
+    /// `supported`. Nothing was written; older formats are refused, not migrated.
+    FlashFormat {
+        /// The format version in the flash (1 for a vault that predates the format record).
+        found: u32,
+        /// The format version this firmware reads ([`crate::FLASH_FORMAT`]).
+        supported: u32,
+    },
     /// The flash layout does not fit the device (ranges not page aligned, too small, ...).
     BadLayout {
         /// What is wrong with it.
@@ -53,6 +61,11 @@ impl fmt::Display for Error {
             Error::Corrupt { what } => {
                 write!(f, "the flash holds an unreadable {what}: the vault cannot trust it; re-provision the device")
             }
+            Error::FlashFormat { found, supported } => write!(
+                f,
+                "the flash holds vault format v{found}, this firmware reads only format v{supported}: \
+                 v{found} data is not migrated; erase the device (or use a new flash image) and mint again"
+            ),
             Error::BadLayout { what } => write!(f, "flash layout refused: {what}"),
             Error::Busy => f.write_str("the vault is busy: do not call it from inside its own callback"),
             Error::Device(e) => fmt::Display::fmt(e, f),
@@ -80,6 +93,9 @@ impl defmt::Format for Error {
             Error::Core(_) => defmt::write!(f, "core refusal"),
             Error::Flash(_) => defmt::write!(f, "flash failure"),
             Error::Corrupt { what } => defmt::write!(f, "corrupt {=str}", what),
+            Error::FlashFormat { found, supported } => {
+                defmt::write!(f, "flash format v{=u32}, firmware reads v{=u32}", found, supported)
+            }
             Error::BadLayout { what } => defmt::write!(f, "bad layout {=str}", what),
             Error::Busy => defmt::write!(f, "busy"),
             Error::Device(e) => defmt::write!(f, "device refusal {}", e),

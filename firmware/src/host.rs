@@ -224,10 +224,14 @@ where
 }
 
 /// The scripted session a device must pass (the QEMU board in CI, a real board by hand, the
-/// in-process device): info, mint two coins of every tier and verify their signatures, open one
-/// of each (the secret must match the sender's), refuse the second open, refuse a ciphertext of
-/// the wrong length and a damaged frame, check the counters, purge the burned coins after their
-/// grace. `say` gets one line per step. Returns the first broken expectation as an error.
+/// in-process device): info, mint two coins of every tier and verify them as v2 coins (signature,
+/// kind, `expires_at` = mint + 30 days), open one of each (the secret must match the sender's),
+/// refuse the second open, refuse a ciphertext of the wrong length and a damaged frame, have the
+/// device sign a re-key of every tier (verified against its identity; counter 1 refused), send a
+/// first message with a [`Messenger`](aqm_core::messaging::Messenger) whose signer is the device
+/// to an in-memory receiver that verifies and decrypts it, check the counters, purge the burned
+/// coins after their grace. `say` gets one line per step. Returns the first broken expectation as
+/// an error. A device with an approve button needs it pressed for each open and re-key.
 pub fn run_session<IO: Read + Write, R: CryptoRng>(
     client: &mut crate::Client<IO>,
     now: aqm_core::UnixSeconds,
@@ -241,15 +245,27 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
     let expect = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(Error::Protocol { what }) };
     let info = client.info(now)?;
     say(&format!("info: user {} protocol v{} capacity {} coins", info.identity.user_id, info.protocol, info.capacity));
-    let before = client.status(now)?.stats;
+    let status = client.status(now)?;
+    let before = status.stats;
+    // The device's clock never runs backwards: it mints at the latest time it has seen.
+    let minted_at = status.now;
+    let policy = aqm_core::Policy::DEFAULT;
     for tier in Tier::ALL {
         let mut coins = Vec::new();
         client.mint(now, tier, 2, |c| coins.push(c))?;
         expect(coins.len() == 2, "mint returned the wrong number of coins")?;
         for c in &coins {
-            c.verify(&info.identity).map_err(Error::Core)?;
+            c.verify_fresh(&info.identity, &policy, now).map_err(Error::Core)?;
+            expect(c.kind == aqm_core::coin::CoinKind::OneTime, "the device minted a coin that is not one-time")?;
+            expect(c.expires_at == aqm_core::protocol::coin_expiry(minted_at), "coin expiry is not mint + 30 days")?;
         }
-        say(&format!("mint {tier}: 2 coins, signatures verify against the device identity"));
+        let sig = if tier == Tier::Gold { "Ed25519 + ML-DSA-65" } else { "Ed25519" };
+        say(&format!(
+            "mint {tier}: 2 v2 coins ({sig}, {} B signature), expire at {} (mint + 30 days; vault keeps the secret {} days more)",
+            coins[0].signature.len(),
+            coins[0].expires_at,
+            policy.vault_grace_secs / 86_400
+        ));
         let (ct, ss) = encapsulate(tier, &coins[0].public_key, rng)?;
         let got = client.open(now, coins[0].key_id, &ct)?;
         expect(&*got == ss.as_bytes(), "the opened secret differs from the sender's")?;
@@ -265,6 +281,7 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
             Err(e) => return Err(e),
         }
     }
+    sign_rekeys(client, now, &info.identity, rng, say)?;
     let r = client.send_raw(&[0x03, 0xFF, 0xFF, 0x00])?;
     expect(r.reply == Reply::Error(DeviceError::Malformed), "a damaged frame was not refused")?;
     say("damaged frame and short ciphertexts: refused");
@@ -283,5 +300,88 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
     let (expired, deleted) = client.purge(now + grace)?;
     expect(deleted >= 3 && expired == 0, "purge did not delete the burned coins")?;
     say(&format!("purge after the burn grace: {deleted} burned coins deleted"));
+    Ok(())
+}
+
+/// The re-key part of [`run_session`]: the device signs a re-key of every tier (fields from a
+/// real encapsulation), the signature verifies against its identity, counter 1 is refused; then
+/// a `Messenger` whose signer is the device opens a GOLD chain to an in-memory receiver, which
+/// verifies the device's signature before it decapsulates, and decrypts.
+fn sign_rekeys<IO: Read + Write, R: CryptoRng>(
+    client: &mut crate::Client<IO>,
+    now: aqm_core::UnixSeconds,
+    device: &aqm_core::crypto::PublicIdentity,
+    rng: &mut R,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    use crate::protocol::{DeviceError, RekeyRequest};
+    use aqm_core::crypto::{DeviceKey, Identity, encapsulate};
+    use aqm_core::memory::MemoryStore;
+    use aqm_core::messaging::Messenger;
+    use aqm_core::pins::Trust;
+    use aqm_core::rekey::{self, RekeyFields};
+    use aqm_core::store::{PinStore, VaultStore};
+    use aqm_core::{Policy, Tier, coin};
+
+    let bob = Identity::generate(rng);
+    let bob_key = DeviceKey::random(rng);
+    for tier in Tier::ALL {
+        let minted = coin::mint(&bob, tier, &bob_key, now, rng)?;
+        let (ct, _) = encapsulate(tier, &minted.public.public_key, rng)?;
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let fields = RekeyFields {
+            sender: device.user_id,
+            recipient: bob.user_id(),
+            coin: minted.public.key_id,
+            tier,
+            kem_ciphertext: &ct,
+            coin_public_key_hash: rekey::coin_key_hash(&minted.public.public_key),
+            counter: 0,
+            nonce,
+        };
+        let sig = client.sign_rekey(now, RekeyRequest::from_fields(&fields)?)?;
+        rekey::verify(device, &fields, &sig).map_err(Error::Core)?;
+        let mut late = RekeyRequest::from_fields(&fields)?;
+        late.counter = 1;
+        match client.sign_rekey(now, late) {
+            Err(Error::Device(DeviceError::RekeyNotFirst)) => {}
+            Ok(_) => return Err(Error::Protocol { what: "the device signed a re-key at counter 1" }),
+            Err(e) => return Err(e),
+        }
+        say(&format!(
+            "sign re-key {tier}: device signed ({} B), verifies against its identity; counter 1 refused",
+            sig.len()
+        ));
+    }
+
+    // A user whose identity lives in the device sends with the core's Messenger.
+    let policy = Policy::DEFAULT;
+    let alice_store: std::boxed::Box<MemoryStore> = std::boxed::Box::new(MemoryStore::new(policy.clone()));
+    let bob_store: std::boxed::Box<MemoryStore> = std::boxed::Box::new(MemoryStore::new(policy.clone()));
+    let alice_key = DeviceKey::random(rng);
+    let minted = coin::mint(&bob, Tier::Gold, &bob_key, now, rng)?;
+    bob_store.put(&minted.vault)?;
+    alice_store.pin_identity(bob.public(), Trust::Exchanged)?;
+    bob_store.pin_identity(device, Trust::Exchanged)?;
+    let envelope = {
+        let signer = crate::DeviceSigner::new(client, now)?;
+        let alice = Messenger::new(&*alice_store, &signer, &alice_key, policy.clone());
+        let sent = alice
+            .send_with_coin(&bob.user_id(), &minted.public, Tier::Gold, b"hello from the device", now, rng)
+            .map_err(|e| signer.last_error().unwrap_or(Error::Core(e)))?;
+        sent.envelope
+    };
+    let mut wire = vec![0u8; aqm_core::envelope::MAX_ENVELOPE];
+    let wire = envelope.encode(&mut wire)?;
+    let got = Messenger::new(&*bob_store, &bob, &bob_key, policy).receive(wire, now, rng)?;
+    let ok = got.from == device.user_id && &got.plaintext[..] == b"hello from the device";
+    if !ok {
+        return Err(Error::Protocol { what: "the receiver read another sender or text" });
+    }
+    say(&format!(
+        "send as the device: GOLD first message signed by the device, receiver verified it and read {:?}",
+        core::str::from_utf8(&got.plaintext).unwrap_or("?")
+    ));
     Ok(())
 }

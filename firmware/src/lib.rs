@@ -27,10 +27,10 @@ mod no_heap;
 pub mod protocol;
 mod vault;
 
-pub use client::Client;
+pub use client::{Client, DeviceSigner};
 pub use device::{Approver, Button, Device, NoButton, NoLed};
 pub use error::Error;
-pub use vault::{FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};
+pub use vault::{FLASH_FORMAT, FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};
 
 /// Log a protocol event with `defmt` (feature `defmt`); compiled out otherwise. Never pass a
 /// secret.

@@ -7,15 +7,19 @@
 //! request id, when at least that decoded) and changes nothing.
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::crypto::{KemCiphertext, PublicIdentity};
+use aqm_core::crypto::sizes::AEAD_NONCE;
+use aqm_core::crypto::{KemCiphertext, PublicIdentity, SignatureBytes};
+use aqm_core::rekey::RekeyFields;
 use aqm_core::vault::VaultStats;
-use aqm_core::{KeyId, Tier, UnixSeconds};
+use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::VaultUsage;
 
-/// Protocol version carried in [`DeviceInfo`].
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version carried in [`DeviceInfo`]. Version 2: coins v2 (kind, signed expiry, hybrid
+/// GOLD signature) and [`Command::SignRekey`].
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest request frame on the wire, COBS-encoded with its delimiter.
 pub const MAX_REQUEST_FRAME: usize = 1280;
 /// Largest response frame on the wire (a GOLD coin with its ML-DSA-65 signature).
@@ -58,6 +62,11 @@ pub enum Command {
         /// The KEM ciphertext the sender produced.
         ciphertext: KemCiphertext,
     },
+    /// Sign the re-key header of a chain's first message with the device's identity (the
+    /// sender is always the device's own user). The device builds the signed bytes from the
+    /// fields itself; it offers no raw-sign command (DESIGN §3.1). Behind the approve button
+    /// where the board has one, like an open; only counter 0 is signed.
+    SignRekey(RekeyRequest),
     /// Vault counters and flash usage.
     Status,
     /// Expire old ACTIVE coins and delete BURNED ones past their grace.
@@ -65,6 +74,80 @@ pub enum Command {
     /// End the session: the device answers, then the board halts, powers down or resets
     /// (the QEMU board exits the emulator with its measurements).
     Shutdown,
+}
+
+/// The fields of a re-key signature except the sender, which is the device's identity
+/// ([`aqm_core::rekey::RekeyFields`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RekeyRequest {
+    /// Whose coin the chain opens (the receiver).
+    pub recipient: UserId,
+    /// The coin's key id (also the chain id).
+    pub coin: KeyId,
+    /// The coin's tier.
+    pub tier: Tier,
+    /// The KEM ciphertext, of the tier's size.
+    pub kem_ciphertext: KemCiphertext,
+    /// SHA-256 of the coin's public key.
+    pub coin_public_key_hash: [u8; 32],
+    /// The message counter: must be 0 (a re-key is valid only on a chain's first message).
+    pub counter: u32,
+    /// The first message's AEAD nonce.
+    pub nonce: [u8; AEAD_NONCE],
+}
+
+impl RekeyRequest {
+    /// The request for `fields` (their sender is not sent: the device signs as itself). A KEM
+    /// ciphertext larger than any tier's → [`aqm_core::Error::BadLength`].
+    pub fn from_fields(fields: &RekeyFields<'_>) -> Result<Self, aqm_core::Error> {
+        let kem_ciphertext =
+            KemCiphertext::from_slice(fields.kem_ciphertext).map_err(|_| aqm_core::Error::BadLength {
+                what: "KEM ciphertext",
+                expected: fields.tier.ciphertext_len(),
+                got: fields.kem_ciphertext.len(),
+            })?;
+        Ok(RekeyRequest {
+            recipient: fields.recipient,
+            coin: fields.coin,
+            tier: fields.tier,
+            kem_ciphertext,
+            coin_public_key_hash: fields.coin_public_key_hash,
+            counter: fields.counter,
+            nonce: fields.nonce,
+        })
+    }
+
+    /// The fields signed with `sender` (the device's own user id).
+    pub fn fields(&self, sender: UserId) -> RekeyFields<'_> {
+        RekeyFields {
+            sender,
+            recipient: self.recipient,
+            coin: self.coin,
+            tier: self.tier,
+            kem_ciphertext: &self.kem_ciphertext,
+            coin_public_key_hash: self.coin_public_key_hash,
+            counter: self.counter,
+            nonce: self.nonce,
+        }
+    }
+}
+
+/// A 32-byte shared secret on the wire: its `Debug` never shows the bytes, and it is wiped when
+/// dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretBytes(pub [u8; 32]);
+
+impl core::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SecretBytes(<32 bytes, redacted>)")
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
 }
 
 /// Which command a frame carried (for logs and per-command measurements).
@@ -77,6 +160,8 @@ pub enum CommandKind {
     Mint(u8),
     /// [`Command::Open`] of one tier (0 when the coin was unknown).
     Open(u8),
+    /// [`Command::SignRekey`] of one tier.
+    SignRekey(u8),
     /// [`Command::Status`].
     Status,
     /// [`Command::Purge`].
@@ -112,8 +197,14 @@ pub enum Reply {
     },
     /// The shared secret of an opened coin (the coin is already burned).
     Opened {
-        /// KEM shared secret.
-        shared_secret: [u8; 32],
+        /// KEM shared secret (redacted in `Debug`).
+        shared_secret: SecretBytes,
+    },
+    /// The signature field of a [`Command::SignRekey`]: Ed25519, plus ML-DSA-65 for GOLD
+    /// (`ed25519 ‖ mldsa65`).
+    RekeySigned {
+        /// The signature field, as [`aqm_core::rekey::RekeySigner::sign_rekey`] returns it.
+        signature: SignatureBytes,
     },
     /// Answer to [`Command::Status`].
     Status(DeviceStatus),
@@ -165,10 +256,12 @@ pub enum DeviceError {
         /// Largest accepted frame.
         max: u32,
     },
-    /// No usable coin with that key id (never minted, expired, or deleted).
+    /// No coin with that key id (never minted, or deleted after its burn or its expiry).
     KeyNotFound,
     /// The coin was opened already: a coin opens once.
     KeyAlreadyBurned,
+    /// The coin is past its vault deadline (`expires_at + vault_grace`): its secret is gone.
+    CoinExpired,
     /// The ciphertext has the wrong length for the coin's tier.
     BadLength {
         /// Length the tier needs.
@@ -185,6 +278,9 @@ pub enum DeviceError {
     VaultFull,
     /// The approve button was not pressed in time.
     NotApproved,
+    /// A re-key signature was asked for a counter other than 0: a re-key is valid only on a
+    /// chain's first message.
+    RekeyNotFirst,
     /// The coin's sealed secret does not open under this device's key (flash tampered).
     SealBroken,
     /// The flash failed; power-cycle the device (the vault repairs itself at boot).
@@ -202,12 +298,20 @@ impl core::fmt::Display for DeviceError {
             DeviceError::FrameTooLarge { max } => write!(f, "request frame larger than the device's {max} bytes"),
             DeviceError::KeyNotFound => f.write_str("no usable coin with that key id on the device"),
             DeviceError::KeyAlreadyBurned => f.write_str("that coin was opened already: a coin opens once"),
+            DeviceError::CoinExpired => {
+                f.write_str("that coin is past its expiry and the vault grace: its secret is gone")
+            }
             DeviceError::BadLength { expected, got } => {
                 write!(f, "ciphertext of {got} bytes, the coin's tier needs {expected}")
             }
             DeviceError::BadCount { max } => write!(f, "mint between 1 and {max} coins per request"),
             DeviceError::VaultFull => f.write_str("the device vault is full: open or purge coins first"),
-            DeviceError::NotApproved => f.write_str("the open was not approved on the device's button: press it"),
+            DeviceError::NotApproved => {
+                f.write_str("the request was not approved on the device's button: press it within the timeout")
+            }
+            DeviceError::RekeyNotFirst => {
+                f.write_str("the device signs re-keys only at counter 0 (a chain's first message)")
+            }
             DeviceError::SealBroken => f.write_str("the coin's sealed secret does not open under the device key"),
             DeviceError::Flash => f.write_str("device flash failure: power-cycle the device"),
             DeviceError::Corrupt => f.write_str("the device flash holds unreadable data: re-provision it"),
@@ -222,14 +326,16 @@ impl From<&crate::Error> for DeviceError {
         match e {
             crate::Error::Core(C::KeyNotFound) => DeviceError::KeyNotFound,
             crate::Error::Core(C::KeyAlreadyBurned) => DeviceError::KeyAlreadyBurned,
+            crate::Error::Core(C::CoinExpired) => DeviceError::CoinExpired,
             crate::Error::Core(C::CapacityFull { .. }) => DeviceError::VaultFull,
             crate::Error::Core(C::SealBroken) => DeviceError::SealBroken,
+            crate::Error::Core(C::RekeyNotFirst) => DeviceError::RekeyNotFirst,
             crate::Error::Core(C::BadLength { expected, got, .. }) => {
                 DeviceError::BadLength { expected: *expected as u32, got: *got as u32 }
             }
             crate::Error::Core(_) => DeviceError::Refused,
             crate::Error::Flash(_) => DeviceError::Flash,
-            crate::Error::Corrupt { .. } => DeviceError::Corrupt,
+            crate::Error::Corrupt { .. } | crate::Error::FlashFormat { .. } => DeviceError::Corrupt,
             crate::Error::Device(d) => *d,
             _ => DeviceError::Refused,
         }

@@ -5,10 +5,11 @@
 //!
 //! The flash region given to the vault is split in two page-aligned parts:
 //!
-//! - a **record map** (`sequential-storage` map, power-fail safe and wear levelled): one record
-//!   per key id (tier, status, created/burned time, secret slot), one *meta* record (counters
-//!   of keys that no longer have a record, and a pending-deletion intent), and the sealed
-//!   identity of the device;
+//! - a **record map** (`sequential-storage` map, power-fail safe and wear levelled): one *format*
+//!   record (the version of this layout, [`FLASH_FORMAT`]), one record per key id (tier, status,
+//!   created time, the coin's signed `expires_at`, burned time, secret slot), one *meta* record
+//!   (counters of keys that no longer have a record, and a pending-deletion intent), and the
+//!   sealed identity of the device;
 //! - a **secret slab**: fixed [`SLOT_SIZE`]-byte slots, each holding one sealed secret
 //!   (`[0xA5, tier, length, key id byte 0] ‖ nonce ‖ sealed seed`, rest left erased).
 //!
@@ -33,6 +34,15 @@
 //! - **slab compaction** (when the only free slots left are in the spare page): copy each live
 //!   slot of the page with the most dead slots to the spare page and re-point its record (one
 //!   map write each), then erase the page, which becomes the new spare.
+//!
+//! - **format**: the first boot of an erased flash writes the format record before anything
+//!   else (a cut before it leaves an empty map, which the next boot formats again). A map with
+//!   items but no format record is format 1 (the only one that had none); any format other than
+//!   [`FLASH_FORMAT`] is refused ([`Error::FlashFormat`]) before boot writes anything, so an old
+//!   vault is never half-read or "repaired" into something else. v1 data is not migrated.
+//!
+//! Expiry is the core's rule on the stored `expires_at` ([`VaultEntry::is_expired`]: the secret
+//! goes at `expires_at + vault_grace`); the vault keeps no lifetime of its own.
 //!
 //! Counters are exact by construction: ACTIVE per tier and BURNED are recounted from the records
 //! at boot, and the meta record holds only what records no longer show (keys expired, burned keys
@@ -69,6 +79,13 @@ type MapKey = [u8; 17];
 const KIND_META: u8 = 0;
 const KIND_IDENTITY: u8 = 1;
 const KIND_RECORD: u8 = 2;
+const KIND_FORMAT: u8 = 3;
+
+/// The version of the vault's flash format this firmware reads and writes. Version 2 added the
+/// format record itself and `expires_at` to every key record (protocol v2, DESIGN §3.1, §6).
+pub const FLASH_FORMAT: u32 = 2;
+/// What a map with items but no format record is: format 1 had no format record.
+const UNRECORDED_FORMAT: u32 = 1;
 
 const fn map_key(kind: u8, id: &[u8; 16]) -> MapKey {
     let mut k = [0u8; 17];
@@ -83,6 +100,14 @@ const fn map_key(kind: u8, id: &[u8; 16]) -> MapKey {
 
 const META_KEY: MapKey = map_key(KIND_META, &[0; 16]);
 const IDENTITY_KEY: MapKey = map_key(KIND_IDENTITY, &[0; 16]);
+const FORMAT_KEY: MapKey = map_key(KIND_FORMAT, &[0; 16]);
+
+/// The format record: written once, at the first boot of an erased flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FormatRecord {
+    version: u32,
+}
+impl PostcardValue<'_> for FormatRecord {}
 
 /// Where the vault lives in the flash: two page-aligned ranges (byte addresses).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +142,8 @@ struct Record {
     tier: Tier,
     status: KeyStatus,
     created_at: UnixSeconds,
+    /// The coin's signed expiry: the core deletes the secret at `expires_at + vault_grace`.
+    expires_at: UnixSeconds,
     burned_at: Option<UnixSeconds>,
     /// Slot index in the slab, [`NO_SLOT`] once burned.
     slot: u16,
@@ -165,6 +192,7 @@ impl Indexed {
             sealed: SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
             status: self.rec.status,
             created_at: self.rec.created_at,
+            expires_at: self.rec.expires_at,
             burned_at: self.rec.burned_at,
         }
     }
@@ -501,7 +529,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     }
 
     /// Rebuild the RAM index from flash, finish an interrupted deletion, zero every secret that
-    /// is not live.
+    /// is not live. A flash of another format is refused first, with nothing written.
     fn recover(&mut self) -> Result<(), Error> {
         self.index.clear();
         self.meta = Meta::default();
@@ -524,6 +552,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         {
             block_on(self.map.fetch_item::<Meta>(&mut self.buf.0, &META_KEY)).map_err(map_err)?;
         }
+        self.check_format()?;
         {
             let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
             let mut buf = AlignedBuf([0; 256]);
@@ -564,6 +593,35 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             }
         }
         Ok(())
+    }
+
+    /// Refuse a flash of another format before anything of it is decoded or written (an old
+    /// record would not decode, and boot's repairs would rewrite what it cannot read); format an
+    /// empty map.
+    fn check_format(&mut self) -> Result<(), Error> {
+        let mut found = None;
+        let mut any = false;
+        {
+            let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
+            let mut buf = AlignedBuf([0; 256]);
+            while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
+                any = true;
+                if key == FORMAT_KEY {
+                    let f: FormatRecord =
+                        postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "format record" })?;
+                    found = Some(f.version);
+                }
+            }
+        }
+        match (found, any) {
+            (Some(FLASH_FORMAT), _) => Ok(()),
+            (Some(version), _) => Err(Error::FlashFormat { found: version, supported: FLASH_FORMAT }),
+            (None, true) => Err(Error::FlashFormat { found: UNRECORDED_FORMAT, supported: FLASH_FORMAT }),
+            (None, false) => {
+                let f = FormatRecord { version: FLASH_FORMAT };
+                block_on(self.map.store_item(&mut self.buf.0, &FORMAT_KEY, &f)).map_err(map_err)
+            }
+        }
     }
 
     /// Zero the record's secret (if any) and remove its record from flash and from the index.
@@ -710,6 +768,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 tier: entry.tier,
                 status: KeyStatus::Active,
                 created_at: entry.created_at,
+                expires_at: entry.expires_at,
                 burned_at: None,
                 slot: slot as u16,
             };
@@ -803,5 +862,29 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 .for_each(|e| visit(e.key_id));
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flash::{PAGE_SIZE, RamFlash};
+
+    #[test]
+    fn a_newer_format_is_refused_naming_both_versions() {
+        let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 2, 2);
+        let mut mem = [0xFFu8; 4 * PAGE_SIZE];
+        let v: FlashVault<_, 8> =
+            FlashVault::open(RamFlash::new(&mut mem[..]), layout.clone(), Policy::DEFAULT).unwrap();
+        v.recover().unwrap();
+        {
+            // What a later firmware would have written at its first boot.
+            let mut inner = v.inner.borrow_mut();
+            let i = &mut *inner;
+            let newer = FormatRecord { version: FLASH_FORMAT + 1 };
+            block_on(i.map.store_item(&mut i.buf.0, &FORMAT_KEY, &newer)).unwrap();
+        }
+        let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout, Policy::DEFAULT).unwrap();
+        assert_eq!(v.recover(), Err(Error::FlashFormat { found: FLASH_FORMAT + 1, supported: FLASH_FORMAT }));
     }
 }

@@ -37,7 +37,19 @@ const MAP_PAGES: u32 = 4;
 const SLAB_PAGES: u32 = 3;
 
 fn policy() -> Policy {
-    Policy { vault_ttl_secs: 900, burn_grace_secs: 60, ..Policy::DEFAULT }
+    Policy { vault_grace_secs: 300, burn_grace_secs: 60, ..Policy::DEFAULT }
+}
+
+/// The signed expiry of a key minted at `now`: a lifetime that differs from key to key (taken
+/// from the key id, so the sequence draws nothing more from its RNG), so that a vault deriving
+/// the deadline from `created_at` instead of the stored `expires_at` fails the model.
+fn expiry(key_id: &KeyId, now: u64) -> u64 {
+    now + 350 + 2 * u64::from(key_id.0[0])
+}
+
+/// Whether an ACTIVE key is past its vault deadline (`expires_at + vault_grace`) at `now`.
+fn expired(k: &Key, now: u64) -> bool {
+    now >= policy().vault_deadline(k.entry.expires_at)
 }
 
 /// The vault's layout for a flash with this cut model. The clean-prefix model runs on the
@@ -92,7 +104,7 @@ impl Model {
         let mut gone = Vec::new();
         for (id, k) in &self.keys {
             match k.burned_at {
-                None if now.saturating_sub(k.entry.created_at) >= p.vault_ttl_secs => gone.push((*id, true)),
+                None if expired(k, now) => gone.push((*id, true)),
                 Some(at) if now.saturating_sub(at) >= p.burn_grace_secs => gone.push((*id, false)),
                 _ => {}
             }
@@ -155,7 +167,7 @@ fn check(vault: &Vault, model: &Model, now: u64) {
         match k.burned_at {
             None => {
                 assert_eq!(vault.status(id).unwrap(), Some(KeyStatus::Active), "stored key lost");
-                if now.saturating_sub(k.entry.created_at) < policy().vault_ttl_secs {
+                if !expired(k, now) {
                     let got = vault.get(id, now).unwrap().expect("stored key not usable");
                     assert_eq!(got, k.entry, "stored key changed");
                 }
@@ -273,13 +285,8 @@ fn run(seed: u64, cut_every: Option<u32>, ops: usize, model: CutModel) -> (usize
     arm(&vault, cut_every);
     for _ in 0..ops {
         now += rng.random_range(0..20);
-        let ttl = policy().vault_ttl_secs;
-        let active: Vec<KeyId> = model
-            .keys
-            .iter()
-            .filter(|(_, k)| k.burned_at.is_none() && now - k.entry.created_at < ttl)
-            .map(|(id, _)| *id)
-            .collect();
+        let active: Vec<KeyId> =
+            model.keys.iter().filter(|(_, k)| k.burned_at.is_none() && !expired(k, now)).map(|(id, _)| *id).collect();
         let op = match rng.random_range(0..100) {
             0..55 if model.keys.len() < 60 => {
                 let tier = [Tier::Gold, Tier::Silver, Tier::Bronze][rng.random_range(0..3)];
@@ -288,7 +295,7 @@ fn run(seed: u64, cut_every: Option<u32>, ops: usize, model: CutModel) -> (usize
                 rng.fill_bytes(&mut seed);
                 let seed = SecretSeed::from_slice(&seed[..tier.seed_len()]).unwrap();
                 let sealed = SealedSecret::seal(&dk, &key_id, tier, &seed, &mut rng).unwrap();
-                Op::Put(VaultEntry::new_active(key_id, tier, sealed, now))
+                Op::Put(VaultEntry::new_active(key_id, tier, sealed, now, expiry(&key_id, now)))
             }
             0..92 if !active.is_empty() => Op::Burn(active[rng.random_range(0..active.len())]),
             _ => {
@@ -343,7 +350,7 @@ fn run(seed: u64, cut_every: Option<u32>, ops: usize, model: CutModel) -> (usize
                                 let k = model.keys.remove(&id).unwrap();
                                 match k.burned_at {
                                     None => {
-                                        assert!(now - k.entry.created_at >= p.vault_ttl_secs, "live key vanished");
+                                        assert!(expired(&k, now), "live key vanished");
                                         model.total_expired += 1;
                                         model.destroyed.push(k.entry.sealed.ciphertext.to_vec());
                                     }
@@ -389,24 +396,29 @@ fn cut_every_kth_write_or_erase() {
     assert!(total > 200, "only {total} cuts");
 }
 
-// Issue 17: with a prefix-erasing flash these two sequences ended in "unreadable record map"
-// (sequential-storage's fetch_all_items does not repair a half-erased page; see vault.rs).
+// Issue 17: with a prefix-erasing flash these sequences end in "unreadable record map" without
+// the workaround (sequential-storage's fetch_all_items does not repair a half-erased page; see
+// vault.rs). Flash format v2 (one more write at first boot, per-key lifetimes) moved every cut
+// point, so the two original sequences (seeds 11008 and 40010) no longer reach the bug; these
+// two were found by running 60 rounds with the workaround disabled (9 of 540 sequences failed).
 #[test]
-fn issue_17_round_11_seed_11008_k_29() {
-    run(11008, Some(29), 400, CutModel::Prefix);
+fn issue_17_round_23_seed_23008_k_29() {
+    run(23008, Some(29), 400, CutModel::Prefix);
 }
 
 #[test]
-fn issue_17_round_40_seed_40010_k_97() {
-    run(40010, Some(97), 400, CutModel::Prefix);
+fn issue_17_round_10_seed_10010_k_97() {
+    run(10010, Some(97), 400, CutModel::Prefix);
 }
 
-// Under the any-state model without the erase journal this sequence lost the identity: a cut
-// erase left a record page reading as closed, and sequential-storage's repair then erased the
-// newest page and migrated the garbage into it. The journal finishes the erase at boot.
+// Under the any-state model without the erase journal this sequence loses the identity: a cut
+// erase leaves a record page reading as closed, and sequential-storage's repair then erases the
+// newest page and migrates the garbage into it. The journal finishes the erase at boot. (Found
+// by 40 rounds without the journal after flash format v2 moved the cut points: 1 of 360
+// sequences; the earlier one, seed 1024005 k = 7, no longer reaches it.)
 #[test]
-fn any_state_seed_1024005_k_7_keeps_the_identity() {
-    run(1024005, Some(7), 400, model("any", 1024005));
+fn any_state_seed_12010_k_97_keeps_the_identity() {
+    run(12010, Some(97), 400, model("any", 12010));
 }
 
 #[test]

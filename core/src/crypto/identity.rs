@@ -128,6 +128,21 @@ impl Identity {
         ed25519_dalek::SigningKey::from_bytes(&self.secret.ed25519_seed).sign(msg).to_bytes()
     }
 
+    /// [`Identity::sign_ed25519`] for the known-answer tests only (feature `testkit`): the
+    /// identity never signs raw bytes in the product.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn kat_sign_ed25519(&self, msg: &[u8]) -> [u8; 64] {
+        self.sign_ed25519(msg)
+    }
+
+    /// [`Identity::sign_mldsa65`] for the known-answer tests only (feature `testkit`).
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn kat_sign_mldsa65<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
+        self.sign_mldsa65(msg, rng)
+    }
+
     /// FIPS 204 pure ML-DSA-65 signature, hedged with the caller's RNG, empty context.
     pub(crate) fn sign_mldsa65<R: CryptoRng + ?Sized>(&self, msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
         sign_mldsa(&self.secret.mldsa65_seed, msg, rng)

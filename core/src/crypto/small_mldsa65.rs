@@ -3,10 +3,23 @@
 //! about 10 KiB and signing about 50 KiB, where `ml-dsa` 0.1.2 needs over 320 KiB (it builds its
 //! 64 KiB expanded key by value and moves it several times) and `fips204` 0.5 about 200 KiB.
 //! The arithmetic follows the FIPS 204 reference implementation (Montgomery and Barrett-style
-//! reductions, no division on secret data, branch-free norm checks); the only data-dependent
-//! branches are those of FIPS 204 itself, as in the reference: the rejection samplers (ExpandS
-//! on secret bytes included), the number of signing attempts and the hint positions, which the
-//! signature publishes.
+//! reductions, no division on secret data, branch-free norm checks).
+//!
+//! Data-dependent branches and memory indices, exactly (checked under valgrind by
+//! `scripts/ct-check.sh`, whose suppression file lists these and no others):
+//! - the rejection samplers: RejNTTPoly (`a_hat`) on SHAKE128(ρ), which is public (ρ is in the
+//!   public key); RejBoundedPoly (`s_poly`) on SHAKE256(ρ'), secret: which nibbles are rejected is
+//!   independent of the values accepted, so their number and positions tell nothing about s1, s2
+//!   (as in the reference implementation);
+//! - SampleInBall (`sample_in_ball`) on c̃, which the signature publishes;
+//! - the signing loop's retry-or-accept branch, once per attempt, on the single bit "some check
+//!   failed" (the number of attempts is public, FIPS 204 §3.6.3). Each attempt (`attempt`) is
+//!   otherwise straight-line: every norm check of every coefficient is computed and OR-ed in, and
+//!   the hints are kept as a fixed-size bitmap, so nothing branches or indexes on
+//!   w − cs2 + ct0, z, r0 or ct0, nor on which check rejected;
+//! - HintBitPack (`encode_hints`) of the accepted attempt, whose hint positions the signature
+//!   publishes.
+//!
 //! Keys and signatures are tested byte for byte against both `ml-dsa` and `fips204`; everyone
 //! verifies with `ml-dsa`.
 
@@ -336,136 +349,65 @@ fn sample_in_ball(c_tilde: &[u8; LAMBDA_DIV4], c: &mut Poly) {
     }
 }
 
+/// Why signing attempts were rejected, counted per check (an attempt can fail several); filled
+/// only by the tests' long run, never on the signing path itself.
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rejections {
+    /// Attempts made.
+    pub attempts: u64,
+    /// ‖z‖∞ ≥ γ1 − β.
+    pub z: u64,
+    /// ‖LowBits(w − cs2)‖∞ ≥ γ2 − β.
+    pub r0: u64,
+    /// ‖ct0‖∞ ≥ γ2 (unreachable for ML-DSA-65: τ · 2^(d-1) = 200,704 < γ2).
+    pub ct0: u64,
+    /// More than ω hints.
+    pub hints: u64,
+}
+
+/// Which of an attempt's checks failed, as bits (branch-free to compute; looked at only after the
+/// attempt, by the long-run test).
+const REJECT_Z: u8 = 1;
+const REJECT_R0: u8 = 2;
+const REJECT_CT0: u8 = 4;
+const REJECT_HINTS: u8 = 8;
+
 /// Hedged ML-DSA-65 signature (Algorithms 2 and 7) of `msg` with the empty context, by the key
 /// of seed ξ, with the 32 random bytes `rnd`. Returns `None` only if the rejection loop runs
 /// out of nonces (probability far below 2^-100).
 #[inline(never)]
 pub(super) fn sign(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32]) -> Option<[u8; SIG_LEN]> {
-    let mut pk = [0u8; MLDSA65_PUBLIC_KEY];
-    let mut s1_hat = [[0i32; N]; L];
-    let mut t0_hat = [[0i32; N]; K];
-    let seeds = keygen(xi, &mut pk, &mut s1_hat, Some(&mut t0_hat));
-    let mut s2_hat = [[0i32; N]; K];
-    for (i, s) in s2_hat.iter_mut().enumerate() {
-        s_poly(&seeds.rho_prime, (L + i) as u16, s);
-        ntt(s);
-    }
+    sign_inner(xi, msg, rnd, &mut |_| {})
+}
 
-    // tr ← H(pk, 64); µ ← H(tr ‖ M', 64) with M' = 0 ‖ |ctx| = 0 ‖ M
-    let mut tr = [0u8; 64];
-    let mut h = Shake256::default();
-    h.update(&pk);
-    h.finalize_xof().read(&mut tr);
-    let mut mu = [0u8; 64];
-    let mut h = Shake256::default();
-    h.update(&tr);
-    h.update(&[0, 0]);
-    h.update(msg);
-    h.finalize_xof().read(&mut mu);
-    // ρ'' ← H(K ‖ rnd ‖ µ, 64)
-    let mut rho2 = [0u8; 64];
-    let mut h = Shake256::default();
-    h.update(&seeds.k);
-    h.update(rnd);
-    h.update(&mu);
-    h.finalize_xof().read(&mut rho2);
-
+/// [`sign`], reporting each attempt's rejection bits to `on_attempt` (the long-run test counts
+/// them; `sign` passes a closure that ignores them).
+#[inline(never)]
+fn sign_inner(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32], on_attempt: &mut dyn FnMut(u8)) -> Option<[u8; SIG_LEN]> {
+    let mut key = SigningState::new(xi, msg, rnd);
     let mut sig = [0u8; SIG_LEN];
-    let mut z = [[0i32; N]; L];
-    let mut y_hat = [[0i32; N]; L];
-    let mut w = [[0i32; N]; K];
-    let mut a = [0i32; N];
-    let mut c_hat = [0i32; N];
-    let mut tmp = [0i32; N];
-    let mut c_tilde = [0u8; LAMBDA_DIV4];
+    let mut att = Attempt::default();
     let mut kappa: u16 = 0;
+    // The one branch on the attempt's secret-derived values is this loop's: retry or accept. How
+    // many attempts a signature took is public (FIPS 204 §3.6.3); which check failed is not
+    // branched on.
     let done = loop {
         if kappa > u16::MAX - L as u16 {
             break false;
         }
-        for (r, (y, yh)) in z.iter_mut().zip(y_hat.iter_mut()).enumerate() {
-            y_poly(&rho2, kappa + r as u16, y);
-            *yh = *y;
-            ntt(yh);
-        }
+        let rejected = attempt(&key, kappa, &mut att);
         kappa += L as u16;
-        // w = NTT^-1(A-hat ∘ NTT(y)), in [0, q); c̃ ← H(µ ‖ w1Encode(HighBits(w)), λ/4)
-        let mut h = Shake256::default();
-        h.update(&mu);
-        for (i, wi) in w.iter_mut().enumerate() {
-            wi.fill(0);
-            for (j, yh) in y_hat.iter().enumerate() {
-                a_hat(&seeds.rho, i, j, &mut a);
-                for n in 0..N {
-                    wi[n] += mont_reduce(i64::from(a[n]) * i64::from(yh[n]));
-                }
-            }
-            for c in wi.iter_mut() {
-                *c = reduce32(*c);
-            }
-            inv_ntt_tomont(wi);
-            let mut packed = [0u8; 128];
-            for (p, c) in packed.iter_mut().zip(wi.chunks_exact_mut(2)) {
-                c[0] = caddq(c[0]);
-                c[1] = caddq(c[1]);
-                *p = (decompose(c[0]).0 | (decompose(c[1]).0 << 4)) as u8;
-            }
-            h.update(&packed);
+        on_attempt(rejected);
+        if rejected == 0 {
+            break true;
         }
-        h.finalize_xof().read(&mut c_tilde);
-        sample_in_ball(&c_tilde, &mut c_hat);
-        ntt(&mut c_hat);
-
-        // z = y + NTT^-1(c ∘ s1): reject if ‖z‖∞ ≥ γ1 - β
-        let mut reject = false;
-        for (zl, s) in z.iter_mut().zip(s1_hat.iter()) {
-            c_times(&c_hat, s, &mut tmp);
-            for n in 0..N {
-                zl[n] = reduce32(zl[n] + tmp[n]);
-                reject |= abs(zl[n]) >= GAMMA1 - BETA;
-            }
-        }
-        if reject {
-            continue;
-        }
-        // Per row: r = w - cs2; reject if ‖LowBits(r)‖∞ ≥ γ2 - β or ‖ct0‖∞ ≥ γ2;
-        // h = MakeHint(-ct0, r + ct0) = [HighBits(r) ≠ HighBits(r + ct0)].
-        let hints = &mut sig[LAMBDA_DIV4 + L * 640..];
-        hints.fill(0);
-        let mut count = 0usize;
-        for i in 0..K {
-            c_times(&c_hat, &s2_hat[i], &mut tmp);
-            for n in 0..N {
-                w[i][n] = caddq(reduce32(w[i][n] - tmp[n]));
-                reject |= abs(decompose(w[i][n]).1) >= GAMMA2 - BETA;
-            }
-            c_times(&c_hat, &t0_hat[i], &mut tmp);
-            for n in 0..N {
-                reject |= abs(tmp[n]) >= GAMMA2;
-                let r1 = decompose(w[i][n]).0;
-                let v1 = decompose(caddq(reduce32(w[i][n] + tmp[n]))).0;
-                if r1 != v1 {
-                    if count < OMEGA {
-                        hints[count] = n as u8;
-                    }
-                    count += 1;
-                }
-            }
-            if count <= OMEGA {
-                hints[OMEGA + i] = count as u8;
-            }
-        }
-        if reject || count > OMEGA {
-            continue;
-        }
-        break true;
     };
-
     if done {
-        // σ = c̃ ‖ BitPack(z, γ1 - 1, γ1) ‖ HintBitPack(h)
-        sig[..LAMBDA_DIV4].copy_from_slice(&c_tilde);
+        // σ = c̃ ‖ BitPack(z, γ1 - 1, γ1) ‖ HintBitPack(h): all of it is published now.
+        sig[..LAMBDA_DIV4].copy_from_slice(&att.c_tilde);
         let zs = &mut sig[LAMBDA_DIV4..LAMBDA_DIV4 + L * 640];
-        for (zl, out) in z.iter().zip(zs.chunks_exact_mut(640)) {
+        for (zl, out) in att.z.iter().zip(zs.chunks_exact_mut(640)) {
             for (c, o) in zl.chunks_exact(2).zip(out.chunks_exact_mut(5)) {
                 let t0 = (GAMMA1 - c[0]) as u32;
                 let t1 = (GAMMA1 - c[1]) as u32;
@@ -476,15 +418,327 @@ pub(super) fn sign(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32]) -> Option<[u8; SIG
                 o[4] = (t1 >> 12) as u8;
             }
         }
+        encode_hints(&att.hint, &mut sig[LAMBDA_DIV4 + L * 640..]);
     }
-    s1_hat.zeroize();
-    s2_hat.zeroize();
-    t0_hat.zeroize();
-    z.zeroize();
-    y_hat.zeroize();
-    w.zeroize();
-    tmp.zeroize();
-    rho2.zeroize();
-    drop(seeds);
+    att.zeroize();
+    key.zeroize();
     done.then_some(sig)
+}
+
+/// What every attempt needs: NTT(s1), NTT(s2), NTT(t0), ρ, µ and ρ''.
+struct SigningState {
+    seeds: Seeds,
+    s1_hat: [Poly; L],
+    s2_hat: [Poly; K],
+    t0_hat: [Poly; K],
+    mu: [u8; 64],
+    rho2: [u8; 64],
+}
+
+impl SigningState {
+    fn new(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32]) -> SigningState {
+        let mut pk = [0u8; MLDSA65_PUBLIC_KEY];
+        let mut s1_hat = [[0i32; N]; L];
+        let mut t0_hat = [[0i32; N]; K];
+        let seeds = keygen(xi, &mut pk, &mut s1_hat, Some(&mut t0_hat));
+        let mut s2_hat = [[0i32; N]; K];
+        for (i, s) in s2_hat.iter_mut().enumerate() {
+            s_poly(&seeds.rho_prime, (L + i) as u16, s);
+            ntt(s);
+        }
+        // tr ← H(pk, 64); µ ← H(tr ‖ M', 64) with M' = 0 ‖ |ctx| = 0 ‖ M
+        let mut tr = [0u8; 64];
+        let mut h = Shake256::default();
+        h.update(&pk);
+        h.finalize_xof().read(&mut tr);
+        let mut mu = [0u8; 64];
+        let mut h = Shake256::default();
+        h.update(&tr);
+        h.update(&[0, 0]);
+        h.update(msg);
+        h.finalize_xof().read(&mut mu);
+        // ρ'' ← H(K ‖ rnd ‖ µ, 64)
+        let mut rho2 = [0u8; 64];
+        let mut h = Shake256::default();
+        h.update(&seeds.k);
+        h.update(rnd);
+        h.update(&mu);
+        h.finalize_xof().read(&mut rho2);
+        SigningState { seeds, s1_hat, s2_hat, t0_hat, mu, rho2 }
+    }
+
+    fn zeroize(&mut self) {
+        self.s1_hat.zeroize();
+        self.s2_hat.zeroize();
+        self.t0_hat.zeroize();
+        self.rho2.zeroize();
+    }
+}
+
+/// One attempt's vectors. `hint[i][n]` is 1 where MakeHint sets a bit (published only once the
+/// attempt is accepted).
+struct Attempt {
+    z: [Poly; L],
+    y_hat: [Poly; L],
+    w: [Poly; K],
+    hint: [[u8; N]; K],
+    a: Poly,
+    c_hat: Poly,
+    tmp: Poly,
+    c_tilde: [u8; LAMBDA_DIV4],
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Attempt {
+            z: [[0; N]; L],
+            y_hat: [[0; N]; L],
+            w: [[0; N]; K],
+            hint: [[0; N]; K],
+            a: [0; N],
+            c_hat: [0; N],
+            tmp: [0; N],
+            c_tilde: [0; LAMBDA_DIV4],
+        }
+    }
+}
+
+impl Attempt {
+    fn zeroize(&mut self) {
+        self.z.zeroize();
+        self.y_hat.zeroize();
+        self.w.zeroize();
+        self.hint.zeroize();
+        self.c_hat.zeroize();
+        self.tmp.zeroize();
+    }
+}
+
+/// 1 if a ≥ b, else 0, for a, b in [0, 2^31) (branch free).
+fn ge(a: i32, b: i32) -> u32 {
+    ((b.wrapping_sub(a).wrapping_sub(1) as u32) >> 31) & 1
+}
+
+/// One signing attempt with nonce κ: fills `att` and returns the failed checks as `REJECT_*`
+/// bits (0 = accepted). Straight-line on secret data: every check of every coefficient is
+/// computed and OR-ed in, whatever an earlier one found, and the hints go to a fixed-size bitmap
+/// instead of a list indexed by their count. The only data-dependent branches and indices are in
+/// ExpandA (`a_hat`, on the public ρ) and SampleInBall (`sample_in_ball`, on c̃, which FIPS 204
+/// treats as public and the signature publishes once accepted).
+#[inline(never)]
+fn attempt(key: &SigningState, kappa: u16, att: &mut Attempt) -> u8 {
+    for (r, (y, yh)) in att.z.iter_mut().zip(att.y_hat.iter_mut()).enumerate() {
+        y_poly(&key.rho2, kappa + r as u16, y);
+        *yh = *y;
+        ntt(yh);
+    }
+    // w = NTT^-1(A-hat ∘ NTT(y)), in [0, q); c̃ ← H(µ ‖ w1Encode(HighBits(w)), λ/4)
+    let mut h = Shake256::default();
+    h.update(&key.mu);
+    for (i, wi) in att.w.iter_mut().enumerate() {
+        wi.fill(0);
+        for (j, yh) in att.y_hat.iter().enumerate() {
+            a_hat(&key.seeds.rho, i, j, &mut att.a);
+            for n in 0..N {
+                wi[n] += mont_reduce(i64::from(att.a[n]) * i64::from(yh[n]));
+            }
+        }
+        for c in wi.iter_mut() {
+            *c = reduce32(*c);
+        }
+        inv_ntt_tomont(wi);
+        let mut packed = [0u8; 128];
+        for (p, c) in packed.iter_mut().zip(wi.chunks_exact_mut(2)) {
+            c[0] = caddq(c[0]);
+            c[1] = caddq(c[1]);
+            *p = (decompose(c[0]).0 | (decompose(c[1]).0 << 4)) as u8;
+        }
+        h.update(&packed);
+        packed.zeroize();
+    }
+    h.finalize_xof().read(&mut att.c_tilde);
+    sample_in_ball(&att.c_tilde, &mut att.c_hat);
+    ntt(&mut att.c_hat);
+
+    // z = y + NTT^-1(c ∘ s1): reject if ‖z‖∞ ≥ γ1 - β
+    let mut bad_z = 0u32;
+    for (zl, s) in att.z.iter_mut().zip(key.s1_hat.iter()) {
+        c_times(&att.c_hat, s, &mut att.tmp);
+        for (zc, t) in zl.iter_mut().zip(att.tmp.iter()) {
+            *zc = reduce32(*zc + t);
+            bad_z |= ge(abs(*zc), GAMMA1 - BETA);
+        }
+    }
+    // Per row: r = w - cs2; reject if ‖LowBits(r)‖∞ ≥ γ2 - β or ‖ct0‖∞ ≥ γ2;
+    // h = MakeHint(-ct0, r + ct0) = [HighBits(r) ≠ HighBits(r + ct0)].
+    let mut bad_r0 = 0u32;
+    let mut bad_ct0 = 0u32;
+    let mut count = 0u32;
+    for i in 0..K {
+        c_times(&att.c_hat, &key.s2_hat[i], &mut att.tmp);
+        for n in 0..N {
+            att.w[i][n] = caddq(reduce32(att.w[i][n] - att.tmp[n]));
+            bad_r0 |= ge(abs(decompose(att.w[i][n]).1), GAMMA2 - BETA);
+        }
+        c_times(&att.c_hat, &key.t0_hat[i], &mut att.tmp);
+        for n in 0..N {
+            bad_ct0 |= ge(abs(att.tmp[n]), GAMMA2);
+            let r1 = decompose(att.w[i][n]).0;
+            let v1 = decompose(caddq(reduce32(att.w[i][n] + att.tmp[n]))).0;
+            // r1, v1 in [0, 16): (r1 ^ v1) - 1 is negative exactly when they are equal.
+            let differ = (((r1 ^ v1) - 1) as u32 >> 31) ^ 1;
+            att.hint[i][n] = differ as u8;
+            count += differ;
+        }
+    }
+    let bad_hints = ge(count as i32, OMEGA as i32 + 1);
+    (bad_z as u8 * REJECT_Z)
+        | (bad_r0 as u8 * REJECT_R0)
+        | (bad_ct0 as u8 * REJECT_CT0)
+        | (bad_hints as u8 * REJECT_HINTS)
+}
+
+/// HintBitPack (Algorithm 20) of an accepted attempt's hint bitmap (at most ω bits set, public
+/// from now on: the positions are the signature's).
+#[inline(never)]
+fn encode_hints(hint: &[[u8; N]; K], out: &mut [u8]) {
+    out.fill(0);
+    let mut count = 0usize;
+    for (i, row) in hint.iter().enumerate() {
+        for (n, &bit) in row.iter().enumerate() {
+            if bit != 0 {
+                if let Some(slot) = out.get_mut(count).filter(|_| count < OMEGA) {
+                    *slot = n as u8;
+                }
+                count += 1;
+            }
+        }
+        if let Some(slot) = out.get_mut(OMEGA + i) {
+            *slot = count.min(OMEGA) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The known-answer vectors of `tests/kat_mldsa65.rs`, run straight through this signer
+    //! (the integration tests reach it only with feature `small-stack-mldsa`), and the long run.
+    use std::path::PathBuf;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn load(name: &str) -> serde_json::Value {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vector file")).expect("json")
+    }
+
+    fn hex(v: &serde_json::Value) -> Vec<u8> {
+        let s = v.as_str().expect("hex string");
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    #[test]
+    fn acvp_keygen() {
+        let file = load("acvp/ml_dsa_65_keygen.json");
+        let mut n = 0;
+        for t in file["testGroups"][0]["tests"].as_array().expect("tests") {
+            let xi: [u8; 32] = hex(&t["seed"]).try_into().expect("seed");
+            assert_eq!(public_key(&xi).as_slice(), hex(&t["pk"]).as_slice(), "tcId {}", t["tcId"]);
+            n += 1;
+        }
+        std::println!("small_mldsa65 ACVP keyGen: valid {n}");
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn wycheproof_sign_seeded() {
+        let file = load("wycheproof/mldsa_65_sign_seed_test.json");
+        let (mut n, mut skipped) = (0, 0);
+        for g in file["testGroups"].as_array().expect("groups") {
+            let Ok(xi) = <[u8; 32]>::try_from(hex(&g["privateSeed"])) else {
+                skipped += g["tests"].as_array().expect("tests").len();
+                continue;
+            };
+            for t in g["tests"].as_array().expect("tests") {
+                let ctx = t.get("ctx").map(hex).unwrap_or_default();
+                if t["result"] != "valid" || !ctx.is_empty() || t.get("msg").is_none() {
+                    skipped += 1;
+                    continue;
+                }
+                let rnd: [u8; 32] = t.get("rnd").map(hex).unwrap_or_else(|| std::vec![0; 32]).try_into().expect("rnd");
+                let sig = sign(&xi, &hex(&t["msg"]), &rnd).expect("signs");
+                assert_eq!(sig.as_slice(), hex(&t["sig"]).as_slice(), "tcId {}", t["tcId"]);
+                n += 1;
+            }
+        }
+        std::println!("small_mldsa65 Wycheproof sign (seeded): valid {n}, skipped {skipped}");
+        assert!(n > 0);
+    }
+
+    /// ≥ 10,000 signatures on fresh keys and messages: every rejection check must fire at least
+    /// once, and every signature must equal `ml-dsa`'s for the same randomness and verify with it.
+    /// `AQM_MLDSA_LONG_RUN=N` sets the count. Outside CI:
+    /// `cargo test -p aqm-core --release --lib small_mldsa65::tests::long_run -- --ignored --nocapture`
+    #[test]
+    #[ignore = "long run (minutes); outside CI"]
+    fn long_run() {
+        use ml_dsa::MlDsa65;
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::{Rng, SeedableRng};
+
+        let count: u64 = std::env::var("AQM_MLDSA_LONG_RUN").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let seed: u64 = std::env::var("AQM_MLDSA_LONG_RUN_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut stats = Rejections::default();
+        let mut max_attempts = 0u64;
+        let start = std::time::Instant::now();
+        let mut xi = [0u8; 32];
+        for i in 0..count {
+            // A new key every 16 signatures; messages of 0 to 300 bytes.
+            if i % 16 == 0 {
+                rng.fill_bytes(&mut xi);
+            }
+            let mut rnd = [0u8; 32];
+            rng.fill_bytes(&mut rnd);
+            let mut msg = std::vec![0u8; (rng.next_u32() % 301) as usize];
+            rng.fill_bytes(&mut msg);
+            let mut attempts = 0u64;
+            let sig = sign_inner(&xi, &msg, &rnd, &mut |bits| {
+                attempts += 1;
+                stats.z += u64::from(bits & REJECT_Z != 0);
+                stats.r0 += u64::from(bits & REJECT_R0 != 0);
+                stats.ct0 += u64::from(bits & REJECT_CT0 != 0);
+                stats.hints += u64::from(bits & REJECT_HINTS != 0);
+            })
+            .expect("signs");
+            stats.attempts += attempts;
+            max_attempts = max_attempts.max(attempts);
+            let sk = ml_dsa::SigningKey::<MlDsa65>::from_seed(&xi.into());
+            let theirs = sk.expanded_key().sign_internal(&[&[0u8, 0u8], &msg], &rnd.into()).encode();
+            assert_eq!(sig.as_slice(), theirs.as_slice(), "signature {i} differs from ml-dsa's");
+            let sig = ml_dsa::Signature::<MlDsa65>::try_from(sig.as_slice()).expect("decodes");
+            assert!(
+                sk.expanded_key().verifying_key().verify_with_context(&msg, &[], &sig),
+                "signature {i} does not verify"
+            );
+        }
+        let report = std::format!(
+            "small_mldsa65 long run: {count} signatures (seed {seed:#x}) in {:.1} s; {} attempts \
+             ({:.2} per signature, at most {max_attempts}); rejections by check: z {}, r0 {}, ct0 {}, \
+             hints > omega {}; every signature equals ml-dsa's and verifies with it",
+            start.elapsed().as_secs_f64(),
+            stats.attempts,
+            stats.attempts as f64 / count as f64,
+            stats.z,
+            stats.r0,
+            stats.ct0,
+            stats.hints,
+        );
+        std::println!("{report}");
+        assert!(stats.z > 0 && stats.r0 > 0 && stats.hints > 0, "a rejection branch was never taken: {stats:?}");
+        // For ML-DSA-65 the ct0 check cannot fail: ‖c·t0‖∞ ≤ τ · 2^(d-1) = 49 · 4096 = 200,704 < γ2
+        // = 261,888. It is computed anyway (FIPS 204 prescribes it).
+        assert_eq!(stats.ct0, 0, "the ct0 bound is unreachable for ML-DSA-65");
+    }
 }

@@ -23,9 +23,13 @@ use embedded_io::{Read, Write};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-/// Pages of the simulated device's flash: 8 of records, 24 of secrets (23 × 42 live slots).
+/// Pages of the simulated device's flash: 8 of records, 23 of secrets (22 × 42 live slots), and
+/// the record map's erase journal in the last page. The image keeps the size it had in flash
+/// format v1 (32 pages), so an old image is opened and refused by the vault's format check,
+/// naming both versions, rather than by its size.
 const MAP_PAGES: u32 = 8;
-const SLAB_PAGES: u32 = 24;
+const SLAB_PAGES: u32 = 23;
+const PAGES: u32 = MAP_PAGES + SLAB_PAGES + 1;
 /// Keys the simulated device indexes.
 const KEYS: usize = 256;
 
@@ -76,8 +80,9 @@ enum Action {
     },
     /// Expire old coins and delete burned ones past their grace.
     Purge,
-    /// The scripted session: mint every tier, verify, open, refuse a second open and bad input,
-    /// check the counters, purge.
+    /// The scripted session: mint every tier and check the v2 coins (signature, expiry), open,
+    /// refuse a second open and bad input, have the device sign a re-key of every tier and send a
+    /// first message signed by it, check the counters, purge.
     Session,
     /// End the session (the QEMU board exits).
     Shutdown,
@@ -120,12 +125,14 @@ fn local_device(flash: &Path) -> Result<LocalLink, String> {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let key = device_key(&flash.with_extension("key"))?;
-    let size = (MAP_PAGES + SLAB_PAGES) as usize * PAGE_SIZE;
+    let size = PAGES as usize * PAGE_SIZE;
     let image = FileFlash::open(flash, size).map_err(|e| format!("flash image {}: {e}", flash.display()))?;
-    let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, MAP_PAGES, SLAB_PAGES);
+    let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, MAP_PAGES, SLAB_PAGES)
+        .with_erase_log((MAP_PAGES + SLAB_PAGES) * PAGE_SIZE as u32);
     let vault = FlashVault::open(image, layout, Policy::DEFAULT).map_err(|e| e.to_string())?;
     let rng = ChaCha20Rng::from_rng(&mut rand::rng());
-    let device = Device::new(vault, key, rng, NoLed, NoButton).map_err(|e| format!("device boot: {e}"))?;
+    let device = Device::new(vault, key, rng, NoLed, NoButton)
+        .map_err(|e| format!("device boot on {}: {e}", flash.display()))?;
     Ok(InProcess::new(device))
 }
 
@@ -180,7 +187,16 @@ fn act<IO: Read + Write>(client: &mut Client<IO>, action: &Action) -> Result<(),
         }
         Action::Mint { tier, count } => {
             let n = client
-                .mint(now, *tier, *count, |c| println!("{} {} ({} B public key)", c.tier, c.key_id, c.public_key.len()))
+                .mint(now, *tier, *count, |c| {
+                    println!(
+                        "{} {} ({} B public key, {} B signature, expires at {})",
+                        c.tier,
+                        c.key_id,
+                        c.public_key.len(),
+                        c.signature.len(),
+                        c.expires_at
+                    )
+                })
                 .map_err(e)?;
             println!("minted {n} {tier} coin(s)");
         }

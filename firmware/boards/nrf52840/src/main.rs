@@ -7,7 +7,7 @@
 //! - RNG: ChaCha20 seeded with 32 bytes of the on-chip hardware TRNG (`RNG` peripheral).
 //! - Serial protocol on UARTE0 at 115200 baud: TX P0.06, RX P0.08 (the DK's USB virtual COM port).
 //! - Activity LED: LED1 (P0.13, active low). Approve button: Button 1 (P0.11, active low); an
-//!   open waits up to 10 s for it.
+//!   open or a re-key signature waits up to 10 s for it.
 //! - Logs: `defmt` over RTT (`probe-rs run` prints them). Secrets are never logged.
 #![no_std]
 #![no_main]
@@ -152,7 +152,11 @@ fn boot() -> (&'static mut Board, Serial) {
     trng.random(&mut seed);
     let mut flash = hal::nvmc::Nvmc::new(p.NVMC, storage());
     let Some(key) = device_key(&mut flash, &mut trng) else { halt("device key page unusable") };
-    let layout = VaultLayout::contiguous(PAGE, PAGE, 4, 12);
+    // After the key page: 4 record pages, 11 slot pages, and the record map's erase journal in
+    // the last page (0xFF000), so a cut erase is finished at boot whatever state the NVMC left
+    // the page in. The vault range is the one flash format v1 used; a v1 vault is refused by
+    // its format check (no format record), naming both versions.
+    let layout = VaultLayout::contiguous(PAGE, PAGE, 4, 11).with_erase_log(16 * PAGE);
     let Ok(vault) = FlashVault::open(flash, layout, Policy::DEFAULT) else { halt("vault layout refused") };
     match Device::new(vault, key, ChaCha20Rng::from_seed(seed), led, button) {
         Ok(d) => (DEVICE.init(d), serial),

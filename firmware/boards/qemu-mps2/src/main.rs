@@ -33,10 +33,12 @@ use static_cell::StaticCell;
 
 /// Keys the vault indexes in RAM (about 48 bytes each).
 const KEYS: usize = 128;
-/// Emulated flash: 4 pages of records, 12 pages of secrets (11 × 42 live slots).
+/// Emulated flash: 4 pages of records, 11 pages of secrets (10 × 42 live slots), and the record
+/// map's erase journal in the last page (so a cut erase is finished at boot whatever state it
+/// left the page in; firmware/README.md, "Power cuts").
 const MAP_PAGES: u32 = 4;
-const SLAB_PAGES: u32 = 12;
-const FLASH_BYTES: usize = (MAP_PAGES + SLAB_PAGES) as usize * PAGE_SIZE;
+const SLAB_PAGES: u32 = 11;
+const FLASH_BYTES: usize = (MAP_PAGES + SLAB_PAGES + 1) as usize * PAGE_SIZE;
 /// Where the emulated flash lives (PSRAM, outside the linker's memory map).
 const FLASH_BASE: usize = 0x2100_0000;
 /// Where the host injects the RNG seed (top page of PSRAM).
@@ -120,7 +122,7 @@ fn fail(what: &str) -> ! {
     }
 }
 
-const KINDS: usize = 10;
+const KINDS: usize = 13;
 
 fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
     Some(match kind {
@@ -134,6 +136,9 @@ fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
         CommandKind::Open(2) => (7, "open SILVER"),
         CommandKind::Open(3) => (8, "open BRONZE"),
         CommandKind::Malformed | CommandKind::Open(_) => (9, "refused frame"),
+        CommandKind::SignRekey(1) => (10, "sign re-key GOLD"),
+        CommandKind::SignRekey(2) => (11, "sign re-key SILVER"),
+        CommandKind::SignRekey(3) => (12, "sign re-key BRONZE"),
         _ => return None,
     })
 }
@@ -151,11 +156,16 @@ fn boot() -> &'static mut Board {
     let device_key = DeviceKey::random(&mut rng);
     let mem = vault_flash();
     mem.fill(0xFF);
-    let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, MAP_PAGES, SLAB_PAGES);
+    let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, MAP_PAGES, SLAB_PAGES)
+        .with_erase_log((MAP_PAGES + SLAB_PAGES) * PAGE_SIZE as u32);
     let Ok(vault) = FlashVault::open(RamFlash::new(mem), layout, Policy::DEFAULT) else { fail("vault layout refused") };
     match Device::new(vault, device_key, rng, FpgaLed, NoButton) {
         Ok(device) => DEVICE.init(device),
-        Err(_) => fail("device boot failed"),
+        Err(e) => {
+            // Errors never carry secrets (firmware Error is plain data).
+            hprintln!("aqm: device boot failed: {}", e);
+            fail("device boot failed")
+        }
     }
 }
 
