@@ -366,7 +366,7 @@ fn sign_rekeys<IO: Read + Write, R: CryptoRng>(
     bob_store.pin_identity(device, Trust::Exchanged)?;
     let envelope = {
         let signer = crate::DeviceSigner::new(client, now)?;
-        let alice = Messenger::new(&*alice_store, &signer, &alice_key, policy.clone());
+        let alice = Messenger::new(&*alice_store, &signer, &alice_key);
         let sent = alice
             .send_with_coin(&bob.user_id(), &minted.public, Tier::Gold, b"hello from the device", now, rng)
             .map_err(|e| signer.last_error().unwrap_or(Error::Core(e)))?;
@@ -374,7 +374,7 @@ fn sign_rekeys<IO: Read + Write, R: CryptoRng>(
     };
     let mut wire = vec![0u8; aqm_core::envelope::MAX_ENVELOPE];
     let wire = envelope.encode(&mut wire)?;
-    let got = Messenger::new(&*bob_store, &bob, &bob_key, policy).receive(wire, now, rng)?;
+    let got = Messenger::new(&*bob_store, &bob, &bob_key).receive(wire, now, rng)?;
     let ok = got.from == device.user_id && &got.plaintext[..] == b"hello from the device";
     if !ok {
         return Err(Error::Protocol { what: "the receiver read another sender or text" });

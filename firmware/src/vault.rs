@@ -185,16 +185,17 @@ struct Indexed {
 
 impl Indexed {
     /// The record as a core entry (without its secret), so the core's rules decide.
-    fn entry(&self) -> VaultEntry {
-        VaultEntry {
-            key_id: self.key_id,
-            tier: self.rec.tier,
-            sealed: SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
-            status: self.rec.status,
-            created_at: self.rec.created_at,
-            expires_at: self.rec.expires_at,
-            burned_at: self.rec.burned_at,
-        }
+    fn entry(&self) -> Result<VaultEntry, Error> {
+        VaultEntry::from_stored(
+            self.key_id,
+            self.rec.tier,
+            SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
+            self.rec.created_at,
+            self.rec.expires_at,
+            self.rec.status,
+            self.rec.burned_at,
+        )
+        .map_err(Error::from)
     }
 }
 
@@ -750,6 +751,12 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     }
 }
 
+impl<F: MultiwriteNorFlash, const N: usize> aqm_core::store::HasPolicy for FlashVault<F, N> {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
 impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
     type Error = Error;
 
@@ -786,7 +793,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
     fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
         self.with(|i| {
             let Some(e) = i.find(key_id).map(|n| i.index[n]) else { return Ok(None) };
-            let mut entry = e.entry();
+            let mut entry = e.entry()?;
             if !entry.is_usable(&self.policy, now) {
                 return Ok(None);
             }
@@ -803,9 +810,9 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
         self.with(|i| {
             let n = i.find(key_id).ok_or(aqm_core::Error::KeyNotFound)?;
             let e = i.index[n];
-            let mut entry = e.entry();
+            let mut entry = e.entry()?;
             entry.burn(&self.policy, now)?;
-            let rec = Record { status: entry.status, burned_at: entry.burned_at, slot: NO_SLOT, ..e.rec };
+            let rec = Record { status: entry.status(), burned_at: entry.burned_at(), slot: NO_SLOT, ..e.rec };
             // The commit: from here on the key is burned, whatever happens next.
             i.store_record(key_id, &rec)?;
             i.index[n].rec = rec;
@@ -821,7 +828,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
             while n < i.index.len() {
                 let e = i.index[n];
                 let mut meta = i.meta;
-                let kind = match e.entry().purge_action(&self.policy, now) {
+                let kind = match e.entry()?.purge_action(&self.policy, now) {
                     PurgeAction::Keep => {
                         n += 1;
                         continue;

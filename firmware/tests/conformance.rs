@@ -5,10 +5,11 @@ use aqm_core::Policy;
 use aqm_firmware::flash::{PAGE_SIZE, RamFlash};
 use aqm_firmware::{FlashVault, VaultLayout};
 
-fn fresh() -> FlashVault<RamFlash<Vec<u8>>, 256> {
+fn fresh(policy: Policy) -> FlashVault<RamFlash<Vec<u8>>, 256> {
     let flash = RamFlash::new(vec![0xFF; 16 * PAGE_SIZE]);
-    FlashVault::open(flash, VaultLayout::contiguous(0, PAGE_SIZE as u32, 6, 10), Policy::DEFAULT)
-        .expect("layout fits the flash")
+    FlashVault::open(flash, VaultLayout::contiguous(0, PAGE_SIZE as u32, 6, 10), policy).expect("layout fits the flash")
 }
 
-aqm_core::vault_conformance!(fresh);
+// A secure element holds a vault only (its host keeps sessions, pins and the inventory), and
+// the vault sits behind a RefCell over one flash: not `Sync`, so no concurrency cases.
+aqm_core::conformance!(fresh; vault; nosync);

@@ -87,8 +87,8 @@ fn a_messenger_whose_signer_is_the_device_sends_and_the_receiver_verifies() {
     alice_store.pin_identity(bob.identity.public(), Trust::Exchanged).unwrap();
     bob.store.pin_identity(&alice_id, Trust::Exchanged).unwrap();
 
-    let alice = Messenger::new(&*alice_store, &signer, &alice_key, Policy::DEFAULT);
-    let b = Messenger::new(&*bob.store, &bob.identity, &bob.key, Policy::DEFAULT);
+    let alice = Messenger::new(&*alice_store, &signer, &alice_key);
+    let b = Messenger::new(&*bob.store, &bob.identity, &bob.key);
     let mut wire = [0u8; MAX_ENVELOPE];
     for (n, coin) in bob.coins.iter().enumerate() {
         let text = format!("hi Bob, {} chain", coin.tier);
@@ -125,7 +125,7 @@ fn a_refused_approval_is_signer_failed_and_changes_nothing() {
     let alice_store: Box<MemoryStore> = Box::new(MemoryStore::new(Policy::DEFAULT));
     let alice_key = DeviceKey::random(&mut rng);
     alice_store.pin_identity(bob.identity.public(), Trust::Exchanged).unwrap();
-    let alice = Messenger::new(&*alice_store, &signer, &alice_key, Policy::DEFAULT);
+    let alice = Messenger::new(&*alice_store, &signer, &alice_key);
     let peer = bob.identity.user_id();
     for coin in &bob.coins {
         let err = alice.send_with_coin(&peer, coin, coin.tier, b"hi", NOW + 1, &mut rng).unwrap_err();
