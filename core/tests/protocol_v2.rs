@@ -66,7 +66,7 @@ fn a_refused_signature_sends_nothing_and_keeps_the_coin() {
             alice.cache(c);
         }
         let refusing = Refusing(alice.me());
-        let m = Messenger::new(&*alice.store, &refusing, &alice.dk, Policy::DEFAULT);
+        let m = Messenger::new(&*alice.store, &refusing, &alice.dk);
         let ctx = DeviceContext::OUTDOOR_CELLULAR;
         assert_eq!(m.send(&bob.me(), &ctx, b"x", SendOptions::default(), 10, &mut rng), Err(Error::SignerFailed));
         assert_eq!(alice.store.counts(&bob.me()).unwrap(), TierCounts([0, 2, 0]), "the coin went back");

@@ -246,6 +246,12 @@ pub(crate) fn parse_u64(key: &str, what: &'static str, v: &[u8]) -> Result<u64, 
     core::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::corrupt(key, what))
 }
 
+impl aqm_core::store::HasPolicy for RedisStore {
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,11 +267,5 @@ mod tests {
     fn store_is_send_and_sync() {
         fn assert<T: Send + Sync>() {}
         assert::<RedisStore>();
-    }
-}
-
-impl aqm_core::store::HasPolicy for RedisStore {
-    fn policy(&self) -> &Policy {
-        &self.policy
     }
 }
