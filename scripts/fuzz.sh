@@ -5,6 +5,9 @@
 # or timeout. A crashing input is left in fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [seconds]             all targets
 #        FUZZ_TARGETS="session_open" scripts/fuzz.sh 300
+#        FUZZ_FIRMWARE=1 scripts/fuzz.sh         also the firmware's decoders (target firmware_frame,
+#                                                feature firmware): off while aqm-firmware does not
+#                                                build against protocol v2
 # cargo fuzz needs a nightly compiler (-Zsanitizer): `cargo +nightly` when rustup has one, else
 # the stable compiler with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
@@ -18,17 +21,23 @@ else
   export RUSTC_BOOTSTRAP=1
   fuzz=(cargo fuzz)
 fi
-targets="${FUZZ_TARGETS:-envelope_decode session_open firmware_frame}"
+features=()
+default_targets="envelope_decode session_open ratchet_receive"
+if [ "${FUZZ_FIRMWARE:-0}" = 1 ]; then
+  features=(--features firmware)
+  default_targets="$default_targets firmware_frame"
+fi
+targets="${FUZZ_TARGETS:-$default_targets}"
 # Seed corpora come from the public API (fuzz/src/bin/gen_corpus.rs); regenerate if missing.
-for t in $targets; do [ -d "corpus/$t" ] || cargo run -q --bin gen_corpus; done
+for t in $targets; do [ -d "corpus/$t" ] || cargo run -q "${features[@]}" --bin gen_corpus; done
 work="$CARGO_TARGET_DIR/corpus-run"
 status=0
 for t in $targets; do
   printf '\n==> fuzz %s for %ss\n' "$t" "$seconds"
-  "${fuzz[@]}" build -O "$t"
+  "${fuzz[@]}" build -O "${features[@]}" "$t"
   rm -rf "${work:?}/$t" && mkdir -p "$work/$t" && cp "corpus/$t"/* "$work/$t"/
   SECONDS=0
-  if "${fuzz[@]}" run -O "$t" "$work/$t" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if "${fuzz[@]}" run -O "${features[@]}" "$t" "$work/$t" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       > "$work/$t.log" 2>&1; then
     grep -E '^(#[0-9]+\s+DONE|Done )' "$work/$t.log" | tail -2
     echo "fuzz $t: no crash in ${SECONDS}s"

@@ -3,14 +3,15 @@
 //! each memory address computed from a secret. Outputs that are public by design (signatures,
 //! ciphertexts, tags, a verdict) are marked defined again before the harness looks at them.
 //!
-//! Run by `scripts/ct-check.sh`, which builds this twice (with and without feature
-//! `small-stack-mldsa`, one ML-DSA signer each) and fails on any report not in
-//! `scripts/ct-check.supp`. Outside valgrind it refuses to run (it would check nothing).
+//! Run by `scripts/ct-check.sh`, which fails on any report not in `scripts/ct-check.supp`. The
+//! ML-DSA-65 signer checked is the core's `small_mldsa65`, the signer of every build. Outside
+//! valgrind it refuses to run (it would check nothing).
 
 use aqm_core::crypto::{
     DeviceKey, Identity, IdentitySecret, SealedSecret, SecretSeed, decapsulate, encapsulate, generate_keypair,
 };
 use aqm_core::ratchet::{RecvChain, RecvSession, SendChain};
+use aqm_core::rekey::{RekeyFields, RekeySigner, coin_key_hash};
 use aqm_core::{KeyId, Tier, UserId};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -140,28 +141,60 @@ fn main() {
         println!("ct-check canary: {} report(s)", valgrind::errors());
         return;
     }
-    let signer = if cfg!(feature = "small-stack-mldsa") { "small_mldsa65" } else { "ml-dsa" };
+    let signer = "small_mldsa65";
     let mut rng = ChaCha20Rng::seed_from_u64(0xc7);
-    let msg = b"AQM constant-time check message";
 
-    step(&format!("identity from secret seeds + ML-DSA-65 sign ({signer}) + Ed25519 sign"), || {
-        let secret = IdentitySecret {
-            user_id: UserId([1; 16]),
-            ed25519_seed: secret_bytes(&mut rng),
-            mldsa65_seed: secret_bytes(&mut rng),
-        };
-        let id = Identity::from_secret(secret);
-        let mut srng = SecretRng(ChaCha20Rng::seed_from_u64(1));
-        let sig = id.sign_mldsa65(msg, &mut srng).expect("signs");
-        valgrind::public(&sig); // a signature is public
-        let ed = id.sign_ed25519(msg);
-        valgrind::public(&ed);
+    let identity_secret = |rng: &mut ChaCha20Rng| IdentitySecret {
+        user_id: UserId([1; 16]),
+        ed25519_seed: secret_bytes(rng),
+        mldsa65_seed: secret_bytes(rng),
+    };
+
+    // The identity never signs raw bytes (DESIGN §3.1): the registration proof and the re-key
+    // signature are the product's signing paths, so they are what is checked.
+    step(&format!("identity from secret seeds + registration proof (Ed25519 + ML-DSA-65, {signer})"), || {
+        let id = Identity::from_secret(identity_secret(&mut rng));
         let public = id.public().clone();
         valgrind::public(&public.ed25519); // public keys are public
         valgrind::public(&public.mldsa65);
-        assert!(public.verify_mldsa65(msg, &sig).is_ok());
-        assert!(public.verify_ed25519(msg, &ed).is_ok());
+        let mut srng = SecretRng(ChaCha20Rng::seed_from_u64(1));
+        let proof = id.registration_proof(&mut srng);
+        valgrind::public_value(&proof); // signatures are public, as is whether signing succeeded
+        let proof = proof.expect("signs");
+        valgrind::public(&proof.ed25519);
+        valgrind::public(&proof.mldsa65);
+        assert!(public.verify_registration(&proof).is_ok());
     });
+
+    for tier in Tier::ALL {
+        let hybrid = if tier.hybrid_signature() { "Ed25519 + ML-DSA-65" } else { "Ed25519" };
+        step(&format!("re-key signature {tier:?} ({hybrid}, {signer})"), || {
+            let id = Identity::from_secret(identity_secret(&mut rng));
+            let public = id.public().clone();
+            valgrind::public(&public.ed25519);
+            valgrind::public(&public.mldsa65);
+            let (_, coin_pk) = generate_keypair(tier, &mut rng);
+            let (kem_ciphertext, _) = encapsulate(tier, &coin_pk, &mut rng).expect("encapsulates");
+            let mut nonce = [0u8; 12];
+            rng.fill_bytes(&mut nonce);
+            let fields = RekeyFields {
+                sender: id.user_id(),
+                recipient: UserId([2; 16]),
+                coin: KeyId([3; 16]),
+                tier,
+                kem_ciphertext: &kem_ciphertext,
+                coin_public_key_hash: coin_key_hash(&coin_pk),
+                counter: 0,
+                nonce,
+            };
+            let mut srng = SecretRng(ChaCha20Rng::seed_from_u64(3));
+            let sig = id.sign_rekey(&fields, &mut srng);
+            valgrind::public_value(&sig);
+            let sig = sig.expect("signs");
+            valgrind::public(&sig); // the signature field goes on the wire
+            assert!(aqm_core::rekey::verify(&public, &fields, &sig).is_ok());
+        });
+    }
 
     for tier in Tier::ALL {
         step(&format!("decapsulate {tier:?}"), || {
@@ -212,15 +245,20 @@ fn main() {
         let secret = SecretSeed::from_slice(seed.as_bytes()).expect("seed");
         valgrind::secret(secret.as_bytes());
         let ss = decapsulate(Tier::Silver, &secret, &ct).expect("decapsulates");
-        let mut send = SendChain::new(&ss, &alice, &bob, coin, Tier::Silver, 10);
-        let mut recv = RecvSession::new(alice, RecvChain::new(&ss, &alice, &bob, coin, Tier::Silver));
+        // The transcript hash (SHA-256 of the signed re-key bytes) is public: it is computed from
+        // wire fields.
+        let transcript = [0x5a; 32];
+        let mut send = SendChain::new(&ss, &alice, &bob, coin, Tier::Silver, 10, &transcript);
+        let mut recv = RecvSession::new(alice, RecvChain::new(&ss, &alice, &bob, coin, Tier::Silver, &transcript));
         for i in 0..3u8 {
             let mut buf = [i; 48];
             valgrind::secret(&buf); // the plaintext
-            let (n, tag) = send.encrypt(b"header", &mut buf).expect("encrypts");
+            let mut nonce = [0u8; 12];
+            rng.fill_bytes(&mut nonce); // public: the header carries it
+            let (n, tag) = send.encrypt(b"header", &nonce, &mut buf).expect("encrypts");
             valgrind::public(&buf); // ciphertext and tag go on the wire
             valgrind::public(&tag);
-            recv.decrypt(32, &coin, n, b"header", &mut buf, &tag).expect("decrypts");
+            recv.decrypt(32, &coin, n, &nonce, b"header", &mut buf, &tag).expect("decrypts");
             valgrind::public(&buf);
             assert_eq!(buf, [i; 48]);
         }

@@ -1,5 +1,7 @@
-//! Shared by the fuzz targets and `gen_corpus`: fixed keys and ids, and the sealed session blob
-//! layout, so arbitrary record bytes can be sealed and fed past the AEAD to the record decoder.
+//! Shared by the fuzz targets and `gen_corpus`: fixed keys and ids, the sealed session blob
+//! layout (so arbitrary record bytes can be sealed and fed past the AEAD to the record decoder),
+//! and the one-session fixture of the ratchet target (a receiver on a `MemoryStore` with a pinned
+//! peer and an open chain).
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -63,20 +65,22 @@ pub fn real_blobs() -> Vec<(u8, Vec<u8>)> {
     let mut rng = Counter(0);
     let me = UserId([0x0a; 16]);
     let coin = KeyId([0x0c; 16]);
+    // Stands for SHA-256 of the signed re-key bytes, which the record does not hold.
+    let transcript = [0x7e; 32];
     let (seed, pk) = generate_keypair(Tier::Bronze, &mut rng);
     let (ct, ss) = encapsulate(Tier::Bronze, &pk, &mut rng).expect("encapsulates");
     // Our send chain to PEER, and our receive session from PEER (on a chain PEER opened to us).
-    let mut send = SendChain::new(&ss, &me, &PEER, coin, Tier::Bronze, 5);
+    let mut send = SendChain::new(&ss, &me, &PEER, coin, Tier::Bronze, 5, &transcript);
     let mut buf = [1u8; 8];
-    send.encrypt(b"h", &mut buf).expect("encrypts");
+    send.encrypt(b"h", &[1; 12], &mut buf).expect("encrypts");
     let ss2 = decapsulate(Tier::Bronze, &seed, &ct).expect("decapsulates");
-    let mut theirs = SendChain::new(&ss2, &PEER, &me, coin, Tier::Bronze, 5);
-    let mut recv = RecvSession::new(PEER, RecvChain::new(&ss2, &PEER, &me, coin, Tier::Bronze));
+    let mut theirs = SendChain::new(&ss2, &PEER, &me, coin, Tier::Bronze, 5, &transcript);
+    let mut recv = RecvSession::new(PEER, RecvChain::new(&ss2, &PEER, &me, coin, Tier::Bronze, &transcript));
     // Skip one message so the receive record carries a skipped key too.
-    theirs.encrypt(b"h", &mut buf).expect("encrypts");
+    theirs.encrypt(b"h", &[2; 12], &mut buf).expect("encrypts");
     let mut buf2 = [2u8; 8];
-    let (n2, tag2) = theirs.encrypt(b"h", &mut buf2).expect("encrypts");
-    recv.decrypt(8, &coin, n2, b"h", &mut buf2, &tag2).expect("decrypts");
+    let (n2, tag2) = theirs.encrypt(b"h", &[3; 12], &mut buf2).expect("encrypts");
+    recv.decrypt(8, &coin, n2, &[3; 12], b"h", &mut buf2, &tag2).expect("decrypts");
     let dk = device_key();
     vec![(1, send.seal(&dk, &mut rng).expect("seals").to_vec()), (2, recv.seal(&dk, &mut rng).expect("seals").to_vec())]
 }
@@ -111,3 +115,107 @@ impl rand_core::TryRng for Counter {
     }
 }
 impl rand_core::TryCryptoRng for Counter {}
+
+/// The receiver's store in the ratchet target: small capacities, so rebuilding it for every
+/// input is cheap.
+pub type Store = aqm_core::memory::MemoryStore<8, 1, 2, 4, 1, 1, 1>;
+
+/// The time every ratchet input is received at (the coins were minted at 0).
+pub const RECEIVE_AT: aqm_core::UnixSeconds = 10;
+
+/// One session as its receiver, Bob, holds it: Alice's identity pinned, the chain she opened
+/// with his SILVER coin open at counter 1 (message 0 received, the coin burned), and three more
+/// coins of his (GOLD, SILVER, BRONZE) still in his vault. `envelopes` are real wire messages
+/// from Alice: the rest of that chain (1, 2, 3), a replay of its message 0, the first messages of
+/// chains opened with each of the other coins, and a later message of a chain Bob cannot hold
+/// yet. Deterministic: the corpus generator and the target build the same fixture.
+pub struct RatchetFixture {
+    /// Alice's public identity, pinned by Bob.
+    pub alice: aqm_core::crypto::PublicIdentity,
+    /// Bob.
+    pub bob: aqm_core::crypto::Identity,
+    /// Bob's device key.
+    pub bob_dk: DeviceKey,
+    /// Bob's sealed receive session from Alice.
+    pub session: aqm_core::store::SessionBlob,
+    /// Bob's vault entries, with whether each is burned.
+    pub vault: Vec<(aqm_core::vault::VaultEntry, bool)>,
+    /// Alice's messages to Bob, named.
+    pub envelopes: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl RatchetFixture {
+    /// Build the fixture (a few ML-DSA-65 signatures: call once).
+    pub fn new() -> RatchetFixture {
+        use aqm_core::coin;
+        use aqm_core::crypto::Identity;
+        use aqm_core::messaging::{Messenger, SendOptions, SendOutcome};
+        use aqm_core::pins::Trust;
+        use aqm_core::store::{Direction, PinStore, SessionStore, VaultStore};
+        use aqm_core::{DeviceContext, Policy, Tier};
+
+        let mut rng = Counter(0xa11ce);
+        let alice = Identity::generate(&mut rng);
+        let bob = Identity::generate(&mut rng);
+        let alice_dk = DeviceKey::from_bytes([0xa1; 32]);
+        let bob_dk = device_key();
+        let alice_store = Box::new(Store::new(Policy::DEFAULT));
+        let bob_store = Box::new(Store::new(Policy::DEFAULT));
+        alice_store.pin_identity(bob.public(), Trust::Exchanged).expect("pins");
+        bob_store.pin_identity(alice.public(), Trust::Exchanged).expect("pins");
+        let coins: Vec<_> = [Tier::Silver, Tier::Gold, Tier::Silver, Tier::Bronze]
+            .into_iter()
+            .map(|tier| coin::mint(&bob, tier, &bob_dk, 0, &mut rng).expect("mints"))
+            .collect();
+        for c in &coins {
+            bob_store.put(&c.vault).expect("stores");
+        }
+        let a = Messenger::new(&*alice_store, &alice, &alice_dk, Policy::DEFAULT);
+        let wire = |env: &aqm_core::envelope::Envelope| env.to_vec().expect("encodes");
+        let (ctx, opts) = (DeviceContext::HOME_WIFI, SendOptions::default());
+        let next = |text: &[u8], rng: &mut Counter| match a.send(&bob.user_id(), &ctx, text, opts, 1, rng) {
+            Ok(SendOutcome::Sent(s)) => wire(&s.envelope),
+            other => panic!("the open chain carries it: {other:?}"),
+        };
+        let mut envelopes = Vec::new();
+        let first = a.send_with_coin(&bob.user_id(), &coins[0].public, Tier::Silver, b"m0", 1, &mut rng);
+        let first = wire(&first.expect("opens a chain").envelope);
+        envelopes.push(("silver-rekey-0-replay", first.clone()));
+        envelopes.push(("silver-1", next(b"message 1", &mut rng)));
+        envelopes.push(("silver-2", next(b"message two", &mut rng)));
+        envelopes.push(("silver-3", next(b"", &mut rng)));
+        for (name, c) in [("gold-rekey", &coins[1]), ("silver-rekey", &coins[2]), ("bronze-rekey", &coins[3])] {
+            let sent = a.send_with_coin(&bob.user_id(), &c.public, c.public.tier, b"a new chain", 1, &mut rng);
+            envelopes.push((name, wire(&sent.expect("opens a chain").envelope)));
+        }
+        envelopes.push(("bronze-1-no-session", next(b"before its chain", &mut rng)));
+
+        let b = Messenger::new(&*bob_store, &bob, &bob_dk, Policy::DEFAULT);
+        b.receive(&first, RECEIVE_AT, &mut rng).expect("Bob opens the chain");
+        let session = bob_store.load_session(&alice.user_id(), Direction::Receive).expect("loads").expect("saved").blob;
+        let vault = coins.iter().enumerate().map(|(i, c)| (c.vault.clone(), i == 0)).collect();
+        RatchetFixture { alice: alice.public().clone(), bob, bob_dk, session, vault, envelopes }
+    }
+
+    /// Bob's store in the fixture's state.
+    pub fn store(&self) -> Box<Store> {
+        use aqm_core::pins::Trust;
+        use aqm_core::store::{Direction, PinStore, SessionStore, VaultStore};
+        let store = Box::new(Store::new(aqm_core::Policy::DEFAULT));
+        store.pin_identity(&self.alice, Trust::Exchanged).expect("pins");
+        for (entry, burned) in &self.vault {
+            store.put(entry).expect("stores");
+            if *burned {
+                store.burn(&entry.key_id, RECEIVE_AT).expect("burns");
+            }
+        }
+        store.save_session(&self.alice.user_id, Direction::Receive, &self.session, None).expect("saves");
+        store
+    }
+}
+
+impl Default for RatchetFixture {
+    fn default() -> Self {
+        RatchetFixture::new()
+    }
+}

@@ -4,8 +4,6 @@ use core::fmt;
 
 use ed25519_dalek::Signer;
 use ml_dsa::MlDsa65;
-#[cfg(not(feature = "small-stack-mldsa"))]
-use ml_dsa::SigningKey as MlDsaSigningKey;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -172,38 +170,24 @@ impl Identity {
     }
 }
 
-// One ML-DSA-65 signer per build. Both produce FIPS 204 keys and signatures, byte for byte the
-// same for the same seed ξ and randomness (see the tests below); verification always uses
-// `ml-dsa`. Both functions are kept out of line so the large key material never inflates the
-// callers' frames.
+// One ML-DSA-65 signer on every build: `crypto::small_mldsa65`, which expands A-hat one row at a
+// time and keeps only NTT(s1), NTT(s2), NTT(t0) and one attempt's vectors, so key derivation and
+// signing fit a microcontroller's RAM, and whose signing attempt is straight-line on secret data
+// (ct-check). Its keys and signatures are byte for byte those of `ml-dsa` and `fips204` for the
+// same seed ξ and randomness (see the tests below); verification always uses `ml-dsa`.
+//
+// `ml-dsa` 0.1.2 signed on hosts until ct-check showed it branching on secret attempt data
+// (`try_raw_sign_mu`, signing.rs:356-357 and :366: the z, r0, ct0 and hint-count checks tested one
+// by one with short-circuit `||`; `Hint::new`, hint.rs:78: collecting MakeHint's bools branches on
+// w − cs2 + ct0). From the seed, as an identity signs, the small signer is also the faster one on
+// a host (examples/mldsa_sign_speed.rs). Both functions are kept out of line so the key material
+// never inflates the callers' frames.
 
-/// `ml-dsa`: simple, but `SigningKey::from_seed` builds the ~64 KiB expanded key by value and
-/// moves it several times (over 320 KiB of stack on thumbv7em). Fine on a host.
-#[cfg(not(feature = "small-stack-mldsa"))]
-#[inline(never)]
-fn mldsa_public(seed: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
-    let kp = MlDsaSigningKey::<MlDsa65>::from_seed(&(*seed).into());
-    kp.expanded_key().verifying_key().encode().into()
-}
-
-#[cfg(not(feature = "small-stack-mldsa"))]
-#[inline(never)]
-fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
-    let kp = MlDsaSigningKey::<MlDsa65>::from_seed(&(*seed).into());
-    let sig = kp.expanded_key().sign_randomized(msg, &[], rng).map_err(|_| Error::BadSignature)?;
-    SignatureBytes::from_slice(&sig.encode()).map_err(|_| Error::BufferTooSmall)
-}
-
-/// Feature `small-stack-mldsa` (used by the firmware): `crypto::small_mldsa65`, which expands A-hat one
-/// row at a time and keeps only NTT(s1), NTT(s2), NTT(t0) and one attempt's vectors, so key
-/// derivation and signing fit a microcontroller's RAM.
-#[cfg(feature = "small-stack-mldsa")]
 #[inline(never)]
 fn mldsa_public(seed: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
     crate::crypto::small_mldsa65::public_key(seed)
 }
 
-#[cfg(feature = "small-stack-mldsa")]
 #[inline(never)]
 fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
     // Hedged signing: 32 fresh random bytes, as `ml-dsa`'s `sign_randomized` draws them.
@@ -295,8 +279,8 @@ impl PublicIdentity {
 
 #[cfg(test)]
 mod tests {
-    //! `ml-dsa`, `fips204` and `crypto::small_mldsa65` must agree byte for byte: the firmware signs
-    //! with the last (feature `small-stack-mldsa`) and everyone verifies with `ml-dsa`.
+    //! `ml-dsa`, `fips204` and `crypto::small_mldsa65` must agree byte for byte: every build signs
+    //! with the last and everyone verifies with `ml-dsa`.
     use fips204::traits::{KeyGen, SerDes, Signer as _, Verifier as _};
     use rand_chacha::ChaCha20Rng;
     use rand_core::{Rng, SeedableRng};

@@ -7,7 +7,6 @@ mod identity;
 mod kem;
 mod seal;
 mod secret;
-#[cfg(any(test, feature = "small-stack-mldsa"))]
 mod small_mldsa65;
 
 pub use identity::{

@@ -622,7 +622,7 @@ fn encode_hints(hint: &[[u8; N]; K], out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     //! The known-answer vectors of `tests/kat_mldsa65.rs`, run straight through this signer
-    //! (the integration tests reach it only with feature `small-stack-mldsa`), and the long run.
+    //! (the integration tests reach it through `Identity`, whose signer it is), and the long run.
     use std::path::PathBuf;
     use std::vec::Vec;
 

@@ -1,16 +1,17 @@
 //! Writes the seed corpora under `fuzz/corpus/<target>/` from the public API, so each target
-//! starts from valid inputs: envelopes of every tier, sealed sessions of both directions (raw
-//! and as records), and one COBS frame per firmware command.
+//! starts from valid inputs: real v2 envelopes of every tier (signed re-keys and later messages,
+//! from `Messenger`), sealed sessions of both directions (raw and as records), the ratchet
+//! fixture's envelopes, and (feature `firmware`) one COBS frame per firmware command.
 //! `cargo run --bin gen_corpus` (from `fuzz/`); scripts/fuzz.sh runs it when a corpus is missing.
+//! Each target's directory is replaced.
 
 use std::fs;
 use std::path::Path;
 
-use aqm_core::crypto::{encapsulate, generate_keypair};
-use aqm_core::envelope::{Envelope, MAX_ENVELOPE, RekeyHeader};
-use aqm_core::{KeyId, Tier, UserId};
-use aqm_firmware::protocol::{self, Command, Request};
-use aqm_fuzz::{Counter, open_record, real_blobs};
+use aqm_core::Policy;
+use aqm_core::envelope::Envelope;
+use aqm_core::messaging::Messenger;
+use aqm_fuzz::{Counter, RECEIVE_AT, RatchetFixture, open_record, real_blobs};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
@@ -19,19 +20,30 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn main() {
-    let mut rng = Counter(9);
-    let (alice, bob, coin) = (UserId([1; 16]), UserId([2; 16]), KeyId([3; 16]));
-    let mut buf = [0u8; MAX_ENVELOPE];
-    for tier in Tier::ALL {
-        let (_, pk) = generate_keypair(tier, &mut rng);
-        let (ct, _) = encapsulate(tier, &pk, &mut rng).expect("encapsulates");
-        let rekey = RekeyHeader { tier, kem_ciphertext: ct };
-        let env =
-            Envelope::new(alice, bob, coin, Some(rekey), 0, heapless::Vec::from_slice(&[0xa5; 40]).expect("fits"));
-        write("envelope_decode", &format!("rekey-{tier:?}"), env.encode(&mut buf).expect("encodes"));
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut targets = vec!["envelope_decode", "session_open", "ratchet_receive"];
+    if cfg!(feature = "firmware") {
+        targets.push("firmware_frame");
     }
-    let env = Envelope::new(alice, bob, coin, None, 300, heapless::Vec::from_slice(&[0x5a; 16]).expect("fits"));
-    write("envelope_decode", "message", env.encode(&mut buf).expect("encodes"));
+    for t in targets {
+        let _ = fs::remove_dir_all(corpus.join(t));
+    }
+    let fixture = RatchetFixture::new();
+    for (name, bytes) in &fixture.envelopes {
+        // The seeds reach both outcomes of the ratchet target: check which each one gets.
+        let store = fixture.store();
+        let bob = Messenger::new(&*store, &fixture.bob, &fixture.bob_dk, Policy::DEFAULT);
+        let accepted = bob.receive(bytes, RECEIVE_AT, &mut Counter(3)).is_ok();
+        let refused = name.ends_with("-replay") || name.ends_with("-no-session");
+        assert_eq!(accepted, !refused, "fixture envelope {name}");
+        write("ratchet_receive", name, bytes);
+        write("envelope_decode", name, bytes);
+    }
+    // One more shape for the decoder: the longest counter varint.
+    let (_, later) = fixture.envelopes.iter().find(|(n, _)| *n == "silver-1").expect("in the fixture");
+    let mut env = Envelope::decode(later).expect("decodes");
+    env.counter = u32::MAX;
+    write("envelope_decode", "counter-max", &env.to_vec().expect("encodes"));
 
     for (direction, blob) in real_blobs() {
         let name = if direction == 1 { "send" } else { "recv" };
@@ -40,6 +52,19 @@ fn main() {
         write("session_open", &format!("{name}-record"), &[[1u8].as_slice(), &record].concat());
     }
 
+    #[cfg(feature = "firmware")]
+    firmware_frames();
+    println!("corpora written under fuzz/corpus/");
+}
+
+/// One COBS frame per firmware command (feature `firmware`).
+#[cfg(feature = "firmware")]
+fn firmware_frames() {
+    use aqm_core::crypto::{encapsulate, generate_keypair};
+    use aqm_core::{KeyId, Tier};
+    use aqm_firmware::protocol::{self, Command, Request};
+    let mut rng = Counter(9);
+    let coin = KeyId([3; 16]);
     let (_, pk) = generate_keypair(Tier::Silver, &mut rng);
     let (ct, _) = encapsulate(Tier::Silver, &pk, &mut rng).expect("encapsulates");
     let commands = [
@@ -55,5 +80,4 @@ fn main() {
         let req = Request { id: i as u32 + 1, now: 1_700_000_000, command };
         write("firmware_frame", name, protocol::encode(&req, &mut frame).expect("encodes"));
     }
-    println!("corpora written under fuzz/corpus/");
 }
