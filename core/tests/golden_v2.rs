@@ -175,7 +175,7 @@ fn exchange(tier: Tier) -> [Vec<u8>; 4] {
     alice_store.pin_identity(bob.public(), Trust::Exchanged).expect("pins");
     let minted = coin::mint(&bob, tier, &bob_device_key(), NOW, &mut rng).expect("mints");
     let alice_dk = DeviceKey::from_bytes([0xd1; 32]);
-    let a = Messenger::new(&*alice_store, &alice, &alice_dk, Policy::DEFAULT);
+    let a = Messenger::new(&*alice_store, &alice, &alice_dk);
     let [p0, p1] = plaintexts(tier);
     let m0 = a.send_with_coin(&bob.user_id(), &minted.public, tier, &p0, NOW + 60, &mut rng).expect("sends");
     let SendOutcome::Sent(m1) = a
@@ -355,7 +355,7 @@ fn vectors_decode_and_verify() {
                 .put(&VaultEntry::new_active(e0.chain, tier, sealed, NOW, protocol::coin_expiry(NOW)))
                 .expect("stores");
             let bob_dk = bob_device_key();
-            let b = Messenger::new(&*bob_store, &bob, &bob_dk, Policy::DEFAULT);
+            let b = Messenger::new(&*bob_store, &bob, &bob_dk);
             let [p0, p1] = plaintexts(tier);
             assert_eq!(&b.receive(&w0, NOW + 120, &mut rng).expect("Bob opens message 0").plaintext[..], &p0[..]);
             assert_eq!(&b.receive(&w1, NOW + 121, &mut rng).expect("Bob opens message 1").plaintext[..], &p1[..]);
