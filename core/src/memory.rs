@@ -202,7 +202,7 @@ impl<
         direction: Direction,
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        let current = self.session_index(peer, direction).map(|i| self.sessions[i].version);
+        let current = self.session_index(peer, direction).and_then(|i| self.sessions.get(i)).map(|s| s.version);
         let version = next_session_version(current, expected)?;
         if !self.session_fits(peer, direction) {
             return Err(Error::CapacityFull { what: "session store" });
@@ -212,10 +212,10 @@ impl<
 
     /// Write a record whose version [`Inner::session_cas`] approved.
     fn write_session(&mut self, peer: &UserId, direction: Direction, blob: &SessionBlob, version: SessionVersion) {
-        match self.session_index(peer, direction) {
-            Some(i) => {
-                self.sessions[i].blob.clone_from(blob);
-                self.sessions[i].version = version;
+        match self.session_index(peer, direction).and_then(|i| self.sessions.get_mut(i)) {
+            Some(r) => {
+                r.blob.clone_from(blob);
+                r.version = version;
             }
             // `session_cas` checked there is room.
             None => {
@@ -304,8 +304,9 @@ impl<
     fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
         let mut inner = self.inner.lock();
         let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
-        let tier = inner.vault[i].tier;
-        inner.vault[i].burn(&self.policy, now)?;
+        let entry = inner.vault.get_mut(i).ok_or(Error::KeyNotFound)?;
+        let tier = entry.tier;
+        entry.burn(&self.policy, now)?;
         inner.stats.apply(Transition::Burned(tier));
         Ok(())
     }
@@ -315,7 +316,7 @@ impl<
         let mut report = PurgeReport::default();
         let mut i = 0;
         while i < inner.vault.len() {
-            match inner.vault[i].purge_action(&self.policy, now) {
+            match inner.vault.get(i).map_or(PurgeAction::Keep, |e| e.purge_action(&self.policy, now)) {
                 PurgeAction::Keep => i += 1,
                 PurgeAction::Expire => {
                     let tier = inner.vault.remove(i).tier;
@@ -358,10 +359,10 @@ impl<
 {
     fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.session_index(peer, direction).map(|i| {
-            let r = &inner.sessions[i];
-            StoredSession { blob: r.blob.clone(), version: r.version }
-        }))
+        Ok(inner
+            .session_index(peer, direction)
+            .and_then(|i| inner.sessions.get(i))
+            .map(|r| StoredSession { blob: r.blob.clone(), version: r.version }))
     }
 
     fn save_session(
@@ -388,12 +389,12 @@ impl<
         let mut inner = self.inner.lock();
         let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
         // Decide both halves first, so that neither is written unless both can be.
-        let mut burned = inner.vault[i].clone();
+        let mut burned = inner.vault.get(i).ok_or(Error::KeyNotFound)?.clone();
         burned.burn(&self.policy, now)?;
         let version = inner.session_cas(peer, Direction::Receive, expected)?;
         inner.write_session(peer, Direction::Receive, blob, version);
         let tier = burned.tier;
-        inner.vault[i] = burned;
+        *inner.vault.get_mut(i).ok_or(Error::KeyNotFound)? = burned;
         inner.stats.apply(Transition::Burned(tier));
         Ok(version)
     }
@@ -414,11 +415,11 @@ impl<
     fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
         let mut inner = self.inner.lock();
         let at = inner.pin_index(&identity.user_id);
-        match pins::decide(at.map(|i| &inner.pins[i]), identity, trust)? {
-            None => Ok(at.map(|i| inner.pins[i].clone()).ok_or(Error::Malformed)?),
+        match pins::decide(at.and_then(|i| inner.pins.get(i)), identity, trust)? {
+            None => Ok(at.and_then(|i| inner.pins.get(i)).cloned().ok_or(Error::Malformed)?),
             Some(pin) => {
                 match at {
-                    Some(i) => inner.pins[i] = pin.clone(),
+                    Some(i) => *inner.pins.get_mut(i).ok_or(Error::Malformed)? = pin.clone(),
                     None => {
                         inner.pins.push(pin.clone()).map_err(|_| Error::CapacityFull { what: "pinned identities" })?
                     }
@@ -430,7 +431,7 @@ impl<
 
     fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.pin_index(user).map(|i| inner.pins[i].clone()))
+        Ok(inner.pin_index(user).and_then(|i| inner.pins.get(i)).cloned())
     }
 }
 
@@ -457,7 +458,7 @@ impl<
 
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.contact_index(contact).map(|i| inner.contacts[i].clone()))
+        Ok(inner.contact_index(contact).and_then(|i| inner.contacts.get(i)).cloned())
     }
 
     fn set_priority(&self, contact: &ContactId, priority: Priority) -> Result<u32, Error> {
@@ -471,13 +472,13 @@ impl<
                 }
             }
         }
-        inner.contacts[ci].priority = priority;
+        inner.contacts.get_mut(ci).ok_or(Error::ContactNotRegistered)?.priority = priority;
         Ok(evict.total())
     }
 
     fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
         let mut inner = self.inner.lock();
-        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let meta = inner.contact_index(contact).and_then(|i| inner.contacts.get(i));
         let held = inner.held(contact).get(coin.tier);
         let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.key_id);
         inventory::admit(&self.policy, meta, coin, held, duplicate, now)?;
@@ -510,7 +511,7 @@ impl<
             });
             if let Some(i) = inner.coin_at_end(contact, tier, true) {
                 selection.coin = Some(inner.coins.swap_remove(i));
-                inner.contacts[ci].last_msg_at = now;
+                inner.contacts.get_mut(ci).ok_or(Error::ContactNotRegistered)?.last_msg_at = now;
                 break;
             }
         }
@@ -519,7 +520,7 @@ impl<
 
     fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
         let mut inner = self.inner.lock();
-        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let meta = inner.contact_index(contact).and_then(|i| inner.contacts.get(i));
         let held = inner.held(contact).get(coin.coin.tier);
         let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.coin.key_id);
         if inventory::admit(&self.policy, meta, &coin.coin, held, duplicate, coin.fetched_at).is_err() {
@@ -557,7 +558,7 @@ impl<
         let mut inner = self.inner.lock();
         let mut report = GcReport::default();
         for ci in 0..inner.contacts.len() {
-            let meta = &inner.contacts[ci];
+            let Some(meta) = inner.contacts.get(ci) else { continue };
             if !inventory::is_inactive(&self.policy, meta.last_msg_at, now) {
                 continue;
             }
@@ -565,7 +566,7 @@ impl<
             report.add_contact(&inner.held(&id));
             if !dry_run {
                 inner.coins.retain(|c| c.coin.owner != id);
-                inner.contacts[ci].priority = Priority::Stranger;
+                inner.contacts.get_mut(ci).ok_or(Error::ContactNotRegistered)?.priority = Priority::Stranger;
             }
         }
         Ok(report)
@@ -577,7 +578,7 @@ impl<
         let mut report = GcReport::default();
         report.add_contact(&inner.held(contact));
         inner.coins.retain(|c| c.coin.owner != *contact);
-        inner.contacts[ci].priority = Priority::Stranger;
+        inner.contacts.get_mut(ci).ok_or(Error::ContactNotRegistered)?.priority = Priority::Stranger;
         Ok(report)
     }
 }
@@ -618,8 +619,8 @@ impl<
         directory::verify_upload(&self.policy, &identity, coins, now)?;
         let mut inner = self.inner.lock();
         let is_new = |inner: &Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>, i: usize| {
-            let c = &coins[i];
-            inner.directory_coin(owner, &c.key_id).is_none() && !coins[..i].iter().any(|p| p.key_id == c.key_id)
+            let Some((c, earlier)) = coins.get(..=i).and_then(|upto| upto.split_last()) else { return false };
+            inner.directory_coin(owner, &c.key_id).is_none() && !earlier.iter().any(|p| p.key_id == c.key_id)
         };
         let fresh = (0..coins.len()).filter(|i| is_new(&inner, *i)).count();
         if inner.directory.len() + fresh > DIRECTORY {
@@ -663,7 +664,7 @@ impl<
 
         let window = directory::quota_window(&self.policy, now);
         let quota = inner.quotas.iter().position(|q| q.owner == *owner && q.requester == *requester && q.tier == tier);
-        let used = quota.map(|q| &inner.quotas[q]).filter(|q| q.window == window).map_or(0, |q| q.used);
+        let used = quota.and_then(|q| inner.quotas.get(q)).filter(|q| q.window == window).map_or(0, |q| q.used);
         let grant = directory::quota_grant(&self.policy, tier, used, count)?;
 
         // The oldest unclaimed coins of this owner and tier, in upload order.
@@ -712,7 +713,7 @@ impl<
         let mut claimed = Claimed::new();
         let mut key_ids: Vec<KeyId, MAX_CLAIM> = Vec::new();
         for &i in &picked {
-            let d = &mut inner.directory[i];
+            let Some(d) = inner.directory.get_mut(i) else { continue };
             d.claimed_by = Some(*requester);
             d.claimed_at = Some(now);
             // Both hold at most MAX_CLAIM entries, as does `picked`.
@@ -723,7 +724,9 @@ impl<
             let record =
                 QuotaRecord { owner: *owner, requester: *requester, tier, window, used: used + picked.len() as u32 };
             match quota_slot {
-                Some(q) => inner.quotas[q] = record,
+                Some(q) => {
+                    *inner.quotas.get_mut(q).ok_or(Error::CapacityFull { what: "directory claim records" })? = record
+                }
                 // Room was checked above.
                 None => {
                     let _ = inner.quotas.push(record);
@@ -733,7 +736,9 @@ impl<
         if let Some(key) = idempotency {
             let record = IdempotencyRecord { requester: *requester, key, owner: *owner, created_at: now, key_ids };
             match reply_slot {
-                Some(r) => inner.replies[r] = record,
+                Some(r) => {
+                    *inner.replies.get_mut(r).ok_or(Error::CapacityFull { what: "directory claim records" })? = record
+                }
                 // Room was checked above.
                 None => {
                     let _ = inner.replies.push(record);
