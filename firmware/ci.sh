@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Firmware CI: build the board binaries for thumbv7em-none-eabihf, run the scripted serial
-# session against the QEMU board (mps2-an386) to a successful exit, and print the footprint.
-# Installs nothing but the Rust target; qemu-system-arm comes from the caller (Debian package
-# `qemu-system-arm`). Environment: CARGO_TARGET_DIR (default: <repo>/target).
+# Firmware CI: format-check and lint the board crates (separate cargo projects, so the
+# workspace's `cargo fmt`/`cargo clippy` never see them, and they hold the firmware's `unsafe`),
+# build the board binaries for thumbv7em-none-eabihf, run the scripted serial session against the
+# QEMU board (mps2-an386) to a successful exit, and print the footprint.
+# Installs nothing but the Rust target and the rustfmt and clippy components; qemu-system-arm
+# comes from the caller (Debian package `qemu-system-arm`). Environment: CARGO_TARGET_DIR
+# (default: <repo>/target).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,7 +15,13 @@ target=thumbv7em-none-eabihf
 budget=$((128 * 1024))
 
 rustup target add "$target" >/dev/null
+rustup component add rustfmt clippy >/dev/null
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm not found: apt-get install qemu-system-arm" >&2; exit 1; }
+
+for board in "$here"/boards/*/; do
+    echo "== lint: $(basename "$board") board (cargo fmt --check, cargo clippy --release -D warnings)"
+    (cd "$board" && cargo fmt --check && cargo clippy --release --locked -- -D warnings)
+done
 
 echo "== build: QEMU board (mps2-an386)"
 (cd "$here/boards/qemu-mps2" && cargo build --release --locked)

@@ -228,6 +228,7 @@ impl<'a> EnvelopeRef<'a> {
         if header_len + varint_len(ct_len) + ct_len != bytes.len() {
             return Err(Error::Malformed);
         }
+        let header = bytes.get(..header_len).ok_or(Error::Malformed)?;
         Ok(EnvelopeRef {
             sender: w.sender,
             recipient: w.recipient,
@@ -236,7 +237,7 @@ impl<'a> EnvelopeRef<'a> {
             counter: w.counter,
             nonce: w.nonce,
             ciphertext: w.ciphertext,
-            header: &bytes[..header_len],
+            header,
         })
     }
 

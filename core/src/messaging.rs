@@ -211,12 +211,13 @@ const CLAIM_KEY_DOMAIN: &[u8] = b"AQM-claim-v1";
 /// The idempotency key of the claim of one owner's coins of one tier within a call keyed by `key`
 /// (directories remember replies per requester and key only).
 fn tier_key(key: &IdempotencyKey, owner: &UserId, tier: Tier) -> IdempotencyKey {
-    let digest = Sha256::new()
+    let digest: [u8; 32] = Sha256::new()
         .chain_update(CLAIM_KEY_DOMAIN)
         .chain_update(key)
         .chain_update(owner.as_bytes())
         .chain_update([tier.to_byte()])
-        .finalize();
+        .finalize()
+        .into();
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out

@@ -136,9 +136,9 @@ impl SafetyNumber {
     /// The six five-digit groups.
     pub fn groups(&self) -> [u32; 6] {
         let mut out = [0u32; 6];
-        for (i, g) in out.iter_mut().enumerate() {
+        for (g, group) in out.iter_mut().zip(self.0.chunks_exact(5)) {
             let mut v: u64 = 0;
-            for b in &self.0[i * 5..i * 5 + 5] {
+            for b in group {
                 v = (v << 8) | u64::from(*b);
             }
             // A value below 100 000 always fits a u32.

@@ -70,17 +70,17 @@ impl Policy {
 
     /// The inventory cap of `tier` for a contact of `priority`.
     pub const fn cap(&self, priority: Priority, tier: Tier) -> u32 {
-        self.caps[priority.index()][tier.index()]
+        *tier.of(priority.of(&self.caps))
     }
 
     /// All caps of a priority.
     pub const fn caps_of(&self, priority: Priority) -> TierCounts {
-        TierCounts(self.caps[priority.index()])
+        TierCounts(*priority.of(&self.caps))
     }
 
     /// The dearest tier a contact of `priority` is sent with.
     pub const fn ceiling(&self, priority: Priority) -> Tier {
-        self.ceilings[priority.index()]
+        *priority.of(&self.ceilings)
     }
 
     /// The tier to send with: what the device affords, capped by the priority's ceiling.
@@ -91,7 +91,7 @@ impl Policy {
     /// Messages one session of `tier` may carry before re-keying: the policy's value, never more
     /// than the protocol's limit.
     pub const fn ratchet_limit(&self, tier: Tier) -> u32 {
-        let own = self.ratchet_limits[tier.index()];
+        let own = *tier.of(&self.ratchet_limits);
         let max = crate::protocol::chain_limit(tier);
         if own < max { own } else { max }
     }
@@ -109,7 +109,7 @@ impl Policy {
 
     /// Claims of `tier` one requester may make of one owner per quota window.
     pub const fn claim_quota(&self, tier: Tier) -> u32 {
-        self.claim_quota[tier.index()]
+        *tier.of(&self.claim_quota)
     }
 }
 

@@ -25,7 +25,7 @@ pub const MAX_COIN_LIFETIME_SECS: u64 = 31 * 86_400;
 /// assert_eq!(protocol::chain_limit(Tier::Bronze), 5);
 /// ```
 pub const fn chain_limit(tier: Tier) -> u32 {
-    CHAIN_LIMITS[tier.index()]
+    *tier.of(&CHAIN_LIMITS)
 }
 
 /// The `expires_at` of a coin minted at `now`.

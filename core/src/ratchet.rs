@@ -31,6 +31,8 @@
 //! Sessions are stored only sealed: [`SendChain::seal`] / [`RecvSession::seal`] serialize with
 //! postcard and seal with AES-256-GCM under the [`DeviceKey`], AAD = `"AQM-session-v2"` ‖ peer id ‖
 //! direction byte (send = 1, receive = 2), into a [`SessionBlob`].
+// Counters and lengths here come from the wire and from stored blobs: no unchecked arithmetic.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -234,10 +236,11 @@ impl SendChain {
             return Err(Error::ChainExhausted { limit: self.limit });
         }
         let counter = self.next;
+        let after = counter.checked_add(1).ok_or(Error::ChainExhausted { limit: self.limit })?;
         let (mk, next) = self.chain_key.step();
         let tag = seal_message(&mk, nonce, aad, buf)?;
         self.chain_key = next;
-        self.next += 1;
+        self.next = after;
         Ok((counter, tag))
     }
 
@@ -455,11 +458,12 @@ impl RecvSession {
         }
         if counter < chain.next {
             let i = self.skipped.position(coin, counter).ok_or(Error::Replay)?;
-            open_message(&self.skipped.0[i].key, nonce, aad, buf, tag)?;
+            let kept = self.skipped.0.get(i).ok_or(Error::Replay)?;
+            open_message(&kept.key, nonce, aad, buf, tag)?;
             self.skipped.remove(i);
             return Ok(());
         }
-        let gap = counter - chain.next;
+        let gap = counter.checked_sub(chain.next).ok_or(Error::Replay)?;
         let after = counter.checked_add(1).ok_or(Error::TooFarAhead)?;
         if gap as usize > max {
             return Err(Error::TooFarAhead);
@@ -505,9 +509,10 @@ fn direction_byte(d: Direction) -> u8 {
 
 fn session_aad(peer: &UserId, direction: Direction) -> [u8; SESSION_AAD_DOMAIN.len() + 17] {
     let mut a = [0u8; SESSION_AAD_DOMAIN.len() + 17];
-    a[..SESSION_AAD_DOMAIN.len()].copy_from_slice(SESSION_AAD_DOMAIN);
-    a[SESSION_AAD_DOMAIN.len()..SESSION_AAD_DOMAIN.len() + 16].copy_from_slice(peer.as_bytes());
-    a[SESSION_AAD_DOMAIN.len() + 16] = direction_byte(direction);
+    let parts = SESSION_AAD_DOMAIN.iter().chain(peer.as_bytes()).copied().chain([direction_byte(direction)]);
+    for (slot, b) in a.iter_mut().zip(parts) {
+        *slot = b;
+    }
     a
 }
 
@@ -520,8 +525,7 @@ fn seal_record<T: Serialize, R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<SessionBlob, Error> {
     let mut plain = Zeroizing::new([0u8; MAX_RECORD]);
-    let used = postcard::to_slice(value, &mut plain[..]).map_err(|_| Error::BufferTooSmall)?.len();
-    let body = &mut plain[..used];
+    let body = postcard::to_slice(value, plain.as_mut_slice()).map_err(|_| Error::BufferTooSmall)?;
     let mut n = [0u8; AEAD_NONCE];
     rng.fill_bytes(&mut n);
     let tag = device_key
@@ -544,13 +548,13 @@ fn open_record<T: DeserializeOwned>(
     if blob.len() < SEAL_OVERHEAD || blob.len() > MAX_SESSION_BLOB {
         return Err(Error::SealBroken);
     }
-    let (n, rest) = blob.split_at(AEAD_NONCE);
-    let (ct, tag) = rest.split_at(rest.len() - AEAD_TAG);
+    let (nonce, rest) = blob.split_first_chunk::<AEAD_NONCE>().ok_or(Error::SealBroken)?;
+    let (ct, tag) = rest.split_last_chunk::<AEAD_TAG>().ok_or(Error::SealBroken)?;
     let mut plain = Zeroizing::new([0u8; MAX_RECORD]);
-    let body = &mut plain[..ct.len()];
+    let body = plain.get_mut(..ct.len()).ok_or(Error::SealBroken)?;
     body.copy_from_slice(ct);
-    let nonce: [u8; AEAD_NONCE] = n.try_into().map_err(|_| Error::SealBroken)?;
-    let tag = Tag::try_from(tag).map_err(|_| Error::SealBroken)?;
+    let nonce = *nonce;
+    let tag = Tag::try_from(tag.as_slice()).map_err(|_| Error::SealBroken)?;
     device_key
         .cipher()
         .decrypt_inout_detached(&Nonce::from(nonce), &session_aad(peer, direction), body.into(), &tag)

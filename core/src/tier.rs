@@ -41,6 +41,25 @@ impl Tier {
         self as usize - 1
     }
 
+    /// This tier's entry of a per-tier array (GOLD first): [`Self::index`] without an
+    /// index that could be out of bounds.
+    pub(crate) const fn of<T>(self, per: &[T; 3]) -> &T {
+        match self {
+            Tier::Gold => &per[0],
+            Tier::Silver => &per[1],
+            Tier::Bronze => &per[2],
+        }
+    }
+
+    /// Mutable [`Self::of`].
+    pub(crate) fn of_mut<T>(self, per: &mut [T; 3]) -> &mut T {
+        match self {
+            Tier::Gold => &mut per[0],
+            Tier::Silver => &mut per[1],
+            Tier::Bronze => &mut per[2],
+        }
+    }
+
     /// The upper-case name used in JSON, Redis keys and the seed documents.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -116,6 +135,16 @@ impl Priority {
         self as usize - 1
     }
 
+    /// This priority's entry of a per-priority array (BESTIE first): [`Self::index`] without an
+    /// index that could be out of bounds.
+    pub(crate) const fn of<T>(self, per: &[T; 3]) -> &T {
+        match self {
+            Priority::Bestie => &per[0],
+            Priority::Mate => &per[1],
+            Priority::Stranger => &per[2],
+        }
+    }
+
     /// The pinned byte.
     pub const fn to_byte(self) -> u8 {
         self as u8
@@ -169,11 +198,11 @@ pub struct TierCounts(pub [u32; 3]);
 impl TierCounts {
     /// The count of one tier.
     pub const fn get(&self, tier: Tier) -> u32 {
-        self.0[tier.index()]
+        *tier.of(&self.0)
     }
     /// Mutable count of one tier.
     pub fn get_mut(&mut self, tier: Tier) -> &mut u32 {
-        &mut self.0[tier.index()]
+        tier.of_mut(&mut self.0)
     }
     /// Sum over all tiers.
     pub fn total(&self) -> u32 {

@@ -134,8 +134,9 @@ impl OutputPin for NoLed {
 fn seal_identity<R: CryptoRng>(id: &Identity, dk: &DeviceKey, rng: &mut R) -> Result<StoredIdentity, Error> {
     let s = id.secret();
     let mut both = Zeroizing::new([0u8; 64]);
-    both[..32].copy_from_slice(&s.ed25519_seed);
-    both[32..].copy_from_slice(&s.mldsa65_seed);
+    let halves: &mut [u8; 64] = &mut both;
+    halves[..32].copy_from_slice(&s.ed25519_seed);
+    halves[32..].copy_from_slice(&s.mldsa65_seed);
     let seed = SecretSeed::from_slice(&both[..])?;
     let sealed = SealedSecret::seal(dk, &IDENTITY_SEAL_ID, IDENTITY_SEAL_TIER, &seed, rng)?;
     Ok(StoredIdentity { user_id: s.user_id, sealed })
@@ -144,10 +145,11 @@ fn seal_identity<R: CryptoRng>(id: &Identity, dk: &DeviceKey, rng: &mut R) -> Re
 #[inline(never)]
 fn unseal_identity(stored: &StoredIdentity, dk: &DeviceKey) -> Result<Identity, Error> {
     let seed = stored.sealed.open(dk, &IDENTITY_SEAL_ID, IDENTITY_SEAL_TIER)?;
-    let b = seed.as_bytes();
+    // `open` checked the seed has the identity tier's 64 bytes.
+    let b: &[u8; 64] = seed.as_bytes().try_into().map_err(|_| aqm_core::Error::SealBroken)?;
     let mut secret = IdentitySecret { user_id: stored.user_id, ed25519_seed: [0; 32], mldsa65_seed: [0; 32] };
     secret.ed25519_seed.copy_from_slice(&b[..32]);
-    secret.mldsa65_seed.copy_from_slice(&b[32..64]);
+    secret.mldsa65_seed.copy_from_slice(&b[32..]);
     Ok(Identity::from_secret(secret))
 }
 

@@ -105,22 +105,24 @@ impl EraseLog {
 
     fn read_slot<F: NorFlash>(&self, flash: &mut F, slot: u32) -> Result<Slot, F::Error> {
         let mut b = [0u8; 2 * MAX_WRITE];
-        let len = Self::entry_len::<F>();
-        flash.read(self.slot_addr::<F>(slot), &mut b[..len])?;
-        let b = &b[..len];
+        // `fits` (checked before a journal is made) bounds an entry by 2 · MAX_WRITE.
+        let Some(b) = b.get_mut(..Self::entry_len::<F>()) else { return Ok(Slot::Garbage) };
+        flash.read(self.slot_addr::<F>(slot), b)?;
+        let b = &*b;
         if b.iter().all(|x| *x == 0xFF) {
             return Ok(Slot::Free);
         }
-        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let Some(header) = b.first_chunk::<HEADER>() else { return Ok(Slot::Garbage) };
+        let word = |i: usize| header.get(i..i + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes);
         let target = word(4);
         let valid = word(0) == ENTRY_MAGIC
-            && word(8) == crc32(&b[..8])
+            && word(8) == crc32(&header[..8])
             && self.covers.contains(&target)
             && (target - self.covers.start).is_multiple_of(F::ERASE_SIZE as u32);
         if !valid {
             return Ok(Slot::Garbage);
         }
-        let done = b[Self::header_len::<F>()..].iter().any(|x| *x != 0xFF);
+        let done = b.get(Self::header_len::<F>()..).is_some_and(|mark| mark.iter().any(|x| *x != 0xFF));
         Ok(Slot::Entry { target, done })
     }
 
@@ -145,7 +147,8 @@ impl EraseLog {
     fn mark_done<F: NorFlash>(&self, flash: &mut F, slot: u32) -> Result<(), F::Error> {
         let zeros = [0u8; MAX_WRITE];
         let at = self.slot_addr::<F>(slot) + Self::header_len::<F>() as u32;
-        flash.write(at, &zeros[..Self::write_size::<F>()])
+        // `fits` (checked before a journal is made) bounds the write size by MAX_WRITE.
+        flash.write(at, zeros.get(..Self::write_size::<F>()).unwrap_or(&zeros))
     }
 
     /// Boot: finish the erase a power cut interrupted, if any (the page it targeted holds
@@ -181,7 +184,8 @@ impl EraseLog {
             h[4..8].copy_from_slice(&at.to_le_bytes());
             let crc = crc32(&h[..8]);
             h[8..12].copy_from_slice(&crc.to_le_bytes());
-            flash.write(self.slot_addr::<F>(slot), &h[..Self::header_len::<F>()])?;
+            // `fits` bounds the header (12 bytes rounded up to the write size) by MAX_WRITE.
+            flash.write(self.slot_addr::<F>(slot), h.get(..Self::header_len::<F>()).unwrap_or(&h))?;
             flash.erase(at, at + page)?;
             self.mark_done(flash, slot)?;
             at += page;
@@ -202,7 +206,7 @@ impl EraseLog {
         let mut at = self.page;
         while at < end {
             let n = (end - at).min(256);
-            flash.write(at, &zeros.0[..n as usize])?;
+            flash.write(at, zeros.0.get(..n as usize).unwrap_or(&zeros.0))?;
             at += n;
         }
         flash.erase(self.page, end)

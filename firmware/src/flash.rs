@@ -221,7 +221,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
         let words = range.len() / WORD_SIZE;
         for w in 0..words {
             let at = range.start + w * WORD_SIZE;
-            let old: [u8; WORD_SIZE] = self.mem.as_ref()[at..at + WORD_SIZE].try_into().unwrap_or([0xFF; WORD_SIZE]);
+            let old: [u8; WORD_SIZE] =
+                self.mem.as_ref().get(at..at + WORD_SIZE).and_then(|w| w.try_into().ok()).unwrap_or([0xFF; WORD_SIZE]);
             let new = match self.model {
                 CutModel::Prefix => {
                     if w < words / 2 {
@@ -239,9 +240,20 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
                     }
                 }
             };
-            self.mem.as_mut()[at..at + WORD_SIZE].copy_from_slice(&new);
+            if let Some(word) = self.mem.as_mut().get_mut(at..at + WORD_SIZE) {
+                word.copy_from_slice(&new);
+            }
         }
     }
+}
+
+/// The bitwise AND of the first word of `a` and of `b` (zeros where either is short).
+fn and_word(a: &[u8], b: &[u8]) -> [u8; WORD_SIZE] {
+    let mut out = [0u8; WORD_SIZE];
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = x & y;
+    }
+    out
 }
 
 impl<B> ErrorType for RamFlash<B> {
@@ -253,7 +265,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> ReadNorFlash for RamFlash<B> {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
         let r = self.check(offset, bytes.len(), 1)?;
-        bytes.copy_from_slice(&self.mem.as_ref()[r]);
+        bytes.copy_from_slice(self.mem.as_ref().get(r).ok_or(FlashError::OutOfBounds)?);
         Ok(())
     }
 
@@ -274,13 +286,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
             self.leave_half_done(r, |_, _| [0xFF; WORD_SIZE], |_, any| any.to_le_bytes());
             return Err(FlashError::PowerLost);
         }
-        self.mem.as_mut()[r].fill(0xFF);
+        self.mem.as_mut().get_mut(r).ok_or(FlashError::OutOfBounds)?.fill(0xFF);
         Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         let r = self.check(offset, bytes.len(), WORD_SIZE)?;
-        let mem = &self.mem.as_ref()[r.clone()];
+        let mem = self.mem.as_ref().get(r.clone()).ok_or(FlashError::OutOfBounds)?;
         if let Some(i) = mem.iter().zip(bytes).position(|(old, new)| old & new != *new) {
             return Err(FlashError::NotErased { address: offset + i as u32 });
         }
@@ -290,17 +302,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
             self.stats.bytes_written += (bytes.len() / 2 / WORD_SIZE * WORD_SIZE) as u64;
             self.leave_half_done(
                 r,
-                |old, w| core::array::from_fn(|i| old[i] & bytes[w * WORD_SIZE + i]),
+                |old, w| and_word(old, bytes.get(w * WORD_SIZE..).unwrap_or_default()),
                 // Programming only clears bits: whatever it left is a subset of the old bits.
-                |old, any| {
-                    let any = any.to_le_bytes();
-                    core::array::from_fn(|i| old[i] & any[i])
-                },
+                |old, any| and_word(old, &any.to_le_bytes()),
             );
             return Err(FlashError::PowerLost);
         }
         self.stats.bytes_written += bytes.len() as u64;
-        for (m, b) in self.mem.as_mut()[r].iter_mut().zip(bytes) {
+        for (m, b) in self.mem.as_mut().get_mut(r).ok_or(FlashError::OutOfBounds)?.iter_mut().zip(bytes) {
             *m &= *b;
         }
         Ok(())

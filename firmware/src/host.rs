@@ -50,7 +50,7 @@ impl FileFlash {
     }
 
     fn persist(&self, from: usize, to: usize) -> Result<(), FlashError> {
-        let bytes = &self.ram.as_bytes()[from..to];
+        let bytes = self.ram.as_bytes().get(from..to).ok_or(FlashError::OutOfBounds)?;
         self.file.write_all_at(bytes, from as u64).map_err(|_| FlashError::Backing)?;
         self.file.sync_data().map_err(|_| FlashError::Backing)
     }
@@ -253,7 +253,9 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
     for tier in Tier::ALL {
         let mut coins = Vec::new();
         client.mint(now, tier, 2, |c| coins.push(c))?;
-        expect(coins.len() == 2, "mint returned the wrong number of coins")?;
+        let [first, second] = coins.as_slice() else {
+            return Err(Error::Protocol { what: "mint returned the wrong number of coins" });
+        };
         for c in &coins {
             c.verify_fresh(&info.identity, &policy, now).map_err(Error::Core)?;
             expect(c.kind == aqm_core::coin::CoinKind::OneTime, "the device minted a coin that is not one-time")?;
@@ -262,20 +264,21 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
         let sig = if tier == Tier::Gold { "Ed25519 + ML-DSA-65" } else { "Ed25519" };
         say(&format!(
             "mint {tier}: 2 v2 coins ({sig}, {} B signature), expire at {} (mint + 30 days; vault keeps the secret {} days more)",
-            coins[0].signature.len(),
-            coins[0].expires_at,
+            first.signature.len(),
+            first.expires_at,
             policy.vault_grace_secs / 86_400
         ));
-        let (ct, ss) = encapsulate(tier, &coins[0].public_key, rng)?;
-        let got = client.open(now, coins[0].key_id, &ct)?;
+        let (ct, ss) = encapsulate(tier, &first.public_key, rng)?;
+        let got = client.open(now, first.key_id, &ct)?;
         expect(&*got == ss.as_bytes(), "the opened secret differs from the sender's")?;
         say(&format!("open {tier}: shared secret matches the sender's"));
-        match client.open(now, coins[0].key_id, &ct) {
+        match client.open(now, first.key_id, &ct) {
             Err(Error::Device(DeviceError::KeyAlreadyBurned)) => say(&format!("open {tier} again: refused (burned)")),
             Ok(_) => return Err(Error::Protocol { what: "a coin opened twice" }),
             Err(e) => return Err(e),
         }
-        match client.open(now, coins[1].key_id, &ct[..ct.len() - 1]) {
+        let short = ct.split_last().map(|(_, short)| short).unwrap_or_default();
+        match client.open(now, second.key_id, short) {
             Err(Error::Device(DeviceError::BadLength { .. })) => {}
             Ok(_) => return Err(Error::Protocol { what: "a short ciphertext was accepted" }),
             Err(e) => return Err(e),

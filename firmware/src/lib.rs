@@ -11,6 +11,11 @@
 //! - [`flash::RamFlash`]: an emulated NOR flash with power cuts on demand.
 #![no_std]
 #![deny(unsafe_code)]
+// No panic on anything from outside (frames, flash contents): non-test code returns typed errors.
+// Each exception is a narrowly scoped `#[allow]` that says in place why it cannot fire. Tests and
+// examples may unwrap and index freely. `clippy::arithmetic_side_effects` is denied per module
+// where offsets, lengths and counters come from the wire or the flash (see those modules).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 #[cfg(feature = "std")]
 extern crate std;

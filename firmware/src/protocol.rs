@@ -5,6 +5,8 @@
 //! (`remaining` counts down to 0), so a board never holds more than one coin in RAM.
 //! A frame that does not decode gets [`Reply::Error`] with [`DeviceError::Malformed`] (and the
 //! request id, when at least that decoded) and changes nothing.
+// Frame lengths come from the serial port: no unchecked arithmetic on them.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use aqm_core::coin::PublicCoin;
 use aqm_core::crypto::sizes::AEAD_NONCE;
@@ -374,9 +376,10 @@ impl<const N: usize> FrameReader<N> {
     /// Feed one byte; at a delimiter, returns the frame it ends (empty frames are skipped).
     pub fn push(&mut self, byte: u8) -> Option<Frame<'_>> {
         if byte != 0 {
-            if self.len < N {
-                self.buf[self.len] = byte;
-                self.len += 1;
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = byte;
+                // `len < N` here, so this never saturates.
+                self.len = self.len.saturating_add(1);
             } else {
                 self.overflow = true;
             }
@@ -414,7 +417,7 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, crate::E
 /// (0 otherwise), so the error frame can still answer the right request.
 pub fn decode_request(frame: &mut [u8]) -> Result<Request, u32> {
     let n = cobs::decode_in_place(frame).map_err(|_| 0u32)?;
-    let body = &frame[..n];
+    let body = frame.get(..n).ok_or(0u32)?;
     postcard::from_bytes::<Request>(body)
         .map_err(|_| postcard::take_from_bytes::<u32>(body).map(|(id, _)| id).unwrap_or(0))
 }

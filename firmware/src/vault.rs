@@ -87,6 +87,8 @@ pub const FLASH_FORMAT: u32 = 2;
 /// What a map with items but no format record is: format 1 had no format record.
 const UNRECORDED_FORMAT: u32 = 1;
 
+// In bounds: `i < 16` indexes the 16-byte id and, plus one, the 17-byte key.
+#[allow(clippy::indexing_slicing)]
 const fn map_key(kind: u8, id: &[u8; 16]) -> MapKey {
     let mut k = [0u8; 17];
     k[0] = kind;
@@ -211,7 +213,7 @@ struct LiveMap([u32; MAX_SLOTS / 32]);
 impl LiveMap {
     fn get(&self, slot: u32) -> bool {
         let s = slot as usize;
-        s < MAX_SLOTS && self.0[s / 32] & (1 << (s % 32)) != 0
+        self.0.get(s / 32).is_some_and(|w| w & (1 << (s % 32)) != 0)
     }
 }
 
@@ -455,8 +457,8 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         let mut m = LiveMap([0; MAX_SLOTS / 32]);
         for e in self.index.iter().filter(|e| e.rec.status == KeyStatus::Active) {
             let s = usize::from(e.rec.slot);
-            if s < MAX_SLOTS {
-                m.0[s / 32] |= 1 << (s % 32);
+            if let Some(w) = m.0.get_mut(s / 32) {
+                *w |= 1 << (s % 32);
             }
         }
         m
@@ -489,7 +491,8 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         if let (Some(first), Some(last)) = (first, last) {
             let zeros = AlignedBuf([0; 256]);
             let addr = self.slot_addr(slot) + (first * w) as u32;
-            self.flash().write(addr, &zeros.0[..(last + 1 - first) * w]).map_err(flash_err)?;
+            let span = zeros.0.get(..(last + 1 - first) * w).ok_or(Error::Corrupt { what: "secret slot" })?;
+            self.flash().write(addr, span).map_err(flash_err)?;
         }
         Ok(())
     }
@@ -499,7 +502,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         let ct = &sealed.ciphertext;
         b.0[..SLOT_HEADER].copy_from_slice(&[SLOT_MAGIC, tier.to_byte(), ct.len() as u8, key_id.0[0]]);
         b.0[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE].copy_from_slice(&sealed.nonce);
-        b.0[SLOT_HEADER + AEAD_NONCE..SLOT_HEADER + AEAD_NONCE + ct.len()].copy_from_slice(ct);
+        b.0.get_mut(SLOT_HEADER + AEAD_NONCE..SLOT_HEADER + AEAD_NONCE + ct.len())
+            .ok_or(aqm_core::Error::BufferTooSmall)?
+            .copy_from_slice(ct);
         let addr = self.slot_addr(slot);
         self.flash().write(addr, &b.0[..SLOT_SIZE]).map_err(flash_err)
     }
@@ -513,8 +518,10 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         let mut nonce = [0u8; AEAD_NONCE];
         nonce.copy_from_slice(&b[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE]);
         let start = SLOT_HEADER + AEAD_NONCE;
-        let ciphertext =
-            heapless::Vec::from_slice(&b[start..start + len]).map_err(|_| Error::Corrupt { what: "secret slot" })?;
+        let ciphertext = b
+            .get(start..start + len)
+            .and_then(|ct| heapless::Vec::from_slice(ct).ok())
+            .ok_or(Error::Corrupt { what: "secret slot" })?;
         Ok(SealedSecret { nonce, ciphertext })
     }
 
@@ -627,7 +634,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
 
     /// Zero the record's secret (if any) and remove its record from flash and from the index.
     fn delete_record(&mut self, i: usize) -> Result<(), Error> {
-        let e = self.index[i];
+        let e = *self.index.get(i).ok_or(aqm_core::Error::KeyNotFound)?;
         if e.rec.slot != NO_SLOT && e.rec.status == KeyStatus::Active {
             self.zero_slot(u32::from(e.rec.slot))?;
         }
@@ -672,7 +679,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     fn evacuate(&mut self, page: u32) -> Result<(), Error> {
         let spp = self.slots_per_page();
         for i in 0..self.index.len() {
-            let e = self.index[i];
+            let Some(&e) = self.index.get(i) else { break };
             let slot = u32::from(e.rec.slot);
             if e.rec.status != KeyStatus::Active || slot / spp != page {
                 continue;
@@ -683,7 +690,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             self.write_slot(to, &e.key_id, e.rec.tier, &sealed)?;
             let rec = Record { slot: to as u16, ..e.rec };
             self.store_record(&e.key_id, &rec)?;
-            self.index[i].rec = rec;
+            if let Some(x) = self.index.get_mut(i) {
+                x.rec = rec;
+            }
         }
         self.erase_page(page)
     }
@@ -698,9 +707,10 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             let live = self.live_map();
             let mut counts = [PageCounts::default(); MAX_PAGES];
             for page in 0..pages {
-                counts[page as usize] = self.page_counts(page, &live)?;
+                *counts.get_mut(page as usize).ok_or(Error::Corrupt { what: "slab accounting" })? =
+                    self.page_counts(page, &live)?;
             }
-            let counts = &counts[..pages as usize];
+            let counts = counts.get(..pages as usize).ok_or(Error::Corrupt { what: "slab accounting" })?;
             let spare = counts.iter().position(|c| c.free == spp).map(|p| p as u32);
             if spare.is_some()
                 && let Some(slot) = self.free_slot_outside(spare, &live)?
@@ -792,7 +802,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
 
     fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
         self.with(|i| {
-            let Some(e) = i.find(key_id).map(|n| i.index[n]) else { return Ok(None) };
+            let Some(e) = i.find(key_id).and_then(|n| i.index.get(n).copied()) else { return Ok(None) };
             let mut entry = e.entry()?;
             if !entry.is_usable(&self.policy, now) {
                 return Ok(None);
@@ -803,19 +813,21 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
     }
 
     fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
-        self.with(|i| Ok(i.find(key_id).map(|n| i.index[n].rec.status)))
+        self.with(|i| Ok(i.find(key_id).and_then(|n| i.index.get(n)).map(|e| e.rec.status)))
     }
 
     fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
         self.with(|i| {
             let n = i.find(key_id).ok_or(aqm_core::Error::KeyNotFound)?;
-            let e = i.index[n];
+            let e = *i.index.get(n).ok_or(aqm_core::Error::KeyNotFound)?;
             let mut entry = e.entry()?;
             entry.burn(&self.policy, now)?;
             let rec = Record { status: entry.status(), burned_at: entry.burned_at(), slot: NO_SLOT, ..e.rec };
             // The commit: from here on the key is burned, whatever happens next.
             i.store_record(key_id, &rec)?;
-            i.index[n].rec = rec;
+            if let Some(x) = i.index.get_mut(n) {
+                x.rec = rec;
+            }
             // Destroy the secret in place; a cut here is finished by the boot scrub.
             i.zero_slot(u32::from(e.rec.slot))
         })
@@ -826,7 +838,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
             let mut report = PurgeReport::default();
             let mut n = 0;
             while n < i.index.len() {
-                let e = i.index[n];
+                let Some(&e) = i.index.get(n) else { break };
                 let mut meta = i.meta;
                 let kind = match e.entry()?.purge_action(&self.policy, now) {
                     PurgeAction::Keep => {

@@ -28,6 +28,9 @@ fn to_vec<const N: usize>(b: &[u8]) -> heapless::Vec<u8, N> {
 }
 
 /// Draw a fresh secret seed for `tier` from the caller's RNG.
+// The buffer holds 64 bytes and `seed_len()` is 32 or 64, so the slice cannot panic; a seed of
+// the tier's own length always parses, so `unreachable_seed` is never reached.
+#[allow(clippy::indexing_slicing)]
 pub fn generate_keypair<R: CryptoRng + ?Sized>(tier: Tier, rng: &mut R) -> (SecretSeed, PublicKeyBytes) {
     let mut buf = Zeroizing::new([0u8; 64]);
     let seed = &mut buf[..tier.seed_len()];
@@ -44,8 +47,9 @@ pub fn generate_keypair<R: CryptoRng + ?Sized>(tier: Tier, rng: &mut R) -> (Secr
 }
 
 #[cold]
+// A seed of the tier's own length always parses; reaching this is a bug in this module.
+#[allow(clippy::panic)]
 fn unreachable_seed() -> ! {
-    // A seed of the tier's own length always parses; reaching this is a bug in this module.
     panic!("seed of the tier's own length was refused")
 }
 
@@ -116,8 +120,7 @@ pub fn encapsulate<R: CryptoRng + ?Sized>(
             Ok((to_vec(&ct), SharedSecret(ss.into())))
         }
         Tier::Bronze => {
-            let mut pk = [0u8; 32];
-            pk.copy_from_slice(public_key);
+            let pk: [u8; 32] = public_key.try_into().map_err(|_| Error::BadPublicKey)?;
             let recipient = x25519_dalek::PublicKey::from(pk);
             let eph = x25519_dalek::StaticSecret::random_from_rng(rng);
             let eph_pk = x25519_dalek::PublicKey::from(&eph);
@@ -161,8 +164,7 @@ pub fn decapsulate(tier: Tier, seed: &SecretSeed, ciphertext: &[u8]) -> Result<S
         }
         Tier::Bronze => {
             let sk = bronze_sk(seed.as_bytes())?;
-            let mut eph = [0u8; 32];
-            eph.copy_from_slice(ciphertext);
+            let eph: [u8; 32] = ciphertext.try_into().map_err(|_| Error::Malformed)?;
             let own_pk = x25519_dalek::PublicKey::from(&sk);
             let dh = sk.diffie_hellman(&x25519_dalek::PublicKey::from(eph));
             bronze_secret(&dh, &eph, own_pk.as_bytes())

@@ -1,4 +1,6 @@
 //! Sealing secrets at rest: AES-256-GCM under a device key, bound to key id and tier.
+// Sealed lengths come from storage: no unchecked arithmetic on them.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -82,14 +84,14 @@ impl SealedSecret {
     /// Open a sealed seed; a wrong device key, key id, tier or any flipped bit gives
     /// [`Error::SealBroken`].
     pub fn open(&self, device_key: &DeviceKey, key_id: &KeyId, tier: Tier) -> Result<SecretSeed, Error> {
-        let n = self.ciphertext.len();
-        if n < AEAD_TAG || n - AEAD_TAG != tier.seed_len() {
+        let (sealed, tag) = self.ciphertext.split_at_checked(tier.seed_len()).ok_or(Error::SealBroken)?;
+        if tag.len() != AEAD_TAG {
             return Err(Error::SealBroken);
         }
         let mut buf = zeroize::Zeroizing::new([0u8; MAX_SEALED]);
-        let body = &mut buf[..n - AEAD_TAG];
-        body.copy_from_slice(&self.ciphertext[..n - AEAD_TAG]);
-        let tag = aes_gcm::Tag::try_from(&self.ciphertext[n - AEAD_TAG..]).map_err(|_| Error::SealBroken)?;
+        let body = buf.get_mut(..sealed.len()).ok_or(Error::SealBroken)?;
+        body.copy_from_slice(sealed);
+        let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Error::SealBroken)?;
         device_key
             .cipher()
             .decrypt_inout_detached(&Nonce::from(self.nonce), &aad(key_id, tier), body.into(), &tag)

@@ -17,16 +17,17 @@ pub struct SecretSeed {
 impl SecretSeed {
     /// Wrap seed bytes (at most 64).
     pub fn from_slice(b: &[u8]) -> Result<Self, Error> {
-        if b.len() > MAX_SEED {
-            return Err(Error::BadLength { what: "secret seed", expected: MAX_SEED, got: b.len() });
-        }
         let mut bytes = [0u8; MAX_SEED];
-        bytes[..b.len()].copy_from_slice(b);
+        let Some(head) = bytes.get_mut(..b.len()) else {
+            return Err(Error::BadLength { what: "secret seed", expected: MAX_SEED, got: b.len() });
+        };
+        head.copy_from_slice(b);
         Ok(SecretSeed { bytes, len: b.len() as u8 })
     }
     /// The seed bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        // `len` is at most 64 by construction (`from_slice`), so this is the whole seed.
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 

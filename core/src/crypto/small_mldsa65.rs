@@ -55,6 +55,8 @@ const fn pow_mod(mut b: i64, mut e: u32) -> i64 {
     r
 }
 
+// In bounds: `t[i]` is written only while `i < N`, and `t` has N entries.
+#[allow(clippy::indexing_slicing)]
 const fn zetas() -> [i32; N] {
     let mut t = [0i32; N];
     let mont = (1i64 << 32) % Q as i64;
@@ -88,6 +90,9 @@ fn caddq(a: i32) -> i32 {
     a + ((a >> 31) & Q)
 }
 
+// In bounds (the reference loop nest): blocks of 2·len for len = 128, 64, …, 1 tile [0, N), so
+// j + len < start + 2·len <= N; k is incremented once per block, 255 times in all, so k <= 255 < N.
+#[allow(clippy::indexing_slicing)]
 fn ntt(a: &mut Poly) {
     let mut k = 0;
     let mut len = 128;
@@ -108,6 +113,10 @@ fn ntt(a: &mut Poly) {
 }
 
 /// Inverse NTT, multiplying by 2^32 (cancels the 2^-32 of a Montgomery product).
+// In bounds (the reference loop nest): blocks of 2·len for len = 1, 2, …, 128 tile [0, N), so
+// j + len < start + 2·len <= N; k starts at N and is decremented before each of the 255 uses, so
+// 1 <= k < N.
+#[allow(clippy::indexing_slicing)]
 fn inv_ntt_tomont(a: &mut Poly) {
     // mont^2 / 256 mod q
     const F: i64 = 41_978;
@@ -134,6 +143,8 @@ fn inv_ntt_tomont(a: &mut Poly) {
 }
 
 /// RejNTTPoly (Algorithm 30): A-hat[i][j] from SHAKE128(ρ ‖ j ‖ i).
+// In bounds: `b` is a `chunks_exact(3)` chunk, and `out[n]` is written only when `n < N`.
+#[allow(clippy::indexing_slicing)]
 fn a_hat(rho: &[u8; 32], i: usize, j: usize, out: &mut Poly) {
     let mut h = Shake128::default();
     h.update(rho);
@@ -154,6 +165,8 @@ fn a_hat(rho: &[u8; 32], i: usize, j: usize, out: &mut Poly) {
 }
 
 /// RejBoundedPoly (Algorithm 31) for η = 4: s from SHAKE256(ρ' ‖ IntegerToBytes(r, 2)).
+// In bounds: `out[n]` is written only when `n < N`.
+#[allow(clippy::indexing_slicing)]
 fn s_poly(rho_prime: &[u8; 64], r: u16, out: &mut Poly) {
     let mut h = Shake256::default();
     h.update(rho_prime);
@@ -191,6 +204,10 @@ impl Drop for Seeds {
 
 /// Key generation, one row of A-hat at a time: writes pk = ρ ‖ SimpleBitPack(t1, 10 bits),
 /// NTT(s1) and, when asked, NTT(t0).
+// In bounds: `n < N` indexes N-entry polynomials and `i < K` the K rows; the slice of `pk` for
+// row i < K ends at 32 + K · 320 = 1952 = MLDSA65_PUBLIC_KEY; `c` and `o` are `chunks_exact` chunks
+// of 4 and 5 elements.
+#[allow(clippy::indexing_slicing)]
 fn keygen(
     xi: &[u8; 32],
     pk: &mut [u8; MLDSA65_PUBLIC_KEY],
@@ -295,6 +312,8 @@ fn abs(a: i32) -> i32 {
 }
 
 /// Pointwise product with the challenge, back out of the NTT domain, centred.
+// In bounds: `n < N` and all three are N-entry polynomials.
+#[allow(clippy::indexing_slicing)]
 fn c_times(c_hat: &Poly, v_hat: &Poly, out: &mut Poly) {
     for n in 0..N {
         out[n] = mont_reduce(i64::from(c_hat[n]) * i64::from(v_hat[n]));
@@ -306,6 +325,8 @@ fn c_times(c_hat: &Poly, v_hat: &Poly, out: &mut Poly) {
 }
 
 /// ExpandMask (Algorithm 34): y_r from SHAKE256(ρ'' ‖ IntegerToBytes(κ + r, 2)), γ1 = 2^19.
+// In bounds: `b` and `c` are `chunks_exact` chunks of 5 and 2 elements.
+#[allow(clippy::indexing_slicing)]
 fn y_poly(rho2: &[u8; 64], nonce: u16, out: &mut Poly) {
     let mut h = Shake256::default();
     h.update(rho2);
@@ -322,6 +343,9 @@ fn y_poly(rho2: &[u8; 64], nonce: u16, out: &mut Poly) {
 }
 
 /// SampleInBall (Algorithm 29), τ = 49.
+// In bounds: `buf[..8]` of 136 bytes; `pos` is reset to 0 when it reaches `buf.len()` before it is
+// read, so `buf[pos]` is in bounds; `c[i]` has i < N and `c[j]` has j <= i.
+#[allow(clippy::indexing_slicing)]
 fn sample_in_ball(c_tilde: &[u8; LAMBDA_DIV4], c: &mut Poly) {
     let mut h = Shake256::default();
     h.update(c_tilde);
@@ -384,6 +408,9 @@ pub(super) fn sign(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32]) -> Option<[u8; SIG
 /// [`sign`], reporting each attempt's rejection bits to `on_attempt` (the long-run test counts
 /// them; `sign` passes a closure that ignores them).
 #[inline(never)]
+// In bounds: the slices of `sig` end at LAMBDA_DIV4 + L · 640 < SIG_LEN; `c` and `o` are
+// `chunks_exact` chunks of 2 and 5 elements.
+#[allow(clippy::indexing_slicing)]
 fn sign_inner(xi: &[u8; 32], msg: &[u8], rnd: &[u8; 32], on_attempt: &mut dyn FnMut(u8)) -> Option<[u8; SIG_LEN]> {
     let mut key = SigningState::new(xi, msg, rnd);
     let mut sig = [0u8; SIG_LEN];
@@ -526,6 +553,9 @@ fn ge(a: i32, b: i32) -> u32 {
 /// ExpandA (`a_hat`, on the public ρ) and SampleInBall (`sample_in_ball`, on c̃, which FIPS 204
 /// treats as public and the signature publishes once accepted).
 #[inline(never)]
+// In bounds: `n < N` indexes N-entry polynomials and hint rows, `i < K` the K rows of `w`,
+// `hint`, `s2_hat` and `t0_hat`; `c` is a `chunks_exact_mut(2)` chunk.
+#[allow(clippy::indexing_slicing)]
 fn attempt(key: &SigningState, kappa: u16, att: &mut Attempt) -> u8 {
     for (r, (y, yh)) in att.z.iter_mut().zip(att.y_hat.iter_mut()).enumerate() {
         y_poly(&key.rho2, kappa + r as u16, y);
