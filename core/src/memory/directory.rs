@@ -65,8 +65,10 @@ impl<
         directory::verify_upload(&self.policy, &identity, coins, now)?;
         let mut inner = self.inner.lock();
         let is_new = |inner: &Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>, i: usize| {
-            let c = &coins[i];
-            inner.directory_coin(owner, &c.key_id).is_none() && !coins[..i].iter().any(|p| p.key_id == c.key_id)
+            let (earlier, rest) = coins.split_at_checked(i).unwrap_or((coins, &[]));
+            rest.first().is_some_and(|c| {
+                inner.directory_coin(owner, &c.key_id).is_none() && !earlier.iter().any(|p| p.key_id == c.key_id)
+            })
         };
         let fresh = (0..coins.len()).filter(|i| is_new(&inner, *i)).count();
         if inner.directory.len() + fresh > DIRECTORY {
@@ -110,7 +112,7 @@ impl<
 
         let window = directory::quota_window(&self.policy, now);
         let quota = inner.quotas.iter().position(|q| q.owner == *owner && q.requester == *requester && q.tier == tier);
-        let used = quota.map(|q| &inner.quotas[q]).filter(|q| q.window == window).map_or(0, |q| q.used);
+        let used = quota.and_then(|q| inner.quotas.get(q)).filter(|q| q.window == window).map_or(0, |q| q.used);
         // The owner's unclaimed coins of this tier in upload order: the core picks from them.
         let mut oldest_first: Vec<&DirectoryCoin, DIRECTORY> = inner
             .directory
@@ -152,7 +154,7 @@ impl<
         let mut claimed = Claimed::new();
         let mut key_ids: Vec<KeyId, MAX_CLAIM> = Vec::new();
         for &i in &picked {
-            let d = &mut inner.directory[i];
+            let Some(d) = inner.directory.get_mut(i) else { continue };
             d.claim(requester, now);
             // Both hold at most MAX_CLAIM entries, as does `picked`.
             let _ = key_ids.push(d.coin.key_id);
@@ -161,7 +163,11 @@ impl<
         if !picked.is_empty() {
             let record = QuotaRecord { owner: *owner, requester: *requester, tier, window, used: plan.used_after };
             match quota_slot {
-                Some(q) => inner.quotas[q] = record,
+                Some(q) => {
+                    if let Some(slot) = inner.quotas.get_mut(q) {
+                        *slot = record;
+                    }
+                }
                 // Room was checked above.
                 None => {
                     let _ = inner.quotas.push(record);
@@ -171,7 +177,11 @@ impl<
         if let Some(key) = idempotency {
             let record = IdempotencyRecord { requester: *requester, key, owner: *owner, created_at: now, key_ids };
             match reply_slot {
-                Some(r) => inner.replies[r] = record,
+                Some(r) => {
+                    if let Some(slot) = inner.replies.get_mut(r) {
+                        *slot = record;
+                    }
+                }
                 // Room was checked above.
                 None => {
                     let _ = inner.replies.push(record);

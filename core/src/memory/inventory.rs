@@ -19,14 +19,20 @@ impl<
 {
     /// Write what the core decided collecting a contact writes: its coins gone (all of them,
     /// which is what `plan.evict` counts) and its downgraded record.
-    pub(super) fn apply_collection(&mut self, ci: usize, plan: Collection) {
+    pub(super) fn apply_collection(&mut self, plan: Collection) {
         let id = plan.meta.contact_id;
         self.coins.retain(|c| c.coin.owner != id);
-        self.contacts[ci] = plan.meta;
+        if let Some(meta) = self.contact_mut(&id) {
+            *meta = plan.meta;
+        }
     }
 
-    pub(super) fn contact_index(&self, contact: &ContactId) -> Option<usize> {
-        self.contacts.iter().position(|m| m.contact_id == *contact)
+    pub(super) fn contact_of(&self, contact: &ContactId) -> Option<&ContactMeta> {
+        self.contacts.iter().find(|m| m.contact_id == *contact)
+    }
+
+    pub(super) fn contact_mut(&mut self, contact: &ContactId) -> Option<&mut ContactMeta> {
+        self.contacts.iter_mut().find(|m| m.contact_id == *contact)
     }
 
     pub(super) fn held(&self, contact: &ContactId) -> TierCounts {
@@ -63,7 +69,7 @@ impl<
 
     fn register_contact(&self, meta: &ContactMeta) -> Result<bool, Error> {
         let mut inner = self.inner.lock();
-        if inner.contact_index(&meta.contact_id).is_some() {
+        if inner.contact_of(&meta.contact_id).is_some() {
             return Ok(false);
         }
         inner.contacts.push(meta.clone()).map_err(|_| Error::CapacityFull { what: "inventory contacts" })?;
@@ -72,12 +78,12 @@ impl<
 
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.contact_index(contact).map(|i| inner.contacts[i].clone()))
+        Ok(inner.contact_of(contact).cloned())
     }
 
     fn set_priority(&self, contact: &ContactId, priority: Priority) -> Result<u32, Error> {
         let mut inner = self.inner.lock();
-        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        inner.contact_of(contact).ok_or(Error::ContactNotRegistered)?;
         let evict = inventory::trim_plan(&self.policy, priority, &inner.held(contact));
         for tier in Tier::ALL {
             for _ in 0..evict.get(tier) {
@@ -86,13 +92,15 @@ impl<
                 }
             }
         }
-        inner.contacts[ci].priority = priority;
+        if let Some(meta) = inner.contact_mut(contact) {
+            meta.priority = priority;
+        }
         Ok(evict.total())
     }
 
     fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
         let mut inner = self.inner.lock();
-        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let meta = inner.contact_of(contact);
         let held = inner.held(contact).get(coin.tier);
         let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.key_id);
         inventory::admit(&self.policy, meta, coin, held, duplicate, now)?;
@@ -113,7 +121,7 @@ impl<
         now: UnixSeconds,
     ) -> Result<Selection, Error> {
         let mut inner = self.inner.lock();
-        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        inner.contact_of(contact).ok_or(Error::ContactNotRegistered)?;
         let mut selection = Selection::default();
         'tiers: for tier in (TierRange { desired, lowest }).tiers() {
             // Oldest first: the core says whether each coin is dropped (stale) or taken.
@@ -128,15 +136,16 @@ impl<
                 }
             }
         }
-        if let Some(meta) = inventory::touch_on_select(&inner.contacts[ci], &selection, now) {
-            inner.contacts[ci] = meta;
+        let touched = inner.contact_of(contact).and_then(|m| inventory::touch_on_select(m, &selection, now));
+        if let (Some(meta), Some(slot)) = (touched, inner.contact_mut(contact)) {
+            *slot = meta;
         }
         Ok(selection)
     }
 
     fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
         let mut inner = self.inner.lock();
-        let meta = inner.contact_index(contact).map(|i| &inner.contacts[i]);
+        let meta = inner.contact_of(contact);
         let held = inner.held(contact).get(coin.coin.tier);
         let duplicate = inner.coins.iter().any(|c| c.coin.owner == *contact && c.coin.key_id == coin.coin.key_id);
         if inventory::admit(&self.policy, meta, &coin.coin, held, duplicate, coin.fetched_at).is_err() {
@@ -173,22 +182,26 @@ impl<
     fn collect_garbage(&self, now: UnixSeconds, dry_run: bool) -> Result<GcReport, Error> {
         let mut inner = self.inner.lock();
         let mut report = GcReport::default();
-        for ci in 0..inner.contacts.len() {
-            let held = inner.held(&inner.contacts[ci].contact_id);
-            if let Some(plan) = inventory::gc_plan(&self.policy, &inner.contacts[ci], &held, now, dry_run, &mut report)
-            {
-                inner.apply_collection(ci, plan);
-            }
+        let plans: heapless::Vec<Collection, CONTACTS> = inner
+            .contacts
+            .iter()
+            .filter_map(|meta| {
+                let held = inner.held(&meta.contact_id);
+                inventory::gc_plan(&self.policy, meta, &held, now, dry_run, &mut report)
+            })
+            .collect();
+        for plan in plans {
+            inner.apply_collection(plan);
         }
         Ok(report)
     }
 
     fn collect_contact(&self, contact: &ContactId) -> Result<GcReport, Error> {
         let mut inner = self.inner.lock();
-        let ci = inner.contact_index(contact).ok_or(Error::ContactNotRegistered)?;
+        let meta = inner.contact_of(contact).ok_or(Error::ContactNotRegistered)?;
         let mut report = GcReport::default();
-        let plan = inventory::collect(&inner.contacts[ci], &inner.held(contact), &mut report);
-        inner.apply_collection(ci, plan);
+        let plan = inventory::collect(meta, &inner.held(contact), &mut report);
+        inner.apply_collection(plan);
         Ok(report)
     }
 }

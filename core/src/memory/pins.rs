@@ -1,25 +1,10 @@
 //! [`PinStore`] on the reference store: one pin per user id, decided by [`pins::decide`].
 
-use super::{Inner, MemoryStore};
+use super::MemoryStore;
 use crate::crypto::PublicIdentity;
 use crate::pins::{self, Pinned, Trust};
 use crate::store::PinStore;
 use crate::{Error, UserId};
-
-impl<
-    const KEYS: usize,
-    const COINS: usize,
-    const CONTACTS: usize,
-    const SESSIONS: usize,
-    const DIRECTORY: usize,
-    const USERS: usize,
-    const CLAIMS: usize,
-> Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>
-{
-    pub(super) fn pin_index(&self, user: &UserId) -> Option<usize> {
-        self.pins.iter().position(|p| p.identity.user_id == *user)
-    }
-}
 
 impl<
     const KEYS: usize,
@@ -35,12 +20,13 @@ impl<
 
     fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
         let mut inner = self.inner.lock();
-        let at = inner.pin_index(&identity.user_id);
-        match pins::decide(at.map(|i| &inner.pins[i]), identity, trust)? {
-            None => Ok(at.map(|i| inner.pins[i].clone()).ok_or(Error::Malformed)?),
+        let existing = inner.pins.iter().find(|p| p.identity.user_id == identity.user_id).cloned();
+        match pins::decide(existing.as_ref(), identity, trust)? {
+            // `decide` writes nothing only when a pin exists.
+            None => existing.ok_or(Error::Malformed),
             Some(pin) => {
-                match at {
-                    Some(i) => inner.pins[i] = pin.clone(),
+                match inner.pins.iter_mut().find(|p| p.identity.user_id == identity.user_id) {
+                    Some(slot) => *slot = pin.clone(),
                     None => {
                         inner.pins.push(pin.clone()).map_err(|_| Error::CapacityFull { what: "pinned identities" })?
                     }
@@ -52,6 +38,6 @@ impl<
 
     fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.pin_index(user).map(|i| inner.pins[i].clone()))
+        Ok(inner.pins.iter().find(|p| p.identity.user_id == *user).cloned())
     }
 }

@@ -33,7 +33,7 @@ impl<
         direction: Direction,
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        let current = self.session_index(peer, direction).map(|i| self.sessions[i].version);
+        let current = self.sessions.iter().find(|s| s.peer == *peer && s.direction == direction).map(|s| s.version);
         let version = next_session_version(current, expected)?;
         if !self.session_fits(peer, direction) {
             return Err(Error::CapacityFull { what: "session store" });
@@ -49,10 +49,10 @@ impl<
         blob: &SessionBlob,
         version: SessionVersion,
     ) {
-        match self.session_index(peer, direction) {
-            Some(i) => {
-                self.sessions[i].blob.clone_from(blob);
-                self.sessions[i].version = version;
+        match self.sessions.iter_mut().find(|s| s.peer == *peer && s.direction == direction) {
+            Some(record) => {
+                record.blob.clone_from(blob);
+                record.version = version;
             }
             // `session_cas` checked there is room.
             None => {
@@ -74,10 +74,11 @@ impl<
 {
     fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         let inner = self.inner.lock();
-        Ok(inner.session_index(peer, direction).map(|i| {
-            let r = &inner.sessions[i];
-            StoredSession { blob: r.blob.clone(), version: r.version }
-        }))
+        Ok(inner
+            .sessions
+            .iter()
+            .find(|s| s.peer == *peer && s.direction == direction)
+            .map(|r| StoredSession { blob: r.blob.clone(), version: r.version }))
     }
 
     fn save_session(
@@ -102,14 +103,15 @@ impl<
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
         let mut inner = self.inner.lock();
-        let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
         // Decide both halves first, so that neither is written unless both can be.
-        let mut burned = inner.vault[i].clone();
+        let mut burned = inner.vault.iter().find(|e| e.key_id == *key_id).ok_or(Error::KeyNotFound)?.clone();
         burned.burn(&self.policy, now)?;
         let version = inner.session_cas(peer, Direction::Receive, expected)?;
         inner.write_session(peer, Direction::Receive, blob, version);
         let tier = burned.tier;
-        inner.vault[i] = burned;
+        if let Some(entry) = inner.vault.iter_mut().find(|e| e.key_id == *key_id) {
+            *entry = burned;
+        }
         inner.stats.apply(Transition::Burned(tier));
         Ok(version)
     }

@@ -56,9 +56,9 @@ impl<
 
     fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
         let mut inner = self.inner.lock();
-        let i = inner.vault_index(key_id).ok_or(Error::KeyNotFound)?;
-        let tier = inner.vault[i].tier;
-        inner.vault[i].burn(&self.policy, now)?;
+        let entry = inner.vault.iter_mut().find(|e| e.key_id == *key_id).ok_or(Error::KeyNotFound)?;
+        let tier = entry.tier;
+        entry.burn(&self.policy, now)?;
         inner.stats.apply(Transition::Burned(tier));
         Ok(())
     }
@@ -67,8 +67,8 @@ impl<
         let mut inner = self.inner.lock();
         let mut report = PurgeReport::default();
         let mut i = 0;
-        while i < inner.vault.len() {
-            match inner.vault[i].purge_action(&self.policy, now) {
+        while let Some(entry) = inner.vault.get(i) {
+            match entry.purge_action(&self.policy, now) {
                 PurgeAction::Keep => i += 1,
                 PurgeAction::Expire => {
                     let tier = inner.vault.remove(i).tier;
