@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole AQM test suite, from a fresh machine: installs what is missing, starts the local
 # Redis and PostgreSQL if they are down, then runs formatting, lints, every test (nextest, in
-# parallel), doc tests, the known-answer vectors with their counts (both ML-DSA signers), the core
-# suite with the boards' signer, the valgrind constant-time check, bounded fuzzing, the no_std
+# parallel), the conformance kit's case count per backend, doc tests, the known-answer vectors with
+# their counts, the valgrind constant-time check, bounded fuzzing, the no_std
 # build of the core for Cortex-M, and the firmware under QEMU.
 # Usage: scripts/test.sh            (from the repository root or anywhere)
 set -euo pipefail
@@ -57,11 +57,11 @@ cargo clippy -p aqm-core --all-targets --features small-stack-mldsa --locked -- 
 step "tests (nextest)"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "conformance kit: generated cases per backend"
+scripts/kit-counts.sh
+
 step "doc tests"
 cargo test --workspace --doc --locked
-
-step "core suite with the boards' small-stack ML-DSA-65 signer"
-cargo nextest run -p aqm-core --features small-stack-mldsa --locked --no-fail-fast
 
 step "known-answer vectors through our wrappers (counts per expected result; fails on zero)"
 scripts/kat.sh
