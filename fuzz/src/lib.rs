@@ -170,7 +170,7 @@ impl RatchetFixture {
         for c in &coins {
             bob_store.put(&c.vault).expect("stores");
         }
-        let a = Messenger::new(&*alice_store, &alice, &alice_dk, Policy::DEFAULT);
+        let a = Messenger::new(&*alice_store, &alice, &alice_dk);
         let wire = |env: &aqm_core::envelope::Envelope| env.to_vec().expect("encodes");
         let (ctx, opts) = (DeviceContext::HOME_WIFI, SendOptions::default());
         let next = |text: &[u8], rng: &mut Counter| match a.send(&bob.user_id(), &ctx, text, opts, 1, rng) {
@@ -190,7 +190,7 @@ impl RatchetFixture {
         }
         envelopes.push(("bronze-1-no-session", next(b"before its chain", &mut rng)));
 
-        let b = Messenger::new(&*bob_store, &bob, &bob_dk, Policy::DEFAULT);
+        let b = Messenger::new(&*bob_store, &bob, &bob_dk);
         b.receive(&first, RECEIVE_AT, &mut rng).expect("Bob opens the chain");
         let session = bob_store.load_session(&alice.user_id(), Direction::Receive).expect("loads").expect("saved").blob;
         let vault = coins.iter().enumerate().map(|(i, c)| (c.vault.clone(), i == 0)).collect();

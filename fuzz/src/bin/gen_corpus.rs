@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::Path;
 
-use aqm_core::Policy;
 use aqm_core::envelope::Envelope;
 use aqm_core::messaging::Messenger;
 use aqm_fuzz::{Counter, RECEIVE_AT, RatchetFixture, open_record, real_blobs};
@@ -32,7 +31,7 @@ fn main() {
     for (name, bytes) in &fixture.envelopes {
         // The seeds reach both outcomes of the ratchet target: check which each one gets.
         let store = fixture.store();
-        let bob = Messenger::new(&*store, &fixture.bob, &fixture.bob_dk, Policy::DEFAULT);
+        let bob = Messenger::new(&*store, &fixture.bob, &fixture.bob_dk);
         let accepted = bob.receive(bytes, RECEIVE_AT, &mut Counter(3)).is_ok();
         let refused = name.ends_with("-replay") || name.ends_with("-no-session");
         assert_eq!(accepted, !refused, "fixture envelope {name}");
