@@ -9,10 +9,10 @@
 
 use std::sync::OnceLock;
 
+use aqm_core::UserId;
 use aqm_core::messaging::Messenger;
 use aqm_core::store::{Direction, PinStore, SessionStore, StoredSession, VaultStore};
 use aqm_core::vault::{KeyStatus, VaultStats};
-use aqm_core::UserId;
 use aqm_fuzz::{Counter, RECEIVE_AT, RatchetFixture, Store};
 use libfuzzer_sys::fuzz_target;
 
