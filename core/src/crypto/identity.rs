@@ -156,8 +156,9 @@ impl Identity {
     ) -> Result<SignatureBytes, Error> {
         let mut field = SignatureBytes::from_slice(&self.sign_ed25519(msg)).map_err(|_| Error::BufferTooSmall)?;
         if hybrid {
-            let ml = self.sign_mldsa65(msg, rng)?;
-            field.extend_from_slice(&ml).map_err(|_| Error::BufferTooSmall)?;
+            // Written in place: on a board the ML-DSA signature must not pass through extra
+            // 3.3 KB copies on the deepest stack of a GOLD mint.
+            append_mldsa(&self.secret.mldsa65_seed, msg, rng, &mut field)?;
         }
         Ok(field)
     }
@@ -188,13 +189,33 @@ fn mldsa_public(seed: &[u8; 32]) -> [u8; MLDSA65_PUBLIC_KEY] {
     crate::crypto::small_mldsa65::public_key(seed)
 }
 
-#[inline(never)]
 fn sign_mldsa<R: CryptoRng + ?Sized>(seed: &[u8; 32], msg: &[u8], rng: &mut R) -> Result<SignatureBytes, Error> {
+    let mut sig = SignatureBytes::new();
+    append_mldsa(seed, msg, rng, &mut sig)?;
+    Ok(sig)
+}
+
+/// Append a hedged ML-DSA-65 signature of `msg` to `field`, signing straight into it.
+#[inline(never)]
+fn append_mldsa<R: CryptoRng + ?Sized>(
+    seed: &[u8; 32],
+    msg: &[u8],
+    rng: &mut R,
+    field: &mut SignatureBytes,
+) -> Result<(), Error> {
     // Hedged signing: 32 fresh random bytes, as `ml-dsa`'s `sign_randomized` draws them.
     let mut rnd = zeroize::Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut rnd[..]);
-    let sig = crate::crypto::small_mldsa65::sign(seed, msg, &rnd).ok_or(Error::BadSignature)?;
-    SignatureBytes::from_slice(&sig).map_err(|_| Error::BufferTooSmall)
+    let start = field.len();
+    field.resize(start + MLDSA65_SIGNATURE, 0).map_err(|_| Error::BufferTooSmall)?;
+    let out: &mut [u8; MLDSA65_SIGNATURE] =
+        field.get_mut(start..).and_then(|tail| tail.try_into().ok()).ok_or(Error::BufferTooSmall)?;
+    if crate::crypto::small_mldsa65::sign_into(seed, msg, &rnd, out) {
+        Ok(())
+    } else {
+        field.truncate(start);
+        Err(Error::BadSignature)
+    }
 }
 
 /// An Ed25519 verifying key that is canonically encoded and of prime order (no small-order or
