@@ -9,10 +9,10 @@
 
 use std::sync::OnceLock;
 
+use aqm_core::UserId;
 use aqm_core::messaging::Messenger;
 use aqm_core::store::{Direction, PinStore, SessionStore, StoredSession, VaultStore};
 use aqm_core::vault::{KeyStatus, VaultStats};
-use aqm_core::{Policy, UserId};
 use aqm_fuzz::{Counter, RECEIVE_AT, RatchetFixture, Store};
 use libfuzzer_sys::fuzz_target;
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let fixture = FIXTURE.get_or_init(RatchetFixture::new);
     let alice = fixture.alice.user_id;
     let store = fixture.store();
-    let bob = Messenger::new(&*store, &fixture.bob, &fixture.bob_dk, Policy::DEFAULT);
+    let bob = Messenger::new(&*store, &fixture.bob, &fixture.bob_dk);
     let before = state(&store, fixture, &alice);
     match bob.receive(data, RECEIVE_AT, &mut Counter(3)) {
         Err(_) => assert_eq!(state(&store, fixture, &alice), before, "a refused envelope changed the state"),
