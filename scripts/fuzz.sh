@@ -5,9 +5,8 @@
 # or timeout. A crashing input is left in fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [seconds]             all targets
 #        FUZZ_TARGETS="session_open" scripts/fuzz.sh 300
-#        FUZZ_FIRMWARE=1 scripts/fuzz.sh         also the firmware's decoders (target firmware_frame,
-#                                                feature firmware): off while aqm-firmware does not
-#                                                build against protocol v2
+#        FUZZ_FIRMWARE=0 scripts/fuzz.sh         without the firmware's targets (firmware_frame,
+#                                                firmware_command: feature firmware, on by default)
 # cargo fuzz needs a nightly compiler (-Zsanitizer): `cargo +nightly` when rustup has one, else
 # the stable compiler with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
@@ -22,10 +21,10 @@ else
   fuzz=(cargo fuzz)
 fi
 features=()
-default_targets="envelope_decode session_open ratchet_receive"
-if [ "${FUZZ_FIRMWARE:-0}" = 1 ]; then
+default_targets="envelope_decode session_open ratchet_receive redb_records"
+if [ "${FUZZ_FIRMWARE:-1}" = 1 ]; then
   features=(--features firmware)
-  default_targets="$default_targets firmware_frame"
+  default_targets="$default_targets firmware_frame firmware_command"
 fi
 targets="${FUZZ_TARGETS:-$default_targets}"
 # Seed corpora come from the public API (fuzz/src/bin/gen_corpus.rs); regenerate if missing.

@@ -219,3 +219,123 @@ impl Default for RatchetFixture {
         RatchetFixture::new()
     }
 }
+
+/// The device of the `firmware_command` target (feature `firmware`): an in-process
+/// [`aqm_firmware::Device`] on an emulated NOR flash ([`aqm_firmware::flash::RamFlash`]).
+#[cfg(feature = "firmware")]
+pub mod firmware {
+    use aqm_core::crypto::encapsulate;
+    use aqm_core::{KeyId, Policy, Tier};
+    use aqm_firmware::flash::{PAGE_SIZE, RamFlash};
+    use aqm_firmware::{Device, FlashVault, NoButton, NoLed, VaultLayout};
+
+    use crate::Counter;
+
+    /// Slots of the fixture's vault.
+    pub const SLOTS: usize = 16;
+    /// The fixture's flash: 4 map pages and 4 secret pages.
+    pub const LAYOUT: VaultLayout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 4, 4);
+    /// The time the fixture's coins were minted at.
+    pub const MINTED_AT: aqm_core::UnixSeconds = 1_700_000_000;
+
+    pub type Flash = RamFlash<Vec<u8>>;
+    pub type FuzzDevice = Device<Flash, SLOTS, Counter, NoLed, NoButton>;
+
+    /// The flash of a device that booted once (identity created) and minted one coin of each
+    /// tier, with (key id, tier, a valid KEM ciphertext to it) per coin.
+    pub struct FirmwareFixture {
+        pub flash: Vec<u8>,
+        pub coins: Vec<(KeyId, Tier, Vec<u8>)>,
+    }
+
+    /// Boot a device on `flash` (as a board does after a reset).
+    pub fn boot(flash: Vec<u8>, seed: u64) -> Result<FuzzDevice, aqm_firmware::Error> {
+        let vault = FlashVault::open(RamFlash::new(flash), LAYOUT, Policy::DEFAULT)?;
+        Device::new(vault, crate::device_key(), Counter(seed), NoLed, NoButton)
+    }
+
+    impl FirmwareFixture {
+        /// Build it (a few keygens and signatures: call once).
+        pub fn new() -> FirmwareFixture {
+            use aqm_firmware::protocol::{Command, Request};
+            let mut dev = boot(vec![0xFF; 8 * PAGE_SIZE], 1).expect("boots");
+            let mut coins = Vec::new();
+            let mut rng = Counter(5);
+            for (i, tier) in Tier::ALL.into_iter().enumerate() {
+                let req = Request { id: i as u32, now: MINTED_AT, command: Command::Mint { tier, count: 1 } };
+                let out = serve_all(&mut dev, &frame(&req));
+                for resp in out {
+                    if let aqm_firmware::protocol::Reply::Coin { coin, .. } = resp.reply {
+                        let (ct, _) = encapsulate(tier, &coin.public_key, &mut rng).expect("encapsulates");
+                        coins.push((coin.key_id, tier, ct.to_vec()));
+                    }
+                }
+            }
+            assert_eq!(coins.len(), 3, "the fixture mints one coin per tier");
+            let flash = dev.into_vault().into_flash().into_inner();
+            FirmwareFixture { flash, coins }
+        }
+    }
+
+    impl Default for FirmwareFixture {
+        fn default() -> Self {
+            FirmwareFixture::new()
+        }
+    }
+
+    /// The COBS frame of `req`.
+    pub fn frame(req: &aqm_firmware::protocol::Request) -> Vec<u8> {
+        let mut buf = vec![0u8; aqm_firmware::protocol::MAX_REQUEST_FRAME + 8];
+        aqm_firmware::protocol::encode(req, &mut buf).expect("encodes").to_vec()
+    }
+
+    /// A serial port that reads `input` and collects what the device writes.
+    pub struct Port<'a> {
+        pub input: &'a [u8],
+        pub output: Vec<u8>,
+    }
+
+    impl embedded_io::ErrorType for Port<'_> {
+        type Error = embedded_io::ErrorKind;
+    }
+
+    impl embedded_io::Read for Port<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = buf.len().min(self.input.len());
+            let (now, rest) = self.input.split_at(n);
+            buf[..n].copy_from_slice(now);
+            self.input = rest;
+            Ok(n)
+        }
+    }
+
+    impl embedded_io::Write for Port<'_> {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// Serve every frame of `input`; every byte the device wrote must be a response frame that
+    /// decodes. Panics if `serve` fails other than by running out of input.
+    pub fn serve_all(dev: &mut FuzzDevice, input: &[u8]) -> Vec<aqm_firmware::protocol::Response> {
+        let mut port = Port { input, output: Vec::new() };
+        loop {
+            match dev.serve(&mut port) {
+                Ok(_) => {}
+                Err(aqm_firmware::Error::Io(embedded_io::ErrorKind::BrokenPipe)) if port.input.is_empty() => break,
+                Err(e) => panic!("serve failed on a port that cannot fail: {e:?}"),
+            }
+        }
+        let mut responses = Vec::new();
+        for f in port.output.split_inclusive(|&b| b == 0) {
+            let mut f = f.to_vec();
+            let r = aqm_firmware::protocol::decode(&mut f).expect("the device's own response decodes");
+            responses.push(r);
+        }
+        responses
+    }
+}

@@ -75,20 +75,28 @@ pub fn public_key_from_seed(tier: Tier, seed: &SecretSeed) -> Result<PublicKeyBy
 }
 
 fn gold_dk(s: &[u8]) -> Result<x_wing::DecapsulationKey, Error> {
-    let arr: [u8; 32] = s.try_into().map_err(|_| Error::BadLength { what: "GOLD seed", expected: 32, got: s.len() })?;
-    Ok(x_wing::DecapsulationKey::from(arr))
+    // The copy of the seed is wiped when it goes out of scope.
+    let arr: Zeroizing<[u8; 32]> =
+        Zeroizing::new(s.try_into().map_err(|_| Error::BadLength { what: "GOLD seed", expected: 32, got: s.len() })?);
+    Ok(x_wing::DecapsulationKey::from(*arr))
 }
 
 fn silver_dk(s: &[u8]) -> Result<DecapsulationKey768, Error> {
-    let arr =
+    let mut arr =
         ml_kem::Seed::try_from(s).map_err(|_| Error::BadLength { what: "SILVER seed", expected: 64, got: s.len() })?;
-    Ok(DecapsulationKey768::from_seed(arr))
+    let dk = DecapsulationKey768::from_seed(arr);
+    // `Seed` is `Copy`: wipe this function's copy of the seed.
+    zeroize::Zeroize::zeroize(arr.as_mut_slice());
+    Ok(dk)
 }
 
 fn bronze_sk(s: &[u8]) -> Result<x25519_dalek::StaticSecret, Error> {
-    let arr: [u8; 32] =
-        s.try_into().map_err(|_| Error::BadLength { what: "BRONZE seed", expected: 32, got: s.len() })?;
-    Ok(x25519_dalek::StaticSecret::from(arr))
+    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(s.try_into().map_err(|_| Error::BadLength {
+        what: "BRONZE seed",
+        expected: 32,
+        got: s.len(),
+    })?);
+    Ok(x25519_dalek::StaticSecret::from(*arr))
 }
 
 /// Encapsulate to a coin's public key: returns the ciphertext to send and the shared secret.
@@ -111,13 +119,13 @@ pub fn encapsulate<R: CryptoRng + ?Sized>(
         Tier::Gold => {
             let ek = x_wing::EncapsulationKey::try_from(public_key).map_err(|_| Error::BadPublicKey)?;
             let (ct, ss) = ek.encapsulate_with_rng(rng);
-            Ok((to_vec(&ct), SharedSecret(ss.into())))
+            Ok((to_vec(&ct), shared_secret(ss)))
         }
         Tier::Silver => {
             let arr = ml_kem::array::Array::try_from(public_key).map_err(|_| Error::BadPublicKey)?;
             let ek = EncapsulationKey768::new(&arr).map_err(|_| Error::BadPublicKey)?;
             let (ct, ss) = ek.encapsulate_with_rng(rng);
-            Ok((to_vec(&ct), SharedSecret(ss.into())))
+            Ok((to_vec(&ct), shared_secret(ss)))
         }
         Tier::Bronze => {
             let pk: [u8; 32] = public_key.try_into().map_err(|_| Error::BadPublicKey)?;
@@ -130,6 +138,13 @@ pub fn encapsulate<R: CryptoRng + ?Sized>(
     }
 }
 
+/// The KEM crate's shared key as ours, wiping the crate's copy.
+fn shared_secret(mut ss: ml_kem::array::Array<u8, ml_kem::array::typenum::U32>) -> SharedSecret {
+    let out = SharedSecret(ss.into());
+    zeroize::Zeroize::zeroize(ss.as_mut_slice());
+    out
+}
+
 fn bronze_secret(
     dh: &x25519_dalek::SharedSecret,
     eph_pk: &[u8; 32],
@@ -140,9 +155,9 @@ fn bronze_secret(
         return Err(Error::BadPublicKey);
     }
     let hk = Hkdf::<Sha256>::new(None, dh.as_bytes());
-    let mut out = [0u8; 32];
-    hk.expand_multi_info(&[BRONZE_INFO, eph_pk, recipient_pk], &mut out).map_err(|_| Error::Malformed)?;
-    Ok(SharedSecret(out))
+    let mut out = Zeroizing::new([0u8; 32]);
+    hk.expand_multi_info(&[BRONZE_INFO, eph_pk, recipient_pk], &mut *out).map_err(|_| Error::Malformed)?;
+    Ok(SharedSecret(*out))
 }
 
 /// Decapsulate a ciphertext with the coin's secret seed.
@@ -155,12 +170,12 @@ pub fn decapsulate(tier: Tier, seed: &SecretSeed, ciphertext: &[u8]) -> Result<S
         Tier::Gold => {
             let dk = gold_dk(seed.as_bytes())?;
             let ss = dk.decapsulate_slice(ciphertext).map_err(|_| Error::Malformed)?;
-            Ok(SharedSecret(ss.into()))
+            Ok(shared_secret(ss))
         }
         Tier::Silver => {
             let dk = silver_dk(seed.as_bytes())?;
             let ss = dk.decapsulate_slice(ciphertext).map_err(|_| Error::Malformed)?;
-            Ok(SharedSecret(ss.into()))
+            Ok(shared_secret(ss))
         }
         Tier::Bronze => {
             let sk = bronze_sk(seed.as_bytes())?;

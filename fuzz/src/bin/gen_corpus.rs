@@ -1,7 +1,8 @@
 //! Writes the seed corpora under `fuzz/corpus/<target>/` from the public API, so each target
 //! starts from valid inputs: real v2 envelopes of every tier (signed re-keys and later messages,
 //! from `Messenger`), sealed sessions of both directions (raw and as records), the ratchet
-//! fixture's envelopes, and (feature `firmware`) one COBS frame per firmware command.
+//! fixture's envelopes, raw table writes of real records for the redb store, and (feature
+//! `firmware`) one COBS frame per firmware command and command sequences for the device fixture.
 //! `cargo run --bin gen_corpus` (from `fuzz/`); scripts/fuzz.sh runs it when a corpus is missing.
 //! Each target's directory is replaced.
 
@@ -20,9 +21,9 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 
 fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut targets = vec!["envelope_decode", "session_open", "ratchet_receive"];
+    let mut targets = vec!["envelope_decode", "session_open", "ratchet_receive", "redb_records"];
     if cfg!(feature = "firmware") {
-        targets.push("firmware_frame");
+        targets.extend(["firmware_frame", "firmware_command"]);
     }
     for t in targets {
         let _ = fs::remove_dir_all(corpus.join(t));
@@ -51,8 +52,11 @@ fn main() {
         write("session_open", &format!("{name}-record"), &[[1u8].as_slice(), &record].concat());
     }
 
+    redb_records();
     #[cfg(feature = "firmware")]
     firmware_frames();
+    #[cfg(feature = "firmware")]
+    firmware_commands();
     println!("corpora written under fuzz/corpus/");
 }
 
@@ -79,4 +83,122 @@ fn firmware_frames() {
         let req = Request { id: i as u32 + 1, now: 1_700_000_000, command };
         write("firmware_frame", name, protocol::encode(&req, &mut frame).expect("encodes"));
     }
+}
+
+/// Raw table writes (`table ‖ key ‖ len ‖ value`, see fuzz_targets/redb_records.rs) of the
+/// records a real `RedbStore` holds: each value read back from a store the public API filled.
+fn redb_records() {
+    use aqm_core::coin;
+    use aqm_core::crypto::Identity;
+    use aqm_core::inventory::ContactMeta;
+    use aqm_core::pins::Trust;
+    use aqm_core::store::{InventoryStore, PinStore, VaultStore};
+    use aqm_core::{Priority, Tier};
+    use aqm_storage_redb::RedbStore;
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    let mut rng = Counter(11);
+    let store = RedbStore::in_memory(aqm_core::Policy::DEFAULT).expect("store");
+    let bob = Identity::generate(&mut rng);
+    let dk = aqm_fuzz::device_key();
+    let contact = bob.user_id();
+    let mut coins = Vec::new();
+    for tier in Tier::ALL {
+        let c = coin::mint(&bob, tier, &dk, 0, &mut rng).expect("mints");
+        store.put(&c.vault).expect("puts");
+        coins.push(c);
+    }
+    store.burn(&coins[0].vault.key_id, 1).expect("burns");
+    store.pin_identity(bob.public(), Trust::Exchanged).expect("pins");
+    let meta = ContactMeta::new(contact, Priority::Bestie, "carol", 1).expect("a contact");
+    store.register_contact(&meta).expect("registers");
+    for c in &coins {
+        // A tier over the priority's cap is refused; the others are cached.
+        let _ = store.store_coin(&contact, &c.public, 1);
+    }
+    let tx = store.database().begin_read().expect("reads");
+    let mut all = Vec::new();
+    let mut values = |table: u8, name: &str| {
+        let def: TableDefinition<'_, [u8; 16], &[u8]> = TableDefinition::new(name);
+        let t = tx.open_table(def).expect("table");
+        for row in t.iter().expect("iterates") {
+            let (_, v) = row.expect("row");
+            let v = v.value();
+            if v.len() < 256 {
+                let rec = [&[table, 0, v.len() as u8][..], v].concat();
+                write("redb_records", &format!("{name}-{}", all.len()), &rec);
+                all.extend_from_slice(&rec);
+            }
+        }
+    };
+    values(0, "vault");
+    values(3, "pins");
+    values(4, "contacts");
+    let counters: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("counters");
+    if let Some(v) = tx.open_table(counters).expect("table").get("vault").expect("reads") {
+        let v = v.value();
+        let rec = [&[1u8, 0, v.len() as u8][..], v].concat();
+        write("redb_records", "counters", &rec);
+        all.extend_from_slice(&rec);
+    }
+    let inv: TableDefinition<'_, ([u8; 16], u8, u64), &[u8]> = TableDefinition::new("inventory_coins");
+    for row in tx.open_table(inv).expect("table").iter().expect("iterates") {
+        let (_, v) = row.expect("row");
+        let v = v.value();
+        if v.len() < 256 {
+            let rec = [&[5u8, 1, v.len() as u8][..], v].concat();
+            write("redb_records", &format!("inventory-{}", all.len()), &rec);
+            all.extend_from_slice(&rec);
+        }
+    }
+    write("redb_records", "all", &all);
+}
+
+/// Request streams for the `firmware_command` device fixture (feature `firmware`): each command
+/// alone, the opens of the fixture's coins with valid ciphertexts (twice, the second refused),
+/// a re-key signature, and all of them in one stream.
+#[cfg(feature = "firmware")]
+fn firmware_commands() {
+    use aqm_core::Tier;
+    use aqm_firmware::protocol::{Command, RekeyRequest, Request};
+    use aqm_fuzz::firmware::{FirmwareFixture, MINTED_AT, frame};
+    let fx = FirmwareFixture::new();
+    let now = MINTED_AT + 60;
+    let mut cmds = vec![
+        ("info", Command::Info),
+        ("status", Command::Status),
+        ("mint-bronze-2", Command::Mint { tier: Tier::Bronze, count: 2 }),
+        ("purge", Command::Purge),
+        ("shutdown", Command::Shutdown),
+    ];
+    for (key_id, tier, ct) in &fx.coins {
+        let open = Command::Open {
+            key_id: *key_id,
+            ciphertext: aqm_core::crypto::KemCiphertext::from_slice(ct).expect("fits"),
+        };
+        cmds.push((["open-gold", "open-silver", "open-bronze"][tier.to_byte() as usize % 3], open));
+    }
+    let (key_id, tier, ct) = &fx.coins[0];
+    let rekey = RekeyRequest {
+        recipient: aqm_core::UserId([2; 16]),
+        coin: *key_id,
+        tier: *tier,
+        kem_ciphertext: aqm_core::crypto::KemCiphertext::from_slice(ct).expect("fits"),
+        coin_public_key_hash: [3; 32],
+        counter: 0,
+        nonce: [4; 12],
+    };
+    cmds.push(("sign-rekey", Command::SignRekey(rekey)));
+    let mut stream = Vec::new();
+    for (i, (name, command)) in cmds.iter().enumerate() {
+        let f = frame(&Request { id: i as u32, now, command: command.clone() });
+        if name.starts_with("open") {
+            write("firmware_command", &format!("{name}-twice"), &[f.clone(), f.clone()].concat());
+        }
+        write("firmware_command", name, &f);
+        if *name != "shutdown" {
+            stream.extend_from_slice(&f);
+        }
+    }
+    stream.extend_from_slice(&frame(&Request { id: 99, now, command: Command::Status }));
+    write("firmware_command", "sequence", &stream);
 }
