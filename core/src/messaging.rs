@@ -74,7 +74,8 @@ use crate::pins::{Pinned, Trust};
 use crate::ratchet::{RecvChain, RecvSession, SendChain, TagBytes};
 use crate::rekey::{self, RekeyFields, RekeySigner};
 use crate::store::{
-    Direction, DirectoryStore, InventoryStore, PinStore, SessionStore, SessionVersion, StoredSession, VaultStore,
+    Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, StoredSession,
+    VaultStore,
 };
 use crate::vault::KeyStatus;
 use crate::{DeviceContext, Error, KeyId, Policy, StoreError, Tier, TierCounts, UnixSeconds, UserId};
@@ -631,16 +632,7 @@ where
             // No session yet, or one that no longer opens: the new chain starts afresh.
             _ => RecvSession::new(env.sender, chain),
         };
-        session.decrypt(
-            self.policy().max_skipped_keys,
-            &env.chain,
-            env.counter,
-            &env.nonce,
-            env.header_bytes(),
-            plaintext,
-            tag,
-        )?;
-        let blob = session.seal(self.device_key, rng)?;
+        let blob = self.open_and_seal(&mut session, env, plaintext, tag, rng)?;
         self.store.burn_and_save_session(&env.chain, now, &env.sender, &blob, expected)?;
         Ok(rk.tier)
     }
@@ -655,6 +647,21 @@ where
         let stored = self.store.load_session(&env.sender, Direction::Receive)?.ok_or(Error::NoSession)?;
         let mut session = RecvSession::open(&stored.blob, self.device_key, &env.sender)?;
         let tier = session.chain_tier(&env.chain).ok_or(Error::NoSession)?;
+        let blob = self.open_and_seal(&mut session, env, plaintext, tag, rng)?;
+        self.store.save_session(&env.sender, Direction::Receive, &blob, Some(stored.version))?;
+        Ok(tier)
+    }
+
+    /// Decrypt `env` in place on `session` (the ratchet's receive rule) and seal the advanced
+    /// session for the save that follows.
+    fn open_and_seal<R: CryptoRng + ?Sized>(
+        &self,
+        session: &mut RecvSession,
+        env: &EnvelopeRef<'_>,
+        plaintext: &mut Plaintext,
+        tag: &TagBytes,
+        rng: &mut R,
+    ) -> Result<SessionBlob, E> {
         session.decrypt(
             self.policy().max_skipped_keys,
             &env.chain,
@@ -664,9 +671,7 @@ where
             plaintext,
             tag,
         )?;
-        let blob = session.seal(self.device_key, rng)?;
-        self.store.save_session(&env.sender, Direction::Receive, &blob, Some(stored.version))?;
-        Ok(tier)
+        Ok(session.seal(self.device_key, rng)?)
     }
 
     /// Top up the cached coins of a registered contact whose identity is pinned: claim each tier's
