@@ -69,7 +69,7 @@ use crate::directory::IdempotencyKey;
 use crate::envelope::{
     self, Envelope, EnvelopeRef, MAX_HEADER, MAX_MESSAGE, MessageCiphertext, NonceBytes, RekeyHeader,
 };
-use crate::inventory::{self, CachedCoin, TierRange};
+use crate::inventory::{self, CachedCoin, ContactMeta, TierRange};
 use crate::pins::{Pinned, Trust};
 use crate::ratchet::{RecvChain, RecvSession, SendChain, TagBytes};
 use crate::rekey::{self, RekeyFields, RekeySigner};
@@ -298,10 +298,14 @@ where
     /// The tiers a send to `peer` may use now (DESIGN §3.1, [`inventory::send_range`]); an
     /// unregistered peer counts as a STRANGER.
     pub fn send_range(&self, peer: &UserId, ctx: &DeviceContext, opts: SendOptions) -> Result<TierRange, E> {
-        let contact = self.store.contact(peer)?;
-        let priority = contact.as_ref().map_or(crate::Priority::Stranger, |c| c.priority);
-        let require_pq = contact.as_ref().is_some_and(|c| c.require_pq);
-        Ok(inventory::send_range(self.policy(), ctx, priority, require_pq, opts.allow_classical))
+        Ok(self.range_for(self.store.contact(peer)?.as_ref(), ctx, opts))
+    }
+
+    /// [`Messenger::send_range`] for a contact already looked up.
+    fn range_for(&self, contact: Option<&ContactMeta>, ctx: &DeviceContext, opts: SendOptions) -> TierRange {
+        let priority = contact.map_or(crate::Priority::Stranger, |c| c.priority);
+        let require_pq = contact.is_some_and(|c| c.require_pq);
+        inventory::send_range(self.policy(), ctx, priority, require_pq, opts.allow_classical)
     }
 
     /// Encrypt `plaintext` to `peer`, whose identity must be pinned ([`Error::IdentityNotPinned`]).
@@ -388,8 +392,10 @@ where
                     }
                 }
             }
-            let range = self.send_range(peer, ctx, opts)?;
-            if self.store.contact(peer)?.is_none() {
+            // One contact lookup (a round trip on Redis) gives both the range and registration.
+            let contact = self.store.contact(peer)?;
+            let range = self.range_for(contact.as_ref(), ctx, opts);
+            if contact.is_none() {
                 return Ok(SendOutcome::NeedCoin { range, wasted });
             }
             let selection = self.store.select_coin(peer, range.desired, range.lowest, now)?;
