@@ -363,7 +363,9 @@ where
         rng: &mut R,
     ) -> Result<SendOutcome, E> {
         check_len(plaintext)?;
-        let pinned = self.pinned(peer)?;
+        // Needed only to open a chain: a message on an open chain costs no pin read (a chain
+        // exists only after a re-key, which required the pin, and pins are never removed).
+        let mut pinned: Option<Pinned> = None;
         let mut wasted = 0;
         for _ in 0..SESSION_ATTEMPTS {
             let stored = self.store.load_session(peer, Direction::Send)?;
@@ -392,6 +394,11 @@ where
                     }
                 }
             }
+            let pin = match pinned.take() {
+                Some(p) => p,
+                None => self.pinned(peer)?,
+            };
+            let pinned = pinned.insert(pin);
             // One contact lookup (a round trip on Redis) gives both the range and registration.
             let contact = self.store.contact(peer)?;
             let range = self.range_for(contact.as_ref(), ctx, opts);
