@@ -1,5 +1,5 @@
 //! `aqm-sim demo`: the prototype's four-phase lifecycle, end to end, with real cryptography and
-//! real storage, and a check after every step.
+//! real storage, and a check after every step, plus a fifth phase for what the four never reach.
 //!
 //! 1. MINT: Bob mints 5 GOLD + 4 SILVER + 1 BRONZE coins; the sealed private halves go to his
 //!    vault, the public halves to the coin directory, which verifies every signature on upload.
@@ -10,6 +10,11 @@
 //!    oldest coin of that tier. A follow-up message rides the open chain without any KEM.
 //! 4. DECRYPT + BURN: Bob opens each message, which burns its coin in the same atomic step that
 //!    saves the session; opening the same coin a second time fails.
+//! 5. FALLBACK + ON-DEMAND: Alice keeps re-keying from home until her GOLD coins of Bob run out,
+//!    and the next send falls back to SILVER ("wanted GOLD → used SILVER"); then she writes to
+//!    Carol, a STRANGER of whom nothing is cached: `send` asks for a coin, one is fetched from the
+//!    directory on demand, and Carol opens the message from an identity she pinned from the
+//!    directory (shown unverified).
 //!
 //! Everything goes through the core's lifecycle ([`aqm_core::messaging::Messenger`]) over the
 //! storage traits, so the same code runs on redb files (default) or Redis (`--redis`).
@@ -21,7 +26,7 @@ use std::time::Instant;
 
 use aqm_core::coin::{self, PublicCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
-use aqm_core::inventory::ContactMeta;
+use aqm_core::inventory::{ContactMeta, TierRange};
 use aqm_core::messaging::{Messenger, SendOptions, SendOutcome, Sent};
 use aqm_core::pins::{SafetyNumber, Trust};
 use aqm_core::store::{DirectoryStore, InventoryStore, PinStore, SessionStore, VaultStore};
@@ -34,20 +39,31 @@ use rand::RngExt;
 use crate::ui::Ui;
 
 /// The redb files the demo writes.
-const FILES: [&str; 3] = ["bob.redb", "alice.redb", "directory.redb"];
+const FILES: [&str; 4] = ["bob.redb", "alice.redb", "carol.redb", "directory.redb"];
+
+/// The first bytes of every redb file (redb's `MAGICNUMBER`): only files that start with them are
+/// replaced without `--reset`, so a mistyped `--data-dir` never loses someone else's file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Phases of the demo.
+const PHASES: u8 = 5;
 
 /// Options of `aqm-sim demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory for the redb files (bob.redb, alice.redb, directory.redb).
-    /// Default: a fresh temporary directory, removed at the end.
+    /// Keep the redb files (bob.redb, alice.redb, carol.redb, directory.redb) in DIR after the
+    /// run. Every run starts afresh with new identities: the files of an earlier run in DIR are
+    /// replaced (an earlier run's identities and device keys were never stored, so its coins
+    /// could not be opened again). Default: a temporary directory, removed at the end.
     #[arg(long, value_name = "DIR", env = "AQM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Delete bob.redb, alice.redb and directory.redb from --data-dir before starting.
+    /// Also delete those four files when they are not redb databases (without it the demo
+    /// refuses to touch such a file).
     #[arg(long, requires = "data_dir")]
     reset: bool,
-    /// Keep Bob's vault and sessions and Alice's inventory on the Redis server at URL (under a
-    /// unique key prefix per run, deleted at the end); the directory stays in directory.redb.
+    /// Keep the three users' stores (vault, sessions, pins, inventory) on the Redis server at URL
+    /// (under a unique key prefix per run, deleted at the end); the directory stays in
+    /// directory.redb.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
 }
@@ -86,7 +102,7 @@ pub fn main(args: Args) -> ExitCode {
     let started = Instant::now();
     match run(&ui, args) {
         Ok(()) => {
-            ui.verdict(true, format!("all four phases checked out ({:.1} s)", started.elapsed().as_secs_f64()));
+            ui.verdict(true, format!("all {PHASES} phases checked out ({:.1} s)", started.elapsed().as_secs_f64()));
             ExitCode::SUCCESS
         }
         Err(f) => {
@@ -109,34 +125,56 @@ fn tiers(c: &TierCounts) -> String {
     format!("{} GOLD, {} SILVER, {} BRONZE", c.get(Tier::Gold), c.get(Tier::Silver), c.get(Tier::Bronze))
 }
 
-/// Prepare the data directory: create it, refuse to mix with an earlier run unless `--reset`.
-fn prepare_dir(dir: &Path, reset: bool) -> Result<(), Failed> {
+/// Whether `path` starts like a redb database.
+fn is_redb(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; REDB_MAGIC.len()];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == REDB_MAGIC
+}
+
+/// Prepare the data directory: create it and delete the files of an earlier run, so that this
+/// run starts from empty stores. A file that is not a redb database is left alone (and the demo
+/// stops) unless `reset`. Returns the names of the files deleted.
+fn prepare_dir(dir: &Path, reset: bool) -> Result<Vec<&'static str>, Failed> {
     const STEP: &str = "prepare data directory";
     std::fs::create_dir_all(dir).map_err(|e| fail(STEP, format!("cannot create {}: {e}", dir.display())))?;
+    let mut replaced = Vec::new();
     for f in FILES {
         let p = dir.join(f);
-        if p.exists() {
-            if !reset {
-                return Err(fail(
-                    STEP,
-                    format!(
-                        "{} exists from an earlier run: pass --reset to delete it, or another --data-dir",
-                        p.display()
-                    ),
-                ));
-            }
-            std::fs::remove_file(&p).map_err(|e| fail(STEP, format!("cannot delete {}: {e}", p.display())))?;
+        if !p.exists() {
+            continue;
         }
+        let ours = p.is_file() && is_redb(&p);
+        if !reset && !ours {
+            return Err(fail(
+                STEP,
+                format!(
+                    "{} exists and is not a redb database: pass --reset to delete it, or choose another --data-dir",
+                    p.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(&p).map_err(|e| fail(STEP, format!("cannot delete {}: {e}", p.display())))?;
+        replaced.push(f);
     }
-    Ok(())
+    Ok(replaced)
 }
 
 fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
-    ui.title("AQM demo: mint → pre-fetch → send in three device contexts → decrypt and burn");
+    ui.title(
+        "AQM demo: mint → pre-fetch → send in three device contexts → decrypt and burn → fallback and on-demand fetch",
+    );
     let temp;
     let dir = match &args.data_dir {
         Some(d) => {
-            prepare_dir(d, args.reset)?;
+            let replaced = prepare_dir(d, args.reset)?;
+            if !replaced.is_empty() {
+                ui.note(format!(
+                    "starting afresh: deleted {} of an earlier run in {}",
+                    replaced.join(", "),
+                    d.display()
+                ));
+            }
             d.clone()
         }
         None => {
@@ -151,7 +189,8 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
             ui.note(format!("storage: redb files in {}", dir.display()));
             let bob = RedbStore::open(dir.join("bob.redb"), policy.clone()).step("open bob.redb")?;
             let alice = RedbStore::open(dir.join("alice.redb"), policy.clone()).step("open alice.redb")?;
-            lifecycle(ui, &policy, &bob, &alice, &directory)?;
+            let carol = RedbStore::open(dir.join("carol.redb"), policy.clone()).step("open carol.redb")?;
+            lifecycle(ui, &policy, &bob, &alice, &carol, &directory)?;
             for f in FILES {
                 let size = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
                 ui.info(format!("{f}: {} KiB", size / 1024));
@@ -165,8 +204,10 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
             let bob = RedisStore::connect(url, &format!("{prefix}:bob"), policy.clone()).step("connect to Redis")?;
             let alice =
                 RedisStore::connect(url, &format!("{prefix}:alice"), policy.clone()).step("connect to Redis")?;
-            let result = lifecycle(ui, &policy, &bob, &alice, &directory);
-            let cleaned = bob.destroy_all().and_then(|a| alice.destroy_all().map(|b| a + b));
+            let carol =
+                RedisStore::connect(url, &format!("{prefix}:carol"), policy.clone()).step("connect to Redis")?;
+            let result = lifecycle(ui, &policy, &bob, &alice, &carol, &directory);
+            let cleaned = [&bob, &alice, &carol].iter().try_fold(0, |n, s| s.destroy_all().map(|k| n + k));
             match cleaned {
                 Ok(n) => ui.info(format!("removed this run's {n} Redis keys")),
                 Err(e) => ui.info(format!("could not remove this run's Redis keys ({e}); delete {prefix}:* by hand")),
@@ -176,12 +217,13 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
     }
 }
 
-/// The four phases, generic over the device stores (redb or Redis) with a redb directory.
-fn lifecycle<B, EB, A, EA>(
+/// The five phases, generic over the device stores (redb or Redis) with a redb directory.
+fn lifecycle<B, EB, A, EA, C, EC>(
     ui: &Ui,
     policy: &Policy,
     bob_store: &B,
     alice_store: &A,
+    carol_store: &C,
     directory: &RedbStore,
 ) -> Result<(), Failed>
 where
@@ -189,6 +231,8 @@ where
     EB: StoreError,
     A: VaultStore<Error = EA> + SessionStore + InventoryStore<Error = EA> + PinStore<Error = EA>,
     EA: StoreError,
+    C: VaultStore<Error = EC> + SessionStore + InventoryStore<Error = EC> + PinStore<Error = EC>,
+    EC: StoreError,
 {
     let mut rng = rand::rng();
     let bob = Identity::generate(&mut rng);
@@ -199,7 +243,7 @@ where
     ui.info("identities (Ed25519 + ML-DSA-65) and device sealing keys are generated fresh for this run and never stored or printed");
 
     // ── Phase 1 ─────────────────────────────────────────────────────────────────────────────
-    ui.phase(1, 4, "MINT", "Bob mints 5 GOLD + 4 SILVER + 1 BRONZE coins");
+    ui.phase(1, PHASES, "MINT", "Bob mints 5 GOLD + 4 SILVER + 1 BRONZE coins");
     let t = Instant::now();
     let bob_proof = bob.registration_proof(&mut rng).step("sign Bob's registration")?;
     let alice_proof = alice.registration_proof(&mut rng).step("sign Alice's registration")?;
@@ -250,7 +294,7 @@ where
     ui.info(format!("phase 1 took {} ms", t.elapsed().as_millis()));
 
     // ── Phase 2 ─────────────────────────────────────────────────────────────────────────────
-    ui.phase(2, 4, "PRE-FETCH", "Alice registers Bob as BESTIE and fills her inventory");
+    ui.phase(2, PHASES, "PRE-FETCH", "Alice registers Bob as BESTIE and fills her inventory");
     let t = Instant::now();
     let meta = ContactMeta::new(bob.user_id(), Priority::Bestie, "Bob", now()).step("describe Bob as a contact")?;
     let fresh = alice_store.register_contact(&meta).step("register Bob as Alice's contact")?;
@@ -279,7 +323,7 @@ where
     ui.info(format!("phase 2 took {} ms", t.elapsed().as_millis()));
 
     // ── Phase 3 ─────────────────────────────────────────────────────────────────────────────
-    ui.phase(3, 4, "SEND", "Alice writes to Bob from three device contexts");
+    ui.phase(3, PHASES, "SEND", "Alice writes to Bob from three device contexts");
     let t = Instant::now();
     let scenarios = [
         ("A", "at home on Wi-Fi, battery 85 %", DeviceContext::HOME_WIFI, Tier::Gold, "Hi Bob, home at last."),
@@ -356,7 +400,7 @@ where
     ui.info(format!("phase 3 took {} ms", t.elapsed().as_millis()));
 
     // ── Phase 4 ─────────────────────────────────────────────────────────────────────────────
-    ui.phase(4, 4, "DECRYPT + BURN", "Bob opens each message; each coin burns as it opens");
+    ui.phase(4, PHASES, "DECRYPT + BURN", "Bob opens each message; each coin burns as it opens");
     let t = Instant::now();
     let bob_m = Messenger::new(bob_store, &bob, &bob_dk);
     for (text, wire, tier, chain) in &wires {
@@ -389,5 +433,174 @@ where
     expect_eq("Bob's vault: 4/3/0 ACTIVE, 3 burned", (stats.active, stats.total_burned), (TierCounts([4, 3, 0]), 3))?;
     ui.ok(format!("Bob's vault: {} ACTIVE, {} burned", tiers(&stats.active), stats.total_burned));
     ui.info(format!("phase 4 took {} ms", t.elapsed().as_millis()));
+
+    fallback_and_on_demand(ui, &alice, &alice_m, alice_store, &bob, &bob_m, carol_store, directory)
+}
+
+/// Take the message out of a send outcome, or fail the step with the range it asked a coin for.
+fn sent(step: &str, outcome: SendOutcome) -> Result<Sent, Failed> {
+    match outcome {
+        SendOutcome::Sent(s) => Ok(s),
+        SendOutcome::NeedCoin { range, .. } => {
+            Err(fail(step, format!("no cached coin from {} down to {}", range.desired, range.lowest)))
+        }
+    }
+}
+
+/// Phase 5: what the prototype's four phases never reach. Every decision is the core's
+/// (`Messenger::send_rekeyed`'s tier range and fallback, `send`'s `NeedCoin`,
+/// `fetch_on_demand`'s claim); the demo only checks what came out.
+#[allow(clippy::too_many_arguments)]
+fn fallback_and_on_demand<A, EA, B, EB, C, EC>(
+    ui: &Ui,
+    alice: &Identity,
+    alice_m: &Messenger<'_, A, Identity>,
+    alice_store: &A,
+    bob: &Identity,
+    bob_m: &Messenger<'_, B, Identity>,
+    carol_store: &C,
+    directory: &RedbStore,
+) -> Result<(), Failed>
+where
+    A: VaultStore<Error = EA> + SessionStore + InventoryStore<Error = EA> + PinStore<Error = EA>,
+    EA: StoreError,
+    B: VaultStore<Error = EB> + SessionStore + InventoryStore<Error = EB> + PinStore<Error = EB>,
+    EB: StoreError,
+    C: VaultStore<Error = EC> + SessionStore + InventoryStore<Error = EC> + PinStore<Error = EC>,
+    EC: StoreError,
+{
+    ui.phase(5, PHASES, "FALLBACK + ON-DEMAND", "a tier runs out; a STRANGER is reached with no cached coin");
+    let t = Instant::now();
+    let mut rng = rand::rng();
+    let opts = SendOptions::default();
+    let home = DeviceContext::HOME_WIFI;
+
+    // ── A tier runs out: GOLD → SILVER ──
+    let range = alice_m.send_range(&bob.user_id(), &home, opts).step("Alice's tier range for Bob at home")?;
+    expect_eq(
+        "at home a BESTIE gets GOLD, down to SILVER at most",
+        range,
+        TierRange { desired: Tier::Gold, lowest: Tier::Silver },
+    )?;
+    ui.ok(format!(
+        "at home on Wi-Fi, Bob (BESTIE) may get {} down to {}: the fallback never goes below SILVER without allow_classical",
+        range.desired, range.lowest
+    ));
+    let gold_left = alice_store.counts(&bob.user_id()).step("count Alice's inventory")?.get(Tier::Gold);
+    let mut wires: Vec<(String, Vec<u8>, Tier)> = Vec::new();
+    for i in 1..=gold_left + 1 {
+        let text = format!("Home again, message {i}.");
+        let step = format!("re-key {i} from home");
+        // `send_rekeyed` opens a new chain every time, so each message takes one more coin.
+        let s = sent(
+            &step,
+            alice_m.send_rekeyed(&bob.user_id(), &home, text.as_bytes(), opts, now(), &mut rng).step(&step)?,
+        )?;
+        let left = alice_store.counts(&bob.user_id()).step("count Alice's inventory")?;
+        if i <= gold_left {
+            expect_eq(&step, (s.tier, s.desired, s.fell_back), (Tier::Gold, Tier::Gold, false))?;
+            ui.ok(format!(
+                "re-key {i}: oldest GOLD coin {} ({} GOLD left)",
+                short(&s.envelope.chain),
+                left.get(Tier::Gold)
+            ));
+        } else {
+            expect_eq(
+                "with no GOLD left the send falls back to SILVER",
+                (s.tier, s.desired, s.fell_back, s.post_quantum),
+                (Tier::Silver, Tier::Gold, true, true),
+            )?;
+            ui.ok(format!(
+                "re-key {i}: wanted {} → used {} coin {} (GOLD ran out; still post-quantum) · {} SILVER left",
+                s.desired,
+                s.tier,
+                short(&s.envelope.chain),
+                left.get(Tier::Silver)
+            ));
+        }
+        wires.push((text, s.envelope.to_vec().step("encode the envelope")?, s.tier));
+    }
+    for (text, wire, tier) in &wires {
+        let step = format!("Bob opens the {tier} message");
+        let got = bob_m.receive(wire, now(), &mut rng).step(&step)?;
+        expect_eq(&step, (got.tier, got.rekeyed, &got.plaintext[..]), (*tier, true, text.as_bytes()))?;
+    }
+    ui.ok(format!("Bob opened all {} messages, burning each coin as it opened", wires.len()));
+
+    // ── A STRANGER, with nothing cached: on-demand fetch ──
+    let carol = Identity::generate(&mut rng);
+    let carol_dk = DeviceKey::random(&mut rng);
+    let proof = carol.registration_proof(&mut rng).step("sign Carol's registration")?;
+    directory.register_identity(carol.public(), &proof).step("register Carol's identity with the directory")?;
+    let mut public = Vec::new();
+    for _ in 0..2 {
+        let minted = coin::mint(&carol, Tier::Bronze, &carol_dk, now(), &mut rng).step("mint a coin")?;
+        carol_store.put(&minted.vault).step("store a private half in Carol's vault")?;
+        public.push(minted.public);
+    }
+    directory.upload(&carol.user_id(), &public, now()).step("upload Carol's coins")?;
+    ui.ok(format!("Carol {} publishes 2 BRONZE coins; Alice has never met her", carol.user_id()));
+
+    // Alice learns Carol's identity from the directory only: Carol stays a STRANGER (unregistered).
+    let pin = alice_m.pin_from_directory(directory, &carol.user_id()).step("Alice pins Carol from the directory")?;
+    expect_eq("Carol is pinned from the directory only", pin.trust, Trust::Directory)?;
+    let held = alice_store.counts(&carol.user_id()).step("count Alice's inventory")?;
+    expect_eq("Alice holds no coin of Carol", held, TierCounts::default())?;
+    let text = "Hello Carol, Bob gave me your name.";
+    let step = "send to Carol";
+    let range = match alice_m.send(&carol.user_id(), &home, text.as_bytes(), opts, now(), &mut rng).step(step)? {
+        SendOutcome::NeedCoin { range, .. } => range,
+        SendOutcome::Sent(_) => return Err(fail(step, "sent without a coin of Carol's")),
+    };
+    expect_eq("a STRANGER is sent BRONZE only", range, TierRange::only(Tier::Bronze))?;
+    ui.ok(format!(
+        "send to Carol (STRANGER, nothing cached) → NeedCoin for {} (a STRANGER's ceiling, even on Wi-Fi)",
+        range.desired
+    ));
+    let idem: [u8; 16] = rng.random();
+    let coin = alice_m
+        .fetch_on_demand(directory, &carol.user_id(), range, Some(idem), now())
+        .step("fetch one of Carol's coins on demand")?
+        .ok_or_else(|| fail("fetch one of Carol's coins on demand", "the directory had none"))?;
+    let left = directory.available(&carol.user_id()).step("count the directory")?;
+    expect_eq("one coin claimed, one left", (coin.tier, left), (Tier::Bronze, TierCounts([0, 0, 1])))?;
+    ui.ok(format!(
+        "on-demand fetch: claimed {} coin {} from the directory, signature checked against Carol's pinned identity ({} left there)",
+        coin.tier,
+        short(&coin.key_id),
+        tiers(&left)
+    ));
+    let s =
+        alice_m.send_with_coin(&carol.user_id(), &coin, range.desired, text.as_bytes(), now(), &mut rng).step(step)?;
+    expect_eq(
+        "the fetched coin opens a BRONZE chain",
+        (s.tier, s.rekeyed, s.post_quantum),
+        (Tier::Bronze, true, false),
+    )?;
+    let wire = s.envelope.to_vec().step("encode the envelope")?;
+    ui.ok(format!(
+        "sent on a new {} chain (classical only, as a STRANGER's ceiling allows) · envelope {} B",
+        s.tier,
+        wire.len()
+    ));
+
+    let carol_m = Messenger::new(carol_store, &carol, &carol_dk);
+    carol_m.pin_from_directory(directory, &alice.user_id()).step("Carol pins Alice from the directory")?;
+    let got = carol_m.receive(&wire, now(), &mut rng).step("Carol opens Alice's message")?;
+    expect_eq(
+        "Carol reads Alice's message, marked unverified",
+        (got.from, &got.plaintext[..], got.unverified()),
+        (alice.user_id(), text.as_bytes(), true),
+    )?;
+    let stats = carol_store.stats().step("read Carol's vault counters")?;
+    expect_eq(
+        "Carol's vault: 1 BRONZE ACTIVE, 1 burned",
+        (stats.active, stats.total_burned),
+        (TierCounts([0, 0, 1]), 1),
+    )?;
+    ui.ok(format!(
+        "Carol opens \"{text}\", shown unverified (Alice's identity came from the directory, not an exchange); coin burned"
+    ));
+    ui.info(format!("phase 5 took {} ms", t.elapsed().as_millis()));
     Ok(())
 }

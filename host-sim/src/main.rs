@@ -19,8 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The four-phase lifecycle (mint → pre-fetch → send in three device contexts → decrypt and
-    /// burn) on embedded redb files, with no services needed.
+    /// The prototype's four-phase lifecycle (mint → pre-fetch → send in three device contexts →
+    /// decrypt and burn), then downward fallback and an on-demand fetch to a STRANGER, on
+    /// embedded redb files, with no services needed. Exits 1 if any checked step fails.
     Demo(demo::Args),
     /// Drive the AQM firmware: in-process over a file-backed flash, under QEMU (--tcp) or on a
     /// real board (--serial).

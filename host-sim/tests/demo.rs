@@ -21,10 +21,11 @@ fn assert_passed(o: &Output) {
     let out = text(o);
     assert!(o.status.success(), "demo failed:\n{out}");
     for line in [
-        "Phase 1/4 MINT",
-        "Phase 2/4 PRE-FETCH",
-        "Phase 3/4 SEND",
-        "Phase 4/4 DECRYPT + BURN",
+        "Phase 1/5 MINT",
+        "Phase 2/5 PRE-FETCH",
+        "Phase 3/5 SEND",
+        "Phase 4/5 DECRYPT + BURN",
+        "Phase 5/5 FALLBACK + ON-DEMAND",
         "5 GOLD",
         "4 SILVER",
         "1 BRONZE",
@@ -36,7 +37,15 @@ fn assert_passed(o: &Output) {
         "follow-up rides the open BRONZE chain, no KEM",
         "a second time is refused: KeyAlreadyBurned",
         "Bob's vault: 4 GOLD, 3 SILVER, 0 BRONZE ACTIVE, 3 burned",
-        "PASS all four phases checked out",
+        "re-key 4: oldest GOLD coin",
+        "(0 GOLD left)",
+        "re-key 5: wanted GOLD → used SILVER coin",
+        "Bob opened all 5 messages",
+        "send to Carol (STRANGER, nothing cached) → NeedCoin for BRONZE",
+        "on-demand fetch: claimed BRONZE coin",
+        "(0 GOLD, 0 SILVER, 1 BRONZE left there)",
+        "shown unverified",
+        "PASS all 5 phases checked out",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
@@ -49,16 +58,28 @@ fn demo_passes_on_redb_files_in_a_data_dir() {
     let data = dir.path().join("data");
     let o = demo(&["--data-dir", data.to_str().expect("utf-8 path")]);
     assert_passed(&o);
-    for f in ["bob.redb", "alice.redb", "directory.redb"] {
+    for f in ["bob.redb", "alice.redb", "carol.redb", "directory.redb"] {
         assert!(data.join(f).is_file(), "{f} was not written");
     }
 
-    // A second run into the same directory refuses to mix with the first, clearly, and exits 1.
+    // A second run into the same directory starts afresh, saying so.
     let again = demo(&["--data-dir", data.to_str().expect("utf-8 path")]);
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
-    let out = text(&again);
-    assert!(out.contains("exists from an earlier run: pass --reset"), "{out}");
+    assert_passed(&again);
+    assert!(
+        text(&again)
+            .contains("starting afresh: deleted bob.redb, alice.redb, carol.redb, directory.redb of an earlier run"),
+        "{}",
+        text(&again)
+    );
+
+    // A file of that name that is not a redb database is never deleted without --reset.
+    std::fs::write(data.join("carol.redb"), b"not a database").expect("write file");
+    let refused = demo(&["--data-dir", data.to_str().expect("utf-8 path")]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let out = text(&refused);
+    assert!(out.contains("carol.redb exists and is not a redb database: pass --reset"), "{out}");
     assert!(out.contains("FAIL the demo stopped at step \"prepare data directory\""), "{out}");
+    assert_eq!(std::fs::read(data.join("carol.redb")).expect("read file"), b"not a database");
 
     // With --reset it runs again from scratch.
     assert_passed(&demo(&["--data-dir", data.to_str().expect("utf-8 path"), "--reset"]));
