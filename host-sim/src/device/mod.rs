@@ -56,9 +56,9 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// Identity, protocol version and capacity.
+    /// Identity, protocol version and capacity (the most coins the vault holds at once).
     Info,
-    /// Counters and flash usage.
+    /// Counters, index records and secret slots in flash, and the room left for new coins.
     Status,
     /// Mint coins; prints each coin's key id (the public halves are signed by the device).
     Mint {
@@ -178,11 +178,29 @@ fn act<IO: Read + Write>(client: &mut Client<IO>, action: &Action) -> Result<(),
         Action::Status => {
             let s = client.status(now).map_err(e)?;
             let [g, si, b] = s.stats.active.0;
-            println!("active:  GOLD {g}  SILVER {si}  BRONZE {b}");
-            println!("burned:  {}   expired: {}", s.stats.total_burned, s.stats.total_expired);
+            let u = &s.usage;
+            // Two limits hold at once: the RAM index (one record per ACTIVE or not yet purged
+            // BURNED key) and the secret slab (one slot per live secret; zeroed slots come back
+            // when their page is erased, and one page always stays erased as the compaction
+            // spare). The capacity `info` reports is the smaller of the two.
+            let slots = u.live_slots + u.free_slots + u.dead_slots;
+            let spare = slots.saturating_sub(u.slot_capacity);
+            let room = u.record_capacity.saturating_sub(u.records).min(u.slot_capacity.saturating_sub(u.live_slots));
+            println!("active:   GOLD {g}  SILVER {si}  BRONZE {b}");
+            println!("burned:   {} (total)   expired: {} (total)", s.stats.total_burned, s.stats.total_expired);
             println!(
-                "flash:   {} records, {} live / {} free / {} dead slots (capacity {})",
-                s.usage.records, s.usage.live_slots, s.usage.free_slots, s.usage.dead_slots, s.usage.slot_capacity
+                "keys:     {} of {} index records in use (ACTIVE, and BURNED until purged)",
+                u.records, u.record_capacity
+            );
+            println!(
+                "secrets:  {} live + {} zeroed + {} erased = {slots} slots in flash; {} can hold live secrets ({spare} stay erased as the compaction spare)",
+                u.live_slots, u.dead_slots, u.free_slots, u.slot_capacity
+            );
+            println!(
+                "capacity: {} coins (the smaller of {} records and {} live slots, as `device info` says); room for {room} more now",
+                u.record_capacity.min(u.slot_capacity),
+                u.record_capacity,
+                u.slot_capacity
             );
         }
         Action::Mint { tier, count } => {
