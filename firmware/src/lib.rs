@@ -30,12 +30,14 @@ pub mod host;
 #[cfg(target_os = "none")]
 mod no_heap;
 pub mod protocol;
+mod secret_slots;
 mod vault;
 
 pub use client::{Client, DeviceSigner};
 pub use device::{Approver, Button, Device, NoButton, NoLed};
 pub use error::Error;
-pub use vault::{FLASH_FORMAT, FlashVault, MAX_SLOTS, SLOT_SIZE, StoredIdentity, VaultLayout, VaultUsage};
+pub use secret_slots::{MAX_SLOTS, SLOT_SIZE};
+pub use vault::{FLASH_FORMAT, FlashVault, StoredIdentity, VaultLayout, VaultUsage};
 
 /// Log a protocol event with `defmt` (feature `defmt`); compiled out otherwise. Never pass a
 /// secret.

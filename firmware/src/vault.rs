@@ -10,7 +10,7 @@
 //!   created time, the coin's signed `expires_at`, burned time, secret slot), one *meta* record
 //!   (counters of keys that no longer have a record, and a pending-deletion intent), and the
 //!   sealed identity of the device;
-//! - a **secret slab**: fixed [`SLOT_SIZE`]-byte slots, each holding one sealed secret
+//! - a **secret slab** ([`crate::secret_slots`]): fixed [`crate::SLOT_SIZE`]-byte slots, each holding one sealed secret
 //!   (`[0xA5, tier, length, key id byte 0] ‖ nonce ‖ sealed seed`, rest left erased).
 //!
 //! The map alone cannot destroy a secret: `sequential-storage` writes a new item for a new value
@@ -55,7 +55,7 @@ use core::cell::RefCell;
 use core::ops::Range;
 
 use aqm_core::crypto::SealedSecret;
-use aqm_core::crypto::sizes::{AEAD_NONCE, MAX_SEALED};
+use aqm_core::crypto::sizes::AEAD_NONCE;
 use aqm_core::store::VaultStore;
 use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Policy, Tier, TierCounts, UnixSeconds};
@@ -68,11 +68,9 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::erase_log::EraseLog;
 use crate::flash::BlockingAsync;
+use crate::secret_slots::{LiveSlots, SecretSlots, SlotState};
 
-/// Bytes of one secret slot: 4-byte header, 12-byte nonce, up to 80 sealed bytes.
-pub const SLOT_SIZE: usize = 96;
-const SLOT_HEADER: usize = 4;
-const SLOT_MAGIC: u8 = 0xA5;
+/// A BURNED record's slot: none (the number lies past every slab, [`crate::MAX_SLOTS`]).
 const NO_SLOT: u16 = u16::MAX;
 
 type MapKey = [u8; 17];
@@ -126,10 +124,14 @@ pub struct VaultLayout {
 }
 
 impl VaultLayout {
-    /// `map_pages` pages of records from `start`, then `slab_pages` pages of secrets.
+    /// `map_pages` pages of records from `start`, then `slab_pages` pages of secrets. A layout
+    /// past the end of the 32-bit address space is cut at its end (saturating, never wrapping
+    /// round to low addresses), so that [`FlashVault::open`] refuses it with
+    /// [`Error::BadLayout`].
     pub const fn contiguous(start: u32, page_size: u32, map_pages: u32, slab_pages: u32) -> Self {
-        let mid = start + map_pages * page_size;
-        VaultLayout { map: start..mid, slab: mid..mid + slab_pages * page_size, erase_log: None }
+        let mid = start.saturating_add(map_pages.saturating_mul(page_size));
+        let end = mid.saturating_add(slab_pages.saturating_mul(page_size));
+        VaultLayout { map: start..mid, slab: mid..end, erase_log: None }
     }
 
     /// The same layout with the record map's erase journal in the page at `page_start`.
@@ -204,33 +206,6 @@ impl Indexed {
 #[repr(C, align(4))]
 struct AlignedBuf([u8; 256]);
 
-/// Most slots a slab may have (the live-slot bitmap is built on the stack).
-pub const MAX_SLOTS: usize = 2048;
-const MAX_PAGES: usize = 64;
-
-struct LiveMap([u32; MAX_SLOTS / 32]);
-
-impl LiveMap {
-    fn get(&self, slot: u32) -> bool {
-        let s = slot as usize;
-        self.0.get(s / 32).is_some_and(|w| w & (1 << (s % 32)) != 0)
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct PageCounts {
-    free: u32,
-    dead: u32,
-    used: u32,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SlotState {
-    Free,
-    Dead,
-    Used,
-}
-
 /// What the slab holds, as counted by [`FlashVault::usage`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultUsage {
@@ -252,7 +227,7 @@ type Map<F> = MapStorage<MapKey, BlockingAsync<F>, Cache<Uncached, Uncached, Unc
 
 struct Inner<F: NorFlash, const N: usize> {
     map: Map<F>,
-    slab: Range<u32>,
+    slots: SecretSlots,
     index: heapless::Vec<Indexed, N>,
     meta: Meta,
     buf: AlignedBuf,
@@ -303,27 +278,19 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
     /// here; the first call (or [`FlashVault::recover`]) reads the flash, finishes whatever a
     /// power cut interrupted and zeroes every secret that is not live.
     pub fn open(flash: F, layout: VaultLayout, policy: Policy) -> Result<Self, Error> {
-        let page = F::ERASE_SIZE as u32;
-        if !SLOT_SIZE.is_multiple_of(F::WRITE_SIZE) || F::READ_SIZE > SLOT_HEADER || F::ERASE_SIZE < SLOT_SIZE {
-            return Err(Error::BadLayout { what: "flash word or page size does not fit a 96-byte slot" });
-        }
+        let slots = SecretSlots::new::<F>(&layout.slab, flash.capacity())?;
         let s = &layout.slab;
-        if !s.start.is_multiple_of(page) || !s.end.is_multiple_of(page) || s.end < s.start + 2 * page {
-            return Err(Error::BadLayout { what: "the slab needs at least 2 whole pages" });
-        }
-        if s.end as usize > flash.capacity() || layout.map.end as usize > flash.capacity() {
+        if layout.map.end as usize > flash.capacity() {
             return Err(Error::BadLayout { what: "a range lies outside the flash" });
         }
         if layout.map.start < s.end && s.start < layout.map.end {
             return Err(Error::BadLayout { what: "the map and the slab overlap" });
         }
-        let slots = (s.end - s.start) / page * (page / SLOT_SIZE as u32);
-        if slots as usize > MAX_SLOTS || (s.end - s.start) / page > MAX_PAGES as u32 {
-            return Err(Error::BadLayout { what: "the slab is larger than 2048 slots or 64 pages" });
-        }
         let log = match layout.erase_log {
             None => None,
             Some(at) => {
+                // `SecretSlots::new` checked that a page fits in a u32.
+                let page = F::ERASE_SIZE as u32;
                 let end =
                     at.checked_add(page).ok_or(Error::BadLayout { what: "the erase log lies outside the flash" })?;
                 if !at.is_multiple_of(page) || end as usize > flash.capacity() {
@@ -342,7 +309,7 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
             .map_err(|_| Error::BadLayout { what: "the map needs at least 2 whole pages" })?;
         let inner = Inner {
             map: MapStorage::new(BlockingAsync { flash, log }, config, Cache::new_uncached()),
-            slab: layout.slab,
+            slots,
             index: heapless::Vec::new(),
             meta: Meta::default(),
             buf: AlignedBuf([0; 256]),
@@ -402,21 +369,20 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
     /// Records, slots and capacities.
     pub fn usage(&self) -> Result<VaultUsage, Error> {
         self.with(|i| {
-            let mut u = VaultUsage {
-                records: i.index.len() as u32,
-                record_capacity: N as u32,
-                slot_capacity: (i.slab_pages() - 1) * i.slots_per_page(),
-                ..VaultUsage::default()
-            };
-            let live = i.live_map();
-            for slot in 0..i.slot_count() {
-                match i.slot_state(slot, &live)? {
-                    SlotState::Free => u.free_slots += 1,
-                    SlotState::Dead => u.dead_slots += 1,
-                    SlotState::Used => u.live_slots += 1,
-                }
-            }
-            Ok(u)
+            let live = i.live_slots();
+            let slots = i.slots.clone();
+            let counts = slots.counts(i.flash(), &live)?;
+            // Sums of per-page counts: at most `MAX_SLOTS` each.
+            let sum =
+                |f: fn(&crate::secret_slots::PageCounts) -> u32| counts.iter().map(f).fold(0u32, u32::saturating_add);
+            Ok(VaultUsage {
+                records: u32::try_from(i.index.len()).unwrap_or(u32::MAX),
+                record_capacity: u32::try_from(N).unwrap_or(u32::MAX),
+                live_slots: sum(|c| c.used),
+                free_slots: sum(|c| c.free),
+                dead_slots: sum(|c| c.dead),
+                slot_capacity: slots.capacity(),
+            })
         })
     }
 
@@ -428,22 +394,6 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
 }
 
 impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
-    fn page(&self) -> u32 {
-        F::ERASE_SIZE as u32
-    }
-    fn slots_per_page(&self) -> u32 {
-        self.page() / SLOT_SIZE as u32
-    }
-    fn slab_pages(&self) -> u32 {
-        (self.slab.end - self.slab.start) / self.page()
-    }
-    fn slot_count(&self) -> u32 {
-        self.slab_pages() * self.slots_per_page()
-    }
-    fn slot_addr(&self, slot: u32) -> u32 {
-        let spp = self.slots_per_page();
-        self.slab.start + (slot / spp) * self.page() + (slot % spp) * SLOT_SIZE as u32
-    }
     fn flash(&mut self) -> &mut F {
         &mut self.map.flash().flash
     }
@@ -453,76 +403,27 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     }
 
     /// Which slots ACTIVE records point at.
-    fn live_map(&self) -> LiveMap {
-        let mut m = LiveMap([0; MAX_SLOTS / 32]);
+    fn live_slots(&self) -> LiveSlots {
+        let mut live = LiveSlots::none();
         for e in self.index.iter().filter(|e| e.rec.status == KeyStatus::Active) {
-            let s = usize::from(e.rec.slot);
-            if let Some(w) = m.0.get_mut(s / 32) {
-                *w |= 1 << (s % 32);
-            }
+            live.insert(u32::from(e.rec.slot));
         }
-        m
+        live
     }
 
-    fn read_slot(&mut self, slot: u32) -> Result<[u8; SLOT_SIZE], Error> {
-        let addr = self.slot_addr(slot);
-        let mut b = [0u8; SLOT_SIZE];
-        self.flash().read(addr, &mut b).map_err(flash_err)?;
-        Ok(b)
-    }
-
-    /// Free = erased; Used = referenced by an ACTIVE record; Dead = anything else.
-    fn slot_state(&mut self, slot: u32, live: &LiveMap) -> Result<SlotState, Error> {
-        if live.get(slot) {
-            return Ok(SlotState::Used);
-        }
-        let b = self.read_slot(slot)?;
-        Ok(if b.iter().all(|x| *x == 0xFF) { SlotState::Free } else { SlotState::Dead })
-    }
-
-    /// Program a slot to zeros in place (only the span that still has set bits, so words already
-    /// zero are not programmed again).
     fn zero_slot(&mut self, slot: u32) -> Result<(), Error> {
-        let b = self.read_slot(slot)?;
-        let w = F::WRITE_SIZE;
-        let nonzero = |c: &[u8]| c.iter().any(|x| *x != 0);
-        let first = b.chunks(w).position(nonzero);
-        let last = b.chunks(w).rposition(nonzero);
-        if let (Some(first), Some(last)) = (first, last) {
-            let zeros = AlignedBuf([0; 256]);
-            let addr = self.slot_addr(slot) + (first * w) as u32;
-            let span = zeros.0.get(..(last + 1 - first) * w).ok_or(Error::Corrupt { what: "secret slot" })?;
-            self.flash().write(addr, span).map_err(flash_err)?;
-        }
-        Ok(())
+        let slots = self.slots.clone();
+        slots.zero(self.flash(), slot)
     }
 
     fn write_slot(&mut self, slot: u32, key_id: &KeyId, tier: Tier, sealed: &SealedSecret) -> Result<(), Error> {
-        let mut b = AlignedBuf([0xFF; 256]);
-        let ct = &sealed.ciphertext;
-        b.0[..SLOT_HEADER].copy_from_slice(&[SLOT_MAGIC, tier.to_byte(), ct.len() as u8, key_id.0[0]]);
-        b.0[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE].copy_from_slice(&sealed.nonce);
-        b.0.get_mut(SLOT_HEADER + AEAD_NONCE..SLOT_HEADER + AEAD_NONCE + ct.len())
-            .ok_or(aqm_core::Error::BufferTooSmall)?
-            .copy_from_slice(ct);
-        let addr = self.slot_addr(slot);
-        self.flash().write(addr, &b.0[..SLOT_SIZE]).map_err(flash_err)
+        let slots = self.slots.clone();
+        slots.write(self.flash(), slot, key_id, tier, sealed)
     }
 
     fn load_sealed(&mut self, e: &Indexed) -> Result<SealedSecret, Error> {
-        let b = self.read_slot(u32::from(e.rec.slot))?;
-        let len = b[2] as usize;
-        if b[0] != SLOT_MAGIC || b[1] != e.rec.tier.to_byte() || b[3] != e.key_id.0[0] || len > MAX_SEALED {
-            return Err(Error::Corrupt { what: "secret slot" });
-        }
-        let mut nonce = [0u8; AEAD_NONCE];
-        nonce.copy_from_slice(&b[SLOT_HEADER..SLOT_HEADER + AEAD_NONCE]);
-        let start = SLOT_HEADER + AEAD_NONCE;
-        let ciphertext = b
-            .get(start..start + len)
-            .and_then(|ct| heapless::Vec::from_slice(ct).ok())
-            .ok_or(Error::Corrupt { what: "secret slot" })?;
-        Ok(SealedSecret { nonce, ciphertext })
+        let slots = self.slots.clone();
+        slots.load(self.flash(), u32::from(e.rec.slot), &e.key_id, e.rec.tier)
     }
 
     fn store_record(&mut self, key_id: &KeyId, rec: &Record) -> Result<(), Error> {
@@ -594,10 +495,11 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             let meta = Meta { pending: None, ..self.meta };
             self.store_meta(&meta)?;
         }
-        let live = self.live_map();
-        for slot in 0..self.slot_count() {
-            if self.slot_state(slot, &live)? == SlotState::Dead {
-                self.zero_slot(slot)?;
+        let live = self.live_slots();
+        let slots = self.slots.clone();
+        for slot in 0..slots.count() {
+            if slots.state(self.flash(), slot, &live)? == SlotState::Dead {
+                slots.zero(self.flash(), slot)?;
             }
         }
         Ok(())
@@ -644,105 +546,43 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         Ok(())
     }
 
-    fn page_counts(&mut self, page: u32, live: &LiveMap) -> Result<PageCounts, Error> {
-        let mut c = PageCounts::default();
-        let spp = self.slots_per_page();
-        for slot in page * spp..(page + 1) * spp {
-            match self.slot_state(slot, live)? {
-                SlotState::Free => c.free += 1,
-                SlotState::Dead => c.dead += 1,
-                SlotState::Used => c.used += 1,
-            }
-        }
-        Ok(c)
-    }
-
-    /// The first free slot outside page `except`.
-    fn free_slot_outside(&mut self, except: Option<u32>, live: &LiveMap) -> Result<Option<u32>, Error> {
-        let spp = self.slots_per_page();
-        for slot in 0..self.slot_count() {
-            if Some(slot / spp) != except && self.slot_state(slot, live)? == SlotState::Free {
-                return Ok(Some(slot));
-            }
-        }
-        Ok(None)
-    }
-
-    fn erase_page(&mut self, page: u32) -> Result<(), Error> {
-        let from = self.slab.start + page * self.page();
-        let to = from + self.page();
-        self.flash().erase(from, to).map_err(flash_err)
-    }
-
     /// Move every live secret of `page` to free slots of other pages, re-pointing each record
     /// (one map write each), then erase `page`.
     fn evacuate(&mut self, page: u32) -> Result<(), Error> {
-        let spp = self.slots_per_page();
+        let slots = self.slots.clone();
         for i in 0..self.index.len() {
             let Some(&e) = self.index.get(i) else { break };
             let slot = u32::from(e.rec.slot);
-            if e.rec.status != KeyStatus::Active || slot / spp != page {
+            if e.rec.status != KeyStatus::Active || slots.page_of(slot)? != page {
                 continue;
             }
-            let live = self.live_map();
-            let to = self.free_slot_outside(Some(page), &live)?.ok_or(Error::Corrupt { what: "slab accounting" })?;
+            let live = self.live_slots();
+            let to = slots
+                .first_free_outside(self.flash(), page, &live)?
+                .ok_or(Error::Corrupt { what: "slab accounting" })?;
             let sealed = self.load_sealed(&e)?;
             self.write_slot(to, &e.key_id, e.rec.tier, &sealed)?;
-            let rec = Record { slot: to as u16, ..e.rec };
+            // Slot numbers are below `MAX_SLOTS` (2048), so they fit the record's u16.
+            let rec =
+                Record { slot: u16::try_from(to).map_err(|_| Error::Corrupt { what: "slab accounting" })?, ..e.rec };
             self.store_record(&e.key_id, &rec)?;
             if let Some(x) = self.index.get_mut(i) {
                 x.rec = rec;
             }
         }
-        self.erase_page(page)
+        slots.erase_page(self.flash(), page)
     }
 
-    /// A free slot for a new secret. One page is kept erased as the spare; when only the spare
-    /// has room, the page with the most dead slots is evacuated into it and erased, becoming the
-    /// new spare. If a cut left no spare, one is made first.
+    /// A free slot for a new secret, evacuating pages as the allocator plans
+    /// ([`crate::secret_slots`]): at most two evacuations (one to remake a spare a cut lost,
+    /// one to reclaim dead slots) before a slot is taken.
     fn alloc_slot(&mut self) -> Result<u32, Error> {
-        let pages = self.slab_pages();
-        let spp = self.slots_per_page();
+        let slots = self.slots.clone();
         for _ in 0..3 {
-            let live = self.live_map();
-            let mut counts = [PageCounts::default(); MAX_PAGES];
-            for page in 0..pages {
-                *counts.get_mut(page as usize).ok_or(Error::Corrupt { what: "slab accounting" })? =
-                    self.page_counts(page, &live)?;
-            }
-            let counts = counts.get(..pages as usize).ok_or(Error::Corrupt { what: "slab accounting" })?;
-            let spare = counts.iter().position(|c| c.free == spp).map(|p| p as u32);
-            if spare.is_some()
-                && let Some(slot) = self.free_slot_outside(spare, &live)?
-            {
-                return Ok(slot);
-            }
-            let total_free: u32 = counts.iter().map(|c| c.free).sum();
-            let victim = if spare.is_some() {
-                // Only the spare has room: the page with the most dead slots goes.
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(p, c)| Some(*p as u32) != spare && c.dead > 0)
-                    .max_by_key(|(_, c)| c.dead)
-                    .map(|(p, _)| p as u32)
-            } else {
-                // No spare (a cut interrupted a compaction): make one from the page with the
-                // fewest live secrets that fit elsewhere.
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.dead > 0 && c.used <= total_free - c.free)
-                    .min_by_key(|(_, c)| c.used)
-                    .map(|(p, _)| p as u32)
-            };
-            match victim {
-                Some(v) => self.evacuate(v)?,
-                None if total_free > 0 => {
-                    // No way to keep a spare: use what is left.
-                    return self.free_slot_outside(None, &live)?.ok_or(Error::Corrupt { what: "slab accounting" });
-                }
-                None => break,
+            let live = self.live_slots();
+            match slots.allocate(self.flash(), &live)? {
+                Ok(slot) => return Ok(slot),
+                Err(page) => self.evacuate(page)?,
             }
         }
         Err(Error::Core(aqm_core::Error::CapacityFull { what: "vault slab" }))
@@ -780,6 +620,8 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 return Err(aqm_core::Error::CapacityFull { what: "vault index" }.into());
             }
             let slot = i.alloc_slot()?;
+            // Slot numbers are below `MAX_SLOTS` (2048), so they fit the record's u16.
+            let slot16 = u16::try_from(slot).map_err(|_| Error::Corrupt { what: "slab accounting" })?;
             i.write_slot(slot, &entry.key_id, entry.tier, &entry.sealed)?;
             let rec = Record {
                 tier: entry.tier,
@@ -787,7 +629,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 created_at: entry.created_at,
                 expires_at: entry.expires_at,
                 burned_at: None,
-                slot: slot as u16,
+                slot: slot16,
             };
             if let Err(e) = i.store_record(&entry.key_id, &rec) {
                 // Not committed: the secret must not linger (the boot scrub would catch it too).
