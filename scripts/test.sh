@@ -63,6 +63,10 @@ scripts/kit-counts.sh
 step "doc tests"
 cargo test --workspace --doc --locked
 
+step "API docs (rustdoc warnings and broken intra-doc links denied) and Markdown links"
+RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" cargo doc --workspace --no-deps --locked
+scripts/check-links.sh
+
 step "known-answer vectors through our wrappers (counts per expected result; fails on zero)"
 scripts/kat.sh
 

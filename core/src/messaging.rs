@@ -87,8 +87,8 @@ pub type Plaintext = heapless::Vec<u8, MAX_MESSAGE>;
 pub const SESSION_ATTEMPTS: usize = 4;
 
 /// One device's side of the lifecycle: its store, the identity that signs its re-keys and its
-/// device key. It plans under its store's policy ([`HasPolicy`]), so the caps a prefetch asks
-/// for are the caps the store admits.
+/// device key. It plans under its store's policy ([`HasPolicy`](crate::store::HasPolicy)), so
+/// the caps a prefetch asks for are the caps the store admits.
 #[derive(Debug)]
 pub struct Messenger<'a, St, Sg> {
     store: &'a St,

@@ -9,7 +9,7 @@
 //! the store against its own policy, not against the defaults).
 //!
 //! Methods take `&self`: a backend that is `Sync` can be shared between threads, and the
-//! conformance kit ([`crate::testkit`], feature `testkit`) then proves its atomicity concurrently.
+//! conformance kit (`aqm_core::testkit`, feature `testkit`) then proves its atomicity concurrently.
 
 use serde::{Deserialize, Serialize};
 

@@ -13,7 +13,7 @@
 //!   leaves is the [`CutModel`]: a clean prefix ([`CutModel::Prefix`], the default), or any
 //!   state in each word it touched ([`CutModel::AnyState`]), as a real NOR part may leave a word
 //!   whose programming or erase was interrupted;
-//! - the backing image of the host's file-backed flash ([`crate::FileFlash`], feature `std`).
+//! - the backing image of the host's file-backed flash ([`FileFlash`](crate::host::FileFlash), feature `std`).
 
 use crate::erase_log::EraseLog;
 use embedded_storage::nor_flash::{

@@ -28,7 +28,7 @@ pub(crate) const FORMAT: TableDefinition<'_, &str, u32> = TableDefinition::new("
 
 /// The at-rest format this build writes and reads. 3 = protocol v2 (coins with expiry, versioned
 /// sessions, pinned identities) with every value one of the crate's own records
-/// ([`crate::records`]); 2 was the same tables holding postcard encodings of the core's types,
+/// (module `records`); 2 was the same tables holding postcard encodings of the core's types,
 /// which a change to a core struct could silently break. Files of another version are refused
 /// at open, naming both versions; `tests/golden/` holds a file of this one.
 pub const FORMAT_VERSION: u32 = 3;
