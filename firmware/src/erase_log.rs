@@ -30,6 +30,7 @@
 //! as pending from a half-erase of the journal: a zero header fails its CRC), then erased.
 //! A cut during that erase leaves random words; an entry made of them passes the CRC with
 //! probability 2⁻³² per slot, the one residual risk (README, "Power cuts").
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use core::ops::Range;
 
@@ -40,13 +41,22 @@ const HEADER: usize = 12;
 /// The largest write size the journal supports (the header buffer is sized for it).
 const MAX_WRITE: usize = 32;
 
-/// Where the journal lives and which pages it covers.
+/// Where the journal lives, which pages it covers, and its geometry on the flash it was made for
+/// (checked once by [`EraseLog::new`], so that every address below is inside the journal page).
 #[derive(Clone, Debug)]
 pub(crate) struct EraseLog {
     /// The journal page.
     page: u32,
     /// The record map's range: only erases inside it are journaled.
     covers: Range<u32>,
+    /// The flash's erase size.
+    page_size: u32,
+    /// Bytes programmed at once: the write size, at least 4.
+    write: u32,
+    /// Header bytes: [`HEADER`] rounded up to `write`.
+    header: u32,
+    /// Entries in the page (`slots * (header + write) <= page_size`).
+    slots: u32,
 }
 
 /// What a scan of the journal found: the slot a new entry goes to (`None`: the page is full),
@@ -72,30 +82,41 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 impl EraseLog {
-    /// A journal in page `page` for erases inside `covers`. The caller checks the layout.
-    pub(crate) fn new(page: u32, covers: Range<u32>) -> Self {
-        EraseLog { page, covers }
+    /// A journal in page `page` for erases inside `covers`, on a flash of geometry `F`; `None`
+    /// if the geometry does not fit (a write size over [`MAX_WRITE`] or not dividing it, fewer
+    /// than 2 entries a page) or the page does not fit the 32-bit address space. The caller
+    /// checks that the page is page aligned, inside the flash and apart from the map.
+    pub(crate) fn new<F: NorFlash>(page: u32, covers: Range<u32>) -> Option<Self> {
+        if F::WRITE_SIZE > MAX_WRITE || !MAX_WRITE.is_multiple_of(F::WRITE_SIZE.max(4)) {
+            return None;
+        }
+        let page_size = u32::try_from(F::ERASE_SIZE).ok()?;
+        page.checked_add(page_size)?;
+        let write = u32::try_from(F::WRITE_SIZE.max(4)).ok()?;
+        let header = u32::try_from(HEADER).ok()?.checked_next_multiple_of(write)?;
+        let slots = page_size.checked_div(header.checked_add(write)?)?;
+        (slots >= 2).then_some(EraseLog { page, covers, page_size, write, header, slots })
     }
 
-    fn write_size<F: NorFlash>() -> usize {
-        F::WRITE_SIZE.max(4)
-    }
-    fn header_len<F: NorFlash>() -> usize {
-        HEADER.next_multiple_of(Self::write_size::<F>())
-    }
-    fn entry_len<F: NorFlash>() -> usize {
-        Self::header_len::<F>() + Self::write_size::<F>()
-    }
-    fn slots<F: NorFlash>() -> u32 {
-        (F::ERASE_SIZE / Self::entry_len::<F>()) as u32
-    }
-    fn slot_addr<F: NorFlash>(&self, slot: u32) -> u32 {
-        self.page + slot * Self::entry_len::<F>() as u32
+    /// The address of entry `slot` (`slot < self.slots`: inside the page, checked at `new`).
+    fn slot_addr(&self, slot: u32) -> u32 {
+        let entry = self.header.saturating_add(self.write);
+        self.page.saturating_add(slot.saturating_mul(entry))
     }
 
-    /// Whether this flash's geometry fits the journal.
-    pub(crate) fn fits<F: NorFlash>() -> bool {
-        F::WRITE_SIZE <= MAX_WRITE && MAX_WRITE.is_multiple_of(Self::write_size::<F>()) && Self::slots::<F>() >= 2
+    /// The address of entry `slot`'s done mark.
+    fn done_addr(&self, slot: u32) -> u32 {
+        self.slot_addr(slot).saturating_add(self.header)
+    }
+
+    /// The slot after `slot`, if the page has one.
+    fn after(&self, slot: u32) -> Option<u32> {
+        slot.checked_add(1).filter(|n| *n < self.slots)
+    }
+
+    /// The end of the erase that starts at `target` (one page).
+    fn page_end(&self, target: u32) -> Option<u32> {
+        target.checked_add(self.page_size)
     }
 
     /// Whether an erase of `from..to` is one the journal covers.
@@ -105,24 +126,29 @@ impl EraseLog {
 
     fn read_slot<F: NorFlash>(&self, flash: &mut F, slot: u32) -> Result<Slot, F::Error> {
         let mut b = [0u8; 2 * MAX_WRITE];
-        // `fits` (checked before a journal is made) bounds an entry by 2 · MAX_WRITE.
-        let Some(b) = b.get_mut(..Self::entry_len::<F>()) else { return Ok(Slot::Garbage) };
-        flash.read(self.slot_addr::<F>(slot), b)?;
+        // `new` bounds an entry (header + write) by 2 · MAX_WRITE.
+        let entry = self.header.saturating_add(self.write) as usize;
+        let Some(b) = b.get_mut(..entry) else { return Ok(Slot::Garbage) };
+        flash.read(self.slot_addr(slot), b)?;
         let b = &*b;
         if b.iter().all(|x| *x == 0xFF) {
             return Ok(Slot::Free);
         }
-        let Some(header) = b.first_chunk::<HEADER>() else { return Ok(Slot::Garbage) };
-        let word = |i: usize| header.get(i..i + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes);
-        let target = word(4);
-        let valid = word(0) == ENTRY_MAGIC
-            && word(8) == crc32(&header[..8])
+        // What follows decodes bytes read from flash: a value that does not fit is garbage.
+        let Some((header, rest)) = b.split_first_chunk::<HEADER>() else { return Ok(Slot::Garbage) };
+        let [m0, m1, m2, m3, t0, t1, t2, t3, c0, c1, c2, c3] = *header;
+        let target = u32::from_le_bytes([t0, t1, t2, t3]);
+        let valid = u32::from_le_bytes([m0, m1, m2, m3]) == ENTRY_MAGIC
+            && u32::from_le_bytes([c0, c1, c2, c3]) == crc32(&[m0, m1, m2, m3, t0, t1, t2, t3])
             && self.covers.contains(&target)
-            && (target - self.covers.start).is_multiple_of(F::ERASE_SIZE as u32);
+            && target.checked_sub(self.covers.start).is_some_and(|off| off.is_multiple_of(self.page_size))
+            && self.page_end(target).is_some();
         if !valid {
             return Ok(Slot::Garbage);
         }
-        let done = b.get(Self::header_len::<F>()..).is_some_and(|mark| mark.iter().any(|x| *x != 0xFF));
+        // The done mark is the last `write` bytes of the entry, after the padded header.
+        let pad = (self.header as usize).saturating_sub(HEADER);
+        let done = rest.get(pad..).is_some_and(|mark| mark.iter().any(|x| *x != 0xFF));
         Ok(Slot::Entry { target, done })
     }
 
@@ -130,12 +156,12 @@ impl EraseLog {
     fn scan<F: NorFlash>(&self, flash: &mut F) -> Result<Scan, F::Error> {
         let mut next = Some(0);
         let mut last_entry = None;
-        for slot in 0..Self::slots::<F>() {
+        for slot in 0..self.slots {
             match self.read_slot(flash, slot)? {
                 Slot::Free => {}
-                Slot::Garbage => next = (slot + 1 < Self::slots::<F>()).then_some(slot + 1),
+                Slot::Garbage => next = self.after(slot),
                 Slot::Entry { target, done } => {
-                    next = (slot + 1 < Self::slots::<F>()).then_some(slot + 1);
+                    next = self.after(slot);
                     last_entry = Some((slot, target, done));
                 }
             }
@@ -146,16 +172,21 @@ impl EraseLog {
 
     fn mark_done<F: NorFlash>(&self, flash: &mut F, slot: u32) -> Result<(), F::Error> {
         let zeros = [0u8; MAX_WRITE];
-        let at = self.slot_addr::<F>(slot) + Self::header_len::<F>() as u32;
-        // `fits` (checked before a journal is made) bounds the write size by MAX_WRITE.
-        flash.write(at, zeros.get(..Self::write_size::<F>()).unwrap_or(&zeros))
+        // `new` bounds the write size by MAX_WRITE.
+        flash.write(self.done_addr(slot), zeros.get(..self.write as usize).unwrap_or(&zeros))
+    }
+
+    /// Erase the page at `target` (an entry's target: `read_slot` checked that it ends inside
+    /// the address space; a page of the map for a new entry).
+    fn erase_target<F: NorFlash>(&self, flash: &mut F, target: u32) -> Result<(), F::Error> {
+        flash.erase(target, self.page_end(target).unwrap_or(u32::MAX))
     }
 
     /// Boot: finish the erase a power cut interrupted, if any (the page it targeted holds
     /// nothing the map needs, see the module doc). Must run before the map reads the flash.
     pub(crate) fn finish_interrupted<F: NorFlash>(&self, flash: &mut F) -> Result<(), F::Error> {
         if let (_, Some((slot, target))) = self.scan(flash)? {
-            flash.erase(target, target + F::ERASE_SIZE as u32)?;
+            self.erase_target(flash, target)?;
             self.mark_done(flash, slot)?;
         }
         Ok(())
@@ -163,13 +194,12 @@ impl EraseLog {
 
     /// Erase `from..to` (whole pages inside the map), journaling each page.
     pub(crate) fn erase<F: NorFlash>(&self, flash: &mut F, from: u32, to: u32) -> Result<(), F::Error> {
-        let page = F::ERASE_SIZE as u32;
         let mut at = from;
         while at < to {
             let slot = match self.scan(flash)? {
                 // A pending entry here means an earlier erase failed without a reboot: finish it.
                 (_, Some((slot, target))) => {
-                    flash.erase(target, target + page)?;
+                    self.erase_target(flash, target)?;
                     self.mark_done(flash, slot)?;
                     continue;
                 }
@@ -184,11 +214,13 @@ impl EraseLog {
             h[4..8].copy_from_slice(&at.to_le_bytes());
             let crc = crc32(&h[..8]);
             h[8..12].copy_from_slice(&crc.to_le_bytes());
-            // `fits` bounds the header (12 bytes rounded up to the write size) by MAX_WRITE.
-            flash.write(self.slot_addr::<F>(slot), h.get(..Self::header_len::<F>()).unwrap_or(&h))?;
-            flash.erase(at, at + page)?;
+            // `new` bounds the header (12 bytes rounded up to the write size) by MAX_WRITE.
+            flash.write(self.slot_addr(slot), h.get(..self.header as usize).unwrap_or(&h))?;
+            // `covers` put `at..to` inside the map, so the page ends inside it.
+            let end = self.page_end(at).unwrap_or(u32::MAX);
+            flash.erase(at, end)?;
             self.mark_done(flash, slot)?;
-            at += page;
+            at = end;
         }
         Ok(())
     }
@@ -202,12 +234,14 @@ impl EraseLog {
         #[repr(C, align(4))]
         struct Zeros([u8; 256]);
         let zeros = Zeros([0; 256]);
-        let end = self.page + F::ERASE_SIZE as u32;
+        // `new` checked that the journal page ends inside the address space.
+        let end = self.page_end(self.page).unwrap_or(u32::MAX);
         let mut at = self.page;
         while at < end {
-            let n = (end - at).min(256);
+            // At least one byte each round (`at < end`), at most 256.
+            let n = end.saturating_sub(at).min(256);
             flash.write(at, zeros.0.get(..n as usize).unwrap_or(&zeros.0))?;
-            at += n;
+            at = at.saturating_add(n);
         }
         flash.erase(self.page, end)
     }

@@ -14,6 +14,7 @@
 //!   state in each word it touched ([`CutModel::AnyState`]), as a real NOR part may leave a word
 //!   whose programming or erase was interrupted;
 //! - the backing image of the host's file-backed flash ([`FileFlash`](crate::host::FileFlash), feature `std`).
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use crate::erase_log::EraseLog;
 use embedded_storage::nor_flash::{
@@ -192,7 +193,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
                 true
             }
             Some(n) => {
-                self.cut_after = Some(n - 1);
+                self.cut_after = Some(n.saturating_sub(1));
                 false
             }
             None => false,
@@ -218,14 +219,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
         done: impl Fn(&[u8], usize) -> [u8; WORD_SIZE],
         any: impl Fn(&[u8], u32) -> [u8; WORD_SIZE],
     ) {
-        let words = range.len() / WORD_SIZE;
+        // `check` made `range` word aligned and inside the memory, so every word's bounds are.
+        let words = range.len().div_euclid(WORD_SIZE);
         for w in 0..words {
-            let at = range.start + w * WORD_SIZE;
+            let at = range.start.saturating_add(w.saturating_mul(WORD_SIZE));
+            let word = at..at.saturating_add(WORD_SIZE);
             let old: [u8; WORD_SIZE] =
-                self.mem.as_ref().get(at..at + WORD_SIZE).and_then(|w| w.try_into().ok()).unwrap_or([0xFF; WORD_SIZE]);
+                self.mem.as_ref().get(word.clone()).and_then(|w| w.try_into().ok()).unwrap_or([0xFF; WORD_SIZE]);
             let new = match self.model {
                 CutModel::Prefix => {
-                    if w < words / 2 {
+                    if w < words.div_euclid(2) {
                         done(&old, w)
                     } else {
                         old
@@ -240,7 +243,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> RamFlash<B> {
                     }
                 }
             };
-            if let Some(word) = self.mem.as_mut().get_mut(at..at + WORD_SIZE) {
+            if let Some(word) = self.mem.as_mut().get_mut(word) {
                 word.copy_from_slice(&new);
             }
         }
@@ -281,7 +284,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let len = (to as usize).checked_sub(from as usize).ok_or(FlashError::OutOfBounds)?;
         let r = self.check(from, len, PAGE_SIZE)?;
-        self.stats.erases += 1;
+        self.stats.erases = self.stats.erases.saturating_add(1);
         if self.tick() {
             self.leave_half_done(r, |_, _| [0xFF; WORD_SIZE], |_, any| any.to_le_bytes());
             return Err(FlashError::PowerLost);
@@ -294,21 +297,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> NorFlash for RamFlash<B> {
         let r = self.check(offset, bytes.len(), WORD_SIZE)?;
         let mem = self.mem.as_ref().get(r.clone()).ok_or(FlashError::OutOfBounds)?;
         if let Some(i) = mem.iter().zip(bytes).position(|(old, new)| old & new != *new) {
-            return Err(FlashError::NotErased { address: offset + i as u32 });
+            // `check` put the whole write inside the memory, so this address is inside it too.
+            return Err(FlashError::NotErased { address: offset.saturating_add(i as u32) });
         }
-        self.stats.writes += 1;
+        self.stats.writes = self.stats.writes.saturating_add(1);
         if self.tick() {
             // Counted as half the operation, whatever the model left in it.
-            self.stats.bytes_written += (bytes.len() / 2 / WORD_SIZE * WORD_SIZE) as u64;
+            let half = bytes.len().div_euclid(2 * WORD_SIZE).saturating_mul(WORD_SIZE);
+            self.stats.bytes_written = self.stats.bytes_written.saturating_add(half as u64);
             self.leave_half_done(
                 r,
-                |old, w| and_word(old, bytes.get(w * WORD_SIZE..).unwrap_or_default()),
+                |old, w| and_word(old, bytes.get(w.saturating_mul(WORD_SIZE)..).unwrap_or_default()),
                 // Programming only clears bits: whatever it left is a subset of the old bits.
                 |old, any| and_word(old, &any.to_le_bytes()),
             );
             return Err(FlashError::PowerLost);
         }
-        self.stats.bytes_written += bytes.len() as u64;
+        self.stats.bytes_written = self.stats.bytes_written.saturating_add(bytes.len() as u64);
         for (m, b) in self.mem.as_mut().get_mut(r).ok_or(FlashError::OutOfBounds)?.iter_mut().zip(bytes) {
             *m &= *b;
         }

@@ -85,17 +85,10 @@ pub const FLASH_FORMAT: u32 = 2;
 /// What a map with items but no format record is: format 1 had no format record.
 const UNRECORDED_FORMAT: u32 = 1;
 
-// In bounds: `i < 16` indexes the 16-byte id and, plus one, the 17-byte key.
-#[allow(clippy::indexing_slicing)]
+/// `kind ‖ id`: the map key of a record.
 const fn map_key(kind: u8, id: &[u8; 16]) -> MapKey {
-    let mut k = [0u8; 17];
-    k[0] = kind;
-    let mut i = 0;
-    while i < 16 {
-        k[i + 1] = id[i];
-        i += 1;
-    }
-    k
+    let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = *id;
+    [kind, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]
 }
 
 const META_KEY: MapKey = map_key(KIND_META, &[0; 16]);
@@ -299,10 +292,10 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
                 if (at < layout.map.end && layout.map.start < end) || (at < s.end && s.start < end) {
                     return Err(Error::BadLayout { what: "the erase log overlaps the map or the slab" });
                 }
-                if !EraseLog::fits::<F>() {
-                    return Err(Error::BadLayout { what: "flash word or page size does not fit the erase log" });
-                }
-                Some(EraseLog::new(at, layout.map.clone()))
+                Some(
+                    EraseLog::new::<F>(at, layout.map.clone())
+                        .ok_or(Error::BadLayout { what: "flash word or page size does not fit the erase log" })?,
+                )
             }
         };
         let config = MapConfig::try_new(layout.map.clone())
