@@ -3,6 +3,7 @@
 
 mod demo;
 mod device;
+mod footprint;
 mod ui;
 
 use std::process::ExitCode;
@@ -26,11 +27,15 @@ enum Command {
     /// Drive the AQM firmware: in-process over a file-backed flash, under QEMU (--tcp) or on a
     /// real board (--serial).
     Device(device::Args),
+    /// The on-disk size of a redb device store (full inventories and a vault) beside the bytes
+    /// the storage report counts, before and after compaction; prints a Markdown table.
+    Footprint(footprint::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo(args) => demo::main(args),
         Command::Device(args) => device::main(args),
+        Command::Footprint(args) => footprint::main(args),
     }
 }

@@ -38,3 +38,25 @@ fn status_and_info_report_the_same_capacity() {
     }
     assert!(flash.with_extension("key").is_file(), "the device key is kept beside the image");
 }
+
+#[test]
+fn footprint_measures_a_small_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = Command::new(env!("CARGO_BIN_EXE_aqm-sim"))
+        .args(["footprint", "--besties", "1", "--mates", "1", "--vault", "3", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run aqm-sim");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    for line in [
+        "| redb device store | 1 BESTIE + 1 MATE, 3-coin vault |",
+        "| coins cached (GOLD / SILVER / BRONZE) | 5 / 10 / 5 |",
+        // One full BESTIE (28,453 B) and one full MATE (8,292 B): the core's coin::stored_bytes.
+        "| storage report: cached coin bytes (`StorageReport::total_bytes`) | 36 KiB (56 % of the 64 KiB budget) |",
+        "| file after `RedbStore::compact` |",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(dir.path().join("device-1b-1m-3v.redb").is_file());
+}

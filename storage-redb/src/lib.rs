@@ -117,6 +117,19 @@ impl RedbStore {
         &self.db
     }
 
+    /// Shrink the file to the pages it uses: redb's copy-on-write commits leave freed pages
+    /// behind and the file never shrinks by itself (`aqm-sim footprint` measures by how much).
+    /// Compacts until redb can move nothing more and returns whether anything moved. `&mut self`
+    /// means no operation of this store runs meanwhile; call it during maintenance (after a purge
+    /// or garbage collection), not per message.
+    pub fn compact(&mut self) -> Result<bool, Error> {
+        let mut moved = false;
+        while self.db.compact().ctx("compact")? {
+            moved = true;
+        }
+        Ok(moved)
+    }
+
     /// Run `f` in one write transaction and commit it durably; on any error the transaction is
     /// aborted and nothing is written.
     pub(crate) fn write<T>(
