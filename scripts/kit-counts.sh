@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Print the conformance kit's case count per backend: "memory N, redb N, redis N, flash N".
+# Print the conformance kit's case count per backend: "memory N, redb N, redis N, flash N, postgres N".
 #
 # Each backend's tests/ declares its kit once (aqm_core::conformance!); the declaration's
 # `case_count` test prints "kit cases: <generated> (<excluded> excluded)". Every case runs under
@@ -7,7 +7,7 @@
 # (AQM_REDIS_URL, default redis://127.0.0.1:6379) only for the test binary to start; the count
 # test itself touches no store.
 #
-# Usage: scripts/kit-counts.sh        (builds the four conformance test binaries if needed)
+# Usage: scripts/kit-counts.sh        (builds the five conformance test binaries if needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +30,6 @@ parts=(
     "$(count redb -p aqm-storage-redb --test conformance)"
     "$(count redis -p aqm-storage-redis --test conformance)"
     "$(count flash -p aqm-firmware --test conformance)"
+    "$(count postgres -p aqm-server --test conformance)"
 )
-printf '%s, %s, %s, %s\n' "${parts[@]}"
+printf '%s, %s, %s, %s, %s\n' "${parts[@]}"

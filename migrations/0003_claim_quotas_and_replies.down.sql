@@ -1,0 +1,2 @@
+DROP TABLE claim_replies;
+DROP TABLE claim_quotas;

@@ -1,0 +1,60 @@
+//! The server's configuration: flags, each with an environment variable (DESIGN §5).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aqm_core::Policy;
+
+/// `aqm-server` flags.
+#[derive(Clone, clap::Parser)]
+#[command(name = "aqm-server", version, about = "AQM coin directory: HTTP service on PostgreSQL")]
+pub struct Config {
+    /// PostgreSQL connection (URL or key=value form). Migrations are applied at start-up.
+    #[arg(long, env = "AQM_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/aqm")]
+    pub database_url: String,
+    /// Address to listen on. Loopback by default: put TLS termination in front of it.
+    #[arg(long, env = "AQM_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Token for /v1/admin/* calls; admin calls are refused when none is set.
+    #[arg(long, env = "AQM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Most PostgreSQL connections in the pool.
+    #[arg(long, env = "AQM_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+    /// A request is answered 503 after this many milliseconds.
+    #[arg(long, env = "AQM_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Largest request body in bytes (100 GOLD coins in base64 take about 620 KB).
+    #[arg(long, env = "AQM_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Registrations allowed per client address per minute.
+    #[arg(long, env = "AQM_REGISTER_PER_MINUTE", default_value_t = 30)]
+    pub register_per_minute: u32,
+    /// Anti-drain quota: coins per tier (GOLD,SILVER,BRONZE) one requester may claim of one
+    /// owner per window.
+    #[arg(long, env = "AQM_CLAIM_QUOTA", value_delimiter = ',', num_args = 3, default_values_t = Policy::DEFAULT.claim_quota)]
+    pub claim_quota: Vec<u32>,
+    /// Length of the quota window in seconds.
+    #[arg(long, env = "AQM_CLAIM_QUOTA_WINDOW_SECS", default_value_t = Policy::DEFAULT.claim_quota_window_secs)]
+    pub claim_quota_window_secs: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "AQM_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The directory policy: the core's defaults with this configuration's quota.
+    pub fn policy(&self) -> Policy {
+        let mut p = Policy::DEFAULT;
+        for (slot, q) in p.claim_quota.iter_mut().zip(&self.claim_quota) {
+            *slot = *q;
+        }
+        p.claim_quota_window_secs = self.claim_quota_window_secs.max(1);
+        p
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+}
