@@ -12,7 +12,7 @@
 //!   [`DirectoryStore`](aqm_core::store::DirectoryStore), which is how it runs the core's
 //!   conformance kit.
 //! - [`http`] (feature `server`): the axum service: auth, JSON errors, metrics, OpenAPI.
-//! - [`client`] (feature `client`): typed calls for every endpoint, upload, prefetch into any
+//! - `client` (feature `client`): typed calls for every endpoint, upload, prefetch into any
 //!   core inventory (every coin verified against its owner), on-demand fetch, retries with the
 //!   same `Idempotency-Key`.
 //! - [`wire`]: the JSON types both sides share.
