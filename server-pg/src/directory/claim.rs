@@ -29,6 +29,20 @@ impl PgDirectory {
         idempotency: Option<IdempotencyKey>,
         now: UnixSeconds,
     ) -> Result<Claimed, ServerError> {
+        self.claim_reporting(owner, requester, tier, count, idempotency, now).await.map(|(c, _)| c)
+    }
+
+    /// [`Self::claim`], also saying whether the coins are a replay of an earlier claim with the
+    /// same idempotency key (for metrics: a replay hands out nothing new).
+    pub async fn claim_reporting(
+        &self,
+        owner: &UserId,
+        requester: &UserId,
+        tier: Tier,
+        count: u32,
+        idempotency: Option<IdempotencyKey>,
+        now: UnixSeconds,
+    ) -> Result<(Claimed, bool), ServerError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let claimed = self.claim_in(&tx, owner, requester, tier, count, idempotency, now).await?;
@@ -46,7 +60,7 @@ impl PgDirectory {
         count: u32,
         idempotency: Option<IdempotencyKey>,
         now: UnixSeconds,
-    ) -> Result<Claimed, ServerError> {
+    ) -> Result<(Claimed, bool), ServerError> {
         let (owner_id, requester_id, now_i) = (uuid(&owner.0), uuid(&requester.0), to_i64(now)?);
         if let Some(key) = idempotency {
             // Insert the record first: a concurrent attempt with the same key blocks on it until
@@ -60,7 +74,7 @@ impl PgDirectory {
                 )
                 .await?;
             if fresh == 0 {
-                return replay(tx, owner_id, requester_id, &key).await;
+                return Ok((replay(tx, owner_id, requester_id, &key).await?, true));
             }
         }
 
@@ -86,7 +100,7 @@ impl PgDirectory {
         // How many to read: the core's grant (QuotaExceeded when none is left).
         let grant = directory::quota_grant(&self.policy, tier, used, count)?;
         if grant == 0 {
-            return Ok(Claimed::new());
+            return Ok((Claimed::new(), false));
         }
         // Only coins the core would find claimable are read (so expiring ones at the head of
         // the queue do not use up the LIMIT); the core's plan checks each again.
@@ -138,7 +152,7 @@ impl PgDirectory {
             )
             .await?;
         }
-        Ok(claimed)
+        Ok((claimed, false))
     }
 }
 

@@ -170,8 +170,10 @@ pub async fn fetch(
         return Err(ServerError::BadRequest(format!("count {count} is too large: ask for at most {}", MAX_CLAIM * 8)));
     }
     let key = idempotency_key(&headers)?;
-    let claimed = state.directory.claim(&owner, &requester, tier, count, key, unix_now()).await?;
-    state.metrics.claimed.get_or_create(&TierLabels { tier: tier.as_str().into() }).inc_by(claimed.len() as u64);
+    let (claimed, replayed) = state.directory.claim_reporting(&owner, &requester, tier, count, key, unix_now()).await?;
+    if !replayed {
+        state.metrics.claimed.get_or_create(&TierLabels { tier: tier.as_str().into() }).inc_by(claimed.len() as u64);
+    }
     Ok(Json(FetchResponse { coins: claimed.iter().map(CoinJson::from_coin).collect() }))
 }
 

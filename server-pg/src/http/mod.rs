@@ -87,7 +87,6 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         tracing::warn!("no --admin-token: admin calls are refused");
     }
     let state = AppState::new(directory, &config);
-    let app = router(state, config.request_timeout());
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.bind)))?;
@@ -95,12 +94,24 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     tracing::info!(%local, "aqm-server listening");
     // A line on stdout that scripts and tests wait for.
     println!("aqm-server listening on http://{local}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| ServerError::Config(format!("server: {e}")))?;
+    serve_on(listener, state, config.request_timeout(), shutdown_signal()).await?;
     tracing::info!("aqm-server stopped");
     Ok(())
+}
+
+/// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight
+/// (what [`serve`] runs; tests run it in-process on a port of their own).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = router(state, timeout);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ServerError::Config(format!("server: {e}")))
 }
 
 async fn shutdown_signal() {

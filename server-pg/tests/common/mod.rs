@@ -3,6 +3,8 @@
 //! when its fixture goes away.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio_postgres::NoTls;
