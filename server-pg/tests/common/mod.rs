@@ -3,6 +3,7 @@
 //! when its fixture goes away.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod server;
 
 use std::sync::atomic::{AtomicU32, Ordering};
