@@ -1,7 +1,8 @@
-//! Writes `firmware/tests/golden/flash-v2.bin`: a flash format v2 vault (identity, a SILVER and
+//! Writes `firmware/tests/golden/flash-v3.bin`: a flash format v3 vault (identity, a SILVER and
 //! two BRONZE coins, one of them opened) on the small layout `tests/flash_format.rs` opens, made
 //! by the firmware itself from fixed seeds. Regenerate only when the format version changes
-//! (then keep the old file as a refused format and bump the test).
+//! (then keep the old file as a refused format and bump the test). `flash-v2.bin` was written by
+//! this example at format 2 (commit cea7848).
 //!
 //! ```text
 //! cargo run -p aqm-firmware --features std --example golden_flash
@@ -34,7 +35,7 @@ fn main() {
         println!("{} {} expires at {}", c.tier, c.key_id, c.expires_at);
     }
     let flash = client.into_inner().into_device().into_vault().into_flash();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/flash-v2.bin");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/flash-v3.bin");
     std::fs::write(path, flash.as_bytes()).expect("write the golden image");
     println!("wrote {path}");
 }

@@ -7,9 +7,9 @@
 //!
 //! - a **record map** (`sequential-storage` map, power-fail safe and wear levelled): one *format*
 //!   record (the version of this layout, [`FLASH_FORMAT`]), one record per key id (tier, status,
-//!   created time, the coin's signed `expires_at`, burned time, secret slot), one *meta* record
-//!   (counters of keys that no longer have a record, and a pending-deletion intent), and the
-//!   sealed identity of the device;
+//!   created time, the coin's signed `expires_at`, burned time, secret slot, and a stamp), one
+//!   *meta* record (a stamp and a pending-deletion intent), and the sealed identity of the
+//!   device;
 //! - a **secret slab** ([`crate::secret_slots`]): fixed [`crate::SLOT_SIZE`]-byte slots, each holding one sealed secret
 //!   (`[0xA5, tier, length, key id byte 0] ‖ nonce ‖ sealed seed`, rest left erased).
 //!
@@ -17,39 +17,54 @@
 //! and only zeroes the old item's CRC when removing it, so the old bytes stay in flash until the
 //! page is erased. Secrets therefore live in the slab, where the vault controls every byte.
 //!
+//! # Counters
+//!
+//! The vault's counters ([`VaultStats`]) move only by the core's [`VaultStats::apply`], and are
+//! stored in the same map write that commits the step that moves them: every record and meta
+//! item the vault writes carries a *stamp*, the counters *after* its step and a sequence number
+//! one higher than the previous stamped write's. Boot takes the counters of the item with the
+//! highest sequence number; nothing is recounted, so a step that forgot to apply its transition
+//! (or applied it twice) shows as counters that differ from the entries, which the conformance
+//! kit's recount checks. The newest item is always in the map: an item is only replaced by a
+//! newer one of its key, and the only removal (a purge's deletion of a record) comes after the
+//! meta write that commits it, which carries a higher number.
+//!
 //! # Steps and power cuts
 //!
-//! Each step commits with one map write (atomic in `sequential-storage`), and every other write
-//! is ordered so that a cut before or after it is repaired at the next boot:
+//! Each step commits with one map write (atomic in `sequential-storage`) that carries the step's
+//! new state and its counters together, and every other write is ordered so that a cut before or
+//! after it is repaired at the next boot:
 //!
-//! - **put**: program a free slot, then write the ACTIVE record pointing at it (the commit).
-//!   A cut before the commit leaves an unreferenced slot, which the boot scrub zeroes.
-//! - **burn**: write the BURNED record (the commit), then program the slot to all zeros in place
-//!   (1 → 0 needs no erase). A cut before the zeroing is finished by the boot scrub: *every*
-//!   slot not referenced by an ACTIVE record is zeroed at boot, so a burned secret never
-//!   survives a reboot.
-//! - **purge**: write the meta record with the counter already moved and the key id as a pending
-//!   deletion (the commit), zero the slot, remove the record, then clear the pending intent.
-//!   Boot finishes any pending deletion.
-//! - **slab compaction** (when the only free slots left are in the spare page): copy each live
-//!   slot of the page with the most dead slots to the spare page and re-point its record (one
-//!   map write each), then erase the page, which becomes the new spare.
+//! - **put**: program a free slot, then write the ACTIVE record pointing at it, stamped with the
+//!   counters after `Stored(tier)` (the commit). A cut before the commit leaves an unreferenced
+//!   slot, which the boot scrub zeroes, and the counters of the previous commit.
+//! - **burn**: write the BURNED record stamped with the counters after `Burned(tier)` (the
+//!   commit), then program the slot to all zeros in place (1 → 0 needs no erase). A cut before
+//!   the zeroing is finished by the boot scrub: *every* slot not referenced by an ACTIVE record is
+//!   zeroed at boot, so a burned secret never survives a reboot.
+//! - **purge**: for each key that goes, write the meta record stamped with the counters after
+//!   `Expired(tier)` (a burned key's deletion moves none) and the key id as a pending deletion
+//!   (the commit), zero the slot, remove the record; at the end clear the pending intent (a
+//!   stamped write that moves no counter). Boot finishes any pending deletion.
+//! - **slab compaction** (when the only free slots left are in the spare page,
+//!   [`crate::secret_slots`]): copy each live slot of the page with the most dead slots to the
+//!   spare page and re-point its record (one stamped map write each, no counter moved), then
+//!   erase the page, which becomes the new spare.
+//!
+//! The writes and their order are those of format 2; format 3 only adds the stamps.
 //!
 //! - **format**: the first boot of an erased flash writes the format record before anything
 //!   else (a cut before it leaves an empty map, which the next boot formats again). A map with
 //!   items but no format record is format 1 (the only one that had none); any format other than
 //!   [`FLASH_FORMAT`] is refused ([`Error::FlashFormat`]) before boot writes anything, so an old
-//!   vault is never half-read or "repaired" into something else. v1 data is not migrated.
+//!   vault is never half-read or "repaired" into something else. Older data is not migrated.
 //!
 //! Expiry is the core's rule on the stored `expires_at` ([`VaultEntry::is_expired`]: the secret
 //! goes at `expires_at + vault_grace`); the vault keeps no lifetime of its own.
 //!
-//! Counters are exact by construction: ACTIVE per tier and BURNED are recounted from the records
-//! at boot, and the meta record holds only what records no longer show (keys expired, burned keys
-//! deleted after their grace), updated in the same map write that commits their deletion.
-//!
 //! The records of the map are mirrored in RAM (an index of at most `N` keys, about 48 bytes each)
 //! so lookups, counters and purges do not scan flash.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use core::cell::RefCell;
 use core::ops::Range;
@@ -57,7 +72,7 @@ use core::ops::Range;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::AEAD_NONCE;
 use aqm_core::store::VaultStore;
-use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, VaultEntry, VaultStats};
+use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Policy, Tier, TierCounts, UnixSeconds};
 use embassy_futures::block_on;
 use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError};
@@ -80,8 +95,10 @@ const KIND_RECORD: u8 = 2;
 const KIND_FORMAT: u8 = 3;
 
 /// The version of the vault's flash format this firmware reads and writes. Version 2 added the
-/// format record itself and `expires_at` to every key record (protocol v2, DESIGN §3.1, §6).
-pub const FLASH_FORMAT: u32 = 2;
+/// format record itself and `expires_at` to every key record (protocol v2, DESIGN §3.1, §6);
+/// version 3 stamps every record and meta item with the vault's counters (they move only by the
+/// core's `VaultStats::apply`, in the write that commits their step).
+pub const FLASH_FORMAT: u32 = 3;
 /// What a map with items but no format record is: format 1 had no format record.
 const UNRECORDED_FORMAT: u32 = 1;
 
@@ -144,23 +161,67 @@ struct Record {
     burned_at: Option<UnixSeconds>,
     /// Slot index in the slab, [`NO_SLOT`] once burned.
     slot: u16,
+    /// The counters after the step that wrote this record.
+    stamp: Stamp,
 }
 impl PostcardValue<'_> for Record {}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum PendingKind {
-    Expire,
-    DeleteBurned,
+/// What every record and meta write carries (module doc, "Counters"): the vault's counters after
+/// the write's step, and the write's place in the order of all stamped writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    /// One more than the previous stamped write's; the highest in the map is the newest.
+    seq: u64,
+    counters: StoredCounters,
+}
+
+/// The vault's counters as stored: the firmware's own record of the core's [`VaultStats`]
+/// (a field added to the core type must not change this format silently).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredCounters {
+    active_gold: u32,
+    active_silver: u32,
+    active_bronze: u32,
+    total_burned: u64,
+    total_expired: u64,
+}
+
+impl Stamp {
+    /// The newer of two stamps (the higher sequence number).
+    fn max_by_seq(self, other: Stamp) -> Stamp {
+        if other.seq > self.seq { other } else { self }
+    }
+}
+
+impl From<VaultStats> for StoredCounters {
+    fn from(s: VaultStats) -> Self {
+        StoredCounters {
+            active_gold: s.active.get(Tier::Gold),
+            active_silver: s.active.get(Tier::Silver),
+            active_bronze: s.active.get(Tier::Bronze),
+            total_burned: s.total_burned,
+            total_expired: s.total_expired,
+        }
+    }
+}
+
+impl From<StoredCounters> for VaultStats {
+    fn from(c: StoredCounters) -> Self {
+        let mut active = TierCounts::default();
+        *active.get_mut(Tier::Gold) = c.active_gold;
+        *active.get_mut(Tier::Silver) = c.active_silver;
+        *active.get_mut(Tier::Bronze) = c.active_bronze;
+        VaultStats { active, total_burned: c.total_burned, total_expired: c.total_expired }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Meta {
-    /// BURNED keys whose record was deleted after the grace period.
-    burned_deleted: u64,
-    /// ACTIVE keys expired (their record is gone).
-    expired: u64,
-    /// A deletion committed (counted above) whose record may still exist.
-    pending: Option<(KeyId, PendingKind)>,
+    /// The counters after the step that wrote this meta record.
+    stamp: Stamp,
+    /// The key id of a deletion committed (and counted) by this write whose record may still
+    /// exist.
+    pending: Option<[u8; 16]>,
 }
 impl PostcardValue<'_> for Meta {}
 
@@ -222,7 +283,10 @@ struct Inner<F: NorFlash, const N: usize> {
     map: Map<F>,
     slots: SecretSlots,
     index: heapless::Vec<Indexed, N>,
+    /// The newest meta record (its pending deletion).
     meta: Meta,
+    /// The newest stamp in the map: the vault's counters and the last sequence number.
+    last: Stamp,
     buf: AlignedBuf,
     /// A step failed half-way: rebuild from flash before the next one.
     dirty: bool,
@@ -305,6 +369,7 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
             slots,
             index: heapless::Vec::new(),
             meta: Meta::default(),
+            last: Stamp::default(),
             buf: AlignedBuf([0; 256]),
             dirty: true,
         };
@@ -419,14 +484,44 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         slots.load(self.flash(), u32::from(e.rec.slot), &e.key_id, e.rec.tier)
     }
 
-    fn store_record(&mut self, key_id: &KeyId, rec: &Record) -> Result<(), Error> {
-        let key = map_key(KIND_RECORD, &key_id.0);
-        block_on(self.map.store_item(&mut self.buf.0, &key, rec)).map_err(map_err)
+    /// The stamp of the next write: the counters after `transition` (none: unchanged), applied
+    /// by the core's [`VaultStats::apply`], and the next sequence number. Nothing changes until
+    /// the write that carries it succeeds (`store_record`, `store_meta`).
+    fn stamp(&self, transition: Option<Transition>) -> Result<Stamp, Error> {
+        let mut stats = VaultStats::from(self.last.counters);
+        if let Some(t) = transition {
+            // Counters come from flash: one at its maximum is a damaged stamp, refused here
+            // rather than wrapped (or, in a debug build, a panic) inside `apply`.
+            let room = match t {
+                Transition::Stored(tier) => stats.active.get(tier) < u32::MAX,
+                Transition::Burned(_) => stats.total_burned < u64::MAX,
+                Transition::Expired(_) => stats.total_expired < u64::MAX,
+            };
+            if !room {
+                return Err(Error::Corrupt { what: "vault counters (at their maximum)" });
+            }
+            stats.apply(t);
+        }
+        let seq =
+            self.last.seq.checked_add(1).ok_or(Error::Corrupt { what: "vault sequence number (at its maximum)" })?;
+        Ok(Stamp { seq, counters: stats.into() })
     }
 
+    /// Write `rec` (the commit of a put or a burn, or a re-pointing): its stamp becomes the
+    /// vault's counters.
+    fn store_record(&mut self, key_id: &KeyId, rec: &Record) -> Result<(), Error> {
+        let key = map_key(KIND_RECORD, &key_id.0);
+        block_on(self.map.store_item(&mut self.buf.0, &key, rec)).map_err(map_err)?;
+        self.last = rec.stamp;
+        Ok(())
+    }
+
+    /// Write `meta` (the commit of a purge's deletion, or the clearing of its intent): its stamp
+    /// becomes the vault's counters.
     fn store_meta(&mut self, meta: &Meta) -> Result<(), Error> {
         block_on(self.map.store_item(&mut self.buf.0, &META_KEY, meta)).map_err(map_err)?;
         self.meta = *meta;
+        self.last = meta.stamp;
         Ok(())
     }
 
@@ -435,6 +530,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     fn recover(&mut self) -> Result<(), Error> {
         self.index.clear();
         self.meta = Meta::default();
+        self.last = Stamp::default();
         // First finish a record-page erase a cut interrupted, before the map reads a page the
         // cut may have left in any state (crate::erase_log).
         let async_flash = self.map.flash();
@@ -445,31 +541,35 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         // repair in fetch_all_items"): `fetch_all_items` returns `Corrupted` for a page left
         // half-erased by a power cut instead of repairing it, because the `?` inside its
         // auto-repair block returns before the repair runs. `fetch_item` goes through the same
-        // page-state checks with the repair working, so on `Corrupted` it is asked for the meta
-        // record (read only for its side effect: the crate re-erases the half-erased page, whose
-        // items it had already migrated) and the walk is retried. A map still corrupt after that
-        // is reported as such.
+        // page-state checks with the repair working, so on `Corrupted` it is asked for the
+        // format record (read only for its side effect: the crate re-erases the half-erased page,
+        // whose items it had already migrated; the format record because it decodes in every
+        // format that has one, so an older vault is still refused as such below) and the walk is
+        // retried. A map still corrupt after that is reported as such.
         if let Err(sequential_storage::Error::Corrupted { .. }) =
             block_on(self.map.fetch_all_items(&mut self.buf.0)).map(|_| ())
         {
-            block_on(self.map.fetch_item::<Meta>(&mut self.buf.0, &META_KEY)).map_err(map_err)?;
+            block_on(self.map.fetch_item::<FormatRecord>(&mut self.buf.0, &FORMAT_KEY)).map_err(map_err)?;
         }
         self.check_format()?;
+        // The newest stamp seen in the walk (module doc, "Counters").
+        let mut newest = Stamp::default();
         {
             let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
             let mut buf = AlignedBuf([0; 256]);
             // Items come oldest first; a later item for the same key replaces an earlier one.
             while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
-                match key[0] {
+                let ([kind], id) = key.split_first_chunk::<1>().map_or(([0xFF], &[][..]), |(k, id)| (*k, id));
+                match kind {
                     KIND_META => {
                         self.meta = postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault meta" })?;
+                        newest = newest.max_by_seq(self.meta.stamp);
                     }
                     KIND_RECORD => {
                         let rec: Record =
                             postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault record" })?;
-                        let mut id = [0u8; 16];
-                        id.copy_from_slice(&key[1..]);
-                        let key_id = KeyId(id);
+                        newest = newest.max_by_seq(rec.stamp);
+                        let key_id = KeyId(id.try_into().map_err(|_| Error::Corrupt { what: "vault record key" })?);
                         match self.index.iter_mut().find(|e| e.key_id == key_id) {
                             Some(e) => e.rec = rec,
                             None => self.index.push(Indexed { key_id, rec }).map_err(|_| Error::BadLayout {
@@ -481,11 +581,13 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
                 }
             }
         }
-        if let Some((key_id, _)) = self.meta.pending {
-            if let Some(i) = self.find(&key_id) {
+        self.last = newest;
+        if let Some(key_id) = self.meta.pending {
+            if let Some(i) = self.find(&KeyId(key_id)) {
                 self.delete_record(i)?;
             }
-            let meta = Meta { pending: None, ..self.meta };
+            // The deletion was counted by the write that made it pending.
+            let meta = Meta { stamp: self.stamp(None)?, pending: None };
             self.store_meta(&meta)?;
         }
         let live = self.live_slots();
@@ -556,8 +658,8 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             let sealed = self.load_sealed(&e)?;
             self.write_slot(to, &e.key_id, e.rec.tier, &sealed)?;
             // Slot numbers are below `MAX_SLOTS` (2048), so they fit the record's u16.
-            let rec =
-                Record { slot: u16::try_from(to).map_err(|_| Error::Corrupt { what: "slab accounting" })?, ..e.rec };
+            let slot = u16::try_from(to).map_err(|_| Error::Corrupt { what: "slab accounting" })?;
+            let rec = Record { slot, stamp: self.stamp(None)?, ..e.rec };
             self.store_record(&e.key_id, &rec)?;
             if let Some(x) = self.index.get_mut(i) {
                 x.rec = rec;
@@ -581,16 +683,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         Err(Error::Core(aqm_core::Error::CapacityFull { what: "vault slab" }))
     }
 
+    /// The counters of the newest stamp: never recounted (module doc, "Counters").
     fn stats(&self) -> VaultStats {
-        let mut active = TierCounts::default();
-        let mut burned = 0u64;
-        for e in &self.index {
-            match e.rec.status {
-                KeyStatus::Active => *active.get_mut(e.rec.tier) += 1,
-                KeyStatus::Burned => burned += 1,
-            }
-        }
-        VaultStats { active, total_burned: self.meta.burned_deleted + burned, total_expired: self.meta.expired }
+        self.last.counters.into()
     }
 }
 
@@ -604,7 +699,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
     type Error = Error;
 
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
-        entry.check_new()?;
+        let transition = entry.check_new()?;
         self.with(|i| {
             if i.find(&entry.key_id).is_some() {
                 return Err(aqm_core::Error::KeyAlreadyExists.into());
@@ -615,6 +710,9 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
             let slot = i.alloc_slot()?;
             // Slot numbers are below `MAX_SLOTS` (2048), so they fit the record's u16.
             let slot16 = u16::try_from(slot).map_err(|_| Error::Corrupt { what: "slab accounting" })?;
+            // After the allocation (an evacuation makes stamped writes of its own), before the
+            // secret is written (a refused stamp writes nothing).
+            let stamp = i.stamp(Some(transition))?;
             i.write_slot(slot, &entry.key_id, entry.tier, &entry.sealed)?;
             let rec = Record {
                 tier: entry.tier,
@@ -623,6 +721,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 expires_at: entry.expires_at,
                 burned_at: None,
                 slot: slot16,
+                stamp,
             };
             if let Err(e) = i.store_record(&entry.key_id, &rec) {
                 // Not committed: the secret must not linger (the boot scrub would catch it too).
@@ -657,7 +756,8 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
             let e = *i.index.get(n).ok_or(aqm_core::Error::KeyNotFound)?;
             let mut entry = e.entry()?;
             entry.burn(&self.policy, now)?;
-            let rec = Record { status: entry.status(), burned_at: entry.burned_at(), slot: NO_SLOT, ..e.rec };
+            let stamp = i.stamp(Some(Transition::Burned(e.rec.tier)))?;
+            let rec = Record { status: entry.status(), burned_at: entry.burned_at(), slot: NO_SLOT, stamp, ..e.rec };
             // The commit: from here on the key is burned, whatever happens next.
             i.store_record(key_id, &rec)?;
             if let Some(x) = i.index.get_mut(n) {
@@ -674,30 +774,29 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
             let mut n = 0;
             while n < i.index.len() {
                 let Some(&e) = i.index.get(n) else { break };
-                let mut meta = i.meta;
-                let kind = match e.entry()?.purge_action(&self.policy, now) {
+                let transition = match e.entry()?.purge_action(&self.policy, now) {
                     PurgeAction::Keep => {
-                        n += 1;
+                        // `n < index.len() <= N`.
+                        n = n.saturating_add(1);
                         continue;
                     }
                     PurgeAction::Expire => {
-                        meta.expired += 1;
-                        report.expired += 1;
-                        PendingKind::Expire
+                        report.expired = report.expired.saturating_add(1);
+                        Some(Transition::Expired(e.rec.tier))
                     }
+                    // Counted as burned when it was burned.
                     PurgeAction::Delete => {
-                        meta.burned_deleted += 1;
-                        report.deleted_burned += 1;
-                        PendingKind::DeleteBurned
+                        report.deleted_burned = report.deleted_burned.saturating_add(1);
+                        None
                     }
                 };
-                meta.pending = Some((e.key_id, kind));
-                // The commit: the counter moves with the intent to delete.
+                // The commit: the counters move with the intent to delete.
+                let meta = Meta { stamp: i.stamp(transition)?, pending: Some(e.key_id.0) };
                 i.store_meta(&meta)?;
                 i.delete_record(n)?;
             }
             if i.meta.pending.is_some() {
-                let meta = Meta { pending: None, ..i.meta };
+                let meta = Meta { stamp: i.stamp(None)?, pending: None };
                 i.store_meta(&meta)?;
             }
             Ok(report)
@@ -740,5 +839,60 @@ mod tests {
         }
         let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout, Policy::DEFAULT).unwrap();
         assert_eq!(v.recover(), Err(Error::FlashFormat { found: FLASH_FORMAT + 1, supported: FLASH_FORMAT }));
+    }
+
+    fn gold(key: u8) -> VaultEntry {
+        let sealed =
+            SealedSecret { nonce: [key; AEAD_NONCE], ciphertext: heapless::Vec::from_slice(&[key; 48]).unwrap() };
+        VaultEntry::new_active(KeyId([key; 16]), Tier::Gold, sealed, 1_000, 1_000_000)
+    }
+
+    #[test]
+    fn counters_are_the_newest_stamp_not_a_recount() {
+        let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 2, 2);
+        let mut mem = [0xFFu8; 4 * PAGE_SIZE];
+        let v: FlashVault<_, 8> =
+            FlashVault::open(RamFlash::new(&mut mem[..]), layout.clone(), Policy::DEFAULT).unwrap();
+        v.put(&gold(1)).unwrap();
+        v.put(&gold(2)).unwrap();
+        v.burn(&KeyId([1; 16]), 1_001).unwrap();
+        let want = VaultStats { active: TierCounts([1, 0, 0]), total_burned: 1, total_expired: 0 };
+        assert_eq!(v.stats().unwrap(), want);
+        {
+            // A stamped write with other counters and the highest number: boot believes it,
+            // whatever the records say (so a step that moved them wrongly shows in the kit).
+            let mut inner = v.inner.borrow_mut();
+            let i = &mut *inner;
+            let counters = StoredCounters { active_silver: 7, ..StoredCounters::from(want) };
+            let meta = Meta { stamp: Stamp { seq: i.last.seq + 1, counters }, pending: None };
+            block_on(i.map.store_item(&mut i.buf.0, &META_KEY, &meta)).unwrap();
+        }
+        let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout.clone(), Policy::DEFAULT).unwrap();
+        assert_eq!(v.stats().unwrap().active, TierCounts([1, 7, 0]));
+        // An older stamp does not win over a newer one.
+        let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout, Policy::DEFAULT).unwrap();
+        v.put(&gold(3)).unwrap();
+        assert_eq!(v.stats().unwrap().active, TierCounts([2, 7, 0]));
+    }
+
+    #[test]
+    fn a_counter_at_its_maximum_is_refused_and_nothing_is_stored() {
+        let layout = VaultLayout::contiguous(0, PAGE_SIZE as u32, 2, 2);
+        let mut mem = [0xFFu8; 4 * PAGE_SIZE];
+        let v: FlashVault<_, 8> =
+            FlashVault::open(RamFlash::new(&mut mem[..]), layout.clone(), Policy::DEFAULT).unwrap();
+        v.recover().unwrap();
+        {
+            let mut inner = v.inner.borrow_mut();
+            let i = &mut *inner;
+            let counters = StoredCounters { active_gold: u32::MAX, ..StoredCounters::default() };
+            let meta = Meta { stamp: Stamp { seq: 5, counters }, pending: None };
+            block_on(i.map.store_item(&mut i.buf.0, &META_KEY, &meta)).unwrap();
+        }
+        let v: FlashVault<_, 8> = FlashVault::open(v.into_flash(), layout, Policy::DEFAULT).unwrap();
+        assert_eq!(v.put(&gold(1)), Err(Error::Corrupt { what: "vault counters (at their maximum)" }));
+        assert_eq!(v.status(&KeyId([1; 16])).unwrap(), None);
+        let u = v.usage().unwrap();
+        assert_eq!((u.live_slots, u.dead_slots), (0, 0), "no secret was written");
     }
 }

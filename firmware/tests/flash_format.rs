@@ -2,9 +2,11 @@
 //! and an older one is refused with both versions named and nothing written; expiry follows the
 //! stored `expires_at`, across reboots.
 //!
-//! `golden/flash-v2.bin` is written by `examples/golden_flash.rs`; `golden/flash-v1.bin` was
-//! written by the format-v1 firmware (commit 7a3ff2c) with the same seeds and layout (2 record
-//! pages, 2 slot pages): an identity, a SILVER and two BRONZE coins, one of them opened.
+//! `golden/flash-v3.bin` is written by `examples/golden_flash.rs`; `golden/flash-v2.bin` was
+//! written by the same example at format 2 (commit cea7848), `golden/flash-v1.bin` by the
+//! format-v1 firmware (commit 7a3ff2c), with the same seeds and layout (2 record pages, 2 slot
+//! pages; v2 and v3 with the erase journal page): an identity, a SILVER and two BRONZE coins,
+//! one of them opened.
 
 use aqm_core::crypto::{DeviceKey, SealedSecret, SecretSeed};
 use aqm_core::store::VaultStore;
@@ -18,6 +20,7 @@ use rand_chacha::ChaCha20Rng;
 
 const GOLDEN_V1: &[u8] = include_bytes!("golden/flash-v1.bin");
 const GOLDEN_V2: &[u8] = include_bytes!("golden/flash-v2.bin");
+const GOLDEN_V3: &[u8] = include_bytes!("golden/flash-v3.bin");
 const GOLDEN_USER: &str = "9a374450-4560-439e-8670-b7a17d492b27";
 
 fn small() -> VaultLayout {
@@ -25,50 +28,58 @@ fn small() -> VaultLayout {
 }
 
 #[test]
-fn golden_v2_opens_with_its_identity_and_coins() {
-    assert_eq!(FLASH_FORMAT, 2);
-    let flash = RamFlash::new(GOLDEN_V2.to_vec());
+fn golden_v3_opens_with_its_identity_and_coins() {
+    assert_eq!(FLASH_FORMAT, 3);
+    let flash = RamFlash::new(GOLDEN_V3.to_vec());
     let layout = small().with_erase_log(4 * PAGE_SIZE as u32);
     let vault: FlashVault<_, 32> = FlashVault::open(flash, layout, Policy::DEFAULT).unwrap();
     let device = Device::new(vault, DeviceKey::from_bytes([0x11; 32]), ChaCha20Rng::seed_from_u64(9), NoLed, NoButton)
-        .expect("a v2 image boots");
+        .expect("a v3 image boots");
     assert_eq!(device.identity().user_id().to_string(), GOLDEN_USER);
     let mut client = Client::new(InProcess::new(device));
     let s = client.status(1_700_000_002).unwrap();
     assert_eq!((s.stats.active, s.stats.total_burned, s.stats.total_expired), (TierCounts([0, 1, 1]), 1, 0));
     // Booting a clean image repairs nothing: not a byte changed.
     let flash = client.into_inner().into_device().into_vault().into_flash();
-    assert_eq!(flash.as_bytes(), GOLDEN_V2);
+    assert_eq!(flash.as_bytes(), GOLDEN_V3);
 }
 
+/// Golden images of the formats this firmware refuses: (version, image, whether the image has
+/// the erase journal page after the 4 vault pages).
+const REFUSED: [(u32, &[u8], bool); 2] = [(1, GOLDEN_V1, false), (2, GOLDEN_V2, true)];
+
 #[test]
-fn golden_v1_is_refused_naming_both_versions_and_nothing_is_written() {
-    // With the journal page the v2 boards use (here a page past the v1 image, erased).
-    for with_log in [false, true] {
-        let mut mem = GOLDEN_V1.to_vec();
-        let mut layout = small();
-        if with_log {
-            mem.extend(std::iter::repeat_n(0xFF, PAGE_SIZE));
-            layout = layout.with_erase_log(4 * PAGE_SIZE as u32);
+fn older_golden_images_are_refused_naming_both_versions_and_nothing_is_written() {
+    for (version, image, has_log) in REFUSED {
+        // With and without the journal page the boards use (for v1, a page past the image).
+        for with_log in [false, true] {
+            let mut mem = image.to_vec();
+            let mut layout = small();
+            if with_log {
+                if !has_log {
+                    mem.extend(std::iter::repeat_n(0xFF, PAGE_SIZE));
+                }
+                layout = layout.with_erase_log(4 * PAGE_SIZE as u32);
+            }
+            let before = mem.clone();
+            let vault: FlashVault<_, 32> = FlashVault::open(RamFlash::new(mem), layout, Policy::DEFAULT).unwrap();
+            let err = vault.recover().unwrap_err();
+            assert_eq!(err, Error::FlashFormat { found: version, supported: 3 });
+            let text = err.to_string();
+            assert!(text.contains(&format!("format v{version}")) && text.contains("format v3"), "{text}");
+            // Every later call refuses the same way, and the flash is untouched.
+            assert_eq!(vault.stats().unwrap_err(), err);
+            assert_eq!(vault.identity().unwrap_err(), err);
+            assert_eq!(vault.into_flash().as_bytes(), &before[..]);
         }
-        let before = mem.clone();
-        let vault: FlashVault<_, 32> = FlashVault::open(RamFlash::new(mem), layout, Policy::DEFAULT).unwrap();
-        let err = vault.recover().unwrap_err();
-        assert_eq!(err, Error::FlashFormat { found: 1, supported: 2 });
-        let text = err.to_string();
-        assert!(text.contains("format v1") && text.contains("format v2"), "{text}");
-        // Every later call refuses the same way, and the flash is untouched.
-        assert_eq!(vault.stats().unwrap_err(), err);
-        assert_eq!(vault.identity().unwrap_err(), err);
-        assert_eq!(vault.into_flash().as_bytes(), &before[..]);
+        // The device refuses to boot on it.
+        let vault: FlashVault<_, 32> =
+            FlashVault::open(RamFlash::new(image.to_vec()), small(), Policy::DEFAULT).unwrap();
+        let err = Device::new(vault, DeviceKey::from_bytes([0x11; 32]), ChaCha20Rng::seed_from_u64(9), NoLed, NoButton)
+            .err()
+            .expect("an older image does not boot");
+        assert_eq!(err, Error::FlashFormat { found: version, supported: 3 });
     }
-    // The device refuses to boot on it.
-    let vault: FlashVault<_, 32> =
-        FlashVault::open(RamFlash::new(GOLDEN_V1.to_vec()), small(), Policy::DEFAULT).unwrap();
-    let err = Device::new(vault, DeviceKey::from_bytes([0x11; 32]), ChaCha20Rng::seed_from_u64(9), NoLed, NoButton)
-        .err()
-        .expect("a v1 image does not boot");
-    assert_eq!(err, Error::FlashFormat { found: 1, supported: 2 });
 }
 
 #[test]
@@ -78,7 +89,7 @@ fn an_erased_flash_is_formatted_before_anything_else() {
     vault.recover().unwrap();
     let flash = vault.into_flash();
     assert!(flash.as_bytes().iter().any(|b| *b != 0xFF), "the format record is written at first boot");
-    // ... and an image holding only the format record reopens as an empty v2 vault.
+    // ... and an image holding only the format record reopens as an empty v3 vault.
     let vault: FlashVault<_, 32> = FlashVault::open(flash, small(), Policy::DEFAULT).unwrap();
     assert_eq!(vault.stats().unwrap(), Default::default());
     assert_eq!(vault.identity().unwrap(), None);
