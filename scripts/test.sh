@@ -60,6 +60,9 @@ cargo nextest run --workspace --locked --no-fail-fast
 step "conformance kit: generated cases per backend"
 scripts/kit-counts.sh
 
+step "aqm-server API: schemathesis against its generated /v1/openapi.json (no 5xx, responses as documented)"
+scripts/schemathesis.sh "${AQM_SCHEMATHESIS_EXAMPLES:-40}"
+
 step "doc tests"
 cargo test --workspace --doc --locked
 

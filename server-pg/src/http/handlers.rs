@@ -109,8 +109,9 @@ pub async fn upload(
     headers: HeaderMap,
     request: Result<Json<UploadRequest>, JsonRejection>,
 ) -> ApiResult<UploadResponse> {
-    let request = body(&state, request)?;
+    // Who is calling comes first: an unauthenticated caller learns nothing about its input.
     let caller = auth::user(&state, &headers).await?;
+    let request = body(&state, request)?;
     let owner = parse_user("user_id", &request.user_id)?;
     if owner != caller {
         return Err(ServerError::Forbidden("user_id must be the token's user: upload only your own coins"));
@@ -157,8 +158,8 @@ pub async fn fetch(
     headers: HeaderMap,
     query: Result<Query<FetchQuery>, QueryRejection>,
 ) -> ApiResult<FetchResponse> {
-    let Query(q) = query.map_err(from_query_rejection)?;
     let caller = auth::user(&state, &headers).await?;
+    let Query(q) = query.map_err(from_query_rejection)?;
     let owner = parse_user("target_user_id", &q.target_user_id)?;
     let requester = parse_user("requester_id", &q.requester_id)?;
     if requester != caller {
@@ -191,8 +192,8 @@ pub async fn count(
     headers: HeaderMap,
     query: Result<Query<CountQuery>, QueryRejection>,
 ) -> ApiResult<CountResponse> {
-    let Query(q) = query.map_err(from_query_rejection)?;
     auth::user(&state, &headers).await?;
+    let Query(q) = query.map_err(from_query_rejection)?;
     let user: UserId = parse_user("user_id", &q.user_id)?;
     Ok(Json(state.directory.available(&user).await?.into()))
 }
@@ -212,8 +213,8 @@ pub async fn purge_stale(
     headers: HeaderMap,
     request: Result<Json<PurgeStaleRequest>, JsonRejection>,
 ) -> ApiResult<DeletedResponse> {
-    let request = body(&state, request)?;
     auth::admin(&state, &headers)?;
+    let request = body(&state, request)?;
     let mut policy = state.directory.policy().clone();
     if let Some(days) = request.max_age_days {
         policy.directory_stale_secs = u64::from(days) * 86_400;
@@ -238,8 +239,8 @@ pub async fn hard_delete(
     headers: HeaderMap,
     request: Result<Json<HardDeleteRequest>, JsonRejection>,
 ) -> ApiResult<DeletedResponse> {
-    let request = body(&state, request)?;
     auth::admin(&state, &headers)?;
+    let request = body(&state, request)?;
     let mut policy = state.directory.policy().clone();
     if let Some(hours) = request.grace_hours {
         policy.directory_claim_grace_secs = u64::from(hours) * 3_600;
