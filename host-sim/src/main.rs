@@ -4,6 +4,7 @@
 mod demo;
 mod device;
 mod footprint;
+mod load;
 mod ui;
 
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Command {
     /// The on-disk size of a redb device store (full inventories and a vault) beside the bytes
     /// the storage report counts, before and after compaction; prints a Markdown table.
     Footprint(footprint::Args),
+    /// Many simulated users against a running aqm-server: register, upload, then claims
+    /// open-loop at --rate or closed-loop on --connections; throughput and latency percentiles.
+    Load(load::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +41,6 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::main(args),
         Command::Device(args) => device::main(args),
         Command::Footprint(args) => footprint::main(args),
+        Command::Load(args) => load::main(args),
     }
 }
