@@ -79,17 +79,14 @@ impl PgDirectory {
         }
 
         let window = directory::quota_window(&self.policy, now);
-        tx.execute(
-            "INSERT INTO claim_quotas (user_id, requester_id, coin_category, window_start, used)
-             VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
-            &[&owner_id, &requester_id, &tier.as_str(), &to_i64(window)?],
-        )
-        .await?;
+        // Create or lock the quota row in one statement (the no-op update takes the row lock).
         let quota = tx
             .query_one(
-                "SELECT window_start, used FROM claim_quotas
-                 WHERE user_id = $1 AND requester_id = $2 AND coin_category = $3 FOR UPDATE",
-                &[&owner_id, &requester_id, &tier.as_str()],
+                "INSERT INTO claim_quotas (user_id, requester_id, coin_category, window_start, used)
+                 VALUES ($1, $2, $3, $4, 0)
+                 ON CONFLICT (user_id, requester_id, coin_category) DO UPDATE SET used = claim_quotas.used
+                 RETURNING window_start, used",
+                &[&owner_id, &requester_id, &tier.as_str(), &to_i64(window)?],
             )
             .await?;
         let used = if to_u64(quota.try_get(0)?)? == window {
@@ -126,32 +123,34 @@ impl PgDirectory {
                 let _ = claimed.push(d.coin.clone());
             }
         }
-        if !picked.is_empty() {
-            tx.execute(
-                "UPDATE coin_inventory SET fetched_by = $2, fetched_at = $3 WHERE user_id = $1 AND key_id = ANY($4)",
-                &[&owner_id, &requester_id, &now_i, &picked],
-            )
-            .await?;
-            tx.execute(
-                "UPDATE claim_quotas SET window_start = $4, used = $5
-                 WHERE user_id = $1 AND requester_id = $2 AND coin_category = $3",
-                &[
-                    &owner_id,
-                    &requester_id,
-                    &tier.as_str(),
-                    &to_i64(plan.window)?,
-                    &i32::try_from(plan.used_after).unwrap_or(i32::MAX),
-                ],
-            )
-            .await?;
+        // The plan's writes in one statement: the picks, the quota's use (only if something was
+        // picked: an empty claim uses no quota) and the reply for a retry.
+        let key: &[u8] = idempotency.as_ref().map_or(&[], |k| k.as_slice());
+        if picked.is_empty() && idempotency.is_none() {
+            return Ok((claimed, false));
         }
-        if let Some(key) = idempotency {
-            tx.execute(
-                "UPDATE claim_replies SET key_ids = $4 WHERE user_id = $1 AND requester_id = $2 AND idempotency_key = $3",
-                &[&owner_id, &requester_id, &key.as_slice(), &picked],
-            )
-            .await?;
-        }
+        tx.execute(
+            "WITH coins AS (
+                 UPDATE coin_inventory SET fetched_by = $2, fetched_at = $3
+                 WHERE user_id = $1 AND key_id = ANY($4) AND cardinality($4) > 0
+             ), quota AS (
+                 UPDATE claim_quotas SET window_start = $5, used = $6
+                 WHERE user_id = $1 AND requester_id = $2 AND coin_category = $7 AND cardinality($4) > 0
+             )
+             UPDATE claim_replies SET key_ids = $4
+             WHERE user_id = $1 AND requester_id = $2 AND idempotency_key = $8",
+            &[
+                &owner_id,
+                &requester_id,
+                &now_i,
+                &picked,
+                &to_i64(plan.window)?,
+                &i32::try_from(plan.used_after).unwrap_or(i32::MAX),
+                &tier.as_str(),
+                &key,
+            ],
+        )
+        .await?;
         Ok((claimed, false))
     }
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub register_limiter: Arc<limits::RegisterLimiter>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Tokens verified recently.
+    pub tokens: Arc<auth::TokenCache>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             body_limit: config.body_limit,
             register_limiter: Arc::new(limits::RegisterLimiter::new(config.register_per_minute)),
             metrics: metrics::Metrics::new(),
+            tokens: Arc::new(auth::TokenCache::default()),
         }
     }
 }
