@@ -21,7 +21,7 @@ else
   fuzz=(cargo fuzz)
 fi
 features=()
-default_targets="envelope_decode session_open ratchet_receive redb_records"
+default_targets="envelope_decode session_open ratchet_receive redb_records redis_records"
 if [ "${FUZZ_FIRMWARE:-1}" = 1 ]; then
   features=(--features firmware)
   default_targets="$default_targets firmware_frame firmware_command"

@@ -38,7 +38,7 @@ fn as_str(v: &Value) -> Option<&str> {
 }
 
 /// Per-tier numbers from a script's `{g, s, b}` reply; `None` for a negative status reply.
-fn tier_counts(key: &str, v: &[Value]) -> Result<Result<TierCounts, i64>, Error> {
+pub(crate) fn tier_counts(key: &str, v: &[Value]) -> Result<Result<TierCounts, i64>, Error> {
     let nums: Vec<i64> =
         v.iter().map(as_i64).collect::<Option<_>>().ok_or_else(|| Error::corrupt(key, "unexpected script reply"))?;
     match nums.as_slice() {
@@ -51,7 +51,7 @@ fn tier_counts(key: &str, v: &[Value]) -> Result<Result<TierCounts, i64>, Error>
     }
 }
 
-fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) -> Result<Option<ContactMeta>, Error> {
+pub(crate) fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) -> Result<Option<ContactMeta>, Error> {
     let [prio, last, name, pq] = f else { return Err(Error::corrupt(key, "unexpected reply")) };
     let Some(prio) = prio else { return Ok(None) };
     let priority: Priority = core::str::from_utf8(prio)
@@ -296,41 +296,7 @@ impl InventoryStore for RedisStore {
             }
             inv.invoke(c)
         })?;
-        let bad = || Error::corrupt(&meta_key, "unexpected select script reply");
-        let mut it = reply.into_iter();
-        let found = it.next().as_ref().and_then(as_i64);
-        if found == Some(-1) {
-            return Err(aqm_core::Error::ContactNotRegistered.into());
-        }
-        let wasted = it.next().as_ref().and_then(as_i64).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
-        match found {
-            Some(0) => Ok(Selection { coin: None, wasted }),
-            Some(1) => {
-                let mut s = || it.next().and_then(as_bytes);
-                let (tier, id, pk, sig, seq, fetched, kind, expires) = (s(), s(), s(), s(), s(), s(), s(), s());
-                let tier: Tier =
-                    tier.and_then(|t| String::from_utf8(t).ok()).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-                let key_id: KeyId =
-                    id.and_then(|t| String::from_utf8(t).ok()).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
-                let coin_key = k.inv_coin(contact, &key_id);
-                let missing = || Error::corrupt(&coin_key, "cached coin hash incomplete");
-                let public_key = heapless::Vec::from_slice(&pk.ok_or_else(missing)?)
-                    .map_err(|_| Error::corrupt(&coin_key, "public key too long"))?;
-                let signature = heapless::Vec::from_slice(&sig.ok_or_else(missing)?)
-                    .map_err(|_| Error::corrupt(&coin_key, "signature too long"))?;
-                let seq = parse_u64(&coin_key, "bad seq", &seq.ok_or_else(missing)?)?;
-                let fetched_at = parse_u64(&coin_key, "bad fetched_at", &fetched.ok_or_else(missing)?)?;
-                let kind = parse_u64(&coin_key, "bad kind", &kind.ok_or_else(missing)?)?;
-                let kind = u8::try_from(kind)
-                    .ok()
-                    .and_then(|k| CoinKind::try_from(k).ok())
-                    .ok_or_else(|| Error::corrupt(&coin_key, "unknown coin kind"))?;
-                let expires_at = parse_u64(&coin_key, "bad expires_at", &expires.ok_or_else(missing)?)?;
-                let coin = PublicCoin { owner: *contact, key_id, tier, kind, expires_at, public_key, signature };
-                Ok(Selection { coin: Some(CachedCoin { coin, seq, fetched_at }), wasted })
-            }
-            _ => Err(bad()),
-        }
+        decode_selection(k, contact, reply)
     }
 
     fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
@@ -403,5 +369,51 @@ impl InventoryStore for RedisStore {
             }
             Err(_) => Err(aqm_core::Error::ContactNotRegistered.into()),
         }
+    }
+}
+
+/// The select script's reply: `found` (1, 0 or -1 for an unregistered contact), the wasted
+/// count, then for a found coin its tier, key id, public key, signature, seq, fetched_at, kind
+/// and expires_at.
+pub(crate) fn decode_selection(
+    k: &crate::keys::Keys,
+    contact: &ContactId,
+    reply: Vec<Value>,
+) -> Result<Selection, Error> {
+    let meta_key = k.inv_meta(contact);
+    let bad = || Error::corrupt(&meta_key, "unexpected select script reply");
+    let mut it = reply.into_iter();
+    let found = it.next().as_ref().and_then(as_i64);
+    if found == Some(-1) {
+        return Err(aqm_core::Error::ContactNotRegistered.into());
+    }
+    let wasted = it.next().as_ref().and_then(as_i64).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?;
+    match found {
+        Some(0) => Ok(Selection { coin: None, wasted }),
+        Some(1) => {
+            let mut s = || it.next().and_then(as_bytes);
+            let (tier, id, pk, sig, seq, fetched, kind, expires) = (s(), s(), s(), s(), s(), s(), s(), s());
+            let tier: Tier =
+                tier.and_then(|t| String::from_utf8(t).ok()).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            let key_id: KeyId =
+                id.and_then(|t| String::from_utf8(t).ok()).and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+            let coin_key = k.inv_coin(contact, &key_id);
+            let missing = || Error::corrupt(&coin_key, "cached coin hash incomplete");
+            let public_key = heapless::Vec::from_slice(&pk.ok_or_else(missing)?)
+                .map_err(|_| Error::corrupt(&coin_key, "public key too long"))?;
+            let signature = heapless::Vec::from_slice(&sig.ok_or_else(missing)?)
+                .map_err(|_| Error::corrupt(&coin_key, "signature too long"))?;
+            let seq = parse_u64(&coin_key, "bad seq", &seq.ok_or_else(missing)?)?;
+            let fetched_at = parse_u64(&coin_key, "bad fetched_at", &fetched.ok_or_else(missing)?)?;
+            let kind = parse_u64(&coin_key, "bad kind", &kind.ok_or_else(missing)?)?;
+            let kind = u8::try_from(kind)
+                .ok()
+                .and_then(|k| CoinKind::try_from(k).ok())
+                .ok_or_else(|| Error::corrupt(&coin_key, "unknown coin kind"))?;
+            let expires_at = parse_u64(&coin_key, "bad expires_at", &expires.ok_or_else(missing)?)?;
+            let coin = PublicCoin { owner: *contact, key_id, tier, kind, expires_at, public_key, signature };
+            Ok(Selection { coin: Some(CachedCoin { coin, seq, fetched_at }), wasted })
+        }
+        _ => Err(bad()),
     }
 }

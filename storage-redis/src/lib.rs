@@ -43,6 +43,9 @@
 //! to a prefix that holds format-v1 keys fails with [`Error::UnsupportedFormat`].
 
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod inventory;
 mod keys;
 mod pins;

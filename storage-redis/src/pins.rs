@@ -16,7 +16,7 @@ fn read_raw(c: &mut redis::Connection, key: &str) -> redis::RedisResult<RawPin> 
     redis::cmd("HMGET").arg(key).arg("ed25519").arg("mldsa65").arg("trust").query(c)
 }
 
-fn decode_pin(
+pub(crate) fn decode_pin(
     key: &str,
     user: &UserId,
     ed: Option<Vec<u8>>,

@@ -35,7 +35,7 @@ pub(crate) enum BurnOutcome {
 }
 
 impl BurnOutcome {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "ok" => BurnOutcome::Burned,
             "missing" => BurnOutcome::Missing,
@@ -105,18 +105,36 @@ impl RedisStore {
                 .arg("total_expired")
                 .query(c)
         })?;
-        let get = |i: usize| -> Result<u64, Error> {
-            let n = v.get(i).copied().flatten().unwrap_or(0);
-            u64::try_from(n).map_err(|_| Error::corrupt(&key, "negative counter"))
-        };
-        let tier = |i: usize| -> Result<u32, Error> {
-            u32::try_from(get(i)?).map_err(|_| Error::corrupt(&key, "counter out of range"))
-        };
-        Ok(VaultStats {
-            active: TierCounts([tier(0)?, tier(1)?, tier(2)?]),
-            total_burned: get(3)?,
-            total_expired: get(4)?,
-        })
+        decode_vault_stats(&key, &v)
+    }
+}
+
+/// The stats hash's `HMGET` fields (active GOLD, SILVER, BRONZE, burned, expired) as counters.
+pub(crate) fn decode_vault_stats(key: &str, v: &[Option<i64>]) -> Result<VaultStats, Error> {
+    let get = |i: usize| -> Result<u64, Error> {
+        let n = v.get(i).copied().flatten().unwrap_or(0);
+        u64::try_from(n).map_err(|_| Error::corrupt(key, "negative counter"))
+    };
+    let tier = |i: usize| -> Result<u32, Error> {
+        u32::try_from(get(i)?).map_err(|_| Error::corrupt(key, "counter out of range"))
+    };
+    Ok(VaultStats { active: TierCounts([tier(0)?, tier(1)?, tier(2)?]), total_burned: get(3)?, total_expired: get(4)? })
+}
+
+/// A session hash's `v` and `blob` fields as a stored session (none when both are absent).
+pub(crate) fn decode_session(
+    key: &str,
+    v: Option<Vec<u8>>,
+    blob: Option<Vec<u8>>,
+) -> Result<Option<StoredSession>, Error> {
+    match (v, blob) {
+        (None, None) => Ok(None),
+        (Some(v), Some(b)) => {
+            let version = SessionVersion(parse_u64(key, "bad session version", &v)?);
+            let blob = SessionBlob::from_slice(&b).map_err(|_| Error::corrupt(key, "session blob too large"))?;
+            Ok(Some(StoredSession { blob, version }))
+        }
+        _ => Err(Error::corrupt(key, "session record without its version or blob")),
     }
 }
 
@@ -143,7 +161,7 @@ const ENTRY_FIELDS: [&str; 9] = [
     "expires_at",
 ];
 
-fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
+pub(crate) fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();
     let mut next = || it.next().flatten();
     let (id, tier, blob, iv, tag, status, created, burned, expires) =
@@ -289,15 +307,7 @@ impl SessionStore for RedisStore {
         let key = self.keys.session(peer, direction);
         let (v, blob): (Option<Vec<u8>>, Option<Vec<u8>>) =
             self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("v").arg("blob").query(c))?;
-        match (v, blob) {
-            (None, None) => Ok(None),
-            (Some(v), Some(b)) => {
-                let version = SessionVersion(parse_u64(&key, "bad session version", &v)?);
-                let blob = SessionBlob::from_slice(&b).map_err(|_| Error::corrupt(&key, "session blob too large"))?;
-                Ok(Some(StoredSession { blob, version }))
-            }
-            _ => Err(Error::corrupt(&key, "session record without its version or blob")),
-        }
+        decode_session(&key, v, blob)
     }
 
     fn save_session(

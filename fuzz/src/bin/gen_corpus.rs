@@ -21,7 +21,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 
 fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let mut targets = vec!["envelope_decode", "session_open", "ratchet_receive", "redb_records"];
+    let mut targets = vec!["envelope_decode", "session_open", "ratchet_receive", "redb_records", "redis_records"];
     if cfg!(feature = "firmware") {
         targets.extend(["firmware_frame", "firmware_command"]);
     }
@@ -53,6 +53,7 @@ fn main() {
     }
 
     redb_records();
+    redis_records();
     #[cfg(feature = "firmware")]
     firmware_frames();
     #[cfg(feature = "firmware")]
@@ -201,4 +202,85 @@ fn firmware_commands() {
     }
     stream.extend_from_slice(&frame(&Request { id: 99, now, command: Command::Status }));
     write("firmware_command", "sequence", &stream);
+}
+
+/// Replies as the Redis store reads them, in fuzz_targets/redis_records.rs's input format: a
+/// selector byte, then fields (`1 ‖ len ‖ bytes`, `0` for absent) or reply trees.
+fn redis_records() {
+    fn field(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend([1, b.len() as u8]);
+        out.extend(b);
+    }
+    fn int(out: &mut Vec<u8>, n: i64) {
+        out.push(1);
+        out.extend(n.to_le_bytes());
+    }
+    fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+        out.push(2);
+        field(out, b);
+    }
+    let id = b"0b42eddb-740f-4867-8e95-9f03ef82ae59";
+    let mut entry = vec![0u8];
+    for f in [&id[..], b"GOLD", &[0xAB; 32], &[0x11; 12], &[0x22; 16], b"ACTIVE", b"1700000000"] {
+        field(&mut entry, f);
+    }
+    entry.push(0); // burned_at absent
+    field(&mut entry, b"1702592000");
+    write("redis_records", "vault-entry-active", &entry);
+    let mut burned = vec![0u8];
+    for f in [&id[..], b"BRONZE", b"", b"", b"", b"BURNED", b"1700000000", b"1700000060", b"1702592000"] {
+        field(&mut burned, f);
+    }
+    write("redis_records", "vault-entry-burned", &burned);
+    let mut status = vec![1u8];
+    field(&mut status, b"ACTIVE");
+    write("redis_records", "vault-status", &status);
+    let mut stats = vec![2u8, 5];
+    for n in [3i64, 2, 1, 7, 4] {
+        stats.push(1);
+        stats.extend(n.to_le_bytes());
+    }
+    stats.extend([5, 5]); // the raw reply: an array of five
+    for n in [b"3", b"2", b"1", b"7", b"4"] {
+        bulk(&mut stats, n);
+    }
+    write("redis_records", "vault-stats", &stats);
+    let mut session = vec![3u8];
+    field(&mut session, b"12");
+    field(&mut session, &[0x5A; 200]);
+    write("redis_records", "session", &session);
+    for word in ["ok", "missing", "burned", "expired", "conflict"] {
+        let mut burn = vec![4u8];
+        field(&mut burn, word.as_bytes());
+        write("redis_records", &format!("burn-{word}"), &burn);
+    }
+    let mut meta = vec![5u8, 5, 4];
+    for f in [&b"BESTIE"[..], b"1700000000", b"alice", b"1"] {
+        bulk(&mut meta, f);
+    }
+    write("redis_records", "contact-meta", &meta);
+    let mut counts = vec![6u8, 3];
+    for n in [5, 4, 1] {
+        int(&mut counts, n);
+    }
+    write("redis_records", "tier-counts", &counts);
+    let mut select = vec![7u8, 10];
+    int(&mut select, 1);
+    int(&mut select, 0);
+    for f in [&b"SILVER"[..], id, &[0x33; 32], &[0x44; 64], b"5", b"1700000000", b"0", b"1702592000"] {
+        bulk(&mut select, f);
+    }
+    write("redis_records", "selection", &select);
+    let mut none = vec![7u8, 2];
+    int(&mut none, 0);
+    int(&mut none, 2);
+    write("redis_records", "selection-none", &none);
+    let mut pin = vec![8u8];
+    field(&mut pin, &[0x55; 32]);
+    field(&mut pin, &[0x66; 200]);
+    field(&mut pin, b"1");
+    write("redis_records", "pin", &pin);
+    let mut member = vec![9u8];
+    field(&mut member, id);
+    write("redis_records", "id-member", &member);
 }

@@ -1,0 +1,82 @@
+//! The decoders of everything this crate reads back from Redis, for the fuzz targets in `fuzz/`
+//! (feature `fuzzing`; not a public API). Each takes the reply exactly as the store gets it from
+//! `redis` (fields of an `HMGET`, a script's reply as `redis::Value`s, a set member) and must
+//! return a value or `Error::Corrupt`, never panic, whatever the bytes.
+
+use aqm_core::inventory::{ContactMeta, Selection};
+use aqm_core::pins::Pinned;
+use aqm_core::store::StoredSession;
+use aqm_core::vault::{KeyStatus, VaultEntry, VaultStats};
+use aqm_core::{ContactId, KeyId, TierCounts, UserId};
+use redis::Value;
+
+use crate::Error;
+
+const KEY: &str = "fuzz:vault:v1:key:0";
+
+/// A vault entry hash (`HMGET` of its nine fields, in the store's order).
+pub fn vault_entry(fields: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
+    crate::vault::decode_entry(KEY, fields)
+}
+
+/// A vault entry's `status` field alone (what `VaultStore::status` reads).
+pub fn vault_status(status: &str) -> Result<KeyStatus, Error> {
+    KeyStatus::parse(status).map_err(|_| Error::corrupt(KEY, "unknown status"))
+}
+
+/// The vault stats hash, as `HMGET` reads it into integers (`redis` converts the bytes first:
+/// [`stats_reply`] runs that conversion too).
+pub fn vault_stats(fields: &[Option<i64>]) -> Result<VaultStats, Error> {
+    crate::vault::decode_vault_stats(KEY, fields)
+}
+
+/// The vault stats hash from a raw reply: `redis`'s conversion to integers, then the decoder.
+pub fn stats_reply(reply: Value) -> Result<VaultStats, Error> {
+    let fields: Vec<Option<i64>> =
+        redis::from_redis_value(reply).map_err(|_| Error::corrupt(KEY, "unexpected reply"))?;
+    vault_stats(&fields)
+}
+
+/// A session hash (`v`, `blob`).
+pub fn session(v: Option<Vec<u8>>, blob: Option<Vec<u8>>) -> Result<Option<StoredSession>, Error> {
+    crate::vault::decode_session(KEY, v, blob)
+}
+
+/// A burn script's reply word.
+pub fn burn_reply(out: &str) -> Option<Result<(), aqm_core::Error>> {
+    crate::vault::BurnOutcome::parse(out).map(crate::vault::BurnOutcome::into_result)
+}
+
+/// A contact's meta hash (priority, last_msg_at, display_name, require_pq), from a raw reply as
+/// the contact listing converts it.
+pub fn contact_meta(contact: ContactId, reply: Value) -> Result<Option<ContactMeta>, Error> {
+    let fields: Vec<Option<Vec<u8>>> =
+        redis::from_redis_value(reply).map_err(|_| Error::corrupt(KEY, "unexpected reply"))?;
+    crate::inventory::decode_meta(KEY, contact, &fields)
+}
+
+/// A script's `{gold, silver, bronze}` (or negative status) reply.
+pub fn tier_counts(reply: &[Value]) -> Result<Result<TierCounts, i64>, Error> {
+    crate::inventory::tier_counts(KEY, reply)
+}
+
+/// The select script's reply (a cached coin, or none).
+pub fn selection(contact: &ContactId, reply: Vec<Value>) -> Result<Selection, Error> {
+    let keys = crate::keys::Keys::new("fuzz")?;
+    crate::inventory::decode_selection(&keys, contact, reply)
+}
+
+/// A pin hash (ed25519, mldsa65, trust).
+pub fn pin(
+    user: &UserId,
+    ed: Option<Vec<u8>>,
+    ml: Option<Vec<u8>>,
+    trust: Option<Vec<u8>>,
+) -> Result<Option<Pinned>, Error> {
+    crate::pins::decode_pin(KEY, user, ed, ml, trust)
+}
+
+/// A member of an id set (the vault's active index, the contact set).
+pub fn id_member(member: &str) -> Result<KeyId, Error> {
+    member.parse().map_err(|_| Error::corrupt(KEY, "bad key id member"))
+}
