@@ -167,23 +167,17 @@ async fn run(args: &Args) -> Result<Report, ServerError> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
     let seeds: Vec<u64> = (0..args.users).map(|_| rng.random()).collect();
     let (tier, coins_per_user) = (args.tier, args.coins);
-    let prepared = tokio::task::spawn_blocking(move || {
-        seeds
-            .into_iter()
-            .map(|s| {
-                let mut rng = ChaCha20Rng::seed_from_u64(s);
-                let identity = Identity::generate(&mut rng);
-                let proof = identity.registration_proof(&mut rng)?;
-                let dk = DeviceKey::random(&mut rng);
-                let coins: Vec<PublicCoin> = (0..coins_per_user)
-                    .map(|_| coin::mint(&identity, tier, &dk, aqm_server::unix_now(), &mut rng).map(|m| m.public))
-                    .collect::<Result<_, _>>()?;
-                Ok((identity.public().clone(), proof, coins))
-            })
-            .collect::<Result<Vec<_>, aqm_core::Error>>()
-    })
-    .await
-    .map_err(|e| ServerError::Transport(format!("task: {e}")))??;
+    // Spread over every core: ML-DSA key generation and the proof dominate a large population.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut parts = Vec::new();
+    for chunk in seeds.chunks(seeds.len().div_ceil(threads).max(1)) {
+        let chunk = chunk.to_vec();
+        parts.push(tokio::task::spawn_blocking(move || prepare(&chunk, tier, coins_per_user)));
+    }
+    let mut prepared = Vec::with_capacity(args.users);
+    for p in parts {
+        prepared.extend(p.await.map_err(|e| ServerError::Transport(format!("task: {e}")))??);
+    }
 
     let start = Instant::now();
     let jobs: Vec<_> = prepared
@@ -220,6 +214,25 @@ async fn run(args: &Args) -> Result<Report, ServerError> {
         upload_coins_per_second,
         claims,
     })
+}
+
+type Prepared = (aqm_core::crypto::PublicIdentity, aqm_core::crypto::RegistrationProof, Vec<PublicCoin>);
+
+/// Identities, their proofs and freshly minted coins for one chunk of the population.
+fn prepare(seeds: &[u64], tier: Tier, coins_per_user: usize) -> Result<Vec<Prepared>, aqm_core::Error> {
+    seeds
+        .iter()
+        .map(|s| {
+            let mut rng = ChaCha20Rng::seed_from_u64(*s);
+            let identity = Identity::generate(&mut rng);
+            let proof = identity.registration_proof(&mut rng)?;
+            let dk = DeviceKey::random(&mut rng);
+            let coins: Vec<PublicCoin> = (0..coins_per_user)
+                .map(|_| coin::mint(&identity, tier, &dk, aqm_server::unix_now(), &mut rng).map(|m| m.public))
+                .collect::<Result<_, _>>()?;
+            Ok((identity.public().clone(), proof, coins))
+        })
+        .collect()
 }
 
 fn phase(requests: usize, took: Duration) -> Phase {
