@@ -17,7 +17,7 @@ db=aqm_load
 url="postgres://postgres@127.0.0.1:5432/$db"
 psql() { command psql -q -X -h 127.0.0.1 -U postgres "$@"; }
 
-cargo build --release -q --locked -p aqm-server -p aqm-sim
+[ -n "${AQM_NO_BUILD:-}" ] || cargo build --release -q --locked -p aqm-server -p aqm-sim
 bin=${CARGO_TARGET_DIR:-target}/release
 psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -31,9 +31,11 @@ for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
 echo "== aqm-sim load: $users users × 10 BRONZE coins, closed-loop at $conns connections for $secs s"
 "$bin/aqm-sim" load --server "http://127.0.0.1:$port" --users "$users" --coins 10 \
     --connections "$conns" --duration "$secs" | tee /tmp/aqm-load-closed.txt
-aqm_tps=$(awk '/claims/ {print $5}' /tmp/aqm-load-closed.txt)
+aqm_tps=$(awk '$1 == "claims" {print $7}' /tmp/aqm-load-closed.txt)
 
 echo "== pgbench: the claim statement at $conns clients on the same coins (reset to unclaimed)"
+# The server's pool would take the connections pgbench needs.
+kill $server; wait $server 2>/dev/null || true
 psql -d "$db" -c "UPDATE coin_inventory SET fetched_by = NULL, fetched_at = NULL" \
     -c "DROP TABLE IF EXISTS pgbench_owners" \
     -c "CREATE TABLE pgbench_owners AS SELECT row_number() OVER (ORDER BY user_id) AS n, user_id FROM identities" \
@@ -55,7 +57,6 @@ echo "== claims/s: aqm-server $aqm_tps, pgbench $pg_tps (ratio $(python3 -c "pri
 
 echo "== open loop: a fresh population, $rate claims/s for $secs s"
 psql -d postgres -c "DROP DATABASE IF EXISTS ${db}_open" -c "CREATE DATABASE ${db}_open"
-kill $server; wait $server 2>/dev/null || true
 RUST_LOG=warn "$bin/aqm-server" --database-url "postgres://postgres@127.0.0.1:5432/${db}_open" --bind "127.0.0.1:$port" \
     --pool-size "$conns" --register-per-minute 100000000 >"$log" 2>&1 &
 server=$!
