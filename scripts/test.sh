@@ -95,4 +95,7 @@ fi
 step "demo smoke run"
 cargo run --locked -q -p aqm-sim -- demo
 
+step "demo smoke run with the directory on aqm-server (PostgreSQL)"
+scripts/demo-server.sh
+
 printf '\nAll checks passed in %dm%02ds.\n' $((SECONDS / 60)) $((SECONDS % 60))

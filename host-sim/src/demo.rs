@@ -32,6 +32,7 @@ use aqm_core::pins::{SafetyNumber, Trust};
 use aqm_core::store::{DirectoryStore, InventoryStore, PinStore, SessionStore, VaultStore};
 use aqm_core::vault::KeyStatus;
 use aqm_core::{DeviceContext, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds};
+use aqm_server::client::HttpDirectory;
 use aqm_storage_redb::RedbStore;
 use aqm_storage_redis::RedisStore;
 use rand::RngExt;
@@ -66,6 +67,10 @@ pub struct Args {
     /// directory.redb.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Use the coin directory of the aqm-server at URL (e.g. http://127.0.0.1:8080) instead of
+    /// directory.redb: the three users register there, Bob uploads, Alice and Carol claim.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
 }
 
 /// A step that did not check out.
@@ -183,30 +188,56 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
         }
     };
     let policy = Policy::DEFAULT;
-    let directory = RedbStore::open(dir.join("directory.redb"), policy.clone()).step("open directory.redb")?;
+    match &args.server {
+        None => {
+            let directory = RedbStore::open(dir.join("directory.redb"), policy.clone()).step("open directory.redb")?;
+            devices(ui, &args, &dir, &policy, &directory, "directory.redb")
+        }
+        Some(url) => {
+            let directory = HttpDirectory::new(url, policy.clone()).step("set up the directory client")?;
+            let h = directory.health().step("reach the aqm-server")?;
+            if !h.db_connected {
+                return Err(fail("reach the aqm-server", "it reports its database unreachable"));
+            }
+            devices(ui, &args, &dir, &policy, &directory, url)
+        }
+    }
+}
+
+/// Open the three users' device stores (redb files, or Redis) and run the lifecycle against
+/// `directory` (named `where_` in the output).
+fn devices<D: DirectoryStore>(
+    ui: &Ui,
+    args: &Args,
+    dir: &Path,
+    policy: &Policy,
+    directory: &D,
+    where_: &str,
+) -> Result<(), Failed> {
     match &args.redis {
         None => {
-            ui.note(format!("storage: redb files in {}", dir.display()));
+            ui.note(format!("storage: redb files in {}; directory: {where_}", dir.display()));
             let bob = RedbStore::open(dir.join("bob.redb"), policy.clone()).step("open bob.redb")?;
             let alice = RedbStore::open(dir.join("alice.redb"), policy.clone()).step("open alice.redb")?;
             let carol = RedbStore::open(dir.join("carol.redb"), policy.clone()).step("open carol.redb")?;
-            lifecycle(ui, &policy, &bob, &alice, &carol, &directory)?;
+            lifecycle(ui, policy, &bob, &alice, &carol, directory)?;
             for f in FILES {
-                let size = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
-                ui.info(format!("{f}: {} KiB", size / 1024));
+                if let Ok(m) = std::fs::metadata(dir.join(f)) {
+                    ui.info(format!("{f}: {} KiB", m.len() / 1024));
+                }
             }
             Ok(())
         }
         Some(url) => {
             let run_id: u64 = rand::rng().random();
             let prefix = format!("aqm-demo-{run_id:016x}");
-            ui.note(format!("storage: Redis {url} under prefix {prefix}:* (directory in {})", dir.display()));
+            ui.note(format!("storage: Redis {url} under prefix {prefix}:*; directory: {where_}"));
             let bob = RedisStore::connect(url, &format!("{prefix}:bob"), policy.clone()).step("connect to Redis")?;
             let alice =
                 RedisStore::connect(url, &format!("{prefix}:alice"), policy.clone()).step("connect to Redis")?;
             let carol =
                 RedisStore::connect(url, &format!("{prefix}:carol"), policy.clone()).step("connect to Redis")?;
-            let result = lifecycle(ui, &policy, &bob, &alice, &carol, &directory);
+            let result = lifecycle(ui, policy, &bob, &alice, &carol, directory);
             let cleaned = [&bob, &alice, &carol].iter().try_fold(0, |n, s| s.destroy_all().map(|k| n + k));
             match cleaned {
                 Ok(n) => ui.info(format!("removed this run's {n} Redis keys")),
@@ -217,14 +248,15 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
     }
 }
 
-/// The five phases, generic over the device stores (redb or Redis) with a redb directory.
-fn lifecycle<B, EB, A, EA, C, EC>(
+/// The five phases, generic over the device stores (redb or Redis) and the directory (redb, or
+/// an aqm-server through `HttpDirectory`).
+fn lifecycle<B, EB, A, EA, C, EC, D: DirectoryStore>(
     ui: &Ui,
     policy: &Policy,
     bob_store: &B,
     alice_store: &A,
     carol_store: &C,
-    directory: &RedbStore,
+    directory: &D,
 ) -> Result<(), Failed>
 where
     B: VaultStore<Error = EB> + SessionStore + InventoryStore<Error = EB> + PinStore<Error = EB>,
@@ -451,7 +483,7 @@ fn sent(step: &str, outcome: SendOutcome) -> Result<Sent, Failed> {
 /// (`Messenger::send_rekeyed`'s tier range and fallback, `send`'s `NeedCoin`,
 /// `fetch_on_demand`'s claim); the demo only checks what came out.
 #[allow(clippy::too_many_arguments)]
-fn fallback_and_on_demand<A, EA, B, EB, C, EC>(
+fn fallback_and_on_demand<A, EA, B, EB, C, EC, D: DirectoryStore>(
     ui: &Ui,
     alice: &Identity,
     alice_m: &Messenger<'_, A, Identity>,
@@ -459,7 +491,7 @@ fn fallback_and_on_demand<A, EA, B, EB, C, EC>(
     bob: &Identity,
     bob_m: &Messenger<'_, B, Identity>,
     carol_store: &C,
-    directory: &RedbStore,
+    directory: &D,
 ) -> Result<(), Failed>
 where
     A: VaultStore<Error = EA> + SessionStore + InventoryStore<Error = EA> + PinStore<Error = EA>,

@@ -236,9 +236,20 @@ impl HttpDirectory {
         self.lock().insert(user, token);
     }
 
-    /// The async client inside.
+    /// The async client inside. Call it only through [`Self::block_on`]: its pooled
+    /// connections belong to this directory's runtime.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Run a future (a [`Client`] call) on this directory's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// `GET /v1/health`.
+    pub fn health(&self) -> Result<HealthResponse, ServerError> {
+        self.block_on(self.client.health())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, String>> {
