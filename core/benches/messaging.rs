@@ -214,7 +214,7 @@ fn lifecycle(c: &mut Criterion) {
     g.finish();
 }
 
-/// The first message of a chain per tier (DESIGN §3.1): what v2 added (the sender's re-key
+/// The first message of a chain per tier (docs/protocol.md): what v2 added (the sender's re-key
 /// signature and its verification) beside the whole first send and the whole first receive.
 fn first_message(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(4);

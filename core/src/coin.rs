@@ -10,7 +10,7 @@ use crate::{Error, KeyId, Policy, Tier, UnixSeconds, UserId, protocol};
 
 pub use crate::crypto::SignatureBytes;
 
-/// Domain separation tag of the coin signature (DESIGN §3.1).
+/// Domain separation tag of the coin signature (docs/protocol.md).
 pub const COIN_SIGNATURE_DOMAIN: &[u8] = b"AQM-coin-v2";
 
 /// Bytes of the largest signed coin message.
@@ -21,7 +21,7 @@ pub const MAX_SIGNED: usize = COIN_SIGNATURE_DOMAIN.len() + 16 + 16 + 1 + 1 + 8 
 /// ```
 /// use aqm_core::{coin::CoinKind, Error};
 /// assert_eq!(CoinKind::try_from(0u8), Ok(CoinKind::OneTime));
-/// // Kind 1 (last-resort) is reserved until its rules exist as one piece (DESIGN §3.1).
+/// // Kind 1 (last-resort) is reserved until its rules exist as one piece (docs/protocol.md).
 /// assert_eq!(CoinKind::try_from(1u8), Err(Error::UnsupportedCoinKind(1)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

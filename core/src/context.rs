@@ -23,7 +23,7 @@ impl DeviceContext {
     /// Scenario C: underground, weak signal (affords BRONZE).
     pub const UNDERGROUND: DeviceContext = DeviceContext { battery_pct: 40, wifi: false, signal_dbm: -110 };
 
-    /// The tier this context affords (DESIGN §4), before any priority ceiling.
+    /// The tier this context affords (the rules in docs/architecture.md §2), before any priority ceiling.
     ///
     /// ```
     /// use aqm_core::{DeviceContext, Tier};

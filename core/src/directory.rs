@@ -62,7 +62,7 @@ pub fn verify_upload(
     })
 }
 
-/// Whether an unclaimed coin may be handed out at `now` (fresh; DESIGN §3.1).
+/// Whether an unclaimed coin may be handed out at `now` (fresh; docs/protocol.md).
 pub fn claimable(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> bool {
     policy.coin_is_fresh(coin.expires_at, now)
 }

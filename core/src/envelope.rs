@@ -1,4 +1,4 @@
-//! The wire envelope of one message between devices (DESIGN §5, §3.1): versioned postcard.
+//! The wire envelope of one message between devices (docs/protocol.md §5, §3.1): versioned postcard.
 //!
 //! Layout (postcard, field by field): version `u8` (= [`ENVELOPE_VERSION`], 2) ‖ sender (16 raw
 //! bytes) ‖ recipient (16) ‖ chain coin key id (16) ‖ `Option` re-key header (tier byte, KEM

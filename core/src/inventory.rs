@@ -21,7 +21,7 @@ pub struct ContactMeta {
     /// A human name for display.
     pub display_name: heapless::String<MAX_DISPLAY_NAME>,
     /// Never send to this contact without post-quantum protection: a BRONZE tier chosen by the
-    /// device context is raised to SILVER, and the fallback stops at SILVER (DESIGN §3.1).
+    /// device context is raised to SILVER, and the fallback stops at SILVER (docs/protocol.md).
     pub require_pq: bool,
 }
 
@@ -69,7 +69,7 @@ impl TierRange {
     }
 }
 
-/// The tiers a send to a contact of `priority` may use (DESIGN §3.1, §4): the context's tier
+/// The tiers a send to a contact of `priority` may use (docs/protocol.md, §4): the context's tier
 /// capped by the priority's ceiling; a contact that requires post-quantum protection lifts a
 /// BRONZE choice to SILVER; a GOLD or SILVER choice never falls back to BRONZE unless the app
 /// passes `allow_classical` (and never for a contact that requires post-quantum protection).
@@ -183,7 +183,7 @@ pub fn is_inactive(policy: &Policy, last_msg_at: UnixSeconds, now: UnixSeconds) 
     now.saturating_sub(last_msg_at) > policy.gc_inactive_secs
 }
 
-/// What collecting one contact writes (DESIGN §4, "garbage-collected"; also a block): drop
+/// What collecting one contact writes (the rules in docs/architecture.md §2, "garbage-collected"; also a block): drop
 /// every coin it holds — `evict` per tier, which is everything `held` — and store `meta`, the
 /// contact downgraded to STRANGER. Returned by [`collect`] and [`gc_plan`], so that no backend
 /// spells the flow out itself.

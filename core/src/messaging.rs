@@ -1,4 +1,4 @@
-//! The send/receive lifecycle an app calls (DESIGN §3.1, §4): pick the tier range → pop a cached
+//! The send/receive lifecycle an app calls (docs/protocol.md, §4): pick the tier range → pop a cached
 //! coin (or ask for one on-demand fetch) → encapsulate → sign the re-key → ratchet → envelope; and
 //! the reverse, which verifies the sender's signature against the pinned identity *before* it
 //! decapsulates or burns anything, then burns the coin in the same atomic step that saves the
@@ -101,7 +101,7 @@ pub struct Messenger<'a, St, Sg> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendOptions {
     /// Let a GOLD or SILVER send fall back to BRONZE (no post-quantum protection) when no
-    /// post-quantum coin is left (DESIGN §3.1). Off by default; ignored for contacts that
+    /// post-quantum coin is left (docs/protocol.md). Off by default; ignored for contacts that
     /// require post-quantum protection.
     pub allow_classical: bool,
 }
@@ -169,7 +169,7 @@ pub struct Received {
 }
 
 impl Received {
-    /// Whether the sender was pinned only from the directory (DESIGN §3.1: "unverified").
+    /// Whether the sender was pinned only from the directory (docs/protocol.md: "unverified").
     pub fn unverified(&self) -> bool {
         self.trust.is_unverified()
     }
@@ -295,7 +295,7 @@ where
         self.store.pinned(user)?.ok_or_else(|| Error::IdentityNotPinned.into())
     }
 
-    /// The tiers a send to `peer` may use now (DESIGN §3.1, [`inventory::send_range`]); an
+    /// The tiers a send to `peer` may use now (docs/protocol.md, [`inventory::send_range`]); an
     /// unregistered peer counts as a STRANGER.
     pub fn send_range(&self, peer: &UserId, ctx: &DeviceContext, opts: SendOptions) -> Result<TierRange, E> {
         Ok(self.range_for(self.store.contact(peer)?.as_ref(), ctx, opts))

@@ -1,4 +1,4 @@
-//! Pinned identities and safety numbers (DESIGN §3.1).
+//! Pinned identities and safety numbers (docs/protocol.md).
 //!
 //! The first [`PublicIdentity`] accepted for a user id — from a contact exchange or from the
 //! directory — is pinned; a different one later is [`Error::IdentityChanged`], never a silent
@@ -186,7 +186,7 @@ mod tests {
     fn safety_number_golden() {
         let (a, b) = (fixed(1, 10), fixed(2, 20));
         let n = SafetyNumber::of(a.public(), b.public());
-        // Recomputed here from DESIGN §3.1 by hand, independently of `of`.
+        // Recomputed here from docs/protocol.md by hand, independently of `of`.
         let mut h = Sha256::new();
         h.update(b"AQM-safety-v2");
         for p in [a.public(), b.public()] {

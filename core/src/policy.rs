@@ -1,10 +1,10 @@
-//! Every tunable rule of DESIGN §4 in one value.
+//! Every tunable rule of the rules in docs/architecture.md §2 in one value.
 
 use crate::{DeviceContext, Priority, Tier, TierCounts, UnixSeconds};
 
 const DAY: u64 = 86_400;
 
-/// All defaults of DESIGN §4 and §3.1: caps, ceilings, ratchet limits, coin lifetimes (selection
+/// All defaults of the rules in docs/architecture.md §2 and §3.1: caps, ceilings, ratchet limits, coin lifetimes (selection
 /// margin and vault grace) and burn grace, inactivity GC, the device storage budget and the
 /// directory's anti-drain quota.
 ///
@@ -50,7 +50,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The defaults of DESIGN §4 (seed Table 2).
+    /// The defaults of the rules in docs/architecture.md §2 (seed Table 2).
     pub const DEFAULT: Policy = Policy {
         caps: [[5, 4, 1], [0, 6, 4], [0, 0, 0]],
         ceilings: [Tier::Gold, Tier::Silver, Tier::Bronze],

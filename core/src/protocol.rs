@@ -1,4 +1,4 @@
-//! Protocol constants of AQM v2 (DESIGN §3.1). Unlike [`crate::Policy`], these are part of the
+//! Protocol constants of AQM v2 (docs/protocol.md). Unlike [`crate::Policy`], these are part of the
 //! wire contract: every implementation uses the same values, and a policy may only tighten them
 //! on the sending side.
 

@@ -1,5 +1,5 @@
 //! The symmetric ratchet: one KEM shared secret opens a one-directional chain that derives one
-//! AES-256-GCM key per message (DESIGN §4 "Ratchet").
+//! AES-256-GCM key per message (the rules in docs/architecture.md §2 "Ratchet").
 //!
 //! - Root: `HKDF-SHA256(salt = "AQM-ratchet-v2", ikm = KEM shared secret,
 //!   info = sender id ‖ recipient id ‖ coin key id ‖ tier byte ‖ SHA-256(re-key signed bytes))`

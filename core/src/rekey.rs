@@ -1,4 +1,4 @@
-//! The sender's signature on the first message of every chain (DESIGN §3.1).
+//! The sender's signature on the first message of every chain (docs/protocol.md).
 //!
 //! Signed bytes, all integers big-endian and ids 16 raw bytes:
 //! `"AQM-rekey-v2" ‖ 0x02 ‖ sender ‖ recipient ‖ coin key id ‖ tier byte ‖ u16 len ‖ KEM

@@ -81,7 +81,7 @@ pub const MAX_SESSION_BLOB: usize = 2048;
 pub type SessionBlob = heapless::Vec<u8, MAX_SESSION_BLOB>;
 
 /// The version of a stored session record: 1 when created, one more at every save. Saves are
-/// compare-and-swap on it (DESIGN §3.1).
+/// compare-and-swap on it (docs/protocol.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SessionVersion(pub u64);
 

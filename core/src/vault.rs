@@ -1,5 +1,5 @@
 //! The vault's rules: ACTIVE → BURNED (kept for a grace period) → deleted; ACTIVE past
-//! `expires_at + vault_grace` (DESIGN §3.1) → expired and deleted; counters that follow every
+//! `expires_at + vault_grace` (docs/protocol.md) → expired and deleted; counters that follow every
 //! transition.
 //!
 //! Backends read an entry, ask these functions what happens, and apply the answer atomically.

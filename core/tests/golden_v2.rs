@@ -1,4 +1,4 @@
-//! Golden byte vectors of AQM's own protocol v2 formats (DESIGN §3, §3.1, §5), committed as hex
+//! Golden byte vectors of AQM's own protocol v2 formats (docs/protocol.md, §3.1, §5), committed as hex
 //! under `tests/vectors/aqm-v2/` so another implementation can interoperate: the coin signed
 //! message and signature of each tier, the registration message and proof, the re-key signed
 //! bytes, transcript hash and signature of each tier, the seal AADs (vault seed, session), and a
@@ -275,7 +275,7 @@ fn vectors_decode_and_verify() {
             let n = name(tier);
             let (key_id, _, pk) = fixed_coin(tier);
 
-            // Coin: the layout of DESIGN §3.1, and the signature verifies as a PublicCoin.
+            // Coin: the layout of docs/protocol.md, and the signature verifies as a PublicCoin.
             let msg = read(&format!("coin-{n}-message"));
             let want = [
                 b"AQM-coin-v2".as_slice(),

@@ -4,7 +4,7 @@
 //! Two parts:
 //! - Wycheproof's `ed25519_test.json` (malleability S ≥ L, truncated, garbage, the RFC 8032 KATs;
 //!   valid vectors with 32-byte keys are also re-signed through `Identity` where the key is ours).
-//! - DESIGN §3.1's rule: "Ed25519 keys must be canonically encoded and of prime order (no
+//! - docs/protocol.md's rule: "Ed25519 keys must be canonically encoded and of prime order (no
 //!   small-order or mixed-order points); verification is `verify_strict`". Wycheproof has no
 //!   small-order cases, so they are built here with `curve25519-dalek`: a signature that the
 //!   cofactorless RFC 8032 equation accepts under a small-order key, a mixed-order key, a
@@ -105,7 +105,7 @@ fn sig(r: &[u8; 32], s: &Scalar) -> [u8; 64] {
 }
 
 /// Cases the cofactorless RFC 8032 equation [S]B = R + [k]A accepts (checked below with
-/// `VerifyingKey::verify`), but DESIGN §3.1 refuses.
+/// `VerifyingKey::verify`), but docs/protocol.md refuses.
 fn strict_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     let identity = EdwardsPoint::default().compress().to_bytes();
@@ -158,7 +158,7 @@ fn strict_cases() -> Vec<Case> {
 
 #[test]
 fn ed25519_strict_verification_per_design() {
-    let mut counts = Counts::new("Ed25519 strict cases (DESIGN §3.1) via PublicIdentity::verify_ed25519");
+    let mut counts = Counts::new("Ed25519 strict cases (docs/protocol.md) via PublicIdentity::verify_ed25519");
     let mut accepted = Vec::new();
     for c in strict_cases() {
         // The cases mean what they say: the plain RFC 8032 check accepts the first three kinds.
@@ -176,7 +176,7 @@ fn ed25519_strict_verification_per_design() {
     }
     assert!(
         accepted.is_empty(),
-        "PublicIdentity::verify_ed25519 accepts signatures DESIGN §3.1 refuses (not strict; no prime-order key check): {accepted:#?}"
+        "PublicIdentity::verify_ed25519 accepts signatures docs/protocol.md refuses (not strict; no prime-order key check): {accepted:#?}"
     );
     counts.finish(&["invalid"]);
 }

@@ -2,7 +2,7 @@
 //!
 //! BRONZE is DHKEM: ciphertext = the sender's ephemeral public key; shared secret =
 //! HKDF-SHA256(ikm = X25519 output, no salt, info = "AQM-bronze-v1" ‖ ephemeral pk ‖ recipient pk)
-//! (DESIGN §3). The expected secret is recomputed here from the vector's raw X25519 output with
+//! (docs/protocol.md). The expected secret is recomputed here from the vector's raw X25519 output with
 //! the `hkdf` crate directly, independent of the wrapper.
 //!
 //! What BRONZE refuses, and why (this test pins it):
@@ -80,7 +80,7 @@ fn x25519_wycheproof_through_bronze() {
     counts.finish(&["valid", "acceptable"]);
 }
 
-/// BRONZE derivation computed independently from DESIGN §3 (Python `cryptography` 48: X25519 and
+/// BRONZE derivation computed independently from docs/protocol.md (Python `cryptography` 48: X25519 and
 /// `HKDF(SHA256, 32, salt=None, info=b"AQM-bronze-v1" + epk + rpk)`), recipient secret 11…11,
 /// ephemeral secret 22…22.
 #[test]

@@ -1,4 +1,4 @@
-//! Protocol v2 (DESIGN §3.1) tried as an attacker would: each attack of the security review gets
+//! Protocol v2 (docs/protocol.md) tried as an attacker would: each attack of the security review gets
 //! a typed refusal and changes nothing, and the honest parties carry on.
 
 mod common;

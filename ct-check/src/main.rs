@@ -150,7 +150,7 @@ fn main() {
         mldsa65_seed: secret_bytes(rng),
     };
 
-    // The identity never signs raw bytes (DESIGN §3.1): the registration proof and the re-key
+    // The identity never signs raw bytes (docs/protocol.md): the registration proof and the re-key
     // signature are the product's signing paths, so they are what is checked.
     step(&format!("identity from secret seeds + registration proof (Ed25519 + ML-DSA-65, {signer})"), || {
         let id = Identity::from_secret(identity_secret(&mut rng));

@@ -1,6 +1,6 @@
 //! # aqm-firmware
 //!
-//! A `#![no_std]` firmware library that turns a microcontroller into Bob's vault (DESIGN §7):
+//! A `#![no_std]` firmware library that turns a microcontroller into Bob's vault (docs/architecture.md §5):
 //!
 //! - [`FlashVault`]: the core's [`aqm_core::store::VaultStore`] over any NOR flash
 //!   (`embedded-storage`), power-fail safe, burning secrets by programming them to zero in place;

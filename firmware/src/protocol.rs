@@ -66,7 +66,7 @@ pub enum Command {
     },
     /// Sign the re-key header of a chain's first message with the device's identity (the
     /// sender is always the device's own user). The device builds the signed bytes from the
-    /// fields itself; it offers no raw-sign command (DESIGN §3.1). Behind the approve button
+    /// fields itself; it offers no raw-sign command (docs/protocol.md). Behind the approve button
     /// where the board has one, like an open; only counter 0 is signed.
     SignRekey(RekeyRequest),
     /// Vault counters and flash usage.

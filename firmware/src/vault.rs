@@ -95,7 +95,7 @@ const KIND_RECORD: u8 = 2;
 const KIND_FORMAT: u8 = 3;
 
 /// The version of the vault's flash format this firmware reads and writes. Version 2 added the
-/// format record itself and `expires_at` to every key record (protocol v2, DESIGN §3.1, §6);
+/// format record itself and `expires_at` to every key record (protocol v2, docs/protocol.md, §6);
 /// version 3 stamps every record and meta item with the vault's counters (they move only by the
 /// core's `VaultStats::apply`, in the write that commits their step).
 pub const FLASH_FORMAT: u32 = 3;

@@ -1,4 +1,4 @@
-//! The vault's format at rest (DESIGN §6): golden images of each format, the supported one opens
+//! The vault's format at rest (docs/architecture.md §4): golden images of each format, the supported one opens
 //! and an older one is refused with both versions named and nothing written; expiry follows the
 //! stored `expires_at`, across reboots.
 //!

@@ -1,4 +1,4 @@
-//! The server's configuration: flags, each with an environment variable (DESIGN §5).
+//! The server's configuration: flags, each with an environment variable (docs/http-api.md).
 
 use std::net::SocketAddr;
 use std::time::Duration;

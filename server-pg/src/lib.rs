@@ -4,7 +4,7 @@
 //! their coins, contacts claim them, each coin handed out at most once. The rules — what an
 //! upload must prove, which coins a claim hands out, the anti-drain quota, what is stale — are
 //! [`aqm_core::directory`]'s; this crate stores their answers in PostgreSQL and serves them over
-//! HTTP (DESIGN §5 paths and JSON shapes, compatible with the Python prototype's clients).
+//! HTTP (docs/http-api.md paths and JSON shapes, compatible with the Python prototype's clients).
 //!
 //! - [`directory::PgDirectory`] (feature `server`): the directory on a `deadpool-postgres` pool,
 //!   one SQL transaction per operation, with the schema of `migrations/` applied by

@@ -1,4 +1,4 @@
-//! The JSON bodies of the HTTP API (DESIGN §5), shared by the service and the client, and their
+//! The JSON bodies of the HTTP API (docs/http-api.md), shared by the service and the client, and their
 //! conversions to and from the core's types. Binary fields are standard base64 with padding (as
 //! the prototype's `base64.b64encode`), ids are lowercase hyphenated UUIDs, times Unix seconds.
 //!
@@ -181,7 +181,7 @@ pub struct HealthResponse {
     pub db_connected: bool,
 }
 
-/// `POST /v1/users`: an identity and its proof of possession (DESIGN §3.1).
+/// `POST /v1/users`: an identity and its proof of possession (docs/protocol.md).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! A full consistency check of one database against the invariants of DESIGN §4, in one read
+//! A full consistency check of one database against the invariants of the rules in docs/architecture.md §2, in one read
 //! transaction: counters equal a recount, caps hold, indexes match the records they point to.
 //! Crash tests run it after every reopen; an operator can run it on a suspicious file.
 

@@ -1,6 +1,6 @@
 //! Crash safety: a child process runs mint / put / store / select / burn / burn-and-save loops on
 //! one redb file and is killed with SIGKILL at random moments, many times. After every kill the
-//! parent reopens the file and checks every DESIGN §4 invariant against a log of what the child
+//! parent reopens the file and checks every the rules in docs/architecture.md §2 invariant against a log of what the child
 //! committed: nothing committed is lost or duplicated, counters equal a recount, caps hold, a
 //! selected coin is gone, a burned key is never ACTIVE again, a session is saved iff its burn was.
 //!

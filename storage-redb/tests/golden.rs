@@ -1,4 +1,4 @@
-//! Golden files of the at-rest format (DESIGN §6): a file written by this crate at each
+//! Golden files of the at-rest format (docs/architecture.md §4): a file written by this crate at each
 //! supported format version is committed under `tests/golden/`, and every build must open it and
 //! read back exactly what was written. A change to a record type (`src/records.rs`) or to the
 //! table layout that breaks this test needs a new format version, not an edited golden file.

@@ -1,4 +1,4 @@
-//! The key namespace (seed "Redis key namespaces", DESIGN §6), under an optional user prefix.
+//! The key namespace (seed "Redis key namespaces", docs/architecture.md §4), under an optional user prefix.
 //!
 //! | Key | Type | Holds |
 //! |-----|------|-------|

@@ -11,7 +11,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::sizes::{ED25519_PUBLIC_KEY, ED25519_SIGNATURE, MAX_SIGNATURE, MLDSA65_PUBLIC_KEY, MLDSA65_SIGNATURE};
 use crate::{Error, UserId};
 
-/// Domain tag of the registration proof of possession (DESIGN §3.1).
+/// Domain tag of the registration proof of possession (docs/protocol.md).
 pub const REGISTER_DOMAIN: &[u8] = b"AQM-register-v2";
 
 /// Bytes of the registration message: domain ‖ user id ‖ Ed25519 key ‖ ML-DSA-65 key.
@@ -163,7 +163,7 @@ impl Identity {
         Ok(field)
     }
 
-    /// The proof of possession `POST /v1/users` carries (DESIGN §3.1, §5).
+    /// The proof of possession `POST /v1/users` carries (docs/protocol.md, §5).
     pub fn registration_proof<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> Result<RegistrationProof, Error> {
         let msg = self.public.registration_message();
         let ed25519 = SignatureBytes::from_slice(&self.sign_ed25519(&msg)).map_err(|_| Error::BufferTooSmall)?;
@@ -219,7 +219,7 @@ fn append_mldsa<R: CryptoRng + ?Sized>(
 }
 
 /// An Ed25519 verifying key that is canonically encoded and of prime order (no small-order or
-/// mixed-order point), as DESIGN §3.1 requires of every identity.
+/// mixed-order point), as docs/protocol.md requires of every identity.
 fn strict_ed25519_key(bytes: &[u8; ED25519_PUBLIC_KEY]) -> Result<ed25519_dalek::VerifyingKey, Error> {
     let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| Error::WeakIdentityKey)?;
     let point = vk.to_edwards();

@@ -16,7 +16,7 @@ pub use kem::{KemCiphertext, PublicKeyBytes, decapsulate, encapsulate, generate_
 pub use seal::{DeviceKey, SealedSecret};
 pub use secret::{SecretSeed, SharedSecret};
 
-/// Fixed sizes of every key, ciphertext, seed and signature, per DESIGN §3.
+/// Fixed sizes of every key, ciphertext, seed and signature, per docs/protocol.md.
 pub mod sizes {
     /// X-Wing encapsulation key.
     pub const GOLD_PUBLIC_KEY: usize = 1216;
@@ -91,7 +91,7 @@ impl Tier {
         }
     }
     /// Size of this tier's signature field on coins and re-keys: the hybrid Ed25519 ‖ ML-DSA-65
-    /// for GOLD, Ed25519 otherwise (DESIGN §3.1).
+    /// for GOLD, Ed25519 otherwise (docs/protocol.md).
     pub const fn signature_len(self) -> usize {
         match self {
             Tier::Gold => sizes::HYBRID_SIGNATURE,

@@ -92,7 +92,7 @@ pub fn upload_idempotent<S: DirectoryStore>(s: &S) {
 }
 
 /// An upload is accepted only while `now + coin_min_life < expires_at ≤ now + 31 days`
-/// (DESIGN §3.1): a coin about to expire is `CoinExpired`, one whose expiry lies too far ahead
+/// (docs/protocol.md): a coin about to expire is `CoinExpired`, one whose expiry lies too far ahead
 /// `BadExpiry`, and either refuses the whole batch.
 pub fn upload_expiry_checked<S: DirectoryStore>(s: &S) {
     let bob = setup(s);

@@ -607,7 +607,7 @@ pub fn storage_report_and_replenish_needs<S: InventoryStore>(s: &S) {
     assert_eq!(needs, want);
 }
 
-/// DESIGN §3.1: a send that wants GOLD or SILVER never falls back to BRONZE unless its range
+/// docs/protocol.md: a send that wants GOLD or SILVER never falls back to BRONZE unless its range
 /// says so: with only BRONZE cached, the range GOLD..SILVER selects nothing and changes nothing.
 pub fn select_stops_at_lowest<S: InventoryStore>(s: &S) {
     let bob = bestie(s);

@@ -1,6 +1,6 @@
 //! Model-based property tests: random sequences of vault and inventory operations on the store
 //! under test, checked step by step against plain `HashMap`/`VecDeque` models that restate
-//! DESIGN §4 without the core's rule functions. The model takes only the numbers of the store's
+//! the rules in docs/architecture.md §2 without the core's rule functions. The model takes only the numbers of the store's
 //! policy (caps, lifetimes, graces, the GC window); every rule it applies to them is its own.
 //!
 //! Each property runs [`prop_cases`] random sequences, each on a fresh store from the factory.

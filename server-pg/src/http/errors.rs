@@ -1,4 +1,4 @@
-//! Every error as a JSON reply `{error, detail}` with the status that fits (DESIGN §5, §9):
+//! Every error as a JSON reply `{error, detail}` with the status that fits (docs/http-api.md; docs/architecture.md §6):
 //! bad input is a 4xx that says what to fix, an outage a 503 with `Retry-After`, and a 500 only
 //! for what is the server's own fault (logged, never with request secrets).
 

@@ -1,4 +1,4 @@
-//! The endpoints (DESIGN §5). Each parses its input into the core's types, checks who is
+//! The endpoints (docs/http-api.md). Each parses its input into the core's types, checks who is
 //! calling, and hands the operation to [`crate::directory::PgDirectory`]; none states a rule.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! The HTTP service: routes (DESIGN §5), body limit, request timeout, metrics, and the server
+//! The HTTP service: routes (docs/http-api.md), body limit, request timeout, metrics, and the server
 //! loop with graceful shutdown.
 
 pub mod auth;

@@ -9,7 +9,7 @@ use crate::wire::*;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "AQM coin directory", description = "Publish and claim AQM coins (DESIGN §5)."),
+    info(title = "AQM coin directory", description = "Publish and claim AQM coins (docs/http-api.md)."),
     paths(
         handlers::register, handlers::get_user, handlers::upload, handlers::fetch, handlers::count,
         handlers::purge_stale, handlers::hard_delete, handlers::health
