@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole AQM test suite, from a fresh machine: installs what is missing, starts the local
 # Redis and PostgreSQL if they are down, then runs formatting, lints, every test (nextest, in
-# parallel), the conformance kit's case count per backend, doc tests, the known-answer vectors with
-# their counts, the valgrind constant-time check, bounded fuzzing, the no_std
-# build of the core for Cortex-M, and the firmware under QEMU.
+# parallel; the aqm-server tests use the local PostgreSQL and start private ones), the
+# conformance kit's case count per backend, schemathesis against the server's OpenAPI document,
+# doc tests, the known-answer vectors with their counts, the valgrind constant-time check,
+# bounded fuzzing, the no_std build of the core for Cortex-M, the firmware under QEMU, and the
+# demo (embedded, then with its directory on aqm-server).
 # Usage: scripts/test.sh            (from the repository root or anywhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
