@@ -188,17 +188,22 @@ pub enum Transition {
 impl VaultStats {
     /// Apply one transition.
     pub fn apply(&mut self, t: Transition) {
+        // Saturating both ways: counters read back from a store are outside input, and a
+        // corrupt maximum must not panic (debug) or wrap to zero (release) here.
         match t {
-            Transition::Stored(tier) => *self.active.get_mut(tier) += 1,
+            Transition::Stored(tier) => {
+                let a = self.active.get_mut(tier);
+                *a = a.saturating_add(1);
+            }
             Transition::Burned(tier) => {
                 let a = self.active.get_mut(tier);
                 *a = a.saturating_sub(1);
-                self.total_burned += 1;
+                self.total_burned = self.total_burned.saturating_add(1);
             }
             Transition::Expired(tier) => {
                 let a = self.active.get_mut(tier);
                 *a = a.saturating_sub(1);
-                self.total_expired += 1;
+                self.total_expired = self.total_expired.saturating_add(1);
             }
         }
     }
@@ -216,6 +221,19 @@ pub struct PurgeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_saturate_instead_of_wrapping() {
+        let mut s =
+            VaultStats { active: TierCounts([u32::MAX, 0, 0]), total_burned: u64::MAX, total_expired: u64::MAX };
+        s.apply(Transition::Stored(Tier::Gold));
+        s.apply(Transition::Burned(Tier::Silver));
+        s.apply(Transition::Expired(Tier::Bronze));
+        assert_eq!(
+            s,
+            VaultStats { active: TierCounts([u32::MAX, 0, 0]), total_burned: u64::MAX, total_expired: u64::MAX }
+        );
+    }
 
     fn entry(now: UnixSeconds) -> VaultEntry {
         let sealed = SealedSecret { nonce: [0; 12], ciphertext: heapless::Vec::new() };
