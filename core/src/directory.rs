@@ -67,6 +67,25 @@ pub fn claimable(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> bool {
     policy.coin_is_fresh(coin.expires_at, now)
 }
 
+/// The expiry above which a coin is [`claimable`] at `now`: `claimable(c, now)` ⟺
+/// `c.expires_at > claimable_after(now)`. For a backend that selects claimable coins in a
+/// query (SQL) instead of asking [`claimable`] coin by coin.
+pub fn claimable_after(policy: &Policy, now: UnixSeconds) -> UnixSeconds {
+    now.saturating_add(policy.coin_min_life_secs)
+}
+
+/// The upload time at or before which an unclaimed coin is stale by age at `now` (None: no
+/// coin is old enough yet). [`is_stale`] ⟺ uploaded at or before this, or not claimable.
+pub fn stale_uploaded_at_or_before(policy: &Policy, now: UnixSeconds) -> Option<UnixSeconds> {
+    now.checked_sub(policy.directory_stale_secs)
+}
+
+/// The claim time at or before which a claimed coin (or an idempotency record) is past its
+/// grace at `now` ([`claim_expired`]); None: nothing is yet.
+pub fn claim_expired_at_or_before(policy: &Policy, now: UnixSeconds) -> Option<UnixSeconds> {
+    now.checked_sub(policy.directory_claim_grace_secs)
+}
+
 /// How many coins a claim of `requested` may take, given that the requester already claimed
 /// `used` coins of this owner and tier in the current window. Zero left → [`Error::QuotaExceeded`].
 pub fn quota_grant(policy: &Policy, tier: Tier, used: u32, requested: u32) -> Result<u32, Error> {
@@ -153,6 +172,31 @@ pub fn claim_expired(policy: &Policy, claimed_at: UnixSeconds, now: UnixSeconds)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The thresholds for queries agree with the per-coin rules on both sides of each boundary.
+    #[test]
+    fn thresholds_agree_with_the_rules() {
+        for p in [
+            Policy::DEFAULT,
+            Policy { directory_stale_secs: 7, directory_claim_grace_secs: 3, coin_min_life_secs: 2, ..Policy::DEFAULT },
+        ] {
+            for now in [0, 5, p.directory_stale_secs - 1, p.directory_stale_secs, 1_700_000_000] {
+                let cut = claimable_after(&p, now);
+                for expires_at in [cut.saturating_sub(1), cut, cut + 1] {
+                    assert_eq!(p.coin_is_fresh(expires_at, now), expires_at > cut);
+                }
+                for uploaded_at in [0, now.saturating_sub(p.directory_stale_secs), now] {
+                    let by_age = now.saturating_sub(uploaded_at) >= p.directory_stale_secs;
+                    let by_cut = stale_uploaded_at_or_before(&p, now).is_some_and(|t| uploaded_at <= t);
+                    assert_eq!(by_age, by_cut, "now {now} uploaded {uploaded_at}");
+                }
+                for claimed_at in [0, now.saturating_sub(p.directory_claim_grace_secs), now] {
+                    let by_cut = claim_expired_at_or_before(&p, now).is_some_and(|t| claimed_at <= t);
+                    assert_eq!(claim_expired(&p, claimed_at, now), by_cut, "now {now} claimed {claimed_at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn quota() {

@@ -101,7 +101,7 @@ impl PgDirectory {
         }
         // Only coins the core would find claimable are read (so expiring ones at the head of
         // the queue do not use up the LIMIT); the core's plan checks each again.
-        let fresh_after = to_i64(now.saturating_add(self.policy.coin_min_life_secs))?;
+        let fresh_after = to_i64(directory::claimable_after(&self.policy, now))?;
         let rows = tx
             .query(
                 &format!(

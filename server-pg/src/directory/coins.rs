@@ -70,13 +70,12 @@ impl PgDirectory {
     }
 
     /// Delete unclaimed coins that are stale at `now` under `policy` (the directory's own, or
-    /// one with an admin's stale age): the SQL form of [`directory::is_stale`] — uploaded at least
-    /// `directory_stale_secs` ago, or no longer [`directory::claimable`]. The conformance kit
-    /// checks both boundaries against the core.
+    /// one with an admin's stale age): [`directory::is_stale`] as a query, through the core's
+    /// thresholds ([`directory::stale_uploaded_at_or_before`], [`directory::claimable_after`]).
     pub async fn purge_stale_with(&self, policy: &Policy, now: UnixSeconds) -> Result<u32, ServerError> {
-        // Before the first stale age has passed nothing is old enough (-1 matches no row).
-        let uploaded_before = now.checked_sub(policy.directory_stale_secs).map_or(Ok(-1), to_i64)?;
-        let fresh_after = to_i64(now.saturating_add(policy.coin_min_life_secs))?;
+        // The core's thresholds for these rules; -1 (None) matches no row.
+        let uploaded_before = directory::stale_uploaded_at_or_before(policy, now).map_or(Ok(-1), to_i64)?;
+        let fresh_after = to_i64(directory::claimable_after(policy, now))?;
         let client = self.pool.get().await?;
         let n = client
             .execute(
@@ -95,9 +94,10 @@ impl PgDirectory {
     }
 
     /// Delete claimed coins, and idempotency records, past the claim grace at `now` under
-    /// `policy`: the SQL form of [`directory::claim_expired`]. Returns how many coins.
+    /// `policy` ([`directory::claim_expired`] through [`directory::claim_expired_at_or_before`]).
+    /// Returns how many coins.
     pub async fn hard_delete_claimed_with(&self, policy: &Policy, now: UnixSeconds) -> Result<u32, ServerError> {
-        let claimed_before = now.checked_sub(policy.directory_claim_grace_secs).map_or(Ok(-1), to_i64)?;
+        let claimed_before = directory::claim_expired_at_or_before(policy, now).map_or(Ok(-1), to_i64)?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let n = tx

@@ -124,19 +124,7 @@ pub async fn upload(
     }
     let coins = request.coins.iter().map(|c| c.to_coin(owner)).collect::<Result<Vec<_>, _>>()?;
     let inserted = state.directory.upload(&owner, &coins, unix_now()).await?;
-    if inserted > 0 {
-        for t in Tier::ALL {
-            let n = coins.iter().filter(|c| c.tier == t).count() as u64;
-            if n > 0 {
-                // Counts the batch's coins of the tier; a re-upload of known ones is rare.
-                state
-                    .metrics
-                    .uploaded
-                    .get_or_create(&TierLabels { tier: t.as_str().into() })
-                    .inc_by(n.min(u64::from(inserted)));
-            }
-        }
-    }
+    state.metrics.uploaded.inc_by(u64::from(inserted));
     Ok(Json(UploadResponse { inserted }))
 }
 

@@ -1,5 +1,5 @@
 //! Prometheus metrics at `/metrics`: requests by route, method and status, latency histograms by
-//! route, coins uploaded and claimed by tier, and the connection pool's use.
+//! route, coins claimed by tier, coins uploaded, and the connection pool's use.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,8 +53,8 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Coins handed out by claims, by tier.
     pub claimed: Family<TierLabels, Counter>,
-    /// New coins stored by uploads, by tier.
-    pub uploaded: Family<TierLabels, Counter>,
+    /// New coins stored by uploads.
+    pub uploaded: Counter,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -69,7 +69,7 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let claimed = Family::<TierLabels, Counter>::default();
-        let uploaded = Family::<TierLabels, Counter>::default();
+        let uploaded = Counter::default();
         let (pool_size, pool_available, pool_waiting) = (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
