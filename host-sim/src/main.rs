@@ -5,6 +5,7 @@ mod demo;
 mod device;
 mod footprint;
 mod load;
+mod simulate;
 mod ui;
 
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ enum Command {
     /// Many simulated users against a running aqm-server: register, upload, then claims
     /// open-loop at --rate or closed-loop on --connections; throughput and latency percentiles.
     Load(load::Args),
+    /// A seeded population over N days through the core's rules: KEM operations per message,
+    /// tier mix, fallback and on-demand rates, coins minted / claimed / wasted, device storage,
+    /// directory load and crypto cost; a table, an HTML report with charts, or --json.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +47,6 @@ fn main() -> ExitCode {
         Command::Device(args) => device::main(args),
         Command::Footprint(args) => footprint::main(args),
         Command::Load(args) => load::main(args),
+        Command::Simulate(args) => simulate::main(args),
     }
 }
