@@ -22,6 +22,7 @@ command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+command -v chromium >/dev/null || need_apt+=(chromium) # aqm-sim simulate's HTML report test
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -57,7 +58,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p aqm-core --all-targets --features small-stack-mldsa --locked -- -D warnings
 
 step "tests (nextest)"
-cargo nextest run --workspace --locked --no-fail-fast
+# The simulator's HTML report test renders the report in headless Chromium; here it must run.
+AQM_REQUIRE_CHROMIUM=1 cargo nextest run --workspace --locked --no-fail-fast
 
 step "conformance kit: generated cases per backend"
 scripts/kit-counts.sh
@@ -96,6 +98,10 @@ fi
 
 step "demo smoke run"
 cargo run --locked -q -p aqm-sim -- demo
+
+step "simulate smoke run (2,000 users × 7 days, table and JSON)"
+cargo run --locked -q -p aqm-sim -- simulate --users 2000 --days 7 --no-html
+cargo run --locked -q -p aqm-sim -- simulate --users 500 --days 2 --no-html --json >/dev/null
 
 step "demo smoke run with the directory on aqm-server (PostgreSQL)"
 scripts/demo-server.sh
