@@ -231,18 +231,21 @@ impl AqmDevice {
         context: AqmContext,
         allow_classical: bool,
     ) -> Result<AqmSendOutcome, AqmError> {
-        let contact = user_id(&contact)?;
-        let opts = SendOptions { allow_classical };
-        let ctx = context.into();
-        let outcome = with_store!(&self.backend, |s| Messenger::new(s, &self.identity, &self.device_key)
-            .send(&contact, &ctx, &plaintext, opts, unix_now(), &mut rand::rng())
-            .map_err(AqmError::from))?;
-        Ok(match outcome {
-            SendOutcome::Sent(s) => AqmSendOutcome::Sent { sent: sent(s)? },
-            SendOutcome::NeedCoin { range, wasted } => {
-                AqmSendOutcome::NeedCoin { desired: range.desired.into(), lowest: range.lowest.into(), wasted }
-            }
-        })
+        self.send_inner(contact, plaintext, context, allow_classical, false)
+    }
+
+    /// Like `send`, but always opens a new chain with a cached coin, even when the open chain
+    /// has messages left: e.g. after the device context changed and the app wants the tier it
+    /// now affords. No coin → `NeedCoin`.
+    #[uniffi::method(default(allow_classical = false))]
+    pub fn send_rekeyed(
+        &self,
+        contact: Vec<u8>,
+        plaintext: Vec<u8>,
+        context: AqmContext,
+        allow_classical: bool,
+    ) -> Result<AqmSendOutcome, AqmError> {
+        self.send_inner(contact, plaintext, context, allow_classical, true)
     }
 
     /// Open a new chain to `contact` with `coin` (an encoded public coin, e.g. from
@@ -396,6 +399,35 @@ impl AqmDevice {
 }
 
 impl AqmDevice {
+    fn send_inner(
+        &self,
+        contact: Vec<u8>,
+        plaintext: Vec<u8>,
+        context: AqmContext,
+        allow_classical: bool,
+        new_chain: bool,
+    ) -> Result<AqmSendOutcome, AqmError> {
+        let contact = user_id(&contact)?;
+        let opts = SendOptions { allow_classical };
+        let ctx = context.into();
+        let outcome = with_store!(&self.backend, |s| {
+            let m = Messenger::new(s, &self.identity, &self.device_key);
+            let (now, rng) = (unix_now(), &mut rand::rng());
+            if new_chain {
+                m.send_rekeyed(&contact, &ctx, &plaintext, opts, now, rng)
+            } else {
+                m.send(&contact, &ctx, &plaintext, opts, now, rng)
+            }
+            .map_err(AqmError::from)
+        })?;
+        Ok(match outcome {
+            SendOutcome::Sent(s) => AqmSendOutcome::Sent { sent: sent(s)? },
+            SendOutcome::NeedCoin { range, wasted } => {
+                AqmSendOutcome::NeedCoin { desired: range.desired.into(), lowest: range.lowest.into(), wasted }
+            }
+        })
+    }
+
     fn require_token(&self, server_url: &str) -> Result<(), AqmError> {
         if self.has_token(server_url) {
             Ok(())
