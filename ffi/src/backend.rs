@@ -17,7 +17,9 @@ use crate::{AqmError, identity};
 /// The redb table holding the sealed identity (owned by this crate, beside `aqm-storage-redb`'s).
 const IDENTITY_TABLE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("aqm_ffi_identity");
 
-/// One device store.
+/// One device store. Built once per device and never moved in a hot path, so the size
+/// difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Backend {
     /// The embedded default.

@@ -73,6 +73,7 @@ impl From<AqmContext> for DeviceContext {
 }
 
 /// Coins per tier.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
 pub struct AqmTierCounts {
     /// GOLD coins.
@@ -151,6 +152,7 @@ pub struct AqmReceived {
 }
 
 /// The vault's counters.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
 pub struct AqmVaultStats {
     /// Unopened coins per tier.
@@ -177,6 +179,7 @@ pub struct AqmStorageReport {
 }
 
 /// What `purge` removed from the vault.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
 pub struct AqmPurgeReport {
     /// Unopened coins past their life, deleted.
@@ -186,6 +189,7 @@ pub struct AqmPurgeReport {
 }
 
 /// What `collect_garbage` dropped.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, uniffi::Record)]
 pub struct AqmGcReport {
     /// Inactive contacts whose coins were dropped (downgraded to STRANGER).
