@@ -96,6 +96,12 @@ if [ -x firmware/ci.sh ]; then
   firmware/ci.sh
 fi
 
+step "aqm-ffi: uniffi Python bindings under pytest, Kotlin/Swift bindings regenerated, C example under valgrind"
+python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+command -v cbindgen >/dev/null || cargo install cbindgen --version 0.29.4 --locked
+ffi/python/run-tests.sh
+ffi/c/run-example.sh
+
 step "demo smoke run"
 cargo run --locked -q -p aqm-sim -- demo
 
