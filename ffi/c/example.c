@@ -265,7 +265,10 @@ static void *sender(void *arg) {
 }
 
 static void threads(Party *alice, Party *bob) {
-    for (int i = 0; i < 2; i++) hand_coin(bob, alice, GOLD);
+    /* As many GOLD coins as threads (and one more): a send that finds the chain exhausted pops a
+       coin, and while racers hold coins in flight (a loser puts its coin back), a send that finds
+       the inventory empty answers NEED_COIN. With a coin per racer that never happens. */
+    for (int i = 0; i < 5; i++) hand_coin(bob, alice, GOLD);
     pthread_t t[4];
     Job jobs[4];
     for (int i = 0; i < 4; i++) {
