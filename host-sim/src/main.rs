@@ -1,6 +1,7 @@
 //! `aqm-sim`: the AQM desktop simulator. A small clap dispatcher; each subcommand lives in its
 //! own module.
 
+mod bench;
 mod demo;
 mod device;
 mod footprint;
@@ -22,6 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// AQM per tier (mint, first message, open-chain message, full lifecycle) against TLS 1.3
+    /// handshakes by rustls over loopback (X25519MLKEM768, X25519, resumed): median, p99,
+    /// bytes on the wire, post-quantum or not; a table or --json.
+    Bench(bench::Args),
     /// The prototype's four-phase lifecycle (mint → pre-fetch → send in three device contexts →
     /// decrypt and burn), then downward fallback and an on-demand fetch to a STRANGER, on
     /// embedded redb files, with no services needed. Exits 1 if any checked step fails.
@@ -43,6 +48,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Bench(args) => bench::main(args),
         Command::Demo(args) => demo::main(args),
         Command::Device(args) => device::main(args),
         Command::Footprint(args) => footprint::main(args),
