@@ -5,7 +5,7 @@
 # conformance kit's case count per backend, schemathesis against the server's OpenAPI document,
 # doc tests, the known-answer vectors with their counts, the valgrind constant-time check,
 # bounded fuzzing, the no_std build of the core for Cortex-M, the firmware under QEMU, and the
-# demo (embedded, then with its directory on aqm-server).
+# demo (embedded, then with its directory on aqm-server) and chat --auto.
 # Usage: scripts/test.sh            (from the repository root or anywhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +104,9 @@ ffi/c/run-example.sh
 
 step "demo smoke run"
 cargo run --locked -q -p aqm-sim -- demo
+
+step "chat --auto: BESTIE, MATE and STRANGER in one process, every outcome checked"
+cargo run --locked -q -p aqm-sim -- chat --auto
 
 step "simulate smoke run (2,000 users × 7 days, table and JSON)"
 cargo run --locked -q -p aqm-sim -- simulate --users 2000 --days 7 --no-html

@@ -2,6 +2,7 @@
 //! own module.
 
 mod bench;
+mod chat;
 mod demo;
 mod device;
 mod footprint;
@@ -27,6 +28,10 @@ enum Command {
     /// handshakes by rustls over loopback (X25519MLKEM768, X25519, resumed): median, p99,
     /// bytes on the wire, post-quantum or not; a table or --json.
     Bench(bench::Args),
+    /// Two-terminal chat in real time over Redis pub/sub, every message through the full AQM
+    /// lifecycle with the partner's coins counted live in the prompt; or --auto, the BESTIE,
+    /// MATE and STRANGER scenarios in one process with no services, every outcome checked.
+    Chat(chat::Args),
     /// The prototype's four-phase lifecycle (mint → pre-fetch → send in three device contexts →
     /// decrypt and burn), then downward fallback and an on-demand fetch to a STRANGER, on
     /// embedded redb files, with no services needed. Exits 1 if any checked step fails.
@@ -49,6 +54,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Bench(args) => bench::main(args),
+        Command::Chat(args) => chat::main(args),
         Command::Demo(args) => demo::main(args),
         Command::Device(args) => device::main(args),
         Command::Footprint(args) => footprint::main(args),
