@@ -30,7 +30,9 @@ fn chat(user: &str, partner: &str, priority: &str, prefix: &str, dir: &std::path
     spawn_with_options(cmd, options).expect("spawn aqm-sim chat in a pty")
 }
 
-/// Wait for `needle` in `who`'s output, or fail with what came instead.
+/// Wait for `needle` in `who`'s output, or fail with what came instead. rexpect reads the
+/// terminal byte by byte as Latin-1, so needles are plain ASCII (the output's arrows and dots
+/// are UTF-8).
 fn expect(s: &mut PtySession, who: &str, needle: &str) -> String {
     match s.exp_string(needle) {
         Ok(before) => before,
@@ -58,22 +60,24 @@ fn two_terminals_chat_over_redis() {
 
     // At home on Wi-Fi: GOLD, a new chain.
     alice.send_line("Hello Bob").unwrap();
-    expect(&mut alice, "alice", "→ bob: GOLD re-key, new chain with coin");
+    expect(&mut alice, "alice", "bob: GOLD re-key, new chain with coin");
     expect(&mut alice, "alice", "[G:4 S:4 B:1] alice@wifi> ");
-    expect(&mut bob, "bob", "← alice: \"Hello Bob\"");
-    expect(&mut bob, "bob", "GOLD re-key · post-quantum: alice's signature verified");
+    expect(&mut bob, "bob", "alice: \"Hello Bob\"");
+    expect(&mut bob, "bob", "GOLD re-key");
+    expect(&mut bob, "bob", "post-quantum: alice's signature verified");
     expect(&mut bob, "bob", "coin BURNED");
 
     // The second message rides the chain: no KEM, no coin.
     alice.send_line("Still on the same chain").unwrap();
-    expect(&mut alice, "alice", "→ bob: GOLD chain");
-    expect(&mut alice, "alice", "message 2 · no KEM (amortized)");
-    expect(&mut bob, "bob", "← alice: \"Still on the same chain\"");
+    expect(&mut alice, "alice", "bob: GOLD chain");
+    expect(&mut alice, "alice", "message 2");
+    expect(&mut alice, "alice", "no KEM (amortized)");
+    expect(&mut bob, "bob", "alice: \"Still on the same chain\"");
 
     // The other way.
     bob.send_line("Hi Alice").unwrap();
-    expect(&mut bob, "bob", "→ alice: GOLD re-key");
-    expect(&mut alice, "alice", "← bob: \"Hi Alice\"");
+    expect(&mut bob, "bob", "alice: GOLD re-key");
+    expect(&mut alice, "alice", "bob: \"Hi Alice\"");
     expect(&mut alice, "alice", "coin BURNED");
 
     // Outdoors: the tier range changes, the next message re-keys with SILVER.
@@ -81,21 +85,21 @@ fn two_terminals_chat_over_redis() {
     expect(&mut alice, "alice", "now cell");
     expect(&mut alice, "alice", "affords SILVER; the next message re-keys");
     alice.send_line("On the bus").unwrap();
-    expect(&mut alice, "alice", "→ bob: SILVER re-key");
+    expect(&mut alice, "alice", "bob: SILVER re-key");
     expect(&mut alice, "alice", "[G:4 S:3 B:1] alice@cell> ");
-    expect(&mut bob, "bob", "← alice: \"On the bus\"");
+    expect(&mut bob, "bob", "alice: \"On the bus\"");
     expect(&mut bob, "bob", "SILVER re-key");
 
     // Underground: BRONZE, the only BRONZE coin; the tier runs low and is replenished.
     alice.send_line("/underground").unwrap();
     expect(&mut alice, "alice", "now underground");
     alice.send_line("In the tunnel").unwrap();
-    expect(&mut alice, "alice", "→ bob: BRONZE re-key");
+    expect(&mut alice, "alice", "bob: BRONZE re-key");
     expect(&mut alice, "alice", "classical only");
     expect(&mut alice, "alice", "a tier ran low, replenished: asked the directory for");
     expect(&mut alice, "alice", "alice@underground> ");
-    expect(&mut bob, "bob", "← alice: \"In the tunnel\"");
-    expect(&mut bob, "bob", "BRONZE re-key · classical only");
+    expect(&mut bob, "bob", "alice: \"In the tunnel\"");
+    expect(&mut bob, "bob", "classical only: alice's signature verified");
 
     alice.send_line("/status").unwrap();
     expect(&mut alice, "alice", "inventory of bob's coins:");
@@ -120,9 +124,9 @@ fn a_mate_is_sent_silver_from_home() {
     expect(&mut bob, "bob", "[G:0 S:6 B:4] bob@wifi> ");
     expect(&mut alice, "alice", "[G:0 S:6 B:4] alice@wifi> ");
     alice.send_line("Hi").unwrap();
-    expect(&mut alice, "alice", "→ bob: SILVER re-key");
-    expect(&mut alice, "alice", "wanted GOLD → used SILVER (the context affords GOLD; a MATE's ceiling is SILVER)");
-    expect(&mut bob, "bob", "← alice: \"Hi\"");
+    expect(&mut alice, "alice", "bob: SILVER re-key");
+    expect(&mut alice, "alice", "used SILVER (the context affords GOLD; a MATE's ceiling is SILVER)");
+    expect(&mut bob, "bob", "alice: \"Hi\"");
     alice.send_line("/quit").unwrap();
     alice.exp_eof().expect("alice exits");
     bob.send_line("/quit").unwrap();

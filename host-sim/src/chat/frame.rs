@@ -23,8 +23,9 @@ pub enum Frame {
         name: String,
         /// Whether this answers a hello.
         reply: bool,
-        /// The sender's public identity (user id, Ed25519 and ML-DSA-65 keys: no secret).
-        identity: PublicIdentity,
+        /// The sender's public identity (user id, Ed25519 and ML-DSA-65 keys: no secret), boxed
+        /// because its ML-DSA key (1952 B) dwarfs the other frames.
+        identity: Box<PublicIdentity>,
     },
     /// One encrypted message: an AQM envelope (version 2).
     Message {
@@ -82,7 +83,7 @@ mod tests {
     fn round_trip_and_foreign_bytes() {
         let id = aqm_core::crypto::Identity::generate(&mut rand::rng());
         for f in [
-            Frame::Hello { name: "alice".into(), reply: true, identity: id.public().clone() },
+            Frame::Hello { name: "alice".into(), reply: true, identity: Box::new(id.public().clone()) },
             Frame::Message { envelope: vec![2, 3, 4] },
             Frame::Bye { name: "bob".into() },
         ] {

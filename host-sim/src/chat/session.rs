@@ -291,7 +291,7 @@ impl<'a, S: DeviceStore, D: DirectoryStore> Session<'a, S, D> {
 
     /// The hello to publish (`reply`: in answer to the partner's).
     pub fn hello(&self, reply: bool) -> Vec<u8> {
-        Frame::Hello { name: self.name.clone(), reply, identity: self.identity.public().clone() }.encode()
+        Frame::Hello { name: self.name.clone(), reply, identity: Box::new(self.identity.public().clone()) }.encode()
     }
 
     /// The goodbye to publish when quitting.
