@@ -81,10 +81,13 @@ struct Screen {
 impl Screen {
     /// Print lines, first wiping the prompt the cursor sits after (on a terminal).
     fn lines(&self, lines: &[String]) {
-        let mut out = anstream::stdout();
         if self.tty {
-            let _ = write!(out, "\r\x1b[2K");
+            // Straight to the terminal: anstream would strip this "erase line" under NO_COLOR,
+            // leaving the end of a long prompt behind a short line.
+            let mut raw = std::io::stdout();
+            let _ = raw.write_all(b"\r\x1b[2K");
         }
+        let mut out = anstream::stdout();
         for l in lines {
             let _ = writeln!(out, "{l}");
         }
@@ -192,7 +195,7 @@ pub fn run<S: DeviceStore, D: DirectoryStore>(
                 },
             },
             Input::Delivery(Delivery::Lost(detail)) => {
-                return Err(ChatError::Transport { url: "the pub/sub server".into(), detail });
+                return Err(ChatError::Transport { url: pubsub.url().to_owned(), detail });
             }
             Input::Delivery(Delivery::Frame(bytes)) => match session.on_frame(&bytes, &mut rng) {
                 Ok(Event::Met(met, answer)) => {

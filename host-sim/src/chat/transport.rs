@@ -53,6 +53,11 @@ impl Pubsub {
         Ok(Pubsub { url: url.to_owned(), publisher })
     }
 
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Publish `frame` on `channel`; returns how many processes received it.
     pub fn publish(&mut self, channel: &str, frame: &[u8]) -> Result<u64, ChatError> {
         self.publisher
