@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use aqm_core::{Policy, Priority, Tier};
+use aqm_core::{Policy, Priority, Tier, TierCounts};
 use aqm_storage_redb::RedbStore;
 
 use super::describe;
@@ -331,6 +331,36 @@ pub fn checks(run: &Run) -> Vec<Check> {
     c
 }
 
+/// What one scenario cost, counted from its messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Messages, both ways.
+    pub messages: usize,
+    /// Chains opened (one KEM each) per tier.
+    pub chains: TierCounts,
+    /// Re-keys whose coin was of a cheaper tier than wanted.
+    pub fallbacks: usize,
+    /// Coins fetched on demand.
+    pub on_demand: usize,
+    /// Coins a replenishing pre-fetch stored.
+    pub replenished: u32,
+}
+
+/// Count `run`'s messages.
+pub fn summary(run: &Run) -> Summary {
+    let mut s = Summary { messages: run.exchanges.len(), ..Summary::default() };
+    for e in &run.exchanges {
+        let sent = &e.out.sent;
+        if sent.rekeyed {
+            *s.chains.get_mut(sent.tier) += 1;
+        }
+        s.fallbacks += usize::from(sent.fell_back);
+        s.on_demand += usize::from(e.out.source == CoinSource::OnDemand);
+        s.replenished += e.out.replenished.map_or(0, |r| r.stored.total());
+    }
+    s
+}
+
 /// Run the three scenarios, print the conversation and the checks; true if every check held.
 pub fn main() -> bool {
     use owo_colors::OwoColorize;
@@ -338,6 +368,7 @@ pub fn main() -> bool {
     ui.title("AQM chat --auto: alice and bob in one process, all three priorities, no services");
     ui.info("in-memory redb stores, an in-process directory and transport; fresh identities per scenario");
     let (mut passed, mut total) = (0, 0);
+    let mut summaries = Vec::new();
     for (n, priority) in Priority::ALL.into_iter().enumerate() {
         ui.phase(
             n as u8 + 1,
@@ -366,6 +397,7 @@ pub fn main() -> bool {
             }
         }
         ui.info(format!("bob's vault burned {} coins", run.bob_burned));
+        summaries.push((priority, summary(&run)));
         for c in checks(&run) {
             total += 1;
             if c.passed {
@@ -375,6 +407,24 @@ pub fn main() -> bool {
                 ui.fail(c.name, c.detail);
             }
         }
+    }
+    ui.phase(4, 4, "SUMMARY", "what each scenario cost");
+    ui.note(format!(
+        "{:<9} {:>8} {:>6} {:>13} {:>9} {:>9} {:>11}",
+        "priority", "messages", "KEMs", "chains G/S/B", "KEM/msg", "fallback", "on-demand"
+    ));
+    for (p, s) in &summaries {
+        let kems = s.chains.total();
+        ui.note(format!(
+            "{:<9} {:>8} {:>6} {:>13} {:>9.2} {:>9} {:>11}",
+            p.as_str(),
+            s.messages,
+            kems,
+            format!("{}/{}/{}", s.chains.get(Tier::Gold), s.chains.get(Tier::Silver), s.chains.get(Tier::Bronze)),
+            f64::from(kems) / s.messages.max(1) as f64,
+            s.fallbacks,
+            s.on_demand
+        ));
     }
     let ok = passed == total;
     ui.verdict(ok, format!("{passed} of {total} checks held across BESTIE, MATE and STRANGER"));

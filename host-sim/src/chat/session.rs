@@ -1,6 +1,6 @@
 //! One user's side of a chat: identity, device key, store and directory, the partner and the
 //! device context, and the lifecycle of each message through the core's
-//! [`Messenger`](aqm_core::messaging::Messenger).
+//! [`Messenger`].
 //!
 //! Sending: context → tier range ([`Messenger::send_range`]) → the oldest cached coin of the
 //! first tier that has one, or one fetched on demand ([`Messenger::fetch_on_demand`]) when the

@@ -83,6 +83,15 @@ fn checks_can_fail() {
     assert!(!auto::gold_runs_out(&mate).passed);
 }
 
+/// The summary counts what the checks saw: a STRANGER's chains are all BRONZE, fetched on demand.
+#[test]
+fn the_summary_counts_the_run() {
+    let s = auto::summary(&run(Priority::Stranger));
+    assert_eq!((s.chains.get(Tier::Gold), s.chains.get(Tier::Silver)), (0, 0));
+    assert_eq!(s.on_demand as u32, s.chains.total());
+    assert_eq!((s.fallbacks, s.replenished), (0, 0));
+}
+
 #[test]
 fn commands_parse() {
     assert_eq!(Command::parse(" /wifi "), Command::Go(Place::Wifi));
