@@ -217,9 +217,13 @@ impl<'a, S: DeviceStore, D: DirectoryStore> Session<'a, S, D> {
         directory: &'a D,
         rng: &mut R,
     ) -> Result<(Self, Started), ChatError> {
+        // A name becomes a file name (USER.redb) and a channel: letters, digits, '-' and '_' only.
         for n in [name, partner_name] {
-            if n.is_empty() || n.len() > MAX_NAME {
-                return Err(ChatError::Usage(format!("user names are 1 to {MAX_NAME} bytes; got {n:?}")));
+            let ok = n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if n.is_empty() || n.len() > MAX_NAME || !ok {
+                return Err(ChatError::Usage(format!(
+                    "user names are 1 to {MAX_NAME} letters, digits, '-' or '_'; got {n:?}"
+                )));
             }
         }
         if name == partner_name {

@@ -171,8 +171,10 @@ fn a_hello_from_someone_else_is_ignored() {
 }
 
 #[test]
-fn same_user_and_partner_is_refused() {
+fn bad_names_are_refused() {
     let (a, _, d) = stores();
-    let e = Session::start("alice", "alice", Priority::Bestie, &a, &d, &mut rand::rng()).err().unwrap();
-    assert!(matches!(e, ChatError::Usage(_)), "{e}");
+    for (user, partner) in [("alice", "alice"), ("../alice", "bob"), ("alice", ""), ("alice", "b:b")] {
+        let e = Session::start(user, partner, Priority::Bestie, &a, &d, &mut rand::rng()).err().unwrap();
+        assert!(matches!(e, ChatError::Usage(_)), "{user} {partner}: {e}");
+    }
 }
