@@ -265,9 +265,9 @@ static void *sender(void *arg) {
 }
 
 static void threads(Party *alice, Party *bob) {
-    /* As many GOLD coins as threads (and one more): a send that finds the chain exhausted pops a
-       coin, and while racers hold coins in flight (a loser puts its coin back), a send that finds
-       the inventory empty answers NEED_COIN. With a coin per racer that never happens. */
+    /* Sends to one contact take turns inside the handle, so the threads share one chain and no
+       racer holds a coin another thread needed; the spare coins only let a chain that runs out
+       open the next one. */
     for (int i = 0; i < 5; i++) hand_coin(bob, alice, GOLD);
     pthread_t t[4];
     Job jobs[4];

@@ -35,7 +35,15 @@ pub struct AqmDevice {
     outbox: Mutex<Vec<PublicCoin>>,
     /// One client per server URL, with the tokens it acts under.
     servers: Mutex<HashMap<String, Arc<HttpDirectory>>>,
+    /// Sends to one contact take turns (striped by contact id). The store's compare-and-swap
+    /// alone keeps them correct, but a racer that loses still spent an encapsulation and, while it
+    /// held the last cached coin, made the other threads answer `NeedCoin`; in one process, taking
+    /// turns costs nothing the CAS would not have serialized anyway.
+    send_turns: [Mutex<()>; SEND_STRIPES],
 }
+
+/// Stripes of [`AqmDevice::send_turns`]: sends to contacts on different stripes run in parallel.
+const SEND_STRIPES: usize = 16;
 
 impl std::fmt::Debug for AqmDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +103,7 @@ impl AqmDevice {
             device_key,
             outbox: Mutex::new(Vec::new()),
             servers: Mutex::new(HashMap::new()),
+            send_turns: std::array::from_fn(|_| Mutex::new(())),
         })
     }
 
@@ -254,6 +263,7 @@ impl AqmDevice {
     pub fn send_with_coin(&self, contact: Vec<u8>, coin: Vec<u8>, plaintext: Vec<u8>) -> Result<AqmSent, AqmError> {
         let contact = user_id(&contact)?;
         let coin = codec::decode_coin(&coin)?;
+        let _turn = self.send_turn(&contact);
         let s = with_store!(&self.backend, |s| Messenger::new(s, &self.identity, &self.device_key)
             .send_with_coin(&contact, &coin, coin.tier, &plaintext, unix_now(), &mut rand::rng())
             .map_err(AqmError::from))?;
@@ -410,6 +420,7 @@ impl AqmDevice {
         let contact = user_id(&contact)?;
         let opts = SendOptions { allow_classical };
         let ctx = context.into();
+        let _turn = self.send_turn(&contact);
         let outcome = with_store!(&self.backend, |s| {
             let m = Messenger::new(s, &self.identity, &self.device_key);
             let (now, rng) = (unix_now(), &mut rand::rng());
@@ -426,6 +437,12 @@ impl AqmDevice {
                 AqmSendOutcome::NeedCoin { desired: range.desired.into(), lowest: range.lowest.into(), wasted }
             }
         })
+    }
+
+    /// This contact's turn to send; held for the whole send.
+    fn send_turn(&self, contact: &UserId) -> MutexGuard<'_, ()> {
+        // User ids are random (or hashes), so one byte spreads contacts evenly over the stripes.
+        lock(&self.send_turns[usize::from(contact.as_bytes()[0]) % SEND_STRIPES])
     }
 
     fn require_token(&self, server_url: &str) -> Result<(), AqmError> {

@@ -182,6 +182,9 @@ fn many_threads_send_at_once_and_every_message_opens_once() {
     }
     assert!(pending.is_empty());
     assert_eq!(opened.len(), 24);
+    // Sends to one contact take turns: one chain (GOLD carries 25 messages), so one coin spent
+    // and none lost to a racer.
+    assert_eq!(alice.inventory(bob.user_id()).unwrap(), AqmTierCounts { gold: 4, silver: 4, bronze: 1 });
 }
 
 #[test]

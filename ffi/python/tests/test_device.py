@@ -166,6 +166,8 @@ def test_many_threads_send_at_once(pair):
                 rest.append(e)
         pending = rest
     assert pending == [] and len(opened) == 24
+    # Sends to one contact take turns: one GOLD chain (25 messages), one coin spent.
+    assert alice.inventory(bob.user_id()) == aqm_ffi.AqmTierCounts(gold=4, silver=4, bronze=1)
 
 
 def test_identity_is_sealed_and_survives_reopen(open_device):
