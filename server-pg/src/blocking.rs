@@ -34,6 +34,14 @@ impl BlockingDirectory {
         Ok(BlockingDirectory { runtime, directory })
     }
 
+    /// Turn on claim batching ([`PgDirectory::with_claim_batching`]) on this adapter's runtime:
+    /// concurrent calls from many threads then share claim transactions, as in the server.
+    pub fn with_claim_batching(mut self, batching: crate::directory::ClaimBatching) -> Result<Self, ServerError> {
+        let directory = self.directory.clone();
+        self.directory = self.runtime.block_on(async move { directory.with_claim_batching(batching) })?;
+        Ok(self)
+    }
+
     /// The async directory inside.
     pub fn inner(&self) -> &PgDirectory {
         &self.directory

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use aqm_core::Policy;
 
+use crate::directory::ClaimBatching;
+
 /// `aqm-server` flags.
 #[derive(Clone, clap::Parser)]
 #[command(name = "aqm-server", version, about = "AQM coin directory: HTTP service on PostgreSQL")]
@@ -37,6 +39,13 @@ pub struct Config {
     /// Length of the quota window in seconds.
     #[arg(long, env = "AQM_CLAIM_QUOTA_WINDOW_SECS", default_value_t = Policy::DEFAULT.claim_quota_window_secs)]
     pub claim_quota_window_secs: u64,
+    /// Most claims committed in one transaction (group commit); 1 gives every claim its own
+    /// transaction (use 1 on Citus, where a batch would span shards).
+    #[arg(long, env = "AQM_CLAIM_BATCH", default_value_t = ClaimBatching::default().max_batch)]
+    pub claim_batch: usize,
+    /// Claim transactions in flight at once (each on a pooled connection).
+    #[arg(long, env = "AQM_CLAIM_WORKERS", default_value_t = ClaimBatching::default().workers)]
+    pub claim_workers: usize,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "AQM_LOG_JSON")]
     pub log_json: bool,
@@ -51,6 +60,11 @@ impl Config {
         }
         p.claim_quota_window_secs = self.claim_quota_window_secs.max(1);
         p
+    }
+
+    /// How claims are grouped into transactions.
+    pub fn claim_batching(&self) -> ClaimBatching {
+        ClaimBatching { max_batch: self.claim_batch.max(1), workers: self.claim_workers.max(1) }
     }
 
     /// The request timeout.

@@ -7,7 +7,7 @@ use aqm_core::StoreError;
 /// A refusal of the rules is [`ServerError::Core`] (the core's own error, so the conformance kit
 /// and callers can match on it); the other variants are this crate's: authentication, bad
 /// requests, and availability of PostgreSQL or of the server.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ServerError {
     /// The core refused the operation (bad signature, quota spent, unknown user, …).
     #[error("{0}")]

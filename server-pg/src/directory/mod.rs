@@ -7,6 +7,7 @@
 //! passes its own), as everywhere in AQM.
 
 mod claim;
+mod claim_queue;
 mod coins;
 mod identities;
 mod rows;
@@ -17,6 +18,7 @@ use aqm_core::Policy;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 
+pub use claim_queue::{BatchStats, ClaimBatching};
 pub use identities::Registered;
 
 use crate::ServerError;
@@ -30,6 +32,9 @@ pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct PgDirectory {
     pool: Pool,
     policy: Arc<Policy>,
+    /// Set by [`PgDirectory::with_claim_batching`]: claims share transactions.
+    claims: Option<claim_queue::ClaimQueue>,
+    batch_stats: Arc<BatchStats>,
 }
 
 impl core::fmt::Debug for PgDirectory {
@@ -65,7 +70,28 @@ impl PgDirectory {
             .timeouts(Timeouts { wait: Some(POOL_WAIT), create: Some(POOL_WAIT), recycle: Some(POOL_WAIT) })
             .build()
             .map_err(|e| ServerError::Config(format!("connection pool: {e}")))?;
-        Ok(PgDirectory { pool, policy: Arc::new(policy) })
+        Ok(PgDirectory { pool, policy: Arc::new(policy), claims: None, batch_stats: Arc::default() })
+    }
+
+    /// Group concurrent claims into shared transactions (group commit; see
+    /// [`ClaimBatching`]). Must be called on a tokio runtime, which then runs the dispatcher
+    /// until the last clone of this directory is dropped. `max_batch` 1 leaves every claim its
+    /// own transaction.
+    ///
+    /// Each claim still gets exactly what it would get alone; what changes is that one commit
+    /// acknowledges many. On Citus keep `max_batch` 1: a batch spans owners, so it would be a
+    /// multi-shard transaction.
+    pub fn with_claim_batching(mut self, batching: ClaimBatching) -> Result<PgDirectory, ServerError> {
+        self.claims = None;
+        if batching.max_batch > 1 {
+            self.claims = Some(claim_queue::ClaimQueue::start(self.clone(), batching)?);
+        }
+        Ok(self)
+    }
+
+    /// Claim transactions and the claims they carried since start.
+    pub fn batch_stats(&self) -> &Arc<BatchStats> {
+        &self.batch_stats
     }
 
     /// Apply pending migrations ([`crate::migrate::apply`]).

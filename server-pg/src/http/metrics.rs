@@ -61,8 +61,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered.
-    pub fn new() -> Arc<Metrics> {
+    /// A fresh registry with every metric registered, exporting the directory's claim `batches`.
+    pub fn new(batches: &crate::directory::BatchStats) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("aqm");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -75,6 +75,8 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("coins_claimed", "Coins handed out by claims", claimed.clone());
         registry.register("coins_uploaded", "New coins stored by uploads", uploaded.clone());
+        registry.register("claim_transactions", "Claim transactions run", batches.transactions.clone());
+        registry.register("claim_batched", "Claims those transactions carried", batches.claims.clone());
         registry.register("db_pool_connections", "PostgreSQL connections open in the pool", pool_size.clone());
         registry.register("db_pool_idle", "Idle PostgreSQL connections in the pool", pool_available.clone());
         registry.register("db_pool_waiting", "Requests waiting for a PostgreSQL connection", pool_waiting.clone());

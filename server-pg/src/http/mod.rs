@@ -42,16 +42,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `directory` under `config`.
-    pub fn new(directory: PgDirectory, config: &Config) -> AppState {
-        AppState {
+    /// State for `directory` under `config`, with its claim batching turned on
+    /// ([`PgDirectory::with_claim_batching`]; call on a tokio runtime).
+    pub fn new(directory: PgDirectory, config: &Config) -> Result<AppState, ServerError> {
+        let directory = directory.with_claim_batching(config.claim_batching())?;
+        let metrics = metrics::Metrics::new(directory.batch_stats());
+        Ok(AppState {
             directory,
             admin_token_hash: config.admin_token.as_deref().filter(|t| !t.is_empty()).map(|t| Sha256::digest(t).into()),
             body_limit: config.body_limit,
             register_limiter: Arc::new(limits::RegisterLimiter::new(config.register_per_minute)),
-            metrics: metrics::Metrics::new(),
+            metrics,
             tokens: Arc::new(auth::TokenCache::default()),
-        }
+        })
     }
 }
 
@@ -89,7 +92,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     if config.admin_token.is_none() {
         tracing::warn!("no --admin-token: admin calls are refused");
     }
-    let state = AppState::new(directory, &config);
+    let state = AppState::new(directory, &config)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.bind)))?;

@@ -31,7 +31,7 @@ impl TestServer {
         let config = Config::parse_from(args);
         let directory = PgDirectory::from_config(db, config.pool_size, config.policy()).expect("pool");
         directory.migrate().await.expect("migrate");
-        let state = AppState::new(directory.clone(), &config);
+        let state = AppState::new(directory.clone(), &config).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
