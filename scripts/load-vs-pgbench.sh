@@ -5,14 +5,20 @@
 # SKIP LOCKED, marked claimed; one statement per claim) at C clients on the same rows, reset to
 # unclaimed between the two. Then an open-loop run at a fixed arrival rate for the latency figure.
 #
-# Usage: scripts/load-vs-pgbench.sh [users=2000] [connections=64] [seconds=20] [rate=1000]
-# Builds release binaries; uses database aqm_load on the machine's PostgreSQL (recreated).
+# Usage: scripts/load-vs-pgbench.sh [users=2000] [connections=64] [seconds=20] [rate=1000] [coins=10]
+# `coins` is BRONZE coins per user, uploaded that many per request. Extra aqm-server flags (e.g.
+# `--claim-batch 1` to measure one transaction per claim) come from AQM_SERVER_FLAGS.
+# Builds release binaries (AQM_NO_BUILD=1: use those in $CARGO_TARGET_DIR/release); uses
+# databases aqm_load and aqm_load_open on the machine's PostgreSQL (recreated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${1:-2000}
 conns=${2:-64}
 secs=${3:-20}
 rate=${4:-1000}
+coins=${5:-10}
+# shellcheck disable=SC2206 # flags are meant to split
+server_flags=(${AQM_SERVER_FLAGS:-})
 db=aqm_load
 url="postgres://postgres@127.0.0.1:5432/$db"
 psql() { command psql -q -X -h 127.0.0.1 -U postgres "$@"; }
@@ -23,13 +29,13 @@ psql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
 RUST_LOG=warn "$bin/aqm-server" --database-url "$url" --bind "127.0.0.1:$port" --pool-size "$conns" \
-    --register-per-minute 100000000 >"$log" 2>&1 &
+    --register-per-minute 100000000 "${server_flags[@]}" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
 
-echo "== aqm-sim load: $users users × 10 BRONZE coins, closed-loop at $conns connections for $secs s"
-"$bin/aqm-sim" load --server "http://127.0.0.1:$port" --users "$users" --coins 10 \
+echo "== aqm-sim load: $users users × $coins BRONZE coins, closed-loop at $conns connections for $secs s"
+"$bin/aqm-sim" load --server "http://127.0.0.1:$port" --users "$users" --coins "$coins" \
     --connections "$conns" --duration "$secs" | tee /tmp/aqm-load-closed.txt
 aqm_tps=$(awk '$1 == "claims" {print $7}' /tmp/aqm-load-closed.txt)
 
@@ -39,7 +45,7 @@ kill $server; wait $server 2>/dev/null || true
 psql -d "$db" -c "UPDATE coin_inventory SET fetched_by = NULL, fetched_at = NULL" \
     -c "DROP TABLE IF EXISTS pgbench_owners" \
     -c "CREATE TABLE pgbench_owners AS SELECT row_number() OVER (ORDER BY user_id) AS n, user_id FROM identities" \
-    -c "CREATE UNIQUE INDEX ON pgbench_owners (n)"
+    -c "CREATE UNIQUE INDEX ON pgbench_owners (n)" -c "VACUUM ANALYZE"
 script=$(mktemp)
 cat >"$script" <<'SQL'
 \set n random(1, :users)
@@ -58,8 +64,8 @@ echo "== claims/s: aqm-server $aqm_tps, pgbench $pg_tps (ratio $(python3 -c "pri
 echo "== open loop: a fresh population, $rate claims/s for $secs s"
 psql -d postgres -c "DROP DATABASE IF EXISTS ${db}_open" -c "CREATE DATABASE ${db}_open"
 RUST_LOG=warn "$bin/aqm-server" --database-url "postgres://postgres@127.0.0.1:5432/${db}_open" --bind "127.0.0.1:$port" \
-    --pool-size "$conns" --register-per-minute 100000000 >"$log" 2>&1 &
+    --pool-size "$conns" --register-per-minute 100000000 "${server_flags[@]}" >"$log" 2>&1 &
 server=$!
 for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-"$bin/aqm-sim" load --server "http://127.0.0.1:$port" --users "$users" --coins 10 --rate "$rate" \
+"$bin/aqm-sim" load --server "http://127.0.0.1:$port" --users "$users" --coins "$coins" --rate "$rate" \
     --connections "$conns" --duration "$secs"
