@@ -361,6 +361,28 @@ impl AqmDevice {
         Ok(inserted)
     }
 
+    /// Upload `coins` (encoded public coins as `mint` returned them) to the directory at
+    /// `server_url` with this user's `token`, and remember the token for that server. For an app
+    /// that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
+    /// (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
+    /// another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
+    /// new to the server; they also leave this object's queue for `publish`.
+    pub fn publish_coins(&self, server_url: String, token: String, coins: Vec<Vec<u8>>) -> Result<u32, AqmError> {
+        let coins: Vec<PublicCoin> = coins.iter().map(|c| codec::decode_coin(c)).collect::<Result<_, _>>()?;
+        let me = self.identity.user_id();
+        if coins.iter().any(|c| c.owner != me) {
+            return Err(aqm_core::Error::WrongOwner.into());
+        }
+        let dir = self.directory(&server_url)?;
+        dir.add_token(me, token);
+        if coins.is_empty() {
+            return Ok(0);
+        }
+        let inserted = dir.upload(&me, &coins, unix_now())?;
+        lock(&self.outbox).retain(|c| !coins.contains(c));
+        Ok(inserted)
+    }
+
     /// Top up `contact`'s cached coins from the directory at `server_url` up to its priority's
     /// caps, every coin verified against the contact's pinned identity. Needs this user's token
     /// for that server (`register` or `publish` first).

@@ -719,6 +719,16 @@ public protocol AqmDeviceProtocol: AnyObject, Sendable {
     func publish(serverUrl: String, token: String) throws  -> UInt32
     
     /**
+     * Upload `coins` (encoded public coins as `mint` returned them) to the directory at
+     * `server_url` with this user's `token`, and remember the token for that server. For an app
+     * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
+     * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
+     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
+     * new to the server; they also leave this object's queue for `publish`.
+     */
+    func publishCoins(serverUrl: String, token: String, coins: [Data]) throws  -> UInt32
+    
+    /**
      * Delete vault secrets past their life and burned ones past their grace, at `now` (Unix
      * seconds).
      */
@@ -1031,6 +1041,26 @@ open func publish(serverUrl: String, token: String)throws  -> UInt32  {
             self.uniffiCloneHandle(),
         FfiConverterString.lower(serverUrl),
         FfiConverterString.lower(token),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Upload `coins` (encoded public coins as `mint` returned them) to the directory at
+     * `server_url` with this user's `token`, and remember the token for that server. For an app
+     * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
+     * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
+     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
+     * new to the server; they also leave this object's queue for `publish`.
+     */
+open func publishCoins(serverUrl: String, token: String, coins: [Data])throws  -> UInt32  {
+    return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeAqmError_lift) {
+        uniffiCallStatus in
+    uniffi_aqm_ffi_fn_method_aqmdevice_publish_coins(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(serverUrl),
+        FfiConverterString.lower(token),
+        FfiConverterSequenceData.lower(coins),uniffiCallStatus
     )
 })
 }
@@ -3168,6 +3198,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish() != 59909) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() != 50484) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_purge() != 10758) {

@@ -313,6 +313,11 @@ RustBuffer uniffi_aqm_ffi_fn_method_aqmdevice_public_identity(uint64_t ptr, Rust
 uint32_t uniffi_aqm_ffi_fn_method_aqmdevice_publish(uint64_t ptr, RustBuffer server_url, RustBuffer token, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_PUBLISH_COINS
+#define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_PUBLISH_COINS
+uint32_t uniffi_aqm_ffi_fn_method_aqmdevice_publish_coins(uint64_t ptr, RustBuffer server_url, RustBuffer token, RustBuffer coins, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_PURGE
 #define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_PURGE
 RustBuffer uniffi_aqm_ffi_fn_method_aqmdevice_purge(uint64_t ptr, uint64_t now, RustCallStatus *_Nonnull out_status
@@ -691,6 +696,12 @@ uint16_t uniffi_aqm_ffi_checksum_method_aqmdevice_public_identity(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_METHOD_AQMDEVICE_PUBLISH
 #define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_METHOD_AQMDEVICE_PUBLISH
 uint16_t uniffi_aqm_ffi_checksum_method_aqmdevice_publish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_METHOD_AQMDEVICE_PUBLISH_COINS
+#define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_METHOD_AQMDEVICE_PUBLISH_COINS
+uint16_t uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins(void
     
 );
 #endif

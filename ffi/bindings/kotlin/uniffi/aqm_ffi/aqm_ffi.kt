@@ -697,6 +697,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_aqm_ffi_checksum_method_aqmdevice_publish(
     ): Int
+    external fun uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins(
+    ): Int
     external fun uniffi_aqm_ffi_checksum_method_aqmdevice_purge(
     ): Int
     external fun uniffi_aqm_ffi_checksum_method_aqmdevice_receive(
@@ -768,6 +770,8 @@ internal object UniffiLib {
     external fun uniffi_aqm_ffi_fn_method_aqmdevice_public_identity(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_aqm_ffi_fn_method_aqmdevice_publish(`ptr`: Long,`serverUrl`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
+    external fun uniffi_aqm_ffi_fn_method_aqmdevice_publish_coins(`ptr`: Long,`serverUrl`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,`coins`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
     external fun uniffi_aqm_ffi_fn_method_aqmdevice_purge(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -941,6 +945,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish() and 0xFFFF) != 59909) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() and 0xFFFF) != 50484) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_purge() and 0xFFFF) != 10758) {
@@ -1536,6 +1543,16 @@ public interface AqmDeviceInterface {
     fun `publish`(`serverUrl`: kotlin.String, `token`: kotlin.String): kotlin.UInt
     
     /**
+     * Upload `coins` (encoded public coins as `mint` returned them) to the directory at
+     * `server_url` with this user's `token`, and remember the token for that server. For an app
+     * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
+     * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
+     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
+     * new to the server; they also leave this object's queue for `publish`.
+     */
+    fun `publishCoins`(`serverUrl`: kotlin.String, `token`: kotlin.String, `coins`: List<kotlin.ByteArray>): kotlin.UInt
+    
+    /**
      * Delete vault secrets past their life and burned ones past their grace, at `now` (Unix
      * seconds).
      */
@@ -1937,6 +1954,31 @@ open class AqmDevice: Disposable, AutoCloseable, AqmDeviceInterface
         
         FfiConverterString.lower(`serverUrl`),
         FfiConverterString.lower(`token`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Upload `coins` (encoded public coins as `mint` returned them) to the directory at
+     * `server_url` with this user's `token`, and remember the token for that server. For an app
+     * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
+     * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
+     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
+     * new to the server; they also leave this object's queue for `publish`.
+     */
+    @Throws(AqmException::class)override fun `publishCoins`(`serverUrl`: kotlin.String, `token`: kotlin.String, `coins`: List<kotlin.ByteArray>): kotlin.UInt {
+            return FfiConverterUInt.lift(
+    callWithHandle {
+    uniffiRustCallWithError(AqmException) { _status ->
+    UniffiLib.uniffi_aqm_ffi_fn_method_aqmdevice_publish_coins(
+        it,
+        
+        FfiConverterString.lower(`serverUrl`),
+        FfiConverterString.lower(`token`),
+        FfiConverterSequenceByteArray.lower(`coins`),_status)
 }
     }
     )
