@@ -282,6 +282,24 @@ static void threads(Party *alice, Party *bob) {
     }
     CHECK(total == 12, "four threads sent three messages each through one handle");
 }
+/* A backup of Alice's sealed identity restores into a new store, only under her device key. */
+static void restore(Party *alice, const char *dir) {
+    uint8_t sealed[AQM_SEALED_IDENTITY_LEN], key[AQM_DEVICE_KEY_LEN], id[AQM_ID_LEN];
+    size_t len = 0;
+    char url[512];
+    AqmDevice *dev = NULL;
+    EXPECT(aqm_device_sealed_identity(alice->dev, sealed, sizeof sealed, &len), AQM_STATUS_OK, "sealed identity");
+    snprintf(url, sizeof url, "redb://%s/restored.redb", dir);
+    memset(key, 9, sizeof key);
+    EXPECT(aqm_device_restore(url, key, sizeof key, sealed, len, &dev), AQM_STATUS_SEAL_BROKEN,
+           "restore under another key");
+    EXPECT(aqm_device_restore(url, key, sizeof key, NULL, len, &dev), AQM_STATUS_NULL_POINTER, "restore from null");
+    memset(key, 1, sizeof key);
+    EXPECT(aqm_device_restore(url, key, sizeof key, sealed, len, &dev), AQM_STATUS_OK, "restore the backup");
+    EXPECT(aqm_device_user_id(dev, id, sizeof id, &len), AQM_STATUS_OK, "restored user id");
+    CHECK(memcmp(id, alice->id, sizeof id) == 0, "the restored device is Alice");
+    aqm_device_free(dev);
+}
 
 int main(void) {
     char dir[] = "/tmp/aqm-c-example-XXXXXX";
@@ -292,6 +310,7 @@ int main(void) {
     conversation(&alice, &bob);
     bad_input(&alice, &bob);
     threads(&alice, &bob);
+    restore(&alice, dir);
     close_party(&alice);
     close_party(&bob);
     char cmd[600];

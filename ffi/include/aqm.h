@@ -255,6 +255,21 @@ enum AqmStatus aqm_device_open(const char *store_url,
                                size_t device_key_len,
                                struct AqmDevice **out);
 
+// Open the store `store_url` as the user whose sealed identity (`aqm_device_sealed_identity` on the old
+// device, sealed under the same `device_key`) is `sealed`: a new device restoring a backup. The
+// store must be new or hold that identity already (`ID_MISMATCH` otherwise); the wrong key →
+// `SEAL_BROKEN`. Only the identity comes back: mint and publish fresh coins.
+//
+// # Safety
+// `store_url` NUL-terminated; `device_key` and `sealed` readable for their lengths; `out`
+// writable.
+enum AqmStatus aqm_device_restore(const char *store_url,
+                                  const uint8_t *device_key,
+                                  size_t device_key_len,
+                                  const uint8_t *sealed,
+                                  size_t sealed_len,
+                                  struct AqmDevice **out);
+
 // Release a handle from `aqm_device_open` (null is ignored). Call it once, after every thread
 // is done with the handle.
 //

@@ -67,6 +67,11 @@ impl Backend {
     /// the same identity).
     pub(crate) fn load_or_create_identity(&self, device_key: &DeviceKey) -> Result<Identity, AqmError> {
         let fresh = identity::seal(&Identity::generate(&mut rand::rng()), device_key)?;
+        self.load_or_store_identity(fresh, device_key)
+    }
+
+    /// The store's identity; if it has none yet, `fresh` (sealed under `device_key`) becomes it.
+    pub(crate) fn load_or_store_identity(&self, fresh: Vec<u8>, device_key: &DeviceKey) -> Result<Identity, AqmError> {
         let sealed = match self {
             Backend::Redb(store) => {
                 let db = store.database();

@@ -555,6 +555,39 @@ pub unsafe extern "C" fn aqm_device_open(
     })
 }
 
+/// Open the store `store_url` as the user whose sealed identity (`aqm_device_sealed_identity` on the old
+/// device, sealed under the same `device_key`) is `sealed`: a new device restoring a backup. The
+/// store must be new or hold that identity already (`ID_MISMATCH` otherwise); the wrong key →
+/// `SEAL_BROKEN`. Only the identity comes back: mint and publish fresh coins.
+///
+/// # Safety
+/// `store_url` NUL-terminated; `device_key` and `sealed` readable for their lengths; `out`
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aqm_device_restore(
+    store_url: *const c_char,
+    device_key: *const u8,
+    device_key_len: usize,
+    sealed: *const u8,
+    sealed_len: usize,
+    out: *mut *mut AqmDevice,
+) -> AqmStatus {
+    guard(|| {
+        // SAFETY: the caller's contract for each argument (see above).
+        let (url, key, sealed, out) = unsafe {
+            (
+                c_str(store_url, "store_url")?,
+                input(device_key, device_key_len, "device_key")?,
+                input(sealed, sealed_len, "sealed")?,
+                out_ref(out, "out")?,
+            )
+        };
+        let device = AqmDevice::restore_device(url, key, sealed)?;
+        *out = Box::into_raw(Box::new(device));
+        Ok(AqmStatus::Ok)
+    })
+}
+
 /// Release a handle from `aqm_device_open` (null is ignored). Call it once, after every thread
 /// is done with the handle.
 ///

@@ -61,6 +61,17 @@ pub fn unix_now() -> UnixSeconds {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+fn device_key_of(bytes: &[u8]) -> Result<DeviceKey, AqmError> {
+    let key: [u8; DEVICE_KEY_LEN] = bytes.try_into().map_err(|_| AqmError::BadDeviceKey {
+        got: bytes.len() as u64,
+        detail: format!(
+            "the device key must be {DEVICE_KEY_LEN} bytes, got {}: generate 32 random bytes once and keep them in the OS keystore",
+            bytes.len()
+        ),
+    })?;
+    Ok(DeviceKey::from_bytes(key))
+}
+
 fn user_id(bytes: &[u8]) -> Result<UserId, AqmError> {
     Ok(UserId::from_slice(bytes)?)
 }
@@ -87,24 +98,40 @@ impl AqmDevice {
     /// `device_key`. On first open a fresh identity is generated and stored sealed under the
     /// key; later opens need the same key (another → `SealBroken`).
     pub fn open_device(store_url: &str, device_key: &[u8]) -> Result<AqmDevice, AqmError> {
-        let key: [u8; DEVICE_KEY_LEN] = device_key.try_into().map_err(|_| AqmError::BadDeviceKey {
-            got: device_key.len() as u64,
-            detail: format!(
-                "the device key must be {DEVICE_KEY_LEN} bytes, got {}: generate 32 random bytes once and keep them in the OS keystore",
-                device_key.len()
-            ),
-        })?;
-        let device_key = DeviceKey::from_bytes(key);
+        let device_key = device_key_of(device_key)?;
         let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT)?;
         let identity = backend.load_or_create_identity(&device_key)?;
-        Ok(AqmDevice {
+        Ok(Self::with_identity(backend, identity, device_key))
+    }
+
+    /// Open the store `store_url` as the device whose sealed identity `sealed_identity` is (from
+    /// an earlier device's `identity()`, sealed under the same `device_key`): a new phone
+    /// restoring its user from a backup. The store must be new or already hold that identity
+    /// (another → `IdMismatch`); a key that does not open the backup → `SealBroken`. Only the
+    /// identity comes back: the old device's vault secrets are not in the backup, so coins it
+    /// published can no longer be opened — mint and publish fresh ones.
+    pub fn restore_device(store_url: &str, device_key: &[u8], sealed_identity: &[u8]) -> Result<AqmDevice, AqmError> {
+        let key = device_key_of(device_key)?;
+        let wanted = identity::open(sealed_identity, &key)?;
+        let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT)?;
+        let identity = backend.load_or_store_identity(sealed_identity.to_vec(), &key)?;
+        if identity.user_id() != wanted.user_id() {
+            return Err(AqmError::IdMismatch {
+                detail: "this store already belongs to another identity: restore into a new store".into(),
+            });
+        }
+        Ok(Self::with_identity(backend, identity, key))
+    }
+
+    fn with_identity(backend: Backend, identity: Identity, device_key: DeviceKey) -> AqmDevice {
+        AqmDevice {
             backend,
             identity,
             device_key,
             outbox: Mutex::new(Vec::new()),
             servers: Mutex::new(HashMap::new()),
             send_turns: std::array::from_fn(|_| Mutex::new(())),
-        })
+        }
     }
 
     fn directory(&self, server_url: &str) -> Result<Arc<HttpDirectory>, AqmError> {
@@ -131,6 +158,18 @@ impl AqmDevice {
     #[uniffi::constructor]
     pub fn open(store_url: String, device_key: Vec<u8>) -> Result<Arc<AqmDevice>, AqmError> {
         AqmDevice::open_device(&store_url, &device_key).map(Arc::new)
+    }
+
+    /// Open the store `store_url` as the user whose sealed identity (from `identity()` on the old
+    /// device) is `sealed_identity`, under the same `device_key`. Only the identity comes back;
+    /// mint and publish fresh coins.
+    #[uniffi::constructor]
+    pub fn restore(
+        store_url: String,
+        device_key: Vec<u8>,
+        sealed_identity: Vec<u8>,
+    ) -> Result<Arc<AqmDevice>, AqmError> {
+        AqmDevice::restore_device(&store_url, &device_key, &sealed_identity).map(Arc::new)
     }
 
     /// This user's id (16 bytes).

@@ -89,6 +89,40 @@ fn the_identity_survives_reopening_and_needs_its_device_key() {
 }
 
 #[test]
+fn a_backed_up_identity_restores_into_a_new_store_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = pair(&dir, 0, 0, 0);
+    let backup = bob.identity().unwrap();
+    let url = |name: &str| format!("redb://{}", dir.path().join(name).display());
+    // The wrong device key does not open the backup; another user's store is refused; nothing
+    // is written either way.
+    assert!(matches!(
+        AqmDevice::restore(url("new.redb"), vec![9; 32], backup.clone()),
+        Err(AqmError::SealBroken { .. })
+    ));
+    let other = open(&dir, "other.redb", 2);
+    drop(other);
+    assert!(matches!(
+        AqmDevice::restore(url("other.redb"), vec![2; 32], backup.clone()),
+        Err(AqmError::IdMismatch { .. })
+    ));
+    assert!(AqmDevice::restore(url("x.redb"), vec![2; 32], vec![1; 10]).is_err());
+    drop(bob);
+    // On a new phone: the same user, who can mint and receive again (old coins are gone).
+    let restored = AqmDevice::restore(url("new.redb"), vec![2; 32], backup.clone()).unwrap();
+    assert_eq!(restored.identity().unwrap().len(), backup.len());
+    assert_eq!(restored.public_identity().unwrap(), open(&dir, "bob.redb", 2).public_identity().unwrap());
+    let coins = restored.mint(0, 1, 0).unwrap();
+    alice.cache_coins(restored.user_id(), coins).unwrap();
+    restored.add_contact(alice.user_id(), alice.public_identity().unwrap(), AqmPriority::Bestie).unwrap();
+    let sent = sent(alice.send(restored.user_id(), b"welcome back".to_vec(), HOME, false).unwrap());
+    assert_eq!(restored.receive(sent.envelope).unwrap().plaintext, b"welcome back");
+    // Restoring again into the same store is a no-op.
+    drop(restored);
+    assert!(AqmDevice::restore(url("new.redb"), vec![2; 32], backup).is_ok());
+}
+
+#[test]
 fn bad_input_gets_typed_errors_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = pair(&dir, 0, 1, 0);

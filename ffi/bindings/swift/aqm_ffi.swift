@@ -871,6 +871,22 @@ public static func `open`(storeUrl: String, deviceKey: Data)throws  -> AqmDevice
 })
 }
     
+    /**
+     * Open the store `store_url` as the user whose sealed identity (from `identity()` on the old
+     * device) is `sealed_identity`, under the same `device_key`. Only the identity comes back;
+     * mint and publish fresh coins.
+     */
+public static func restore(storeUrl: String, deviceKey: Data, sealedIdentity: Data)throws  -> AqmDevice  {
+    return try  FfiConverterTypeAqmDevice_lift(try rustCallWithError(FfiConverterTypeAqmError_lift) {
+        uniffiCallStatus in
+    uniffi_aqm_ffi_fn_constructor_aqmdevice_restore(
+        FfiConverterString.lower(storeUrl),
+        FfiConverterData.lower(deviceKey),
+        FfiConverterData.lower(sealedIdentity),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
@@ -3237,6 +3253,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_aqm_ffi_checksum_constructor_aqmdevice_open() != 43788) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_aqm_ffi_checksum_constructor_aqmdevice_restore() != 58320) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -258,6 +258,11 @@ void uniffi_aqm_ffi_fn_free_aqmdevice(uint64_t handle, RustCallStatus *_Nonnull 
 uint64_t uniffi_aqm_ffi_fn_constructor_aqmdevice_open(RustBuffer store_url, RustBuffer device_key, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_CONSTRUCTOR_AQMDEVICE_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_CONSTRUCTOR_AQMDEVICE_RESTORE
+uint64_t uniffi_aqm_ffi_fn_constructor_aqmdevice_restore(RustBuffer store_url, RustBuffer device_key, RustBuffer sealed_identity, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_ADD_CONTACT
 #define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_FN_METHOD_AQMDEVICE_ADD_CONTACT
 int8_t uniffi_aqm_ffi_fn_method_aqmdevice_add_contact(uint64_t ptr, RustBuffer id, RustBuffer public_identity, RustBuffer priority, RustCallStatus *_Nonnull out_status
@@ -774,6 +779,12 @@ uint16_t uniffi_aqm_ffi_checksum_method_aqmdevice_vault_stats(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_CONSTRUCTOR_AQMDEVICE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_CONSTRUCTOR_AQMDEVICE_OPEN
 uint16_t uniffi_aqm_ffi_checksum_constructor_aqmdevice_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_CONSTRUCTOR_AQMDEVICE_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_AQM_FFI_CHECKSUM_CONSTRUCTOR_AQMDEVICE_RESTORE
+uint16_t uniffi_aqm_ffi_checksum_constructor_aqmdevice_restore(void
     
 );
 #endif

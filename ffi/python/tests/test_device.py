@@ -180,6 +180,16 @@ def test_identity_is_sealed_and_survives_reopen(open_device):
     assert (again.user_id(), again.public_identity()) == (uid, public)
 
 
+def test_backup_restores_into_a_new_store(tmp_path, open_device):
+    key = os.urandom(32)
+    old = open_device("old", key)
+    backup = old.identity()
+    with pytest.raises(AqmError.SealBroken):
+        aqm_ffi.AqmDevice.restore(f"redb://{tmp_path / 'new.redb'}", os.urandom(32), backup)
+    restored = aqm_ffi.AqmDevice.restore(f"redb://{tmp_path / 'new.redb'}", key, backup)
+    assert (restored.user_id(), restored.public_identity()) == (old.user_id(), old.public_identity())
+
+
 def test_housekeeping(pair):
     alice, bob = pair
     alice.cache_coins(bob.user_id(), bob.mint(0, 2, 0))

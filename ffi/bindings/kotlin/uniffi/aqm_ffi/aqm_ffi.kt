@@ -723,6 +723,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_aqm_ffi_checksum_constructor_aqmdevice_open(
     ): Int
+    external fun uniffi_aqm_ffi_checksum_constructor_aqmdevice_restore(
+    ): Int
     external fun ffi_aqm_ffi_uniffi_contract_version(
     ): Int
 
@@ -748,6 +750,8 @@ internal object UniffiLib {
     external fun uniffi_aqm_ffi_fn_free_aqmdevice(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_aqm_ffi_fn_constructor_aqmdevice_open(`storeUrl`: RustBuffer.ByValue,`deviceKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_aqm_ffi_fn_constructor_aqmdevice_restore(`storeUrl`: RustBuffer.ByValue,`deviceKey`: RustBuffer.ByValue,`sealedIdentity`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_aqm_ffi_fn_method_aqmdevice_add_contact(`ptr`: Long,`id`: RustBuffer.ByValue,`publicIdentity`: RustBuffer.ByValue,`priority`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
@@ -984,6 +988,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_aqm_ffi_checksum_constructor_aqmdevice_open() and 0xFFFF) != 43788) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_aqm_ffi_checksum_constructor_aqmdevice_restore() and 0xFFFF) != 58320) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2222,6 +2229,26 @@ open class AqmDevice: Disposable, AutoCloseable, AqmDeviceInterface
         
         FfiConverterString.lower(`storeUrl`),
         FfiConverterByteArray.lower(`deviceKey`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Open the store `store_url` as the user whose sealed identity (from `identity()` on the old
+     * device) is `sealed_identity`, under the same `device_key`. Only the identity comes back;
+     * mint and publish fresh coins.
+     */
+    @Throws(AqmException::class) fun `restore`(`storeUrl`: kotlin.String, `deviceKey`: kotlin.ByteArray, `sealedIdentity`: kotlin.ByteArray): AqmDevice {
+            return FfiConverterTypeAqmDevice.lift(
+    uniffiRustCallWithError(AqmException) { _status ->
+    UniffiLib.uniffi_aqm_ffi_fn_constructor_aqmdevice_restore(
+    
+        
+        FfiConverterString.lower(`storeUrl`),
+        FfiConverterByteArray.lower(`deviceKey`),
+        FfiConverterByteArray.lower(`sealedIdentity`),_status)
 }
     )
     }
