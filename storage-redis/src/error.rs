@@ -45,11 +45,25 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// The change was applied on the master, but fewer replicas than
+    /// [`crate::Durability::Replicas`] asks for confirmed it in time: if that master fails over
+    /// now, the change may be lost. Re-read the state before repeating it.
+    #[error(
+        "the change was applied on the Redis master {addr} but not confirmed by its replicas ({detail}): \
+         it may be lost if that master fails now; re-read the state before repeating it, and check that \
+         the master's replicas are up and linked (INFO replication)"
+    )]
+    NotReplicated {
+        /// The master (host:port).
+        addr: String,
+        /// How many replicas confirmed, of how many, within which timeout.
+        detail: String,
+    },
+
     /// The prefix holds keys of another at-rest format than this build reads.
     #[error(
-        "the Redis prefix '{prefix}' holds AQM format v{found} keys, but this build reads only format \
-         v{supported}: v1 keys hold protocol v1 coins and sessions, which v2 refuses; delete them \
-         (e.g. redis-cli --scan --pattern '{prefix}:*:v1:*' | xargs redis-cli del) or use another prefix"
+        "the Redis prefix '{prefix}' holds AQM format v{found} keys, but this build reads only format v{supported}; {}",
+        upgrade_hint(*found, prefix)
     )]
     UnsupportedFormat {
         /// The user prefix.
@@ -71,6 +85,19 @@ impl StoreError for Error {
             Error::Core(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// What to do about a store of format `found`.
+fn upgrade_hint(found: u32, prefix: &str) -> String {
+    match found {
+        1 => format!(
+            "v1 keys hold protocol v1 coins and sessions, which v2 refuses: delete them \
+             (e.g. redis-cli --scan --pattern '{prefix}:*:v1:*' | xargs redis-cli del) or use another prefix"
+        ),
+        _ => "v2 keys have no hash tag: stop every client of the older build, then run \
+              RedisStore::upgrade_v2(url, prefix) once (it renames them to the v3 names in one atomic step)"
+            .to_owned(),
     }
 }
 

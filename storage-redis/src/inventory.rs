@@ -68,39 +68,46 @@ pub(crate) fn decode_meta(key: &str, contact: ContactId, f: &[Option<Vec<u8>>]) 
 }
 
 impl RedisStore {
-    /// Metadata and counts of several contacts in one round trip (a MULTI block: one snapshot).
+    /// Metadata and counts of several contacts in one round trip (one read-only script: one
+    /// snapshot, on one node).
     fn contacts_with_counts(&self, ids: &[ContactId]) -> Result<Vec<(ContactMeta, TierCounts)>, Error> {
         let k = &self.keys;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for id in ids {
-            pipe.cmd("HMGET")
-                .arg(k.inv_meta(id))
-                .arg("priority")
-                .arg("last_msg_at")
-                .arg("display_name")
-                .arg("require_pq");
-            for t in Tier::ALL {
-                pipe.cmd("ZCARD").arg(k.inv_idx(id, t));
-            }
-        }
-        let replies: Vec<Value> = self.pool.run(Resend::Safe, |c| pipe.query(c))?;
+        let rows = self.read_counts(ids)?;
         let mut out = Vec::with_capacity(ids.len());
-        let mut it = replies.into_iter();
-        for id in ids {
-            let key = k.inv_meta(id);
-            let meta: Vec<Option<Vec<u8>>> = it
-                .next()
-                .and_then(|v| redis::from_redis_value(v).ok())
-                .ok_or_else(|| Error::corrupt(&key, "unexpected reply"))?;
-            let mut held = TierCounts::default();
-            for t in Tier::ALL {
-                let n = it.next().as_ref().and_then(as_i64).ok_or_else(|| Error::corrupt(&key, "unexpected reply"))?;
-                *held.get_mut(t) = u32::try_from(n).map_err(|_| Error::corrupt(&key, "count out of range"))?;
-            }
-            if let Some(m) = decode_meta(&key, *id, &meta)? {
+        for (id, (meta, held)) in ids.iter().zip(rows) {
+            if let Some(m) = decode_meta(&k.inv_meta(id), *id, &meta)? {
                 out.push((m, held));
             }
+        }
+        Ok(out)
+    }
+
+    /// The `inv_counts` script for `ids`: per contact its four meta fields and coins held per tier.
+    fn read_counts(&self, ids: &[ContactId]) -> Result<Vec<(Vec<Option<Vec<u8>>>, TierCounts)>, Error> {
+        let k = &self.keys;
+        let replies: Vec<Value> = self.pool.run(Resend::Safe, |c| {
+            let mut inv = scripts::call(&scripts::INV_COUNTS);
+            for id in ids {
+                inv.key(k.inv_meta(id));
+                for t in Tier::ALL {
+                    inv.key(k.inv_idx(id, t));
+                }
+            }
+            inv.invoke(c, None)
+        })?;
+        if replies.len() != ids.len() {
+            return Err(Error::corrupt(&k.inv_contacts(), "unexpected counts script reply"));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, row) in ids.iter().zip(replies) {
+            let key = k.inv_meta(id);
+            let bad = || Error::corrupt(&key, "unexpected counts script reply");
+            let Value::Array(row) = row else { return Err(bad()) };
+            let [p, l, n, q, g, s, b] = <[Value; 7]>::try_from(row).map_err(|_| bad())?;
+            let field = |v: Value| -> Option<Vec<u8>> { if v == Value::Nil { None } else { as_bytes(v) } };
+            let count = |v: &Value| as_i64(v).and_then(|n| u32::try_from(n).ok()).ok_or_else(bad);
+            let held = TierCounts([count(&g)?, count(&s)?, count(&b)?]);
+            out.push((vec![field(p), field(l), field(n), field(q)], held));
         }
         Ok(out)
     }
@@ -127,14 +134,14 @@ impl RedisStore {
         let meta = k.inv_meta(contact);
         let expect = expect_last.map(|t| t.to_string()).unwrap_or_default();
         let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
-            scripts::INV_COLLECT
+            scripts::call(&scripts::INV_COLLECT)
                 .key(&meta)
                 .key(k.inv_idx(contact, Tier::Gold))
                 .key(k.inv_idx(contact, Tier::Silver))
                 .key(k.inv_idx(contact, Tier::Bronze))
                 .arg(k.inv_coin_prefix(contact))
                 .arg(&expect)
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         tier_counts(&meta, &reply)
     }
@@ -161,7 +168,7 @@ impl RedisStore {
         let fresh = if coin.check_fresh(&self.policy, now).is_ok() { "1" } else { "0" };
         let seq = if restore { cached.seq.to_string() } else { String::new() };
         let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
-            let mut inv = scripts::INV_STORE.prepare_invoke();
+            let mut inv = scripts::call(&scripts::INV_STORE);
             inv.key(&meta_key)
                 .key(k.inv_coin(contact, &coin.key_id))
                 .key(k.inv_idx(contact, tier))
@@ -180,7 +187,7 @@ impl RedisStore {
                 .arg(coin.expires_at.to_string())
                 .arg(fresh)
                 .arg(&seq)
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         let bad = || Error::corrupt(&meta_key, "unexpected store script reply");
         let [stored, prio, held, dup] = reply.as_slice() else { return Err(bad()) };
@@ -216,7 +223,7 @@ impl InventoryStore for RedisStore {
         let last = meta.last_msg_at.to_string();
         // Not resent: a second run would answer "already registered" for our own registration.
         let n: i64 = self.pool.run(Resend::Never, |c| {
-            scripts::INV_REGISTER
+            scripts::call(&scripts::INV_REGISTER)
                 .key(k.inv_meta(&meta.contact_id))
                 .key(k.inv_contacts())
                 .arg(&id)
@@ -224,7 +231,7 @@ impl InventoryStore for RedisStore {
                 .arg(&last)
                 .arg(meta.display_name.as_str())
                 .arg(if meta.require_pq { "1" } else { "0" })
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         Ok(n == 1)
     }
@@ -249,7 +256,7 @@ impl InventoryStore for RedisStore {
         let caps = self.policy.caps_of(priority);
         // Not resent: a second run would report no evictions for the first run's.
         let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
-            scripts::INV_SET_PRIORITY
+            scripts::call(&scripts::INV_SET_PRIORITY)
                 .key(&meta)
                 .key(k.inv_idx(contact, Tier::Gold))
                 .key(k.inv_idx(contact, Tier::Silver))
@@ -259,7 +266,7 @@ impl InventoryStore for RedisStore {
                 .arg(caps.get(Tier::Silver))
                 .arg(caps.get(Tier::Bronze))
                 .arg(k.inv_coin_prefix(contact))
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         match tier_counts(&meta, &reply)? {
             Ok(evicted) => Ok(evicted.total()),
@@ -288,13 +295,13 @@ impl InventoryStore for RedisStore {
         // A coin is fresh while expires_at > now + coin_min_life (Policy::coin_is_fresh).
         let fresh_after = now.saturating_add(self.policy.coin_min_life_secs).to_string();
         let reply: Vec<Value> = self.pool.run(Resend::Never, |c| {
-            let mut inv = scripts::INV_SELECT.prepare_invoke();
+            let mut inv = scripts::call(&scripts::INV_SELECT);
             inv.key(&meta_key).arg(&now_s).arg(k.inv_coin_prefix(contact)).arg(&fresh_after);
             // The core's range, dearest first; the script pops from the first with a fresh coin.
             for t in (TierRange { desired, lowest }).tiers() {
                 inv.key(k.inv_idx(contact, t)).arg(t.as_str());
             }
-            inv.invoke(c)
+            inv.invoke(c, self.wait)
         })?;
         decode_selection(k, contact, reply)
     }
@@ -307,28 +314,20 @@ impl InventoryStore for RedisStore {
         let k = &self.keys;
         let id = key_id.to_string();
         let n: i64 = self.pool.run(Resend::Never, |c| {
-            scripts::INV_CONSUME
+            scripts::call(&scripts::INV_CONSUME)
                 .key(k.inv_coin(contact, key_id))
                 .key(k.inv_idx(contact, Tier::Gold))
                 .key(k.inv_idx(contact, Tier::Silver))
                 .key(k.inv_idx(contact, Tier::Bronze))
                 .arg(&id)
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         Ok(n == 1)
     }
 
     fn counts(&self, contact: &ContactId) -> Result<TierCounts, Error> {
-        let k = &self.keys;
-        let (g, s, b): (u32, u32, u32) = self.pool.run(Resend::Safe, |c| {
-            redis::pipe()
-                .atomic()
-                .zcard(k.inv_idx(contact, Tier::Gold))
-                .zcard(k.inv_idx(contact, Tier::Silver))
-                .zcard(k.inv_idx(contact, Tier::Bronze))
-                .query(c)
-        })?;
-        Ok(TierCounts([g, s, b]))
+        let rows = self.read_counts(core::slice::from_ref(contact))?;
+        Ok(rows.into_iter().next().map(|(_, held)| held).unwrap_or_default())
     }
 
     fn for_each_contact(&self, visit: &mut dyn FnMut(&ContactMeta, TierCounts)) -> Result<(), Error> {

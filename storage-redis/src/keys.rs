@@ -2,21 +2,24 @@
 //!
 //! | Key | Type | Holds |
 //! |-----|------|-------|
-//! | `{p}vault:v2:key:{key_id}` | hash | one vault entry (seed fields + `expires_at`, `burned_at`) |
-//! | `{p}vault:v2:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
-//! | `{p}vault:v2:active:{TIER}` | sorted set | ACTIVE key ids, score = `expires_at` (expiry index) |
-//! | `{p}vault:v2:burned` | sorted set | BURNED key ids, score = `burned_at` (grace index) |
-//! | `{p}sess:v2:{peer}:{SEND\|RECV}` | hash | `v` (version, compare-and-swap), `blob` (sealed session), `op` |
-//! | `{p}pin:v2:{user}` | hash | `ed25519`, `mldsa65`, `trust` (pinned identity) |
-//! | `{p}inv:v2:key:{contact_id}:{key_id}` | hash | one cached coin (seed fields + `seq`) |
-//! | `{p}inv:v2:idx:{contact_id}:{TIER}` | sorted set | cached key ids, score = insertion sequence (FIFO) |
-//! | `{p}inv:v2:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name` |
-//! | `{p}inv:v2:contacts` | set | registered contact ids (no `SCAN` needed) |
-//! | `{p}inv:v2:seq` | string | the insertion-sequence counter |
+//! | `{p}vault:v3:key:{key_id}` | hash | one vault entry (seed fields + `expires_at`, `burned_at`) |
+//! | `{p}vault:v3:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
+//! | `{p}vault:v3:active:{TIER}` | sorted set | ACTIVE key ids, score = `expires_at` (expiry index) |
+//! | `{p}vault:v3:burned` | sorted set | BURNED key ids, score = `burned_at` (grace index) |
+//! | `{p}sess:v3:{peer}:{SEND\|RECV}` | hash | `v` (version, compare-and-swap), `blob` (sealed session), `op` |
+//! | `{p}pin:v3:{user}` | hash | `ed25519`, `mldsa65`, `trust` (pinned identity) |
+//! | `{p}inv:v3:key:{contact_id}:{key_id}` | hash | one cached coin (seed fields + `seq`) |
+//! | `{p}inv:v3:idx:{contact_id}:{TIER}` | sorted set | cached key ids, score = insertion sequence (FIFO) |
+//! | `{p}inv:v3:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name` |
+//! | `{p}inv:v3:contacts` | set | registered contact ids (no `SCAN` needed) |
+//! | `{p}inv:v3:seq` | string | the insertion-sequence counter |
 //!
-//! `{p}` is the user prefix followed by `:` (empty when no prefix). Ids are lowercase hyphenated
-//! UUIDs. `v2` is the at-rest format (protocol v2); [`Keys::legacy_markers`] are the keys a
-//! format-v1 store always had, which [`crate::RedisStore::connect`] refuses to run beside.
+//! `{p}` is the user prefix in braces followed by `:` (`{alice}:`; empty when no prefix). The
+//! braces are Redis Cluster's hash tag: every key of one user hashes to the slot of the prefix
+//! ([`Keys::slot`]), so each script touches one node. Ids are lowercase hyphenated UUIDs. `v3` is
+//! the at-rest format: the records of protocol v2 under hash-tagged names. [`Keys::legacy_markers`]
+//! are the keys a format-v1 or v2 store always had, which [`crate::RedisStore::connect`] refuses to
+//! run beside ([`crate::RedisStore::upgrade_v2`] renames a v2 store).
 
 use aqm_core::store::Direction;
 use aqm_core::{ContactId, KeyId, Tier, UserId};
@@ -26,6 +29,7 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub(crate) struct Keys {
     p: String,
+    prefix: String,
 }
 
 impl Keys {
@@ -33,56 +37,92 @@ impl Keys {
         if prefix.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(Error::Config("the key prefix must not contain spaces or control characters".into()));
         }
-        let p = if prefix.is_empty() { String::new() } else { format!("{prefix}:") };
-        Ok(Keys { p })
+        if prefix.contains(['{', '}']) {
+            return Err(Error::Config(
+                "the key prefix must not contain '{' or '}': the store puts it in braces itself (the Redis Cluster hash tag)"
+                    .into(),
+            ));
+        }
+        let p = if prefix.is_empty() { String::new() } else { format!("{{{prefix}}}:") };
+        Ok(Keys { p, prefix: prefix.to_owned() })
+    }
+
+    /// The Redis Cluster hash slot of every key of this store (that of the hash tag `{prefix}`);
+    /// `None` for an empty prefix, whose keys have no tag and spread over all slots.
+    pub(crate) fn slot(&self) -> Option<u16> {
+        (!self.prefix.is_empty()).then(|| slot_of(self.prefix.as_bytes()))
+    }
+
+    /// The glob pattern matching every key of this store (none of another prefix's, also not
+    /// `app`'s against `app:alice`'s: the braces close the prefix).
+    pub(crate) fn all_pattern(&self) -> String {
+        format!("{}*", crate::glob_escape(&self.p))
     }
 
     pub(crate) fn vault_entry_prefix(&self) -> String {
-        format!("{}vault:v2:key:", self.p)
+        format!("{}vault:v3:key:", self.p)
     }
     pub(crate) fn vault_entry(&self, id: &KeyId) -> String {
-        format!("{}vault:v2:key:{id}", self.p)
+        format!("{}vault:v3:key:{id}", self.p)
     }
     pub(crate) fn vault_stats(&self) -> String {
-        format!("{}vault:v2:stats", self.p)
+        format!("{}vault:v3:stats", self.p)
     }
     pub(crate) fn vault_active(&self, tier: Tier) -> String {
-        format!("{}vault:v2:active:{}", self.p, tier.as_str())
+        format!("{}vault:v3:active:{}", self.p, tier.as_str())
     }
     pub(crate) fn vault_burned(&self) -> String {
-        format!("{}vault:v2:burned", self.p)
+        format!("{}vault:v3:burned", self.p)
     }
     pub(crate) fn session(&self, peer: &UserId, dir: Direction) -> String {
         let d = match dir {
             Direction::Send => "SEND",
             Direction::Receive => "RECV",
         };
-        format!("{}sess:v2:{peer}:{d}", self.p)
+        format!("{}sess:v3:{peer}:{d}", self.p)
     }
     pub(crate) fn inv_coin_prefix(&self, contact: &ContactId) -> String {
-        format!("{}inv:v2:key:{contact}:", self.p)
+        format!("{}inv:v3:key:{contact}:", self.p)
     }
     pub(crate) fn inv_coin(&self, contact: &ContactId, id: &KeyId) -> String {
-        format!("{}inv:v2:key:{contact}:{id}", self.p)
+        format!("{}inv:v3:key:{contact}:{id}", self.p)
     }
     pub(crate) fn inv_idx(&self, contact: &ContactId, tier: Tier) -> String {
-        format!("{}inv:v2:idx:{contact}:{}", self.p, tier.as_str())
+        format!("{}inv:v3:idx:{contact}:{}", self.p, tier.as_str())
     }
     pub(crate) fn inv_meta(&self, contact: &ContactId) -> String {
-        format!("{}inv:v2:meta:{contact}", self.p)
+        format!("{}inv:v3:meta:{contact}", self.p)
     }
     pub(crate) fn inv_contacts(&self) -> String {
-        format!("{}inv:v2:contacts", self.p)
+        format!("{}inv:v3:contacts", self.p)
     }
     pub(crate) fn inv_seq(&self) -> String {
-        format!("{}inv:v2:seq", self.p)
+        format!("{}inv:v3:seq", self.p)
     }
     pub(crate) fn pin(&self, user: &UserId) -> String {
-        format!("{}pin:v2:{user}", self.p)
+        format!("{}pin:v3:{user}", self.p)
     }
-    /// Keys only a format-v1 (protocol v1) store under this prefix would hold.
-    pub(crate) fn legacy_markers(&self) -> [String; 2] {
-        [format!("{}vault:v1:stats", self.p), format!("{}inv:v1:contacts", self.p)]
+    /// Keys only an older-format store under this prefix would hold, with that format: v1
+    /// (protocol v1) and v2 (protocol v2 records under names without the hash tag). A v2 store
+    /// always has a stats hash once anything was stored, and a contacts set once a contact was.
+    pub(crate) fn legacy_markers(&self) -> [(u32, String); 4] {
+        let old = if self.prefix.is_empty() { String::new() } else { format!("{}:", self.prefix) };
+        [
+            (1, format!("{old}vault:v1:stats")),
+            (1, format!("{old}inv:v1:contacts")),
+            (2, format!("{old}vault:v2:stats")),
+            (2, format!("{old}inv:v2:contacts")),
+        ]
+    }
+
+    /// The name prefix of a format-v2 store's keys (`prefix:`, or nothing), for the upgrade.
+    pub(crate) fn v2_prefix(&self) -> String {
+        if self.prefix.is_empty() { String::new() } else { format!("{}:", self.prefix) }
+    }
+
+    /// This store's name prefix (`{prefix}:`, or nothing).
+    pub(crate) fn p(&self) -> &str {
+        &self.p
     }
 }
 
@@ -92,5 +132,43 @@ pub(crate) fn active_field(tier: Tier) -> &'static str {
         Tier::Gold => "active_gold",
         Tier::Silver => "active_silver",
         Tier::Bronze => "active_bronze",
+    }
+}
+
+/// Redis Cluster's key slot of a hash tag: CRC16-CCITT (XMODEM) modulo 16384, as `CLUSTER KEYSLOT`
+/// computes it for a key whose tag is `tag` (tested against the server).
+pub(crate) fn slot_of(tag: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in tag {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc % 16384
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_prefix_as_hash_tag() {
+        let k = Keys::new("app:alice").unwrap();
+        assert_eq!(k.vault_stats(), "{app:alice}:vault:v3:stats");
+        assert_eq!(k.all_pattern(), "{app:alice}:*");
+        assert_eq!(Keys::new("").unwrap().vault_stats(), "vault:v3:stats");
+        assert_eq!(Keys::new("").unwrap().slot(), None);
+        assert!(Keys::new("a{b").is_err());
+        assert!(Keys::new("a}b").is_err());
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot_of(b"123456789"), 0x31c3 % 16384);
+        assert_eq!(slot_of(b"foo"), 12182);
+        assert_eq!(slot_of(b"user1000"), 3443);
+        assert_eq!(slot_of(b""), 0);
     }
 }

@@ -26,21 +26,31 @@
 //!
 //! | Key | Type | Holds |
 //! |-----|------|-------|
-//! | `{p}vault:v2:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `expires_at`, `coin_version`, `burned_at`, `put_op`, `burn_op` |
-//! | `{p}vault:v2:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
-//! | `{p}vault:v2:active:{TIER}` | sorted set | ACTIVE key ids by `expires_at` (expiry index: deleted at `expires_at + vault_grace`) |
-//! | `{p}vault:v2:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
-//! | `{p}sess:v2:{peer}:{SEND\|RECV}` | hash | `v` (version: saves are compare-and-swap), `blob` (sealed session), `op` |
-//! | `{p}pin:v2:{user}` | hash | `ed25519`, `mldsa65`, `trust` (pinned identity) |
-//! | `{p}inv:v2:key:{contact_id}:{key_id}` | hash | `contact_id`, `key_id`, `coin_category`, `public_key`, `signature`, `kind`, `expires_at`, `fetched_at`, `seq` |
-//! | `{p}inv:v2:idx:{contact_id}:{TIER}` | sorted set | cached key ids by insertion sequence (FIFO) |
-//! | `{p}inv:v2:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name`, `require_pq` |
-//! | `{p}inv:v2:contacts` | set | registered contact ids |
-//! | `{p}inv:v2:seq` | string | insertion-sequence counter |
+//! | `{p}vault:v3:key:{key_id}` | hash | `key_id`, `coin_category`, `encrypted_blob`, `encryption_iv`, `auth_tag`, `status`, `created_at`, `expires_at`, `coin_version`, `burned_at`, `put_op`, `burn_op` |
+//! | `{p}vault:v3:stats` | hash | `active_gold`, `active_silver`, `active_bronze`, `total_burned`, `total_expired` |
+//! | `{p}vault:v3:active:{TIER}` | sorted set | ACTIVE key ids by `expires_at` (expiry index: deleted at `expires_at + vault_grace`) |
+//! | `{p}vault:v3:burned` | sorted set | BURNED key ids by `burned_at` (grace index) |
+//! | `{p}sess:v3:{peer}:{SEND\|RECV}` | hash | `v` (version: saves are compare-and-swap), `blob` (sealed session), `op` |
+//! | `{p}pin:v3:{user}` | hash | `ed25519`, `mldsa65`, `trust` (pinned identity) |
+//! | `{p}inv:v3:key:{contact_id}:{key_id}` | hash | `contact_id`, `key_id`, `coin_category`, `public_key`, `signature`, `kind`, `expires_at`, `fetched_at`, `seq` |
+//! | `{p}inv:v3:idx:{contact_id}:{TIER}` | sorted set | cached key ids by insertion sequence (FIFO) |
+//! | `{p}inv:v3:meta:{contact_id}` | hash | `contact_id`, `priority`, `last_msg_at`, `display_name`, `require_pq` |
+//! | `{p}inv:v3:contacts` | set | registered contact ids |
+//! | `{p}inv:v3:seq` | string | insertion-sequence counter |
 //!
-//! `{p}` is `prefix:` (nothing for an empty prefix). Ids are lowercase hyphenated UUIDs; binary
-//! fields are stored raw. `v2` is the at-rest format ([`FORMAT_VERSION`], protocol v2): connecting
-//! to a prefix that holds format-v1 keys fails with [`Error::UnsupportedFormat`].
+//! `{p}` is `{prefix}:` (nothing for an empty prefix): the prefix in braces is Redis Cluster's
+//! hash tag, so all of a user's keys live in one slot and every script runs on one node. Ids are
+//! lowercase hyphenated UUIDs; binary fields are stored raw. `v3` is the at-rest format
+//! ([`FORMAT_VERSION`]: protocol v2 records under hash-tagged names). Connecting to a prefix that
+//! holds format-v1 or v2 keys fails with [`Error::UnsupportedFormat`]; [`RedisStore::upgrade_v2`]
+//! renames a v2 store.
+//!
+//! ## Redis Cluster
+//!
+//! [`RedisStore::connect`] takes one URL or a comma-separated list of cluster nodes
+//! (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`); a single URL that names a cluster node works
+//! too. The API and the round trips are the same. [`Options::durability`] makes every change wait
+//! for a replica before it is acknowledged ([`Durability::Replicas`]).
 
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -60,9 +70,9 @@ use aqm_core::{Policy, Tier, TierCounts};
 
 pub use error::Error;
 
-/// The at-rest format this build reads and writes: the `v2` in every key name.
-pub const FORMAT_VERSION: u32 = 2;
-pub use pool::Options;
+/// The at-rest format this build reads and writes: the `v3` in every key name.
+pub const FORMAT_VERSION: u32 = 3;
+pub use pool::{Durability, Options};
 
 use keys::Keys;
 use pool::{Pool, Resend};
@@ -73,6 +83,8 @@ use pool::{Pool, Resend};
 /// connection for its single round trip.
 pub struct RedisStore {
     pool: Pool,
+    /// The replicas a change waits for ([`Options::durability`]).
+    wait: Option<scripts::Wait>,
     keys: Keys,
     prefix: String,
     policy: Policy,
@@ -115,6 +127,10 @@ impl RedisStore {
     /// Connect to `url` (`redis://[:password@]host:port[/db]`) with default [`Options`], keeping
     /// every key under `prefix` (empty: no prefix), applying `policy` in every step. Fails with
     /// [`Error::Unavailable`] when the server cannot be reached.
+    ///
+    /// For Redis Cluster, `url` is one node's URL or a comma-separated list of nodes (tried in
+    /// turn to learn which master holds the store's slot); the prefix must not be empty (it is the
+    /// hash tag that keeps the user's keys together).
     pub fn connect(url: &str, prefix: &str, policy: Policy) -> Result<RedisStore, Error> {
         Self::connect_with(url, prefix, policy, Options::default())
     }
@@ -122,8 +138,10 @@ impl RedisStore {
     /// [`RedisStore::connect`] with explicit connection and retry [`Options`].
     pub fn connect_with(url: &str, prefix: &str, policy: Policy, options: Options) -> Result<RedisStore, Error> {
         let keys = Keys::new(prefix)?;
-        let pool = Pool::new(url, options)?;
+        let wait = options.durability.wait();
+        let pool = Pool::new(url, keys.slot(), options)?;
         let store = RedisStore {
+            wait,
             pool,
             keys,
             prefix: prefix.to_owned(),
@@ -139,13 +157,69 @@ impl RedisStore {
     /// Refuse to run beside a format-v1 (protocol v1) store under the same prefix: its coins and
     /// sessions would silently be invisible to this build. [`Error::UnsupportedFormat`] names both
     /// versions.
+    ///
+    /// On a cluster there is nothing to check: older formats could not run there (their keys had
+    /// no hash tag), and their names hash to other nodes.
     fn check_format(&self) -> Result<(), Error> {
-        let markers = self.keys.legacy_markers();
-        let found: i64 = self.pool.run(Resend::Safe, |c| redis::cmd("EXISTS").arg(&markers[..]).query(c))?;
-        if found > 0 {
-            return Err(Error::UnsupportedFormat { prefix: self.prefix.clone(), found: 1, supported: FORMAT_VERSION });
+        if self.pool.is_cluster() {
+            return Ok(());
+        }
+        for (version, marker) in self.keys.legacy_markers() {
+            let found: i64 = self.pool.run(Resend::Safe, |c| redis::cmd("EXISTS").arg(&marker).query(c))?;
+            if found > 0 {
+                return Err(Error::UnsupportedFormat {
+                    prefix: self.prefix.clone(),
+                    found: version,
+                    supported: FORMAT_VERSION,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Rename a format-v2 store under `prefix` on the single Redis server at `url` to this
+    /// format's hash-tagged names, in one atomic script; returns the number of keys renamed (0
+    /// when there was nothing to upgrade). Stop every client of the older build first: one that
+    /// keeps writing would recreate v2 keys, which [`RedisStore::connect`] then refuses again.
+    /// Fails with [`Error::UnsupportedFormat`] if v3 keys exist already under the prefix, and with
+    /// [`Error::Config`] on a cluster (a v2 store never ran on one).
+    pub fn upgrade_v2(url: &str, prefix: &str) -> Result<u64, Error> {
+        let keys = Keys::new(prefix)?;
+        let pool = Pool::new(url, keys.slot(), Options::default())?;
+        if pool.is_cluster() {
+            return Err(Error::Config("upgrade_v2 is for a single Redis server: a v2 store never ran on a cluster".into()));
+        }
+        let old = keys.v2_prefix();
+        let n: i64 = pool.run(Resend::Safe, |c| {
+            scripts::call(&scripts::UPGRADE_V2)
+                .key(keys.vault_stats())
+                .key(keys.inv_contacts())
+                .arg(&old)
+                .arg(glob_escape(&old))
+                .arg(keys.p())
+                .invoke(c, None)
+        })?;
+        u64::try_from(n).map_err(|_| Error::UnsupportedFormat {
+            prefix: prefix.to_owned(),
+            found: FORMAT_VERSION,
+            supported: FORMAT_VERSION,
+        })
+    }
+
+    /// Whether this store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.pool.is_cluster()
+    }
+
+    /// The node this store's requests go to now (`host:port`; on a cluster, the master of its
+    /// slot, which changes after a failover or a migration of the slot).
+    pub fn node(&self) -> String {
+        self.pool.node()
+    }
+
+    /// The Redis Cluster hash slot of every key of this store (`None` without a prefix).
+    pub fn slot(&self) -> Option<u16> {
+        self.keys.slot()
     }
 
     /// A fresh operation token (128 bits: random per store, counted per call) for the scripts
@@ -174,6 +248,11 @@ impl RedisStore {
     /// and tests). Not one snapshot: run it when no other client writes.
     pub fn audit(&self) -> Result<Audit, Error> {
         let mut a = Audit { stats: self.vault_stats()?, ..Audit::default() };
+        if self.pool.is_cluster() {
+            // SCAN reads one node: make sure it is the slot's current owner.
+            self.ping()?;
+        }
+        // On a cluster the node that owns the store's slot holds every key of it: SCAN there.
         let pattern = format!("{}*", glob_escape(&self.keys.vault_entry_prefix()));
         let entries: Vec<String> = self.pool.run(Resend::Safe, |c| {
             let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
@@ -206,11 +285,13 @@ impl RedisStore {
 
     /// Delete every key under this store's prefix (a user leaving, or a test cleaning up).
     /// Refused for an empty prefix, which would reach other users' keys. Returns the keys deleted.
+    /// On a cluster it reads the node that owns the store's slot: do not run it while that slot
+    /// is being migrated.
     pub fn destroy_all(&self) -> Result<u64, Error> {
         if self.prefix.is_empty() {
             return Err(Error::Config("destroy_all needs a prefix: it would delete other users' keys".into()));
         }
-        let pattern = format!("{}:*", glob_escape(&self.prefix));
+        let pattern = self.keys.all_pattern();
         let keys: Vec<String> = self.pool.run(Resend::Safe, |c| {
             let it = redis::cmd("SCAN").cursor_arg(0).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).clone();
             let keys: Vec<String> = it.iter::<String>(c)?.collect::<Result<_, _>>()?;
@@ -233,7 +314,7 @@ fn random_u64() -> u64 {
 }
 
 /// Escape Redis glob metacharacters so a prefix matches only itself.
-fn glob_escape(s: &str) -> String {
+pub(crate) fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         if matches!(ch, '*' | '?' | '[' | ']' | '\\') {

@@ -74,7 +74,7 @@ impl RedisStore {
         let expected = session.map(|(_, _, v)| version_arg(v)).unwrap_or_default();
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {
-            let mut inv = scripts::VAULT_BURN.prepare_invoke();
+            let mut inv = scripts::call(&scripts::VAULT_BURN);
             inv.key(&entry)
                 .key(k.vault_stats())
                 .key(k.vault_burned())
@@ -88,7 +88,7 @@ impl RedisStore {
             if let (Some(sk), Some((_, blob, _))) = (&session_key, session) {
                 inv.key(sk).arg(blob.as_slice()).arg(&expected);
             }
-            inv.invoke(c)
+            inv.invoke(c, self.wait)
         })?;
         BurnOutcome::parse(&out).ok_or_else(|| Error::corrupt(&entry, "unexpected burn script reply"))
     }
@@ -216,7 +216,7 @@ impl VaultStore for RedisStore {
         let id = entry.key_id.to_string();
         let token = self.op_token();
         let stored: i64 = self.pool.run(Resend::Deduplicated, |c| {
-            scripts::VAULT_PUT
+            scripts::call(&scripts::VAULT_PUT)
                 .key(&key)
                 .key(k.vault_stats())
                 .key(k.vault_active(entry.tier))
@@ -230,7 +230,7 @@ impl VaultStore for RedisStore {
                 .arg(active_field(entry.tier))
                 .arg(&token)
                 .arg(entry.expires_at.to_string())
-                .invoke(c)
+                .invoke(c, self.wait)
         })?;
         if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }
     }
@@ -261,7 +261,7 @@ impl VaultStore for RedisStore {
         loop {
             // Not resent: a resent batch would report less than the first one did.
             let (expired, deleted, full): (u32, u32, u32) = self.pool.run(Resend::Never, |c| {
-                scripts::VAULT_PURGE
+                scripts::call(&scripts::VAULT_PURGE)
                     .key(k.vault_stats())
                     .key(k.vault_burned())
                     .key(k.vault_active(Tier::Gold))
@@ -271,7 +271,7 @@ impl VaultStore for RedisStore {
                     .arg(&grace)
                     .arg(PURGE_BATCH)
                     .arg(&prefix)
-                    .invoke(c)
+                    .invoke(c, self.wait)
             })?;
             report.expired += expired;
             report.deleted_burned += deleted;
@@ -321,7 +321,7 @@ impl SessionStore for RedisStore {
         let expected_arg = version_arg(expected);
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {
-            scripts::SESSION_SAVE.key(&key).arg(&expected_arg).arg(blob.as_slice()).arg(&token).invoke(c)
+            scripts::call(&scripts::SESSION_SAVE).key(&key).arg(&expected_arg).arg(blob.as_slice()).arg(&token).invoke(c, self.wait)
         })?;
         if out == "conflict" {
             return Err(aqm_core::Error::SessionConflict.into());

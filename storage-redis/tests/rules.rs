@@ -135,9 +135,9 @@ fn raw_fill(store: &TestStore, contact: &UserId, tier: Tier, n: u32) {
     let mut con = store.raw();
     for i in 0..n {
         let id = format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * tier.to_byte() as u64);
-        let idx = store.key(&format!("inv:v2:idx:{contact}:{}", tier.as_str()));
-        let coin = store.key(&format!("inv:v2:key:{contact}:{id}"));
-        let seq: u64 = con.incr(store.key("inv:v2:seq"), 1).unwrap();
+        let idx = store.key(&format!("inv:v3:idx:{contact}:{}", tier.as_str()));
+        let coin = store.key(&format!("inv:v3:key:{contact}:{id}"));
+        let seq: u64 = con.incr(store.key("inv:v3:seq"), 1).unwrap();
         let _: () = con
             .hset_multiple(
                 &coin,
@@ -193,7 +193,7 @@ fn store_script_matches_admit() {
                     if dup {
                         // The same key id already cached for this contact.
                         let mut con = store.raw();
-                        let key = store.key(&format!("inv:v2:key:{contact}:{}", coin.key_id));
+                        let key = store.key(&format!("inv:v3:key:{contact}:{}", coin.key_id));
                         let _: () = con.hset(&key, "coin_category", tier.as_str()).unwrap();
                     }
                     let before = store.counts(&contact).unwrap();
@@ -296,7 +296,7 @@ fn set_priority_script_matches_trim_plan() {
                 for t in Tier::ALL {
                     assert_eq!(after.get(t), held.get(t) - plan.get(t), "{from} -> {to} {t}");
                     // The survivors are the oldest ones: sequence order intact from the start.
-                    let idx = store.key(&format!("inv:v2:idx:{contact}:{}", t.as_str()));
+                    let idx = store.key(&format!("inv:v3:idx:{contact}:{}", t.as_str()));
                     let left: Vec<String> = con.zrange(&idx, 0, -1).unwrap();
                     let expect: Vec<String> = (0..after.get(t))
                         .map(|i| {
@@ -339,7 +339,7 @@ fn burned_status_is_kept_until_purged() {
     store.put(&e).unwrap();
     store.burn(&e.key_id, 100).unwrap();
     let mut con = store.raw();
-    let key = store.key(&format!("vault:v2:key:{}", e.key_id));
+    let key = store.key(&format!("vault:v3:key:{}", e.key_id));
     let ttl: i64 = con.ttl(&key).unwrap();
     assert_eq!(ttl, -1, "no Redis TTL on vault entries");
     // The secret is dropped at burn time.

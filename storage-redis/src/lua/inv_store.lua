@@ -6,6 +6,7 @@
 --       a number = put a selected coin back at its FIFO place)
 -- Returns {stored (1/0), priority ('' if unregistered), held, duplicate}: the snapshot the core's
 -- admit() is asked about when the coin is refused.
+touch(KEYS)
 local prio = redis.call('HGET', KEYS[1], 'priority')
 local held = redis.call('ZCARD', KEYS[3])
 local dup = redis.call('EXISTS', KEYS[2])

@@ -28,3 +28,11 @@ local function session_cas(key, expected)
   if not string.find(current, '^%d+$') then error('aqm: corrupt session version') end
   return tostring(tonumber(current) + 1)
 end
+-- Touch keys before the first write (see scripts.rs): on a Redis Cluster node whose slot is being
+-- migrated, a key it no longer (or does not yet) hold makes this call fail, and so the script,
+-- before it has changed anything. Elsewhere it only reads.
+local function touch(keys)
+  for i = 1, #keys, 64 do
+    redis.call('EXISTS', unpack(keys, i, math.min(i + 63, #keys)))
+  end
+end

@@ -4,6 +4,7 @@
 -- ARGV: expected version ('' = create only if absent), sealed blob, operation token
 -- Returns the new version, or 'conflict' (nothing written). The token makes a resend after a lost
 -- reply answer like the first run.
+touch(KEYS)
 if redis.call('HGET', KEYS[1], 'op') == ARGV[3] then return redis.call('HGET', KEYS[1], 'v') end
 local version = session_cas(KEYS[1], ARGV[1])
 if not version then return 'conflict' end

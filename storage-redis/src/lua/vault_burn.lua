@@ -5,6 +5,7 @@
 -- The token makes a resend after a lost reply answer like the first run (burned, session saved),
 -- instead of "already burned" for the caller's own burn. With a session, both halves are decided
 -- before either is written: a stale version ('conflict') burns nothing.
+touch(KEYS)
 local e = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'coin_category', 'burn_op')
 if not e[1] then return 'missing' end
 if e[1] == 'BURNED' then

@@ -1,8 +1,9 @@
 -- One batch of the purge (VaultEntry::purge_action): expire ACTIVE entries past
 -- expires_at + vault grace (counted as expired) and delete BURNED entries past the burn grace.
--- Decides for the whole batch, then writes.
+-- Decides for the whole batch (reading every entry it removes), then writes (scripts.rs).
 -- KEYS: stats, burned index, active GOLD, active SILVER, active BRONZE
 -- ARGV: deadline cutoff (on expires_at), grace cutoff (on burned_at), batch limit, entry key prefix
+touch(KEYS)
 local limit = tonumber(ARGV[3])
 local function bound(c) if c == 'all' then return '+inf' end return c end
 local fields = {'active_gold', 'active_silver', 'active_bronze'}

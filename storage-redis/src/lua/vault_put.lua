@@ -4,6 +4,7 @@
 --       operation token, expires_at
 -- The token makes a resend after a lost reply answer like the first run (stored), instead of
 -- "already exists" for the caller's own entry. The expiry index is scored by expires_at.
+touch(KEYS)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'put_op') == ARGV[9] then return 1 end
   return 0
