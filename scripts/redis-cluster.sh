@@ -47,6 +47,16 @@ case $cmd in
       ok=1
       for p in $ports; do
         redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
+        # Every node knows the roles (gossip): 3 replicas, no failed node.
+        nodes=$(redis-cli -h 127.0.0.1 -p "$p" cluster nodes 2>/dev/null || true)
+        [ "$(grep -c slave <<<"$nodes")" = 3 ] && ! grep -q fail <<<"$nodes" || ok=0
+        # Replication is up: a replica's link, a master's replica online (WAIT can succeed).
+        repl=$(redis-cli -h 127.0.0.1 -p "$p" info replication 2>/dev/null | tr -d '\r' || true)
+        if grep -q '^role:slave' <<<"$repl"; then
+          grep -q '^master_link_status:up' <<<"$repl" || ok=0
+        else
+          grep -q 'state=online' <<<"$repl" || ok=0
+        fi
       done
       [ $ok = 1 ] && break
       sleep 0.1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole AQM test suite, from a fresh machine: installs what is missing, starts the local
 # Redis and PostgreSQL if they are down, then runs formatting, lints, every test (nextest, in
-# parallel; the aqm-server tests use the local PostgreSQL and start private ones), the
+# parallel; the aqm-server tests use the local PostgreSQL and start private ones), the Redis
+# store on a local Redis Cluster (scripts/redis-cluster.sh; failover and slot migration), the
 # conformance kit's case count per backend, schemathesis against the server's OpenAPI document,
 # doc tests, the known-answer vectors with their counts, the valgrind constant-time check,
 # bounded fuzzing, the no_std build of the core for Cortex-M, the firmware under QEMU, and the
@@ -59,7 +60,15 @@ cargo clippy -p aqm-core --all-targets --features small-stack-mldsa --locked -- 
 
 step "tests (nextest)"
 # The simulator's HTML report test renders the report in headless Chromium; here it must run.
-AQM_REQUIRE_CHROMIUM=1 cargo nextest run --workspace --locked --no-fail-fast
+# The Redis Cluster tests run in their own step below.
+AQM_REQUIRE_CHROMIUM=1 cargo nextest run --workspace --locked --no-fail-fast \
+  -E 'not (package(aqm-storage-redis) and binary(~cluster))'
+
+step "aqm-storage-redis on Redis Cluster: kit, users over all slots, failover with/without WAIT, slot migration"
+# A local 3-master + 3-replica cluster on 127.0.0.1:7100-7105 (the failover and migration tests
+# start private ones on 7200.., 7210.., 7220.. and remove them).
+scripts/redis-cluster.sh start 7100
+cargo nextest run -p aqm-storage-redis --locked --no-fail-fast -E 'binary(~cluster)'
 
 step "conformance kit: generated cases per backend"
 scripts/kit-counts.sh

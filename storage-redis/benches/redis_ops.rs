@@ -2,6 +2,11 @@
 //! `cargo bench -p aqm-storage-redis --bench redis_ops` (Redis at `AQM_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`). Each operation is one round trip, so the ratio to `PING` shows what
 //! the script itself costs on the server.
+//!
+//! `AQM_REDIS_URL` may be a Redis Cluster's node list (`scripts/redis-cluster.sh nodes`), and
+//! `AQM_REDIS_WAIT_MS=N` turns on `Durability::Replicas { replicas: 1, timeout: N ms }` (every
+//! change waits for one replica). The criterion group is named after the setup: `redis`,
+//! `redis-cluster`, `redis-cluster-wait1` (`redis-wait1` on one server with a replica).
 
 use std::time::Duration;
 
@@ -10,7 +15,7 @@ use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::ContactMeta;
 use aqm_core::store::{Direction, InventoryStore, SessionBlob, SessionStore, VaultStore};
 use aqm_core::{Policy, Priority, Tier};
-use aqm_storage_redis::RedisStore;
+use aqm_storage_redis::{Durability, Options, RedisStore};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::SeedableRng;
 
@@ -27,7 +32,12 @@ fn open() -> Guard {
     // Burned keys are purged at once so the same minted entry can be stored and burned again.
     let policy = Policy { burn_grace_secs: 0, ..Policy::DEFAULT };
     let prefix = format!("aqmbench-{}", std::process::id());
-    Guard(RedisStore::connect(&url, &prefix, policy).expect("Redis reachable at AQM_REDIS_URL"))
+    let durability = match std::env::var("AQM_REDIS_WAIT_MS").ok().and_then(|ms| ms.parse().ok()) {
+        Some(ms) => Durability::Replicas { replicas: 1, timeout: Duration::from_millis(ms) },
+        None => Durability::Async,
+    };
+    let opts = Options { durability, ..Options::default() };
+    Guard(RedisStore::connect_with(&url, &prefix, policy, opts).expect("Redis reachable at AQM_REDIS_URL"))
 }
 
 fn bench(c: &mut Criterion) {
@@ -42,7 +52,14 @@ fn bench(c: &mut Criterion) {
         coin::mint(&bob, tier, &dk, 1, rng).expect("mint")
     };
 
-    let mut g = c.benchmark_group("redis");
+    let wait = std::env::var("AQM_REDIS_WAIT_MS").is_ok();
+    let group = match (store.is_cluster(), wait) {
+        (false, false) => "redis",
+        (false, true) => "redis-wait1",
+        (true, false) => "redis-cluster",
+        (true, true) => "redis-cluster-wait1",
+    };
+    let mut g = c.benchmark_group(group);
     g.bench_function("ping", |b| b.iter(|| store.ping().expect("ping")));
 
     for tier in [Tier::Gold, Tier::Bronze] {

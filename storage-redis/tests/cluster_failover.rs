@@ -66,7 +66,7 @@ fn failover_run(base: u16, durability: Durability) -> Run {
 
     let outcomes = std::thread::scope(|sc| {
         let w = sc.spawn(|| workload(&store, &entries, &coins, bob_id, &stop, &progress));
-        while progress.load(Ordering::Relaxed) < 200 {
+        while progress.load(Ordering::Relaxed) < 200 && !w.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
         cluster.signal(replica, "STOP");
@@ -81,7 +81,7 @@ fn failover_run(base: u16, durability: Durability) -> Run {
         assert_eq!(promoted, replica);
         cluster.restart_missing();
         let at = progress.load(Ordering::Relaxed);
-        while progress.load(Ordering::Relaxed) < at + 200 {
+        while progress.load(Ordering::Relaxed) < at + 200 && !w.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
         stop.store(true, Ordering::Relaxed);

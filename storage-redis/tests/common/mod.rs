@@ -439,7 +439,7 @@ pub fn workload(
 
 /// What a [`workload`] lost, read back through `check` (a fresh store on the same prefix): each
 /// acknowledged change that is not there, with the time it was acknowledged.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct Losses {
     pub puts: Vec<std::time::Instant>,
     pub burns: Vec<std::time::Instant>,
@@ -452,6 +452,26 @@ pub struct Losses {
     pub stores: usize,
     /// The last acknowledged session version, when the store holds an older one.
     pub session: Option<(u64, u64, std::time::Instant)>,
+    /// Session versions acknowledged twice (a rolled-back record saved again: the same version
+    /// number with other chain state), with the time of the second acknowledgement.
+    pub session_reused: Vec<std::time::Instant>,
+}
+
+impl std::fmt::Debug for Losses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost {} puts, {} burns, {} selects (coin back), {} stores; {} coins selected twice; \
+             {} session versions acknowledged twice; session {:?}",
+            self.puts.len(),
+            self.burns.len(),
+            self.selects.len(),
+            self.stores,
+            self.selected_twice,
+            self.session_reused.len(),
+            self.session.map(|(acked, now, _)| format!("acknowledged v{acked}, holds v{now}"))
+        )
+    }
 }
 
 impl Losses {
@@ -462,10 +482,11 @@ impl Losses {
             && self.selected_twice == 0
             && self.stores == 0
             && self.session.is_none()
+            && self.session_reused.is_empty()
     }
     /// Every loss was acknowledged at or after `from`.
     pub fn all_after(&self, from: std::time::Instant) -> bool {
-        self.puts.iter().chain(&self.burns).chain(&self.selects).all(|t| *t >= from)
+        self.puts.iter().chain(&self.burns).chain(&self.selects).chain(&self.session_reused).all(|t| *t >= from)
             && self.session.is_none_or(|(_, _, t)| t >= from)
     }
 }
@@ -507,6 +528,12 @@ pub fn losses(check: &RedisStore, o: &Outcomes, contact: aqm_core::UserId) -> Lo
     }
     let missing = o.stored_ok.iter().filter(|(id, _)| !present.contains(id) && !seen.contains(id)).count();
     l.stores = missing.saturating_sub(o.select_unknown as usize);
+    let mut versions = HashSet::new();
+    for (v, t) in &o.session_ok {
+        if !versions.insert(*v) {
+            l.session_reused.push(*t);
+        }
+    }
     if let Some((v, t)) = o.session_ok.iter().max_by_key(|(v, _)| *v) {
         let now = check.load_session(&contact, Direction::Send).unwrap().map(|s| s.version.0).unwrap_or(0);
         if now < *v {
