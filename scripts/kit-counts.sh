@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Print the conformance kit's case count per backend: "memory N, redb N, redis N, flash N, postgres N".
+# Print the conformance kit's case count per backend: "memory N, redb N, redis N, redis-cluster N,
+# flash N, postgres N".
 #
 # Each backend's tests/ declares its kit once (aqm_core::conformance!); the declaration's
 # `case_count` test prints "kit cases: <generated> (<excluded> excluded)". Every case runs under
@@ -7,7 +8,7 @@
 # (AQM_REDIS_URL, default redis://127.0.0.1:6379) only for the test binary to start; the count
 # test itself touches no store.
 #
-# Usage: scripts/kit-counts.sh        (builds the five conformance test binaries if needed)
+# Usage: scripts/kit-counts.sh        (builds the six conformance test binaries if needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,8 @@ parts=(
     "$(count memory -p aqm-core --features testkit --test conformance_memory)"
     "$(count redb -p aqm-storage-redb --test conformance)"
     "$(count redis -p aqm-storage-redis --test conformance)"
+    "$(count redis-cluster -p aqm-storage-redis --test cluster_kit)"
     "$(count flash -p aqm-firmware --test conformance)"
     "$(count postgres -p aqm-server --test conformance)"
 )
-printf '%s, %s, %s, %s, %s\n' "${parts[@]}"
+printf '%s, %s, %s, %s, %s, %s\n' "${parts[@]}"

@@ -10,6 +10,9 @@ use crate::pool::Resend;
 use crate::scripts;
 use crate::{Error, RedisStore, parse_u64};
 
+/// A contact meta hash's `priority`, `last_msg_at`, `display_name` and `require_pq`, as read.
+type MetaFields = Vec<Option<Vec<u8>>>;
+
 /// Contacts read per round trip when listing.
 const LIST_BATCH: usize = 256;
 
@@ -83,7 +86,7 @@ impl RedisStore {
     }
 
     /// The `inv_counts` script for `ids`: per contact its four meta fields and coins held per tier.
-    fn read_counts(&self, ids: &[ContactId]) -> Result<Vec<(Vec<Option<Vec<u8>>>, TierCounts)>, Error> {
+    fn read_counts(&self, ids: &[ContactId]) -> Result<Vec<(MetaFields, TierCounts)>, Error> {
         let k = &self.keys;
         let replies: Vec<Value> = self.pool.run(Resend::Safe, |c| {
             let mut inv = scripts::call(&scripts::INV_COUNTS);

@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn slots_match_redis() {
         // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
-        assert_eq!(slot_of(b"123456789"), 0x31c3 % 16384);
+        assert_eq!(slot_of(b"123456789"), 0x31c3); // the CRC16 check value (below 16384)
         assert_eq!(slot_of(b"foo"), 12182);
         assert_eq!(slot_of(b"user1000"), 3443);
         assert_eq!(slot_of(b""), 0);

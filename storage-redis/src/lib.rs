@@ -187,7 +187,9 @@ impl RedisStore {
         let keys = Keys::new(prefix)?;
         let pool = Pool::new(url, keys.slot(), Options::default())?;
         if pool.is_cluster() {
-            return Err(Error::Config("upgrade_v2 is for a single Redis server: a v2 store never ran on a cluster".into()));
+            return Err(Error::Config(
+                "upgrade_v2 is for a single Redis server: a v2 store never ran on a cluster".into(),
+            ));
         }
         let old = keys.v2_prefix();
         let n: i64 = pool.run(Resend::Safe, |c| {

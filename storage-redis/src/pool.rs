@@ -70,10 +70,9 @@ impl Durability {
     pub(crate) fn wait(&self) -> Option<Wait> {
         match *self {
             Durability::Async => None,
-            Durability::Replicas { replicas, timeout } => Some(Wait {
-                replicas,
-                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1),
-            }),
+            Durability::Replicas { replicas, timeout } => {
+                Some(Wait { replicas, timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1) })
+            }
         }
     }
 }
@@ -168,7 +167,9 @@ impl Pool {
             match info.addr() {
                 ConnectionAddr::Tcp(h, p) => seeds.push((h.clone(), *p)),
                 other if infos.len() > 1 => {
-                    return Err(Error::Config(format!("{other}: a cluster's nodes must be plain redis:// TCP addresses")));
+                    return Err(Error::Config(format!(
+                        "{other}: a cluster's nodes must be plain redis:// TCP addresses"
+                    )));
                 }
                 _ => {}
             }
@@ -188,7 +189,8 @@ impl Pool {
         }
         let Some(slot) = slot else {
             return Err(Error::Config(
-                "Redis Cluster needs a key prefix: the prefix is the hash tag that keeps a user's keys on one node".into(),
+                "Redis Cluster needs a key prefix: the prefix is the hash tag that keeps a user's keys on one node"
+                    .into(),
             ));
         };
         if db != 0 {
@@ -264,7 +266,8 @@ impl Pool {
         let nodes = cl.nodes.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut last = String::from("no cluster node known");
         for (host, port) in nodes {
-            let reply = self.open(&host, port).and_then(|mut c| redis::cmd("CLUSTER").arg("SLOTS").query::<Value>(&mut c));
+            let reply =
+                self.open(&host, port).and_then(|mut c| redis::cmd("CLUSTER").arg("SLOTS").query::<Value>(&mut c));
             let reply = match reply {
                 Ok(r) => r,
                 Err(e) => {
@@ -424,9 +427,12 @@ impl Pool {
     }
 }
 
+/// A cluster node's host and port.
+type Node = (String, u16);
+
 /// The master of `slot` in a `CLUSTER SLOTS` reply, and every node the reply names. An empty
 /// host means the node that was asked (`asked`).
-fn parse_slots(reply: &Value, slot: u16, asked: &str) -> (Option<(String, u16)>, Vec<(String, u16)>) {
+fn parse_slots(reply: &Value, slot: u16, asked: &str) -> (Option<Node>, Vec<Node>) {
     let node = |v: &Value| -> Option<(String, u16)> {
         let Value::Array(f) = v else { return None };
         let host = match f.first()? {

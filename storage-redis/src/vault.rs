@@ -321,7 +321,12 @@ impl SessionStore for RedisStore {
         let expected_arg = version_arg(expected);
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {
-            scripts::call(&scripts::SESSION_SAVE).key(&key).arg(&expected_arg).arg(blob.as_slice()).arg(&token).invoke(c, self.wait)
+            scripts::call(&scripts::SESSION_SAVE)
+                .key(&key)
+                .arg(&expected_arg)
+                .arg(blob.as_slice())
+                .arg(&token)
+                .invoke(c, self.wait)
         })?;
         if out == "conflict" {
             return Err(aqm_core::Error::SessionConflict.into());

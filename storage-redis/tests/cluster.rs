@@ -141,8 +141,7 @@ fn a_slot_migrates_while_the_workload_runs() {
         let _: () = redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&dst_id).query(&mut s).unwrap();
         let mut moved = 0;
         loop {
-            let keys: Vec<String> =
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(2).query(&mut s).unwrap();
+            let keys: Vec<String> = redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(2).query(&mut s).unwrap();
             if keys.is_empty() {
                 break;
             }

@@ -70,7 +70,8 @@ fn failover_run(base: u16, durability: Durability) -> Run {
             std::thread::sleep(Duration::from_millis(5));
         }
         cluster.signal(replica, "STOP");
-        let _: () = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut cluster.node(master)).unwrap();
+        let _: () =
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut cluster.node(master)).unwrap();
         window = Instant::now();
         std::thread::sleep(Duration::from_millis(400));
         cluster.signal(master, "KILL");
@@ -130,7 +131,11 @@ fn without_durability_only_the_last_acknowledged_changes_are_lost() {
         return;
     }
     let run = failover_run(7210, Durability::Async);
-    assert!(run.lost.all_after(run.window), "a change acknowledged before the replica stopped was lost: {:?}", run.lost);
+    assert!(
+        run.lost.all_after(run.window),
+        "a change acknowledged before the replica stopped was lost: {:?}",
+        run.lost
+    );
     let n = run.lost.puts.len() + run.lost.burns.len() + run.lost.selects.len();
     assert!(n > 0, "the window lost nothing: the test did not cut the replica off ({:?})", run.lost);
     assert!(run.burned_twice <= run.lost.burns.len());

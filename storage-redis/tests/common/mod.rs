@@ -176,11 +176,16 @@ fn run_cluster_script(args: &[&str]) {
 pub fn cluster_skipped() -> bool {
     if std::env::var("AQM_REDIS_CLUSTER").as_deref() == Ok("unavailable") {
         assert!(std::env::var("CI").is_err(), "AQM_REDIS_CLUSTER=unavailable, but CI must run the cluster tests");
-        eprintln!("SKIPPED: AQM_REDIS_CLUSTER=unavailable (unset it to start a local cluster with scripts/redis-cluster.sh)");
+        eprintln!(
+            "SKIPPED: AQM_REDIS_CLUSTER=unavailable (unset it to start a local cluster with scripts/redis-cluster.sh)"
+        );
         return true;
     }
     false
 }
+
+/// One line of `CLUSTER NODES`: id, port, is a master, its master's id, slot ranges.
+pub type NodeRow = (String, u16, bool, String, Vec<(u16, u16)>);
 
 impl LocalCluster {
     /// The shared cluster (`AQM_REDIS_CLUSTER_BASE`, default 7100), started if it is not running
@@ -219,7 +224,7 @@ impl LocalCluster {
     }
 
     /// `CLUSTER NODES` of a live node, as (id, port, is_master, master id, slot ranges).
-    pub fn topology(&self) -> Vec<(String, u16, bool, String, Vec<(u16, u16)>)> {
+    pub fn topology(&self) -> Vec<NodeRow> {
         for p in self.ports() {
             let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{p}")) else { continue };
             let Ok(mut c) = c.get_connection_with_timeout(std::time::Duration::from_millis(300)) else { continue };
@@ -288,7 +293,8 @@ impl LocalCluster {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let t = self.topology();
-            if let Some(n) = t.iter().find(|n| n.2 && n.1 != old && n.4.iter().any(|(a, b)| (*a..=*b).contains(&slot))) {
+            if let Some(n) = t.iter().find(|n| n.2 && n.1 != old && n.4.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            {
                 return n.1;
             }
             assert!(std::time::Instant::now() < deadline, "no failover of slot {slot} within 30 s");
@@ -300,7 +306,10 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         if self.private {
-            let _ = std::process::Command::new("bash").arg(cluster_script()).args(["stop", &self.base.to_string()]).output();
+            let _ = std::process::Command::new("bash")
+                .arg(cluster_script())
+                .args(["stop", &self.base.to_string()])
+                .output();
         }
     }
 }
@@ -350,7 +359,7 @@ fn seen<T>(r: &Result<T, aqm_storage_redis::Error>) -> Seen {
         Ok(_) => Seen::Ok,
         Err(E::Unavailable { outcome_known: true, .. }) => Seen::Refused,
         Err(E::Unavailable { outcome_known: false, .. } | E::NotReplicated { .. }) => Seen::Unknown,
-        Err(E::Core(e)) => Seen::Core(e.clone()),
+        Err(E::Core(e)) => Seen::Core(*e),
         Err(e) => Seen::Other(e.to_string()),
     }
 }
