@@ -210,10 +210,14 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Whether the one server is a Redis Cluster node (`cluster_enabled:1`).
+    /// Whether the one server is a Redis Cluster node (`cluster_enabled:1`). A server that
+    /// refuses `INFO` (renamed away on some managed services) is taken as a single server.
     fn is_cluster_node(&self) -> Result<bool, Error> {
-        let info: String = self.run(Resend::Safe, |c| redis::cmd("INFO").arg("cluster").query(c))?;
-        Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+        match self.run(Resend::Safe, |c| redis::cmd("INFO").arg("cluster").query::<String>(c)) {
+            Ok(info) => Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1")),
+            Err(Error::Server(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The server address (for a cluster: the slot and the first seed), without credentials.
