@@ -231,7 +231,7 @@ fn devices<D: DirectoryStore>(
         Some(url) => {
             let run_id: u64 = rand::rng().random();
             let prefix = format!("aqm-demo-{run_id:016x}");
-            ui.note(format!("storage: Redis {url} under prefix {prefix}:*; directory: {where_}"));
+            ui.note(format!("storage: Redis {url} under prefix {{{prefix}}}:*; directory: {where_}"));
             let bob = RedisStore::connect(url, &format!("{prefix}:bob"), policy.clone()).step("connect to Redis")?;
             let alice =
                 RedisStore::connect(url, &format!("{prefix}:alice"), policy.clone()).step("connect to Redis")?;
@@ -241,7 +241,9 @@ fn devices<D: DirectoryStore>(
             let cleaned = [&bob, &alice, &carol].iter().try_fold(0, |n, s| s.destroy_all().map(|k| n + k));
             match cleaned {
                 Ok(n) => ui.info(format!("removed this run's {n} Redis keys")),
-                Err(e) => ui.info(format!("could not remove this run's Redis keys ({e}); delete {prefix}:* by hand")),
+                Err(e) => {
+                    ui.info(format!("could not remove this run's Redis keys ({e}); delete {{{prefix}}}:* by hand"))
+                }
             }
             result
         }

@@ -200,11 +200,13 @@ fn with_store<D: DirectoryStore>(
             let run_id: u64 = rand::rng().random();
             let prefix = format!("aqm-chat-{run_id:016x}:{user}");
             let store = RedisStore::connect(url, &prefix, policy.clone()).store("connect the Redis store")?;
-            let here = format!("Redis {url} under {prefix}:*");
+            let here = format!("Redis {url} under {{{prefix}}}:*");
             let result = chat(args, user, partner, &store, &here, directory, where_, pubsub);
             match store.destroy_all() {
                 Ok(n) => anstream::println!("removed this run's {n} Redis keys"),
-                Err(e) => anstream::println!("could not remove this run's Redis keys ({e}); delete {prefix}:* by hand"),
+                Err(e) => {
+                    anstream::println!("could not remove this run's Redis keys ({e}); delete {{{prefix}}}:* by hand")
+                }
             }
             result
         }
