@@ -100,6 +100,13 @@ pub fn quota_grant(policy: &Policy, tier: Tier, used: u32, requested: u32) -> Re
     Ok(requested.min(left).min(MAX_CLAIM as u32))
 }
 
+/// What a requester has used of its quota at `now`, given its stored record `(window start,
+/// used)` for this owner and tier: a record of an earlier window counts nothing.
+pub fn used_now(policy: &Policy, stored: Option<(UnixSeconds, u32)>, now: UnixSeconds) -> u32 {
+    let window = quota_window(policy, now);
+    stored.filter(|(w, _)| *w == window).map_or(0, |(_, used)| used)
+}
+
 /// Start of the quota window that contains `now`.
 pub fn quota_window(policy: &Policy, now: UnixSeconds) -> UnixSeconds {
     let w = policy.claim_quota_window_secs.max(1);
@@ -206,5 +213,8 @@ mod tests {
         assert_eq!(quota_grant(&p, Tier::Gold, 5, 1), Err(Error::QuotaExceeded { tier: Tier::Gold, quota: 5 }));
         assert_eq!(quota_grant(&p, Tier::Silver, 6, 0), Ok(0));
         assert_eq!(quota_window(&p, 86_400 * 3 + 5), 86_400 * 3);
+        assert_eq!(used_now(&p, Some((86_400 * 3, 4)), 86_400 * 3 + 5), 4);
+        assert_eq!(used_now(&p, Some((86_400 * 2, 4)), 86_400 * 3 + 5), 0);
+        assert_eq!(used_now(&p, None, 86_400 * 3 + 5), 0);
     }
 }

@@ -127,7 +127,9 @@ fn with_big_stack(f: impl FnOnce() + Send + 'static) {
 #[test]
 fn batched_claims_get_what_they_would_get_one_after_the_other() {
     with_big_stack(|| {
-        let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+        // 24 cases a run on fresh random seeds; PROPTEST_CASES=N for a longer soak.
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+        let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
         let rounds = prop::collection::vec(prop::collection::vec(claim_strategy(), 1..24), 1..4);
         let mut runner = proptest::test_runner::TestRunner::new(config);
         let rt = runtime();

@@ -112,7 +112,8 @@ impl<
 
         let window = directory::quota_window(&self.policy, now);
         let quota = inner.quotas.iter().position(|q| q.owner == *owner && q.requester == *requester && q.tier == tier);
-        let used = quota.and_then(|q| inner.quotas.get(q)).filter(|q| q.window == window).map_or(0, |q| q.used);
+        let used =
+            directory::used_now(&self.policy, quota.and_then(|q| inner.quotas.get(q)).map(|q| (q.window, q.used)), now);
         // The owner's unclaimed coins of this tier in upload order: the core picks from them.
         let mut oldest_first: Vec<&DirectoryCoin, DIRECTORY> = inner
             .directory

@@ -170,10 +170,14 @@ async fn claim_in(
     }
     let replays: Vec<usize> =
         keyed.iter().copied().filter(|&i| !fresh.contains(&(owners[i], requesters[i], key_of(i).to_vec()))).collect();
+    let mut is_replay = vec![false; n];
+    for &i in &replays {
+        is_replay[i] = true;
+    }
 
     // 2. The quota rows of the others, created or locked in one statement (the no-op update
     //    takes the row lock); the replays' coins read beside it, pipelined.
-    let claiming: Vec<usize> = (0..n).filter(|i| !replays.contains(i)).collect();
+    let claiming: Vec<usize> = (0..n).filter(|&i| !is_replay[i]).collect();
     let windows: Vec<u64> = requests.iter().map(|r| directory::quota_window(policy, r.now)).collect();
     let quota_rows = async {
         if claiming.is_empty() {
@@ -202,22 +206,24 @@ async fn claim_in(
     };
     let replayed = read_replays(tx, &replays, &owners, &requesters, &key_of);
     let (quota_rows, mut replayed) = tokio::try_join!(quota_rows, replayed)?;
-    let mut quota: HashMap<(Uuid, Uuid, String), (u64, u32)> = HashMap::new();
+    let mut quota: HashMap<(Uuid, Uuid, Tier), (u64, u32)> = HashMap::new();
     for row in &quota_rows {
+        let tier: Tier = row
+            .try_get::<_, &str>(2)?
+            .parse()
+            .map_err(|_| ServerError::Database("corrupt claim_quotas row: coin_category".into()))?;
         let used = u32::try_from(row.try_get::<_, i32>(4)?).unwrap_or(0);
-        quota.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?), (to_u64(row.try_get(3)?)?, used));
+        quota.insert((row.try_get(0)?, row.try_get(1)?, tier), (to_u64(row.try_get(3)?)?, used));
     }
 
     // 3. How many each may take: the core's grant (QuotaExceeded when none is left).
     let mut steps: Vec<Step> = Vec::with_capacity(n);
     for (i, r) in requests.iter().enumerate() {
-        if replays.contains(&i) {
+        if is_replay[i] {
             steps.push(Step::Replay);
             continue;
         }
-        let (window, used) =
-            quota.get(&(owners[i], requesters[i], r.tier.as_str().to_owned())).copied().unwrap_or((windows[i], 0));
-        let used = if window == windows[i] { used } else { 0 };
+        let used = directory::used_now(policy, quota.get(&(owners[i], requesters[i], r.tier)).copied(), r.now);
         steps.push(match directory::quota_grant(policy, r.tier, used, r.count) {
             Err(e) => Step::Refused(e),
             Ok(grant) => Step::Granted { grant, used },
