@@ -3,12 +3,14 @@
 //! Everything is built on the RustCrypto and dalek crates; randomness always comes from the
 //! caller's [`rand_core::CryptoRng`].
 
+pub mod at_rest;
 mod identity;
 mod kem;
 mod seal;
 mod secret;
 mod small_mldsa65;
 
+pub use at_rest::MetadataKey;
 pub use identity::{
     Identity, IdentitySecret, PublicIdentity, REGISTER_DOMAIN, REGISTER_MESSAGE_LEN, RegistrationProof, SignatureBytes,
 };
