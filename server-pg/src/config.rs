@@ -34,8 +34,8 @@ pub struct Config {
     pub register_per_minute: u32,
     /// Anti-drain quota: coins per tier (GOLD,SILVER,BRONZE) one requester may claim of one
     /// owner per window.
-    #[arg(long, env = "AQM_CLAIM_QUOTA", value_delimiter = ',', num_args = 3, default_values_t = Policy::DEFAULT.claim_quota)]
-    pub claim_quota: Vec<u32>,
+    #[arg(long, env = "AQM_CLAIM_QUOTA", default_value_t = Quota(Policy::DEFAULT.claim_quota))]
+    pub claim_quota: Quota,
     /// Length of the quota window in seconds.
     #[arg(long, env = "AQM_CLAIM_QUOTA_WINDOW_SECS", default_value_t = Policy::DEFAULT.claim_quota_window_secs)]
     pub claim_quota_window_secs: u64,
@@ -55,9 +55,7 @@ impl Config {
     /// The directory policy: the core's defaults with this configuration's quota.
     pub fn policy(&self) -> Policy {
         let mut p = Policy::DEFAULT;
-        for (slot, q) in p.claim_quota.iter_mut().zip(&self.claim_quota) {
-            *slot = *q;
-        }
+        p.claim_quota = self.claim_quota.0;
         p.claim_quota_window_secs = self.claim_quota_window_secs.max(1);
         p
     }
@@ -70,5 +68,50 @@ impl Config {
     /// The request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+}
+
+/// `--claim-quota`: three numbers in one argument, `GOLD,SILVER,BRONZE` (e.g. `5,6,4`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota(pub [u32; 3]);
+
+impl core::str::FromStr for Quota {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: give three numbers GOLD,SILVER,BRONZE, e.g. 5,6,4");
+        let numbers =
+            s.split(',').map(|n| n.trim().parse::<u32>().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
+        <[u32; 3]>::try_from(numbers).map(Quota).map_err(|_| bad())
+    }
+}
+
+impl core::fmt::Display for Quota {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [g, s, b] = self.0;
+        write!(f, "{g},{s},{b}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The documented form `--claim-quota 5,6,4` is one argument; anything but three numbers is
+    /// refused with the form to use.
+    #[test]
+    fn claim_quota_is_three_numbers_in_one_argument() {
+        let c = Config::try_parse_from(["aqm-server", "--claim-quota", "2,3,4"]).expect("parse");
+        assert_eq!(c.policy().claim_quota, [2, 3, 4]);
+        assert_eq!(
+            Config::try_parse_from(["aqm-server"]).expect("parse").policy().claim_quota,
+            Policy::DEFAULT.claim_quota
+        );
+        for bad in ["2,3", "2,3,4,5", "a,b,c", ""] {
+            // Config is not Debug (it holds the admin token): no expect_err.
+            let Err(e) = Config::try_parse_from(["aqm-server", "--claim-quota", bad]) else { panic!("{bad} parsed") };
+            assert!(e.to_string().contains("GOLD,SILVER,BRONZE"), "{bad}: {e}");
+        }
     }
 }
