@@ -42,7 +42,7 @@ pub(crate) use with_store;
 
 impl Backend {
     /// Open the store `url` names.
-    pub(crate) fn open(url: &str, policy: Policy) -> Result<Backend, AqmError> {
+    pub(crate) fn open(url: &str, policy: Policy, device_key: &DeviceKey) -> Result<Backend, AqmError> {
         if let Some(path) = url.strip_prefix("redb://") {
             if path.is_empty() {
                 return Err(AqmError::InvalidUrl {
@@ -53,7 +53,7 @@ impl Backend {
         }
         if url.starts_with("redis://") || url.starts_with("rediss://") {
             let (base, prefix) = split_prefix(url)?;
-            let store = RedisStore::connect(&base, &prefix, policy)?;
+            let store = RedisStore::connect(&base, &prefix, policy, aqm_storage_redis::Sealing::sealed(device_key))?;
             return Ok(Backend::Redis { store, url: base, prefix });
         }
         Err(AqmError::InvalidUrl {
@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn unknown_schemes_and_empty_paths_are_refused() {
         for url in ["", "file:///tmp/x", "redb://", "postgres://x"] {
-            assert!(matches!(Backend::open(url, Policy::DEFAULT), Err(AqmError::InvalidUrl { .. })), "{url}");
+            let dk = DeviceKey::from_bytes([0; 32]);
+            assert!(matches!(Backend::open(url, Policy::DEFAULT, &dk), Err(AqmError::InvalidUrl { .. })), "{url}");
         }
     }
 }

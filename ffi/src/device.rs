@@ -99,7 +99,7 @@ impl AqmDevice {
     /// key; later opens need the same key (another → `SealBroken`).
     pub fn open_device(store_url: &str, device_key: &[u8]) -> Result<AqmDevice, AqmError> {
         let device_key = device_key_of(device_key)?;
-        let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT)?;
+        let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT, &device_key)?;
         let identity = backend.load_or_create_identity(&device_key)?;
         Ok(Self::with_identity(backend, identity, device_key))
     }
@@ -113,7 +113,7 @@ impl AqmDevice {
     pub fn restore_device(store_url: &str, device_key: &[u8], sealed_identity: &[u8]) -> Result<AqmDevice, AqmError> {
         let key = device_key_of(device_key)?;
         let wanted = identity::open(sealed_identity, &key)?;
-        let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT)?;
+        let backend = Backend::open(store_url, aqm_core::Policy::DEFAULT, &key)?;
         let identity = backend.load_or_store_identity(sealed_identity.to_vec(), &key)?;
         if identity.user_id() != wanted.user_id() {
             return Err(AqmError::IdMismatch {

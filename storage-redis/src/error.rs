@@ -74,6 +74,32 @@ pub enum Error {
         supported: u32,
     },
 
+    /// The namespace was created in the other sealing mode than the store was opened with
+    /// ([`crate::Sealing::sealed`] vs [`crate::Sealing::unsealed`]). Nothing was changed.
+    #[error(
+        "the Redis prefix '{prefix}' was created {found}, but the store was opened {requested}; open it \
+         {found} (a sealed namespace needs its device key), or use another prefix"
+    )]
+    SealingMismatch {
+        /// The user prefix.
+        prefix: String,
+        /// How the namespace was created: "sealed" or "unsealed".
+        found: &'static str,
+        /// How it was opened.
+        requested: &'static str,
+    },
+
+    /// The namespace is sealed under another device key than the one given: none of its
+    /// records would open. Nothing was changed.
+    #[error(
+        "the Redis prefix '{prefix}' is sealed under another device key; open it with the device key it \
+         was created with (from the device's keystore), or use another prefix"
+    )]
+    WrongDeviceKey {
+        /// The user prefix.
+        prefix: String,
+    },
+
     /// The connection URL or the key prefix is unusable.
     #[error("invalid Redis configuration: {0}")]
     Config(String),
@@ -95,9 +121,17 @@ fn upgrade_hint(found: u32, prefix: &str) -> String {
             "v1 keys hold protocol v1 coins and sessions, which v2 refuses: delete them \
              (e.g. redis-cli --scan --pattern '{prefix}:*:v1:*' | xargs redis-cli del) or use another prefix"
         ),
-        _ => "v2 keys have no hash tag: stop every client of the older build, then run \
-              RedisStore::upgrade_v2(url, prefix) once (it renames them to the v3 names in one atomic step)"
-            .to_owned(),
+        2 => format!(
+            "v2 keys hold contact ids, key ids and contact metadata in clear, and this build offers no upgrade: \
+             keep the older build for this prefix, or delete them (redis-cli --scan --pattern '{prefix}:*:v2:*' | \
+             xargs redis-cli del) and let the device re-register its contacts and mint new coins"
+        ),
+        _ => format!(
+            "v{found} keys hold contact ids, key ids and contact metadata in clear, and this build offers no \
+             upgrade: keep the older build for this prefix, or delete them (redis-cli --scan --pattern \
+             '{{{prefix}}}:*:v{found}:*' | xargs redis-cli del) and let the device re-register its contacts and \
+             mint new coins"
+        ),
     }
 }
 

@@ -16,7 +16,7 @@ const KEY: &str = "fuzz:vault:v1:key:0";
 
 /// A vault entry hash (`HMGET` of its nine fields, in the store's order).
 pub fn vault_entry(fields: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
-    crate::vault::decode_entry(KEY, fields)
+    crate::vault::decode_entry(KEY, KeyId([0; 16]), fields)
 }
 
 /// A vault entry's `status` field alone (what `VaultStore::status` reads).
@@ -47,12 +47,14 @@ pub fn burn_reply(out: &str) -> Option<Result<(), aqm_core::Error>> {
     crate::vault::BurnOutcome::parse(out).map(crate::vault::BurnOutcome::into_result)
 }
 
-/// A contact's meta hash (priority, last_msg_at, display_name, require_pq), from a raw reply as
-/// the contact listing converts it.
+/// A contact's meta hash (`rec`, `pt`, `last`) opened in the unsealed mode (the decoding after
+/// the seal is opened), from a raw reply as the contact listing converts it.
 pub fn contact_meta(contact: ContactId, reply: Value) -> Result<Option<ContactMeta>, Error> {
     let fields: Vec<Option<Vec<u8>>> =
         redis::from_redis_value(reply).map_err(|_| Error::corrupt(KEY, "unexpected reply"))?;
-    crate::inventory::decode_meta(KEY, contact, &fields)
+    let fields: [Option<Vec<u8>>; 3] = fields.try_into().map_err(|_| Error::corrupt(KEY, "unexpected reply"))?;
+    let ix = crate::sealing::hex(contact.as_bytes());
+    crate::inventory::open_meta_with(&crate::Sealing::unsealed(), &ix, fields)
 }
 
 /// A script's `{gold, silver, bronze}` (or negative status) reply.
@@ -60,23 +62,30 @@ pub fn tier_counts(reply: &[Value]) -> Result<Result<TierCounts, i64>, Error> {
     crate::inventory::tier_counts(KEY, reply)
 }
 
-/// The select script's reply (a cached coin, or none).
+/// One select step's reply (a popped coin's record decoded unsealed, or none).
 pub fn selection(contact: &ContactId, reply: Vec<Value>) -> Result<Selection, Error> {
-    let keys = crate::keys::Keys::new("fuzz")?;
-    crate::inventory::decode_selection(&keys, contact, reply)
+    let tiers = [aqm_core::Tier::Gold, aqm_core::Tier::Silver, aqm_core::Tier::Bronze];
+    match crate::inventory::decode_pop(KEY, &tiers, reply)? {
+        crate::inventory::Pop::Coin { rec: Some(rec), seq, .. } => {
+            let coin = crate::inventory::decode_coin(KEY, contact, &rec, seq)?;
+            Ok(Selection { coin: Some(coin), wasted: 0 })
+        }
+        _ => Ok(Selection::default()),
+    }
 }
 
-/// A pin hash (ed25519, mldsa65, trust).
+/// A pin record after its seal is opened (the first field; format v4 has one field, `rec`: the
+/// other two are ignored, kept so that the fuzz target's calls stay as they were).
 pub fn pin(
     user: &UserId,
-    ed: Option<Vec<u8>>,
-    ml: Option<Vec<u8>>,
-    trust: Option<Vec<u8>>,
+    rec: Option<Vec<u8>>,
+    _unused: Option<Vec<u8>>,
+    _unused2: Option<Vec<u8>>,
 ) -> Result<Option<Pinned>, Error> {
-    crate::pins::decode_pin(KEY, user, ed, ml, trust)
+    crate::pins::decode_pin(KEY, user, rec.as_deref())
 }
 
-/// A member of an id set (the vault's active index, the contact set).
+/// A sealed vault key id after its seal is opened (what `active_ids` decodes per member).
 pub fn id_member(member: &str) -> Result<KeyId, Error> {
-    member.parse().map_err(|_| Error::corrupt(KEY, "bad key id member"))
+    KeyId::from_slice(member.as_bytes()).map_err(|_| Error::corrupt(KEY, "bad sealed key id"))
 }

@@ -22,7 +22,7 @@
 //! run beside ([`crate::RedisStore::upgrade_v2`] renames a v2 store).
 
 use aqm_core::store::Direction;
-use aqm_core::{ContactId, KeyId, Tier, UserId};
+use aqm_core::Tier;
 
 use crate::Error;
 
@@ -59,70 +59,73 @@ impl Keys {
         format!("{}*", crate::glob_escape(&self.p))
     }
 
-    pub(crate) fn vault_entry_prefix(&self) -> String {
-        format!("{}vault:v3:key:", self.p)
+    /// The format marker: which format and sealing mode the namespace was created with.
+    pub(crate) fn format(&self) -> String {
+        format!("{}aqm:v4:format", self.p)
     }
-    pub(crate) fn vault_entry(&self, id: &KeyId) -> String {
-        format!("{}vault:v3:key:{id}", self.p)
+    pub(crate) fn vault_entry_prefix(&self) -> String {
+        format!("{}vault:v4:key:", self.p)
+    }
+    /// `ix`: the entry's hashed key id ([`crate::sealing::Domain::Vault`]).
+    pub(crate) fn vault_entry(&self, ix: &str) -> String {
+        format!("{}vault:v4:key:{ix}", self.p)
     }
     pub(crate) fn vault_stats(&self) -> String {
-        format!("{}vault:v3:stats", self.p)
+        format!("{}vault:v4:stats", self.p)
     }
     pub(crate) fn vault_active(&self, tier: Tier) -> String {
-        format!("{}vault:v3:active:{}", self.p, tier.as_str())
+        format!("{}vault:v4:active:{}", self.p, tier.as_str())
     }
     pub(crate) fn vault_burned(&self) -> String {
-        format!("{}vault:v3:burned", self.p)
+        format!("{}vault:v4:burned", self.p)
     }
-    pub(crate) fn session(&self, peer: &UserId, dir: Direction) -> String {
+    /// `ix`: the hashed peer id ([`crate::sealing::Domain::Session`]).
+    pub(crate) fn session(&self, ix: &str, dir: Direction) -> String {
         let d = match dir {
             Direction::Send => "SEND",
             Direction::Receive => "RECV",
         };
-        format!("{}sess:v3:{peer}:{d}", self.p)
+        format!("{}sess:v4:{ix}:{d}", self.p)
     }
-    pub(crate) fn inv_coin_prefix(&self, contact: &ContactId) -> String {
-        format!("{}inv:v3:key:{contact}:", self.p)
+    /// `contact`: the hashed contact id ([`crate::sealing::Domain::Contact`]).
+    pub(crate) fn inv_coin_prefix(&self, contact: &str) -> String {
+        format!("{}inv:v4:key:{contact}:", self.p)
     }
-    pub(crate) fn inv_coin(&self, contact: &ContactId, id: &KeyId) -> String {
-        format!("{}inv:v3:key:{contact}:{id}", self.p)
+    /// `coin`: the hashed key id of the cached coin ([`crate::sealing::Domain::Coin`]).
+    pub(crate) fn inv_coin(&self, contact: &str, coin: &str) -> String {
+        format!("{}inv:v4:key:{contact}:{coin}", self.p)
     }
-    pub(crate) fn inv_idx(&self, contact: &ContactId, tier: Tier) -> String {
-        format!("{}inv:v3:idx:{contact}:{}", self.p, tier.as_str())
+    pub(crate) fn inv_idx(&self, contact: &str, tier: Tier) -> String {
+        format!("{}inv:v4:idx:{contact}:{}", self.p, tier.as_str())
     }
-    pub(crate) fn inv_meta(&self, contact: &ContactId) -> String {
-        format!("{}inv:v3:meta:{contact}", self.p)
+    pub(crate) fn inv_meta(&self, contact: &str) -> String {
+        format!("{}inv:v4:meta:{contact}", self.p)
     }
     pub(crate) fn inv_contacts(&self) -> String {
-        format!("{}inv:v3:contacts", self.p)
+        format!("{}inv:v4:contacts", self.p)
     }
     pub(crate) fn inv_seq(&self) -> String {
-        format!("{}inv:v3:seq", self.p)
+        format!("{}inv:v4:seq", self.p)
     }
-    pub(crate) fn pin(&self, user: &UserId) -> String {
-        format!("{}pin:v3:{user}", self.p)
+    /// `ix`: the hashed user id ([`crate::sealing::Domain::Pin`]).
+    pub(crate) fn pin(&self, ix: &str) -> String {
+        format!("{}pin:v4:{ix}", self.p)
     }
     /// Keys only an older-format store under this prefix would hold, with that format: v1
-    /// (protocol v1) and v2 (protocol v2 records under names without the hash tag). A v2 store
-    /// always has a stats hash once anything was stored, and a contacts set once a contact was.
-    pub(crate) fn legacy_markers(&self) -> [(u32, String); 4] {
+    /// (protocol v1), v2 (protocol v2 records under names without the hash tag) and v3 (the same
+    /// records in clear under hash-tagged names). An older store always has a stats hash once
+    /// anything was put, and a contacts set once a contact was registered. Only the v3 names share
+    /// this store's hash tag (and so its cluster slot).
+    pub(crate) fn legacy_markers(&self) -> [(u32, String); 6] {
         let old = if self.prefix.is_empty() { String::new() } else { format!("{}:", self.prefix) };
         [
             (1, format!("{old}vault:v1:stats")),
             (1, format!("{old}inv:v1:contacts")),
             (2, format!("{old}vault:v2:stats")),
             (2, format!("{old}inv:v2:contacts")),
+            (3, format!("{}vault:v3:stats", self.p)),
+            (3, format!("{}inv:v3:contacts", self.p)),
         ]
-    }
-
-    /// The name prefix of a format-v2 store's keys (`prefix:`, or nothing), for the upgrade.
-    pub(crate) fn v2_prefix(&self) -> String {
-        if self.prefix.is_empty() { String::new() } else { format!("{}:", self.prefix) }
-    }
-
-    /// This store's name prefix (`{prefix}:`, or nothing).
-    pub(crate) fn p(&self) -> &str {
-        &self.p
     }
 }
 
@@ -155,9 +158,9 @@ mod tests {
     #[test]
     fn names_carry_the_prefix_as_hash_tag() {
         let k = Keys::new("app:alice").unwrap();
-        assert_eq!(k.vault_stats(), "{app:alice}:vault:v3:stats");
+        assert_eq!(k.vault_stats(), "{app:alice}:vault:v4:stats");
         assert_eq!(k.all_pattern(), "{app:alice}:*");
-        assert_eq!(Keys::new("").unwrap().vault_stats(), "vault:v3:stats");
+        assert_eq!(Keys::new("").unwrap().vault_stats(), "vault:v4:stats");
         assert_eq!(Keys::new("").unwrap().slot(), None);
         assert!(Keys::new("a{b").is_err());
         assert!(Keys::new("a}b").is_err());

@@ -61,6 +61,8 @@ mod keys;
 mod pins;
 mod pool;
 mod scripts;
+mod sealing;
+mod shim;
 mod vault;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,9 +71,11 @@ use aqm_core::vault::VaultStats;
 use aqm_core::{Policy, Tier, TierCounts};
 
 pub use error::Error;
+pub use sealing::Sealing;
 
-/// The at-rest format this build reads and writes: the `v3` in every key name.
-pub const FORMAT_VERSION: u32 = 3;
+/// The at-rest format this build reads and writes: the `v4` in every key name (v3's records with
+/// contact ids and key ids hashed in names and contact metadata sealed, issue 18).
+pub const FORMAT_VERSION: u32 = 4;
 pub use pool::{Durability, Options};
 
 use keys::Keys;
@@ -86,6 +90,8 @@ pub struct RedisStore {
     /// The replicas a change waits for ([`Options::durability`]).
     wait: Option<scripts::Wait>,
     keys: Keys,
+    /// Hashes the ids in key names and seals the records that describe contacts.
+    seal: Sealing,
     prefix: String,
     policy: Policy,
     /// Random per store: with `ops`, makes every operation token unique across processes.
@@ -125,18 +131,28 @@ impl Audit {
 
 impl RedisStore {
     /// Connect to `url` (`redis://[:password@]host:port[/db]`) with default [`Options`], keeping
-    /// every key under `prefix` (empty: no prefix), applying `policy` in every step. Fails with
-    /// [`Error::Unavailable`] when the server cannot be reached.
+    /// every key under `prefix` (empty: no prefix), applying `policy` in every step, with contact
+    /// metadata kept as `sealing` says (normally [`Sealing::sealed`] with the device key). Fails
+    /// with [`Error::Unavailable`] when the server cannot be reached, with
+    /// [`Error::UnsupportedFormat`] beside an older format's keys, and with
+    /// [`Error::SealingMismatch`] / [`Error::WrongDeviceKey`] when the namespace was created in the
+    /// other mode or under another device key.
     ///
     /// For Redis Cluster, `url` is one node's URL or a comma-separated list of nodes (tried in
     /// turn to learn which master holds the store's slot); the prefix must not be empty (it is the
     /// hash tag that keeps the user's keys together).
-    pub fn connect(url: &str, prefix: &str, policy: Policy) -> Result<RedisStore, Error> {
-        Self::connect_with(url, prefix, policy, Options::default())
+    pub fn connect(url: &str, prefix: &str, policy: Policy, sealing: Sealing) -> Result<RedisStore, Error> {
+        Self::connect_with(url, prefix, policy, sealing, Options::default())
     }
 
     /// [`RedisStore::connect`] with explicit connection and retry [`Options`].
-    pub fn connect_with(url: &str, prefix: &str, policy: Policy, options: Options) -> Result<RedisStore, Error> {
+    pub fn connect_with(
+        url: &str,
+        prefix: &str,
+        policy: Policy,
+        sealing: Sealing,
+        options: Options,
+    ) -> Result<RedisStore, Error> {
         let keys = Keys::new(prefix)?;
         let wait = options.durability.wait();
         let pool = Pool::new(url, keys.slot(), options)?;
@@ -144,6 +160,7 @@ impl RedisStore {
             wait,
             pool,
             keys,
+            seal: sealing,
             prefix: prefix.to_owned(),
             policy,
             op_base: [random_u64(), random_u64()],
@@ -154,17 +171,20 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// Refuse to run beside a format-v1 (protocol v1) store under the same prefix: its coins and
-    /// sessions would silently be invisible to this build. [`Error::UnsupportedFormat`] names both
-    /// versions.
+    /// Refuse to run beside an older format's store under the same prefix (its records would
+    /// silently be invisible to this build, and v1–v3 keep contact metadata in clear):
+    /// [`Error::UnsupportedFormat`] names both versions, and nothing is written. Then record
+    /// (first connect) or check the namespace's format marker: the sealing mode and, sealed, a
+    /// keyed check value of the device key.
     ///
-    /// On a cluster there is nothing to check: older formats could not run there (their keys had
+    /// On a cluster only the v3 names are checked: v1 and v2 could not run there (their keys had
     /// no hash tag), and their names hash to other nodes.
     fn check_format(&self) -> Result<(), Error> {
-        if self.pool.is_cluster() {
-            return Ok(());
-        }
+        let cluster = self.pool.is_cluster();
         for (version, marker) in self.keys.legacy_markers() {
+            if cluster && version < 3 {
+                continue;
+            }
             let found: i64 = self.pool.run(Resend::Safe, |c| redis::cmd("EXISTS").arg(&marker).query(c))?;
             if found > 0 {
                 return Err(Error::UnsupportedFormat {
@@ -174,38 +194,32 @@ impl RedisStore {
                 });
             }
         }
-        Ok(())
-    }
-
-    /// Rename a format-v2 store under `prefix` on the single Redis server at `url` to this
-    /// format's hash-tagged names, in one atomic script; returns the number of keys renamed (0
-    /// when there was nothing to upgrade). Stop every client of the older build first: one that
-    /// keeps writing would recreate v2 keys, which [`RedisStore::connect`] then refuses again.
-    /// Fails with [`Error::UnsupportedFormat`] if v3 keys exist already under the prefix, and with
-    /// [`Error::Config`] on a cluster (a v2 store never ran on one).
-    pub fn upgrade_v2(url: &str, prefix: &str) -> Result<u64, Error> {
-        let keys = Keys::new(prefix)?;
-        let pool = Pool::new(url, keys.slot(), Options::default())?;
-        if pool.is_cluster() {
-            return Err(Error::Config(
-                "upgrade_v2 is for a single Redis server: a v2 store never ran on a cluster".into(),
-            ));
-        }
-        let old = keys.v2_prefix();
-        let n: i64 = pool.run(Resend::Safe, |c| {
-            scripts::call(&scripts::UPGRADE_V2)
-                .key(keys.vault_stats())
-                .key(keys.inv_contacts())
-                .arg(&old)
-                .arg(glob_escape(&old))
-                .arg(keys.p())
-                .invoke(c, None)
+        let want = self.seal.marker();
+        let key = self.keys.format();
+        // SET NX GET: writes the marker only if absent, and returns what was there (one step, so
+        // two first connects of different modes cannot both win).
+        let found: Option<String> = self.pool.run(Resend::Safe, |c| {
+            redis::cmd("SET").arg(&key).arg(&want).arg("NX").arg("GET").query(c)
         })?;
-        u64::try_from(n).map_err(|_| Error::UnsupportedFormat {
-            prefix: prefix.to_owned(),
-            found: FORMAT_VERSION,
-            supported: FORMAT_VERSION,
-        })
+        let Some(found) = found else { return Ok(()) };
+        if found == want {
+            return Ok(());
+        }
+        let mode = |m: &str| match m.split(' ').nth(1) {
+            Some("sealed") => Some("sealed"),
+            Some("unsealed") => Some("unsealed"),
+            _ => None,
+        };
+        let requested = if self.seal.is_sealed() { "sealed" } else { "unsealed" };
+        match mode(&found) {
+            Some(m) if m != requested => {
+                Err(Error::SealingMismatch { prefix: self.prefix.clone(), found: m, requested })
+            }
+            Some(_) if found.starts_with(&format!("{FORMAT_VERSION} ")) => {
+                Err(Error::WrongDeviceKey { prefix: self.prefix.clone() })
+            }
+            _ => Err(Error::corrupt(&key, "unknown format marker")),
+        }
     }
 
     /// Whether this store runs on a Redis Cluster.
@@ -229,6 +243,11 @@ impl RedisStore {
     fn op_token(&self) -> String {
         let n = self.ops.fetch_add(1, Ordering::Relaxed);
         format!("{:016x}{:016x}", self.op_base[0], self.op_base[1] ^ n)
+    }
+
+    /// Whether this store seals contact metadata ([`Sealing::sealed`]).
+    pub fn is_sealed(&self) -> bool {
+        self.seal.is_sealed()
     }
 
     /// The policy this store applies.

@@ -1,4 +1,4 @@
-//! [`PinStore`] on Redis: one hash per pinned user. A pin is decided by the core
+//! [`PinStore`] on Redis: one hash per pinned user (name: the user id hashed; `rec`: the pin sealed). A pin is decided by the core
 //! ([`aqm_core::pins::decide`]) inside a `WATCH`/`MULTI` transaction on that hash, so no rule is
 //! restated here and a concurrent pin of the same user makes the transaction retry.
 
@@ -8,44 +8,45 @@ use aqm_core::pins::{self, Pinned, Trust};
 use aqm_core::store::PinStore;
 
 use crate::pool::Resend;
+use crate::sealing::{Domain, Kind};
 use crate::{Error, RedisStore};
 
-type RawPin = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
-
-fn read_raw(c: &mut redis::Connection, key: &str) -> redis::RedisResult<RawPin> {
-    redis::cmd("HMGET").arg(key).arg("ed25519").arg("mldsa65").arg("trust").query(c)
+/// A pin hash: `rec`, the pinned identity and trust sealed ([`Kind::Pin`]) under the hashed user id.
+fn read_raw(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option<Vec<u8>>> {
+    redis::cmd("HGET").arg(key).arg("rec").query(c)
 }
 
-pub(crate) fn decode_pin(
-    key: &str,
-    user: &UserId,
-    ed: Option<Vec<u8>>,
-    ml: Option<Vec<u8>>,
-    trust: Option<Vec<u8>>,
-) -> Result<Option<Pinned>, Error> {
-    let (Some(ed), Some(ml), Some(trust)) = (ed, ml, trust) else { return Ok(None) };
-    let ed25519: [u8; 32] = ed.as_slice().try_into().map_err(|_| Error::corrupt(key, "bad ed25519 key"))?;
-    let mldsa65 = heapless::Vec::from_slice(&ml).map_err(|_| Error::corrupt(key, "bad mldsa65 key"))?;
-    let trust = crate::parse_u64(key, "bad trust", &trust)?;
-    let trust = u8::try_from(trust)
-        .ok()
-        .and_then(|t| Trust::try_from(t).ok())
-        .ok_or_else(|| Error::corrupt(key, "bad trust"))?;
-    Ok(Some(Pinned { identity: PublicIdentity { user_id: *user, ed25519, mldsa65 }, trust }))
+/// A pin record, opened: it must be `user`'s (a record moved from another user's name does not
+/// open: its index is bound into the seal).
+pub(crate) fn decode_pin(key: &str, user: &UserId, plain: Option<&[u8]>) -> Result<Option<Pinned>, Error> {
+    let Some(plain) = plain else { return Ok(None) };
+    let pin: Pinned = postcard::from_bytes(plain).map_err(|_| Error::corrupt(key, "bad pin record"))?;
+    if pin.identity.user_id != *user {
+        return Err(Error::corrupt(key, "pin record of another user"));
+    }
+    Ok(Some(pin))
+}
+
+impl RedisStore {
+    fn open_pin(&self, ix: &str, key: &str, user: &UserId, sealed: Option<Vec<u8>>) -> Result<Option<Pinned>, Error> {
+        let plain = sealed.map(|b| self.seal.open(Kind::Pin, ix, &b, key)).transpose()?;
+        decode_pin(key, user, plain.as_deref())
+    }
 }
 
 impl PinStore for RedisStore {
     type Error = Error;
 
     fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
-        let key = self.keys.pin(&identity.user_id);
+        let ix = self.seal.index(Domain::Pin, identity.user_id.as_bytes());
+        let key = self.keys.pin(&ix);
         // Pinning the same identity again changes nothing, so the call may be resent.
         self.pool
             .run(Resend::Safe, |c| {
                 let mut decided: Option<Result<Pinned, Error>> = None;
                 redis::transaction(c, &[&key], |con, pipe| {
-                    let (ed, ml, tr) = read_raw(con, &key)?;
-                    let existing = match decode_pin(&key, &identity.user_id, ed, ml, tr) {
+                    let sealed = read_raw(con, &key)?;
+                    let existing = match self.open_pin(&ix, &key, &identity.user_id, sealed) {
                         Ok(p) => p,
                         Err(e) => {
                             decided = Some(Err(e));
@@ -62,17 +63,17 @@ impl PinStore for RedisStore {
                             Ok(Some(()))
                         }
                         Ok(Some(pin)) => {
-                            let done: Option<()> = pipe
-                                .hset_multiple(
-                                    &key,
-                                    &[
-                                        ("ed25519", pin.identity.ed25519.to_vec()),
-                                        ("mldsa65", pin.identity.mldsa65.to_vec()),
-                                        ("trust", pin.trust.to_byte().to_string().into_bytes()),
-                                    ],
-                                )
-                                .ignore()
-                                .query(con)?;
+                            let sealed = postcard::to_allocvec(&pin)
+                                .map_err(|_| Error::corrupt(&key, "pin does not encode"))
+                                .and_then(|plain| self.seal.seal(Kind::Pin, &ix, &plain));
+                            let sealed = match sealed {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    decided = Some(Err(e));
+                                    return Ok(Some(()));
+                                }
+                            };
+                            let done: Option<()> = pipe.hset(&key, "rec", sealed).ignore().query(con)?;
                             if done.is_some() {
                                 decided = Some(Ok(pin));
                             }
@@ -86,8 +87,9 @@ impl PinStore for RedisStore {
     }
 
     fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
-        let key = self.keys.pin(user);
-        let (ed, ml, trust) = self.pool.run(Resend::Safe, |c| read_raw(c, &key))?;
-        decode_pin(&key, user, ed, ml, trust)
+        let ix = self.seal.index(Domain::Pin, user.as_bytes());
+        let key = self.keys.pin(&ix);
+        let sealed = self.pool.run(Resend::Safe, |c| read_raw(c, &key))?;
+        self.open_pin(&ix, &key, user, sealed)
     }
 }

@@ -31,7 +31,6 @@ pub(crate) static INV_SELECT: LazyLock<Script> = LazyLock::new(|| with_prelude(i
 pub(crate) static INV_SET_PRIORITY: LazyLock<Script> =
     LazyLock::new(|| with_prelude(include_str!("lua/inv_set_priority.lua")));
 pub(crate) static INV_COUNTS: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_counts.lua")));
-pub(crate) static UPGRADE_V2: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/upgrade_v2.lua")));
 
 /// How many replicas must confirm a change before it is acknowledged (`WAIT replicas timeout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +122,7 @@ impl Invocation<'_> {
 }
 pub(crate) static INV_COLLECT: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_collect.lua")));
 pub(crate) static INV_CONSUME: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_consume.lua")));
+pub(crate) static INV_UNTOUCH: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_untouch.lua")));
 
 /// A time cutoff derived from the core's expiry rule `now.saturating_sub(at) >= span`
 /// ([`aqm_core::vault::VaultEntry::is_expired`], [`aqm_core::vault::VaultEntry::purge_action`]):

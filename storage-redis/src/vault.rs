@@ -9,6 +9,7 @@ use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
 use crate::keys::active_field;
 use crate::pool::Resend;
 use crate::scripts::{self, Cutoff};
+use crate::sealing::{Domain, Kind};
 use crate::{Error, RedisStore, parse_u64};
 
 /// Expired/deleted entries handled per purge script call; each batch is atomic on its own.
@@ -66,11 +67,11 @@ impl RedisStore {
         session: Option<(&UserId, &SessionBlob, Option<SessionVersion>)>,
     ) -> Result<BurnOutcome, Error> {
         let k = &self.keys;
-        let entry = k.vault_entry(key_id);
-        let id = key_id.to_string();
+        let id = self.vault_ix(key_id);
+        let entry = k.vault_entry(&id);
         let cutoff = Cutoff::deadline(now, self.policy.vault_grace_secs).arg();
         let now_s = now.to_string();
-        let session_key = session.map(|(peer, _, _)| k.session(peer, Direction::Receive));
+        let session_key = session.map(|(peer, _, _)| self.session_key(peer, Direction::Receive));
         let expected = session.map(|(_, _, v)| version_arg(v)).unwrap_or_default();
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {
@@ -91,6 +92,16 @@ impl RedisStore {
             inv.invoke(c, self.wait)
         })?;
         BurnOutcome::parse(&out).ok_or_else(|| Error::corrupt(&entry, "unexpected burn script reply"))
+    }
+
+    /// The hashed name (and index member) of a vault entry.
+    pub(crate) fn vault_ix(&self, key_id: &KeyId) -> String {
+        self.seal.index(Domain::Vault, key_id.as_bytes())
+    }
+
+    /// The key of a session record: the peer's id hashed.
+    pub(crate) fn session_key(&self, peer: &UserId, dir: Direction) -> String {
+        self.keys.session(&self.seal.index(Domain::Session, peer.as_bytes()), dir)
     }
 
     pub(crate) fn vault_stats(&self) -> Result<VaultStats, Error> {
@@ -148,9 +159,9 @@ fn next_version(expected: Option<SessionVersion>) -> Result<SessionVersion, aqm_
     aqm_core::store::next_session_version(expected, expected)
 }
 
-/// Fields read back for an entry, in this order.
-const ENTRY_FIELDS: [&str; 9] = [
-    "key_id",
+/// Fields read back for an entry, in this order (its key id is the caller's: the entry holds it
+/// only sealed, in `id`, for listing).
+const ENTRY_FIELDS: [&str; 8] = [
     "coin_category",
     "encrypted_blob",
     "encryption_iv",
@@ -161,21 +172,16 @@ const ENTRY_FIELDS: [&str; 9] = [
     "expires_at",
 ];
 
-pub(crate) fn decode_entry(key: &str, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
+pub(crate) fn decode_entry(key: &str, key_id: KeyId, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();
     let mut next = || it.next().flatten();
-    let (id, tier, blob, iv, tag, status, created, burned, expires) =
-        (next(), next(), next(), next(), next(), next(), next(), next(), next());
+    let (tier, blob, iv, tag, status, created, burned, expires) =
+        (next(), next(), next(), next(), next(), next(), next(), next());
     let Some(status) = status else { return Ok(None) };
     let status = core::str::from_utf8(&status)
         .ok()
         .and_then(|s| KeyStatus::parse(s).ok())
         .ok_or_else(|| Error::corrupt(key, "unknown status"))?;
-    let key_id: KeyId = id
-        .as_deref()
-        .and_then(|b| core::str::from_utf8(b).ok())
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::corrupt(key, "bad key_id"))?;
     let tier: Tier = tier
         .as_deref()
         .and_then(|b| core::str::from_utf8(b).ok())
@@ -208,12 +214,13 @@ impl VaultStore for RedisStore {
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         entry.check_new()?;
         let k = &self.keys;
-        let key = k.vault_entry(&entry.key_id);
+        let id = self.vault_ix(&entry.key_id);
+        let key = k.vault_entry(&id);
+        let sealed_id = self.seal.seal(Kind::VaultId, &id, entry.key_id.as_bytes())?;
         // Seed fields: encrypted_blob ‖ auth_tag is the AEAD output, encryption_iv its nonce.
         let ct = entry.sealed.ciphertext.as_slice();
         let (blob, tag) = ct.split_at(ct.len().saturating_sub(AEAD_TAG));
         let created = entry.created_at.to_string();
-        let id = entry.key_id.to_string();
         let token = self.op_token();
         let stored: i64 = self.pool.run(Resend::Deduplicated, |c| {
             scripts::call(&scripts::VAULT_PUT)
@@ -230,20 +237,21 @@ impl VaultStore for RedisStore {
                 .arg(active_field(entry.tier))
                 .arg(&token)
                 .arg(entry.expires_at.to_string())
+                .arg(&sealed_id)
                 .invoke(c, self.wait)
         })?;
         if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }
     }
 
     fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
-        let key = self.keys.vault_entry(key_id);
+        let key = self.keys.vault_entry(&self.vault_ix(key_id));
         let f: Vec<Option<Vec<u8>>> =
             self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg(&ENTRY_FIELDS[..]).query(c))?;
-        Ok(decode_entry(&key, f)?.filter(|e| e.is_usable(&self.policy, now)))
+        Ok(decode_entry(&key, *key_id, f)?.filter(|e| e.is_usable(&self.policy, now)))
     }
 
     fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
-        let key = self.keys.vault_entry(key_id);
+        let key = self.keys.vault_entry(&self.vault_ix(key_id));
         let s: Option<String> = self.pool.run(Resend::Safe, |c| redis::cmd("HGET").arg(&key).arg("status").query(c))?;
         s.map(|s| KeyStatus::parse(&s).map_err(|_| Error::corrupt(&key, "unknown status"))).transpose()
     }
@@ -292,10 +300,22 @@ impl VaultStore for RedisStore {
         };
         for t in tiers {
             let key = self.keys.vault_active(*t);
-            let ids: Vec<String> =
+            let members: Vec<String> =
                 self.pool.run(Resend::Safe, |c| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
-            for id in ids {
-                visit(id.parse().map_err(|_| Error::corrupt(&key, "bad key id member"))?);
+            // The members are hashed: each entry keeps its key id sealed in `id`.
+            for chunk in members.chunks(500) {
+                let mut pipe = redis::pipe();
+                for m in chunk {
+                    pipe.cmd("HGET").arg(self.keys.vault_entry(m)).arg("id");
+                }
+                let ids: Vec<Option<Vec<u8>>> = self.pool.run(Resend::Safe, |c| pipe.query(c))?;
+                for (m, sealed) in chunk.iter().zip(ids) {
+                    // Burned or purged since the index was read: no longer ACTIVE.
+                    let Some(sealed) = sealed else { continue };
+                    let entry = self.keys.vault_entry(m);
+                    let raw = self.seal.open(Kind::VaultId, m, &sealed, &entry)?;
+                    visit(KeyId::from_slice(&raw).map_err(|_| Error::corrupt(&entry, "bad sealed key id"))?);
+                }
             }
         }
         Ok(())
@@ -304,7 +324,7 @@ impl VaultStore for RedisStore {
 
 impl SessionStore for RedisStore {
     fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
-        let key = self.keys.session(peer, direction);
+        let key = self.session_key(peer, direction);
         let (v, blob): (Option<Vec<u8>>, Option<Vec<u8>>) =
             self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("v").arg("blob").query(c))?;
         decode_session(&key, v, blob)
@@ -317,7 +337,7 @@ impl SessionStore for RedisStore {
         blob: &SessionBlob,
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        let key = self.keys.session(peer, direction);
+        let key = self.session_key(peer, direction);
         let expected_arg = version_arg(expected);
         let token = self.op_token();
         let out: String = self.pool.run(Resend::Deduplicated, |c| {

@@ -89,10 +89,10 @@ fn one_node_url_finds_the_cluster_and_scripts_reload_on_every_node() {
         assert_eq!(s.stats().unwrap().total_burned, 1);
     }
     // An empty prefix has no hash tag: refused on a cluster, with what to do.
-    let err = RedisStore::connect(&cluster.url(), "", Policy::DEFAULT).unwrap_err();
+    let err = RedisStore::connect(&cluster.url(), "", Policy::DEFAULT, common::sealed()).unwrap_err();
     assert!(matches!(err, aqm_storage_redis::Error::Config(_)) && err.to_string().contains("prefix"), "{err}");
     // A brace would break the tag.
-    assert!(RedisStore::connect(&cluster.url(), "a{b}", Policy::DEFAULT).is_err());
+    assert!(RedisStore::connect(&cluster.url(), "a{b}", Policy::DEFAULT, common::sealed()).is_err());
 }
 
 /// The slot of a store moves to another master while a workload runs on it: keys go over in
@@ -114,7 +114,7 @@ fn a_slot_migrates_while_the_workload_runs() {
         ..Options::default()
     };
     let prefix = common::unique_prefix("migrate");
-    let store = RedisStore::connect_with(&url, &prefix, Policy::DEFAULT, opts).unwrap();
+    let store = RedisStore::connect_with(&url, &prefix, Policy::DEFAULT, common::sealed(), opts).unwrap();
     let slot = store.slot().unwrap();
     let src = cluster.master_of(slot);
     let dst = cluster.topology().iter().find(|n| n.2 && !n.4.is_empty() && n.1 != src).map(|n| n.1).unwrap();
@@ -180,7 +180,7 @@ fn a_slot_migrates_while_the_workload_runs() {
     assert!(outcomes.unexpected.is_empty(), "{:?}", outcomes.unexpected);
     assert_eq!(outcomes.unknown(), 0, "no call of unknown outcome: {outcomes:?}");
     assert_eq!(outcomes.refused, 0, "no call gave up");
-    let check = RedisStore::connect(&url, &prefix, Policy::DEFAULT).unwrap();
+    let check = RedisStore::connect(&url, &prefix, Policy::DEFAULT, common::sealed()).unwrap();
     let audit = check.audit().unwrap();
     assert!(audit.consistent(), "{audit:?}");
     let lost = losses(&check, &outcomes, bob_id);

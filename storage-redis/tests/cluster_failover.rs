@@ -49,7 +49,7 @@ fn failover_run(base: u16, durability: Durability) -> Run {
         ..Options::default()
     };
     let prefix = common::unique_prefix("failover");
-    let store = RedisStore::connect_with(&url, &prefix, Policy::DEFAULT, opts).unwrap();
+    let store = RedisStore::connect_with(&url, &prefix, Policy::DEFAULT, common::sealed(), opts).unwrap();
     let slot = store.slot().unwrap();
     let master = cluster.master_of(slot);
     let replica = cluster.replica_of(master);
@@ -91,7 +91,7 @@ fn failover_run(base: u16, durability: Durability) -> Run {
     assert!(outcomes.unexpected.is_empty(), "{:?}", outcomes.unexpected);
     assert!(store.node().ends_with(&format!(":{replica}")), "the store follows the failover");
 
-    let check = RedisStore::connect(&url, &prefix, Policy::DEFAULT).unwrap();
+    let check = RedisStore::connect(&url, &prefix, Policy::DEFAULT, common::sealed()).unwrap();
     let audit = check.audit().unwrap();
     assert!(audit.consistent(), "counters equal contents after the failover: {audit:?}");
     let lost = losses(&check, &outcomes, bob_id);

@@ -59,7 +59,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     let entries: Vec<VaultEntry> = (0..4000).map(|_| mint.coin(Tier::Bronze, 1_000).vault).collect();
     let coins: Vec<PublicCoin> = (0..4000).map(|_| bob.coin(Tier::Bronze, 0).public).collect();
 
-    let store = RedisStore::connect_with(&url, "dur", Policy::DEFAULT, options()).unwrap();
+    let store = RedisStore::connect_with(&url, "dur", Policy::DEFAULT, common::sealed(), options()).unwrap();
     store.register_contact(&ContactMeta::new(bob_id, Priority::Mate, "bob", 0).unwrap()).unwrap();
 
     let log = Arc::new(Mutex::new(Log::default()));
@@ -152,7 +152,7 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     let log = log.lock().unwrap();
     // (Puts and burns that met a dead connection were resent and recognised by their operation
     // token; stores and selects report an unknown outcome instead: see `unavailable` below.)
-    let check = RedisStore::connect(&url, "dur", Policy::DEFAULT).unwrap();
+    let check = RedisStore::connect(&url, "dur", Policy::DEFAULT, common::sealed()).unwrap();
     let burned: HashSet<_> = log.burn_ok.iter().collect();
     for id in &log.put_ok {
         let want = if burned.contains(id) { KeyStatus::Burned } else { KeyStatus::Active };

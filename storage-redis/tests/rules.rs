@@ -7,11 +7,11 @@
 
 mod common;
 
-use aqm_core::coin::PublicCoin;
-use aqm_core::inventory::{self, ContactMeta, TierRange};
+use aqm_core::coin::{CoinKind, PublicCoin};
+use aqm_core::inventory::{self, CachedCoin, ContactMeta, TierRange};
 use aqm_core::store::{InventoryStore, VaultStore};
 use aqm_core::vault::{KeyStatus, PurgeAction};
-use aqm_core::{Policy, Priority, StoreError, Tier, TierCounts, UserId, protocol};
+use aqm_core::{KeyId, Policy, Priority, StoreError, Tier, TierCounts, UserId, protocol};
 use common::{Mint, TestStore};
 use redis::Commands;
 
@@ -130,30 +130,43 @@ fn purge_script_matches_purge_action() {
     }
 }
 
-/// Put `n` raw entries into a contact's tier index, bypassing the cap (to reach states past it).
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The raw key id of the `i`-th raw coin of `tier`.
+fn raw_id(tier: Tier, i: u32) -> KeyId {
+    format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * tier.to_byte() as u64).parse().unwrap()
+}
+
+/// The index member (hashed coin name; in an unsealed store the hex of contact id ‖ key id).
+fn member(contact: &UserId, id: &KeyId) -> String {
+    format!("{}{}", hex(contact.as_bytes()), hex(id.as_bytes()))
+}
+
+/// Put `n` raw entries into a contact's tier index of an unsealed store, bypassing the cap (to
+/// reach states past it): the records the store writes, in clear.
 fn raw_fill(store: &TestStore, contact: &UserId, tier: Tier, n: u32) {
+    assert!(!store.is_sealed(), "raw states need an unsealed store");
     let mut con = store.raw();
+    let c = hex(contact.as_bytes());
     for i in 0..n {
-        let id = format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * tier.to_byte() as u64);
-        let idx = store.key(&format!("inv:v3:idx:{contact}:{}", tier.as_str()));
-        let coin = store.key(&format!("inv:v3:key:{contact}:{id}"));
-        let seq: u64 = con.incr(store.key("inv:v3:seq"), 1).unwrap();
-        let _: () = con
-            .hset_multiple(
-                &coin,
-                &[
-                    ("coin_category", tier.as_str()),
-                    ("key_id", id.as_str()),
-                    ("public_key", ""),
-                    ("signature", ""),
-                    ("seq", &seq.to_string()),
-                    ("fetched_at", "0"),
-                    ("kind", "0"),
-                    ("expires_at", "2000000000"),
-                ],
-            )
-            .unwrap();
-        let _: () = con.zadd(&idx, &id, seq).unwrap();
+        let id = raw_id(tier, i);
+        let idx = store.key(&format!("inv:v4:idx:{c}:{}", tier.as_str()));
+        let m = member(contact, &id);
+        let seq: u64 = con.incr(store.key("inv:v4:seq"), 1).unwrap();
+        let coin = PublicCoin {
+            owner: *contact,
+            key_id: id,
+            tier,
+            kind: CoinKind::OneTime,
+            expires_at: 2_000_000_000,
+            public_key: heapless::Vec::new(),
+            signature: heapless::Vec::new(),
+        };
+        let rec = postcard::to_allocvec(&CachedCoin { coin, seq: 0, fetched_at: 0 }).unwrap();
+        let _: () = con.set(store.key(&format!("inv:v4:key:{c}:{m}")), rec).unwrap();
+        let _: () = con.zadd(&idx, &m, seq).unwrap();
     }
 }
 
@@ -181,7 +194,7 @@ fn store_script_matches_admit() {
                 ] {
                     // `late`: at the coin's selection limit, no longer fresh.
                     let now = if late { proto.expires_at - pol.coin_min_life_secs } else { 10 };
-                    let store = TestStore::new("admit-parity");
+                    let store = TestStore::unsealed("admit-parity", pol.clone());
                     let contact = mint.owner.user_id();
                     let meta = prio.map(|p| ContactMeta::new(contact, p, "c", 5).unwrap());
                     if let Some(m) = &meta {
@@ -193,8 +206,9 @@ fn store_script_matches_admit() {
                     if dup {
                         // The same key id already cached for this contact.
                         let mut con = store.raw();
-                        let key = store.key(&format!("inv:v3:key:{contact}:{}", coin.key_id));
-                        let _: () = con.hset(&key, "coin_category", tier.as_str()).unwrap();
+                        let c = hex(contact.as_bytes());
+                        let key = store.key(&format!("inv:v4:key:{c}:{}", member(&contact, &coin.key_id)));
+                        let _: () = con.set(&key, "x").unwrap();
                     }
                     let before = store.counts(&contact).unwrap();
                     let want = inventory::admit(&pol, meta.as_ref(), &coin, held, dup, now);
@@ -225,7 +239,7 @@ fn select_script_matches_pick_tier() {
     for pattern in 0..27u32 {
         let held = TierCounts([pattern % 3, pattern / 3 % 3, pattern / 9 % 3]);
         for (desired, lowest) in Tier::ALL.into_iter().flat_map(|d| d.fallback().map(move |l| (d, l))) {
-            let store = TestStore::new("pick-parity");
+            let store = TestStore::unsealed("pick-parity", Policy::DEFAULT);
             store.register_contact(&ContactMeta::new(contact, Priority::Bestie, "c", 0).unwrap()).unwrap();
             for t in Tier::ALL {
                 raw_fill(&store, &contact, t, held.get(t));
@@ -280,7 +294,7 @@ fn set_priority_script_matches_trim_plan() {
     for from in Priority::ALL {
         for to in Priority::ALL {
             for over in [0, 2] {
-                let store = TestStore::new("trim-parity");
+                let store = TestStore::unsealed("trim-parity", pol.clone());
                 store.register_contact(&ContactMeta::new(contact, from, "c", 0).unwrap()).unwrap();
                 // Fill to the old caps plus `over` past them (raw), oldest first.
                 let mut held = pol.caps_of(from);
@@ -296,13 +310,9 @@ fn set_priority_script_matches_trim_plan() {
                 for t in Tier::ALL {
                     assert_eq!(after.get(t), held.get(t) - plan.get(t), "{from} -> {to} {t}");
                     // The survivors are the oldest ones: sequence order intact from the start.
-                    let idx = store.key(&format!("inv:v3:idx:{contact}:{}", t.as_str()));
+                    let idx = store.key(&format!("inv:v4:idx:{}:{}", hex(contact.as_bytes()), t.as_str()));
                     let left: Vec<String> = con.zrange(&idx, 0, -1).unwrap();
-                    let expect: Vec<String> = (0..after.get(t))
-                        .map(|i| {
-                            format!("00000000-0000-4000-8000-{:012x}", u64::from(i) + 1 + 1000 * t.to_byte() as u64)
-                        })
-                        .collect();
+                    let expect: Vec<String> = (0..after.get(t)).map(|i| member(&contact, &raw_id(t, i))).collect();
                     assert_eq!(left, expect);
                 }
                 assert_eq!(store.contact(&contact).unwrap().unwrap().priority, to);
@@ -339,7 +349,7 @@ fn burned_status_is_kept_until_purged() {
     store.put(&e).unwrap();
     store.burn(&e.key_id, 100).unwrap();
     let mut con = store.raw();
-    let key = store.key(&format!("vault:v3:key:{}", e.key_id));
+    let key = store.all_keys().into_iter().find(|k| k.contains(":vault:v4:key:")).expect("the entry");
     let ttl: i64 = con.ttl(&key).unwrap();
     assert_eq!(ttl, -1, "no Redis TTL on vault entries");
     // The secret is dropped at burn time.

@@ -24,7 +24,7 @@ fn closed_port() -> u16 {
 #[test]
 fn closed_port_is_unavailable_after_bounded_attempts() {
     let url = format!("redis://:hunter2secret@127.0.0.1:{}", closed_port());
-    let err = RedisStore::connect_with(&url, "x", Policy::DEFAULT, options()).unwrap_err();
+    let err = RedisStore::connect_with(&url, "x", Policy::DEFAULT, common::sealed(), options()).unwrap_err();
     match &err {
         Error::Unavailable { attempts, outcome_known, addr, .. } => {
             assert_eq!(*attempts, 3);
@@ -41,20 +41,20 @@ fn closed_port_is_unavailable_after_bounded_attempts() {
 
 #[test]
 fn bad_url_and_prefix_are_config_errors() {
-    assert!(matches!(RedisStore::connect("http://nope", "x", Policy::DEFAULT), Err(Error::Config(_))));
-    assert!(matches!(RedisStore::connect(&common::url(), "has space", Policy::DEFAULT), Err(Error::Config(_))));
+    assert!(matches!(RedisStore::connect("http://nope", "x", Policy::DEFAULT, common::sealed()), Err(Error::Config(_))));
+    assert!(matches!(RedisStore::connect(&common::url(), "has space", Policy::DEFAULT, common::sealed()), Err(Error::Config(_))));
     assert!(matches!(
-        RedisStore::connect_with(&common::url(), "x", Policy::DEFAULT, Options { attempts: 0, ..Options::default() }),
+        RedisStore::connect_with(&common::url(), "x", Policy::DEFAULT, common::sealed(), Options { attempts: 0, ..Options::default() }),
         Err(Error::Config(_))
     ));
-    let anon = RedisStore::connect(&common::url(), "", Policy::DEFAULT).unwrap();
+    let anon = RedisStore::connect(&common::url(), "", Policy::DEFAULT, common::sealed()).unwrap();
     assert!(matches!(anon.destroy_all(), Err(Error::Config(_))), "an empty prefix never wipes the server");
 }
 
 #[test]
 fn stopped_server_then_restart_changes_nothing_half_way() {
     let mut server = PrivateRedis::start();
-    let store = RedisStore::connect_with(&server.url(), "u", Policy::DEFAULT, options()).unwrap();
+    let store = RedisStore::connect_with(&server.url(), "u", Policy::DEFAULT, common::sealed(), options()).unwrap();
     let mut mint = Mint::new(41);
     let mut bob = Mint::new(42);
     let bob_id = bob.owner.user_id();
@@ -92,7 +92,7 @@ fn server_restart_reloads_scripts_transparently() {
     // After a restart the script cache is empty: EVALSHA gets NOSCRIPT and the script is loaded
     // again without the caller noticing.
     let mut server = PrivateRedis::start();
-    let store = RedisStore::connect_with(&server.url(), "s", Policy::DEFAULT, options()).unwrap();
+    let store = RedisStore::connect_with(&server.url(), "s", Policy::DEFAULT, common::sealed(), options()).unwrap();
     let mut mint = Mint::new(43);
     let a = mint.coin(Tier::Bronze, 1).vault;
     store.put(&a).unwrap();
@@ -173,9 +173,9 @@ fn lost_reply_or_lost_request_leaves_the_change_whole_or_absent() {
     use std::sync::atomic::Ordering;
     let server = PrivateRedis::start();
     let proxy = proxy::start(server.port);
-    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "p", Policy::DEFAULT, options())
+    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "p", Policy::DEFAULT, common::sealed(), options())
         .unwrap();
-    let direct = RedisStore::connect(&server.url(), "p", Policy::DEFAULT).unwrap();
+    let direct = RedisStore::connect(&server.url(), "p", Policy::DEFAULT, common::sealed()).unwrap();
     let mut mint = Mint::new(44);
     let a = mint.coin(Tier::Gold, 10).vault;
     let b = mint.coin(Tier::Silver, 10).vault;
@@ -225,9 +225,9 @@ fn a_lost_reply_to_put_or_burn_is_resent_and_recognised() {
     use std::sync::atomic::Ordering;
     let server = PrivateRedis::start();
     let proxy = proxy::start(server.port);
-    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "d", Policy::DEFAULT, options())
+    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "d", Policy::DEFAULT, common::sealed(), options())
         .unwrap();
-    let other = RedisStore::connect(&server.url(), "d", Policy::DEFAULT).unwrap();
+    let other = RedisStore::connect(&server.url(), "d", Policy::DEFAULT, common::sealed()).unwrap();
     let mut mint = Mint::new(45);
     let peer = Mint::new(46);
     let warm = mint.coin(Tier::Bronze, 10).vault;

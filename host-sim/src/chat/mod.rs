@@ -199,7 +199,9 @@ fn with_store<D: DirectoryStore>(
         Some(url) => {
             let run_id: u64 = rand::rng().random();
             let prefix = format!("aqm-chat-{run_id:016x}:{user}");
-            let store = RedisStore::connect(url, &prefix, policy.clone()).store("connect the Redis store")?;
+            // The run's store is deleted at its end: a fresh key seals its contact metadata.
+            let sealing = aqm_storage_redis::Sealing::sealed(&aqm_core::crypto::DeviceKey::random(&mut rand::rng()));
+            let store = RedisStore::connect(url, &prefix, policy.clone(), sealing).store("connect the Redis store")?;
             let here = format!("Redis {url} under {{{prefix}}}:*");
             let result = chat(args, user, partner, &store, &here, directory, where_, pubsub);
             match store.destroy_all() {

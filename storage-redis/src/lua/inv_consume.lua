@@ -1,6 +1,6 @@
 -- Remove one cached coin (error recovery).
 -- KEYS: coin hash, index GOLD, index SILVER, index BRONZE
--- ARGV: key_id
+-- ARGV: the coin's hashed name (index member)
 touch(KEYS)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[1])

@@ -1,7 +1,7 @@
 -- Change a contact's priority and evict the newest coins above the new caps
 -- (inventory::trim_plan), in one step.
 -- KEYS: meta, index GOLD, index SILVER, index BRONZE
--- ARGV: new priority, cap GOLD, cap SILVER, cap BRONZE (of the new priority), coin key prefix
+-- ARGV: the contact's token of the new priority, cap GOLD, cap SILVER, cap BRONZE (of the new priority), coin key prefix
 -- Returns the evictions per tier, or {-1} if the contact is not registered.
 -- Reads every index and coin it evicts first, then writes (scripts.rs).
 touch(KEYS)
@@ -23,5 +23,5 @@ for t, p in pairs(plan) do
   redis.call('ZREM', KEYS[t], unpack(p[1]))
   redis.call('DEL', unpack(p[2]))
 end
-redis.call('HSET', KEYS[1], 'priority', ARGV[1])
+redis.call('HSET', KEYS[1], 'pt', ARGV[1])
 return evicted

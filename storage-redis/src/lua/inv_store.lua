@@ -1,24 +1,27 @@
 -- Cache a coin if inventory::admit allows it, in the same step as the cap check.
--- KEYS: meta, coin hash, index of the coin's tier, sequence counter
--- ARGV: owner matches contact ('1'/'0'), cap BESTIE, cap MATE, cap STRANGER (of this tier),
---       contact_id, key_id, tier, public_key, signature, fetched_at, kind, expires_at,
---       fresh ('1'/'0', Policy::coin_is_fresh computed by the core), seq ('' = take the next;
---       a number = put a selected coin back at its FIFO place)
--- Returns {stored (1/0), priority ('' if unregistered), held, duplicate}: the snapshot the core's
--- admit() is asked about when the coin is refused.
+-- KEYS: meta, coin, index of the coin's tier, sequence counter
+-- ARGV: owner matches contact ('1'/'0'), then for BESTIE, MATE, STRANGER: the contact's priority
+--       token and that priority's cap of this tier (computed by Rust from the policy), then the
+--       coin's hashed name (index member), its sealed record, fresh ('1'/'0', Policy::coin_is_fresh
+--       computed by the core), seq ('' = take the next; a number = put a selected coin back at its
+--       FIFO place)
+-- Returns {stored (1/0), priority (1..3 as above, 0 if unregistered, -1 for a token that is none
+-- of the three), held, duplicate}: the snapshot the core's admit() is asked about when refused.
 touch(KEYS)
-local prio = redis.call('HGET', KEYS[1], 'priority')
+local pt = redis.call('HGET', KEYS[1], 'pt')
 local held = redis.call('ZCARD', KEYS[3])
 local dup = redis.call('EXISTS', KEYS[2])
-if not prio then return {0, '', held, dup} end
-local cap = ({BESTIE = tonumber(ARGV[2]), MATE = tonumber(ARGV[3]), STRANGER = tonumber(ARGV[4])})[prio]
-if ARGV[1] ~= '1' or dup == 1 or cap == nil or held >= cap or ARGV[13] ~= '1' then
+if not pt then return {0, 0, held, dup} end
+local prio, cap = -1, nil
+for i = 0, 2 do
+  if pt == ARGV[2 + 2 * i] then prio, cap = i + 1, tonumber(ARGV[3 + 2 * i]) end
+end
+if prio < 0 then return {0, -1, held, dup} end
+if ARGV[1] ~= '1' or dup == 1 or held >= cap or ARGV[10] ~= '1' then
   return {0, prio, held, dup}
 end
-local seq = ARGV[14]
+local seq = ARGV[11]
 if seq == '' then seq = redis.call('INCR', KEYS[4]) end
-redis.call('HSET', KEYS[2], 'contact_id', ARGV[5], 'key_id', ARGV[6], 'coin_category', ARGV[7],
-  'public_key', ARGV[8], 'signature', ARGV[9], 'fetched_at', ARGV[10], 'seq', seq,
-  'kind', ARGV[11], 'expires_at', ARGV[12])
-redis.call('ZADD', KEYS[3], seq, ARGV[6])
+redis.call('SET', KEYS[2], ARGV[9])
+redis.call('ZADD', KEYS[3], seq, ARGV[8])
 return {1, prio, held, dup}

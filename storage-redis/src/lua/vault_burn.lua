@@ -1,6 +1,6 @@
 -- Burn an ACTIVE entry exactly once (VaultEntry::burn), optionally saving a session with it.
 -- KEYS: entry, stats, burned index, active GOLD, active SILVER, active BRONZE, [session hash]
--- ARGV: key_id, now, deadline cutoff (expires_at at or before it: past the vault grace),
+-- ARGV: hashed key id (index member), now, deadline cutoff (expires_at at or before it: past the vault grace),
 --       operation token, [session blob, expected session version ('' = create only if absent)]
 -- The token makes a resend after a lost reply answer like the first run (burned, session saved),
 -- instead of "already burned" for the caller's own burn. With a session, both halves are decided

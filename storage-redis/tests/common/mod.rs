@@ -10,12 +10,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aqm_core::coin::{self, MintedCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::{Policy, Tier};
-use aqm_storage_redis::RedisStore;
+use aqm_storage_redis::{RedisStore, Sealing};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 pub fn url() -> String {
     std::env::var("AQM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The sealing of the tests that open a prefix by hand (a fixed test device key, so every
+/// connection of such a test opens the others' records).
+pub fn sealed() -> Sealing {
+    Sealing::sealed(&DeviceKey::from_bytes(*b"aqm-storage-redis test device k!"))
 }
 
 pub fn unique_prefix(tag: &str) -> String {
@@ -24,8 +30,9 @@ pub fn unique_prefix(tag: &str) -> String {
     format!("aqmtest-{tag}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A store under a fresh prefix; its keys are deleted on drop.
-pub struct TestStore(pub RedisStore);
+/// A store under a fresh prefix, its metadata sealed under its own random device key (`.1`); its
+/// keys are deleted on drop.
+pub struct TestStore(pub RedisStore, pub DeviceKey, pub String);
 
 impl TestStore {
     pub fn new(tag: &str) -> Self {
@@ -36,14 +43,38 @@ impl TestStore {
     }
     /// A store under a fresh prefix on `url` (one server, or a cluster's nodes).
     pub fn on(url: &str, tag: &str, policy: Policy) -> Self {
-        TestStore(RedisStore::connect(url, &unique_prefix(tag), policy).expect("Redis reachable for tests"))
+        let dk = DeviceKey::random(&mut rand::rng());
+        let store = RedisStore::connect(url, &unique_prefix(tag), policy, Sealing::sealed(&dk))
+            .expect("Redis reachable for tests");
+        TestStore(store, dk, url.to_owned())
     }
-    /// Another store (own pool) on the same prefix.
+    /// A store under a fresh prefix with contact metadata in clear ([`Sealing::unsealed`]), for
+    /// tests that build raw states by hand.
+    pub fn unsealed(tag: &str, policy: Policy) -> Self {
+        let dk = DeviceKey::random(&mut rand::rng());
+        let store = RedisStore::connect(&url(), &unique_prefix(tag), policy, Sealing::unsealed())
+            .expect("Redis reachable for tests");
+        TestStore(store, dk, url())
+    }
+    /// Another store (own pool) on the same prefix, in the same mode.
     pub fn sibling(&self) -> RedisStore {
-        RedisStore::connect(&url(), self.0.prefix(), self.0.policy().clone()).expect("Redis reachable")
+        let sealing = if self.0.is_sealed() { Sealing::sealed(&self.1) } else { Sealing::unsealed() };
+        RedisStore::connect(&self.2, self.0.prefix(), self.0.policy().clone(), sealing).expect("Redis reachable")
+    }
+    /// The sealing this store was opened with (for another connection to its prefix).
+    pub fn sealing(&self) -> Sealing {
+        if self.0.is_sealed() { Sealing::sealed(&self.1) } else { Sealing::unsealed() }
     }
     pub fn raw(&self) -> redis::Connection {
         redis::Client::open(url()).unwrap().get_connection().unwrap()
+    }
+    /// Every key of this store with its type, as plain Redis lists them.
+    pub fn all_keys(&self) -> Vec<String> {
+        let mut con = self.raw();
+        let pattern = format!("{{{}}}:*", self.0.prefix());
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con).unwrap();
+        keys.sort();
+        keys
     }
     /// The full key name of `rest` under this store's prefix (the prefix is the hash tag).
     pub fn key(&self, rest: &str) -> String {
