@@ -234,11 +234,12 @@ fn devices<D: DirectoryStore>(
             let run_sealing = || aqm_storage_redis::Sealing::sealed(&DeviceKey::random(&mut rand::rng()));
             let prefix = format!("aqm-demo-{run_id:016x}");
             ui.note(format!("storage: Redis {url} under prefix {{{prefix}}}:*; directory: {where_}"));
-            let bob = RedisStore::connect(url, &format!("{prefix}:bob"), policy.clone(), run_sealing()).step("connect to Redis")?;
-            let alice =
-                RedisStore::connect(url, &format!("{prefix}:alice"), policy.clone(), run_sealing()).step("connect to Redis")?;
-            let carol =
-                RedisStore::connect(url, &format!("{prefix}:carol"), policy.clone(), run_sealing()).step("connect to Redis")?;
+            let bob = RedisStore::connect(url, &format!("{prefix}:bob"), policy.clone(), run_sealing())
+                .step("connect to Redis")?;
+            let alice = RedisStore::connect(url, &format!("{prefix}:alice"), policy.clone(), run_sealing())
+                .step("connect to Redis")?;
+            let carol = RedisStore::connect(url, &format!("{prefix}:carol"), policy.clone(), run_sealing())
+                .step("connect to Redis")?;
             let result = lifecycle(ui, policy, &bob, &alice, &carol, directory);
             let cleaned = [&bob, &alice, &carol].iter().try_fold(0, |n, s| s.destroy_all().map(|k| n + k));
             match cleaned {

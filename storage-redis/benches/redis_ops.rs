@@ -48,7 +48,8 @@ fn open(sealing: Sealing, mode: &str) -> Guard {
 fn bench(c: &mut Criterion) {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
     let device_key = DeviceKey::random(&mut rng);
-    let guards = [(open(Sealing::sealed(&device_key), "sealed"), "sealed"), (open(Sealing::unsealed(), "unsealed"), "unsealed")];
+    let guards =
+        [(open(Sealing::sealed(&device_key), "sealed"), "sealed"), (open(Sealing::unsealed(), "unsealed"), "unsealed")];
     let bob = Identity::generate(&mut rng);
     let dk = DeviceKey::random(&mut rng);
     let bob_id = bob.user_id();

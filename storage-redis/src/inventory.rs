@@ -56,7 +56,6 @@ pub(crate) fn tier_counts(key: &str, v: &[Value]) -> Result<Result<TierCounts, i
     }
 }
 
-
 /// The priority a meta hash's `pt` token stands for (tokens are per contact: see [`Domain::Priority`]).
 fn priority_of(tokens: &[(Priority, String); 3], pt: &[u8]) -> Option<Priority> {
     tokens.iter().find(|(_, t)| t.as_bytes() == pt).map(|(p, _)| *p)
@@ -107,7 +106,8 @@ pub(crate) fn open_meta_with(seal: &crate::Sealing, cix: &str, f: MetaFields) ->
         let [rec, pt, last] = f;
         let Some(rec) = rec else { return Ok(None) };
         let plain = seal.open(Kind::ContactMeta, cix, &rec, key)?;
-        let mut meta: ContactMeta = postcard::from_bytes(&plain).map_err(|_| Error::corrupt(key, "bad contact record"))?;
+        let mut meta: ContactMeta =
+            postcard::from_bytes(&plain).map_err(|_| Error::corrupt(key, "bad contact record"))?;
         let pt = pt.ok_or_else(|| Error::corrupt(key, "contact without its priority"))?;
         meta.priority = priority_of(&priority_tokens_with(seal, &meta.contact_id), &pt)
             .ok_or_else(|| Error::corrupt(key, "priority token of another contact or device key"))?;
@@ -140,7 +140,6 @@ fn priority_tokens_with(seal: &crate::Sealing, contact: &ContactId) -> [(Priorit
 }
 
 impl RedisStore {
-
     /// A cached coin record, opened: it must be `contact`'s (its owner) and carry `seq`, its
     /// score in the index.
     pub(crate) fn open_coin(
@@ -323,7 +322,8 @@ impl InventoryStore for RedisStore {
     fn register_contact(&self, meta: &ContactMeta) -> Result<bool, Error> {
         let k = &self.keys;
         let cix = self.contact_ix(&meta.contact_id);
-        let plain = postcard::to_allocvec(meta).map_err(|_| Error::corrupt(&k.inv_meta(&cix), "contact does not encode"))?;
+        let plain =
+            postcard::to_allocvec(meta).map_err(|_| Error::corrupt(&k.inv_meta(&cix), "contact does not encode"))?;
         let rec = self.seal.seal(Kind::ContactMeta, &cix, &plain)?;
         let last = self.seal_last(&cix, meta.last_msg_at)?;
         let pt = self.priority_token(&meta.contact_id, meta.priority);
@@ -536,7 +536,8 @@ pub(crate) fn decode_pop(key: &str, tiers: &[Tier], reply: Vec<Value>) -> Result
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(bad)?;
-            let rec = it.next().and_then(|v| if v == Value::Nil || v == Value::Boolean(false) { None } else { as_bytes(v) });
+            let rec =
+                it.next().and_then(|v| if v == Value::Nil || v == Value::Boolean(false) { None } else { as_bytes(v) });
             let last = it.next().and_then(as_bytes).unwrap_or_default();
             Ok(Pop::Coin { member, seq, rec, last })
         }

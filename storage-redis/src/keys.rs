@@ -19,10 +19,10 @@
 //! ([`Keys::slot`]), so each script touches one node. Ids are lowercase hyphenated UUIDs. `v3` is
 //! the at-rest format: the records of protocol v2 under hash-tagged names. [`Keys::legacy_markers`]
 //! are the keys a format-v1 or v2 store always had, which [`crate::RedisStore::connect`] refuses to
-//! run beside ([`crate::RedisStore::upgrade_v2`] renames a v2 store).
+//! run beside (no upgrade is offered).
 
-use aqm_core::store::Direction;
 use aqm_core::Tier;
+use aqm_core::store::Direction;
 
 use crate::Error;
 

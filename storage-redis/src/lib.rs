@@ -42,8 +42,9 @@
 //! hash tag, so all of a user's keys live in one slot and every script runs on one node. Ids are
 //! lowercase hyphenated UUIDs; binary fields are stored raw. `v3` is the at-rest format
 //! ([`FORMAT_VERSION`]: protocol v2 records under hash-tagged names). Connecting to a prefix that
-//! holds format-v1 or v2 keys fails with [`Error::UnsupportedFormat`]; [`RedisStore::upgrade_v2`]
-//! renames a v2 store.
+//! holds format-v1, v2 or v3 keys fails with [`Error::UnsupportedFormat`] (no upgrade is offered).
+//! **Format v4** (issue 18, the table above shows v3's names): ids in names are keyed hashes and
+//! contact metadata is sealed; see the crate README, "At-rest format v4".
 //!
 //! ## Redis Cluster
 //!
@@ -62,7 +63,6 @@ mod pins;
 mod pool;
 mod scripts;
 mod sealing;
-mod shim;
 mod vault;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,9 +198,8 @@ impl RedisStore {
         let key = self.keys.format();
         // SET NX GET: writes the marker only if absent, and returns what was there (one step, so
         // two first connects of different modes cannot both win).
-        let found: Option<String> = self.pool.run(Resend::Safe, |c| {
-            redis::cmd("SET").arg(&key).arg(&want).arg("NX").arg("GET").query(c)
-        })?;
+        let found: Option<String> =
+            self.pool.run(Resend::Safe, |c| redis::cmd("SET").arg(&key).arg(&want).arg("NX").arg("GET").query(c))?;
         let Some(found) = found else { return Ok(()) };
         if found == want {
             return Ok(());

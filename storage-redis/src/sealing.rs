@@ -6,7 +6,7 @@
 use aqm_core::crypto::DeviceKey;
 
 use crate::Error;
-use crate::shim as at_rest;
+use aqm_core::crypto::at_rest;
 
 /// Which id family a keyed hash is of: one domain per key family, so the hashed names of one
 /// contact's inventory, sessions and pin cannot be linked to each other by their names.
@@ -59,13 +59,14 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn byte(self) -> u8 {
+    /// The record domain the core binds into the seal.
+    fn label(self) -> &'static [u8] {
         match self {
-            Kind::ContactMeta => 1,
-            Kind::LastMsg => 2,
-            Kind::CachedCoin => 3,
-            Kind::Pin => 4,
-            Kind::VaultId => 5,
+            Kind::ContactMeta => b"redis/contact-meta",
+            Kind::LastMsg => b"redis/last-msg",
+            Kind::CachedCoin => b"redis/cached-coin",
+            Kind::Pin => b"redis/pin-record",
+            Kind::VaultId => b"redis/vault-id",
         }
     }
 }
@@ -118,7 +119,7 @@ impl Sealing {
     /// Seal `plain` as a record of `kind` stored under the name or member `ix`.
     pub(crate) fn seal(&self, kind: Kind, ix: &str, plain: &[u8]) -> Result<Vec<u8>, Error> {
         match &self.0 {
-            Mode::Sealed(k) => k.seal(kind.byte(), ix.as_bytes(), plain).map_err(Error::from),
+            Mode::Sealed(k) => k.seal(kind.label(), ix.as_bytes(), plain, &mut rand::rng()).map_err(Error::from),
             Mode::Unsealed => Ok(plain.to_vec()),
         }
     }
@@ -129,7 +130,7 @@ impl Sealing {
     pub(crate) fn open(&self, kind: Kind, ix: &str, blob: &[u8], key: &str) -> Result<Vec<u8>, Error> {
         match &self.0 {
             Mode::Sealed(k) => k
-                .open(kind.byte(), ix.as_bytes(), blob)
+                .open(kind.label(), ix.as_bytes(), blob)
                 .map_err(|_| Error::corrupt(key, "record does not open under this device key")),
             Mode::Unsealed => Ok(blob.to_vec()),
         }

@@ -161,16 +161,8 @@ fn next_version(expected: Option<SessionVersion>) -> Result<SessionVersion, aqm_
 
 /// Fields read back for an entry, in this order (its key id is the caller's: the entry holds it
 /// only sealed, in `id`, for listing).
-const ENTRY_FIELDS: [&str; 8] = [
-    "coin_category",
-    "encrypted_blob",
-    "encryption_iv",
-    "auth_tag",
-    "status",
-    "created_at",
-    "burned_at",
-    "expires_at",
-];
+const ENTRY_FIELDS: [&str; 8] =
+    ["coin_category", "encrypted_blob", "encryption_iv", "auth_tag", "status", "created_at", "burned_at", "expires_at"];
 
 pub(crate) fn decode_entry(key: &str, key_id: KeyId, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();

@@ -52,7 +52,8 @@ impl Snapshotter {
         format!("redis://127.0.0.1:{}", self.port)
     }
     fn con(&self) -> Option<redis::Connection> {
-        let mut c = redis::Client::open(self.url()).ok()?.get_connection_with_timeout(Duration::from_millis(200)).ok()?;
+        let mut c =
+            redis::Client::open(self.url()).ok()?.get_connection_with_timeout(Duration::from_millis(200)).ok()?;
         redis::cmd("PING").query::<String>(&mut c).ok()?;
         Some(c)
     }

@@ -147,7 +147,8 @@ fn unsealed_mode_has_the_same_layout_in_clear() {
     let mut con = s.raw();
     s.register_contact(&ContactMeta::new(bob_id, Priority::Mate, "Bob", 5).unwrap()).unwrap();
     s.store_coin(&bob_id, &bob.coin(Tier::Bronze, 0).public, 9).unwrap();
-    let meta: HashMap<String, Vec<u8>> = con.hgetall(s.key(&format!("inv:v4:meta:{}", hex(bob_id.as_bytes())))).unwrap();
+    let meta: HashMap<String, Vec<u8>> =
+        con.hgetall(s.key(&format!("inv:v4:meta:{}", hex(bob_id.as_bytes())))).unwrap();
     assert!(meta["rec"].windows(3).any(|w| w == b"Bob"), "records in clear");
     let marker: String = con.get(s.key("aqm:v4:format")).unwrap();
     assert_eq!(marker, "4 unsealed");
@@ -206,7 +207,12 @@ fn a_format_v3_store_is_refused_and_left_untouched() {
     let _: () = con
         .hset_multiple(
             s.key(&format!("inv:v3:meta:{bob}")),
-            &[("contact_id", bob.to_string().as_str()), ("priority", "BESTIE"), ("last_msg_at", "5"), ("display_name", "Bob")],
+            &[
+                ("contact_id", bob.to_string().as_str()),
+                ("priority", "BESTIE"),
+                ("last_msg_at", "5"),
+                ("display_name", "Bob"),
+            ],
         )
         .unwrap();
     // The fixture's own (v4) marker, written by its connect: remove it, a v3 build had none.

@@ -41,10 +41,22 @@ fn closed_port_is_unavailable_after_bounded_attempts() {
 
 #[test]
 fn bad_url_and_prefix_are_config_errors() {
-    assert!(matches!(RedisStore::connect("http://nope", "x", Policy::DEFAULT, common::sealed()), Err(Error::Config(_))));
-    assert!(matches!(RedisStore::connect(&common::url(), "has space", Policy::DEFAULT, common::sealed()), Err(Error::Config(_))));
     assert!(matches!(
-        RedisStore::connect_with(&common::url(), "x", Policy::DEFAULT, common::sealed(), Options { attempts: 0, ..Options::default() }),
+        RedisStore::connect("http://nope", "x", Policy::DEFAULT, common::sealed()),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        RedisStore::connect(&common::url(), "has space", Policy::DEFAULT, common::sealed()),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        RedisStore::connect_with(
+            &common::url(),
+            "x",
+            Policy::DEFAULT,
+            common::sealed(),
+            Options { attempts: 0, ..Options::default() }
+        ),
         Err(Error::Config(_))
     ));
     let anon = RedisStore::connect(&common::url(), "", Policy::DEFAULT, common::sealed()).unwrap();
@@ -173,8 +185,14 @@ fn lost_reply_or_lost_request_leaves_the_change_whole_or_absent() {
     use std::sync::atomic::Ordering;
     let server = PrivateRedis::start();
     let proxy = proxy::start(server.port);
-    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "p", Policy::DEFAULT, common::sealed(), options())
-        .unwrap();
+    let via = RedisStore::connect_with(
+        &format!("redis://127.0.0.1:{}", proxy.port),
+        "p",
+        Policy::DEFAULT,
+        common::sealed(),
+        options(),
+    )
+    .unwrap();
     let direct = RedisStore::connect(&server.url(), "p", Policy::DEFAULT, common::sealed()).unwrap();
     let mut mint = Mint::new(44);
     let a = mint.coin(Tier::Gold, 10).vault;
@@ -225,8 +243,14 @@ fn a_lost_reply_to_put_or_burn_is_resent_and_recognised() {
     use std::sync::atomic::Ordering;
     let server = PrivateRedis::start();
     let proxy = proxy::start(server.port);
-    let via = RedisStore::connect_with(&format!("redis://127.0.0.1:{}", proxy.port), "d", Policy::DEFAULT, common::sealed(), options())
-        .unwrap();
+    let via = RedisStore::connect_with(
+        &format!("redis://127.0.0.1:{}", proxy.port),
+        "d",
+        Policy::DEFAULT,
+        common::sealed(),
+        options(),
+    )
+    .unwrap();
     let other = RedisStore::connect(&server.url(), "d", Policy::DEFAULT, common::sealed()).unwrap();
     let mut mint = Mint::new(45);
     let peer = Mint::new(46);
