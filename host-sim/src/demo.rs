@@ -190,7 +190,8 @@ fn run(ui: &Ui, args: Args) -> Result<(), Failed> {
     let policy = Policy::DEFAULT;
     match &args.server {
         None => {
-            let directory = RedbStore::open(dir.join("directory.redb"), policy.clone()).step("open directory.redb")?;
+            let directory =
+                RedbStore::open_unsealed(dir.join("directory.redb"), policy.clone()).step("open directory.redb")?;
             devices(ui, &args, &dir, &policy, &directory, "directory.redb")
         }
         Some(url) => {
@@ -217,9 +218,9 @@ fn devices<D: DirectoryStore>(
     match &args.redis {
         None => {
             ui.note(format!("storage: redb files in {}; directory: {where_}", dir.display()));
-            let bob = RedbStore::open(dir.join("bob.redb"), policy.clone()).step("open bob.redb")?;
-            let alice = RedbStore::open(dir.join("alice.redb"), policy.clone()).step("open alice.redb")?;
-            let carol = RedbStore::open(dir.join("carol.redb"), policy.clone()).step("open carol.redb")?;
+            let bob = RedbStore::open_unsealed(dir.join("bob.redb"), policy.clone()).step("open bob.redb")?;
+            let alice = RedbStore::open_unsealed(dir.join("alice.redb"), policy.clone()).step("open alice.redb")?;
+            let carol = RedbStore::open_unsealed(dir.join("carol.redb"), policy.clone()).step("open carol.redb")?;
             lifecycle(ui, policy, &bob, &alice, &carol, directory)?;
             for f in FILES {
                 if let Ok(m) = std::fs::metadata(dir.join(f)) {

@@ -2,12 +2,16 @@
 //! durable redb commit on the same disk: the floor any durable mutation pays. The ratio says how
 //! much AQM's own work (reads, rule checks, postcard, index and counter updates) adds to it.
 //!
-//! A second group runs the same operations on redb's in-memory backend, where no fsync hides the
-//! CPU cost.
+//! Each operation runs twice, side by side: on a store that seals its contact metadata (keyed
+//! hashes for table keys, AES-256-GCM for values: `RedbStore::open`) and on one that keeps it
+//! in clear (`RedbStore::open_unsealed`), same tables, same code: the difference is the cost
+//! of sealing. A second group runs on tmpfs (`/dev/shm`, when there is one), where the fsync
+//! costs next to nothing and the CPU cost shows.
 //!
 //! Run: `cargo bench -p aqm-storage-redb --bench redb_ops`
 //! (set `AQM_BENCH_DIR` to put the database on another disk; default: the system temp dir).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aqm_core::coin::{self, PublicCoin};
@@ -33,22 +37,23 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(in_memory: bool) -> Bench {
-        let dir = match std::env::var_os("AQM_BENCH_DIR") {
+    fn new(dir: Option<&str>, sealed: bool) -> Bench {
+        let dir = match dir.map(Into::into).or_else(|| std::env::var_os("AQM_BENCH_DIR")) {
             Some(d) => tempfile::tempdir_in(d),
             None => tempfile::tempdir(),
         }
         .expect("temp dir for the bench database");
         // Caps out of the way: the bench measures the operation, not the refusal.
         let policy = Policy { caps: [[u32::MAX; 3]; 3], ..Policy::DEFAULT };
-        let store = if in_memory {
-            RedbStore::in_memory(policy).expect("open in memory")
-        } else {
-            RedbStore::open(dir.path().join("bench.redb"), policy).expect("open")
-        };
         let mut rng = ChaCha20Rng::seed_from_u64(7);
-        let bob = Identity::generate(&mut rng);
         let dk = DeviceKey::random(&mut rng);
+        let path = dir.path().join("bench.redb");
+        let store = if sealed {
+            RedbStore::open(path, policy, &dk).expect("open sealed")
+        } else {
+            RedbStore::open_unsealed(path, policy).expect("open unsealed")
+        };
+        let bob = Identity::generate(&mut rng);
         let minted = coin::mint(&bob, Tier::Silver, &dk, NOW, &mut rng).expect("mint");
         store
             .register_contact(&ContactMeta::new(bob.user_id(), Priority::Bestie, "bob", NOW).expect("meta"))
@@ -77,54 +82,60 @@ impl Bench {
     }
 }
 
-fn group(c: &mut Criterion, name: &str, in_memory: bool) {
+fn group(c: &mut Criterion, name: &str, dir: Option<&str>) {
     let mut g = c.benchmark_group(name);
     g.sample_size(40).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
 
-    let mut b = Bench::new(in_memory);
+    let mut sealed = Bench::new(dir, true);
+    let mut clear = Bench::new(dir, false);
     g.bench_function("empty_durable_commit", |bn| {
         bn.iter(|| {
-            let tx = b.store.database().begin_write().expect("begin");
+            let tx = clear.store.database().begin_write().expect("begin");
             tx.commit().expect("commit");
         })
     });
-    g.bench_function("store_coin", |bn| bn.iter(|| b.store_one()));
-    g.bench_function("select_coin", |bn| {
-        bn.iter_custom(|iters| {
-            for _ in 0..iters {
-                b.store_one();
-            }
-            let t = Instant::now();
-            for _ in 0..iters {
-                let got = b.store.select_coin(&b.contact, Tier::Silver, Tier::Bronze, NOW).expect("select_coin").coin;
-                assert!(got.is_some(), "a coin was cached for every select");
-            }
-            t.elapsed()
-        })
-    });
-    g.bench_function("burn", |bn| {
-        bn.iter_custom(|iters| {
-            let ids: Vec<KeyId> = (0..iters).map(|_| b.put_one()).collect();
-            let t = Instant::now();
-            for id in &ids {
-                b.store.burn(id, NOW + 1).expect("burn");
-            }
-            t.elapsed()
-        })
-    });
+    for (mode, b) in [("sealed", &mut sealed), ("clear", &mut clear)] {
+        g.bench_function(format!("store_coin/{mode}"), |bn| bn.iter(|| b.store_one()));
+        g.bench_function(format!("select_coin/{mode}"), |bn| {
+            bn.iter_custom(|iters| {
+                for _ in 0..iters {
+                    b.store_one();
+                }
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let got =
+                        b.store.select_coin(&b.contact, Tier::Silver, Tier::Bronze, NOW).expect("select_coin").coin;
+                    assert!(got.is_some(), "a coin was cached for every select");
+                }
+                t.elapsed()
+            })
+        });
+        g.bench_function(format!("burn/{mode}"), |bn| {
+            bn.iter_custom(|iters| {
+                let ids: Vec<KeyId> = (0..iters).map(|_| b.put_one()).collect();
+                let t = Instant::now();
+                for id in &ids {
+                    b.store.burn(id, NOW + 1).expect("burn");
+                }
+                t.elapsed()
+            })
+        });
+    }
     g.finish();
 }
 
 /// On a file: every commit is durable (fsync), the number that matters on a device.
 fn on_file(c: &mut Criterion) {
-    group(c, "redb_file", false);
+    group(c, "redb_file", None);
 }
 
-/// The same operations on redb's in-memory backend: no fsync, so what is left is AQM's and
-/// redb's CPU work per operation.
-fn in_memory(c: &mut Criterion) {
-    group(c, "redb_memory", true);
+/// The same operations on tmpfs: the fsync is next to free, so what is left is AQM's and redb's
+/// CPU work per operation, sealing included.
+fn on_tmpfs(c: &mut Criterion) {
+    if Path::new("/dev/shm").is_dir() {
+        group(c, "redb_tmpfs", Some("/dev/shm"));
+    }
 }
 
-criterion_group!(benches, on_file, in_memory);
+criterion_group!(benches, on_file, on_tmpfs);
 criterion_main!(benches);

@@ -14,6 +14,8 @@ use crate::RedbStore;
 use crate::codec::{self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT};
 use crate::error::{Ctx, Error};
 use crate::records;
+use crate::sealing::seq_key;
+use crate::{directory, inventory};
 
 /// What [`RedbStore::audit`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,11 +47,12 @@ impl RedbStore {
         self.read("audit", |tx| {
             let mut a = Audit::default();
             let counters = tx.open_table(COUNTERS).ctx("audit: open table counters")?;
-            a.vault_stats = codec::vault_stats(&counters)?;
+            a.vault_stats = codec::vault_stats(&self.sealing, &counters)?;
             for row in tx.open_table(VAULT).ctx("audit: open table vault")?.iter().ctx("audit: scan table vault")? {
                 let (k, v) = row.ctx("audit: scan table vault")?;
-                let e: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
-                if e.key_id.0 != k.value() {
+                let e: VaultEntry =
+                    records::decode::<records::VaultRecord>(&self.sealing, "vault", k.value(), v.value())?;
+                if crate::vault::vault_key(self, &e.key_id) != k.value() {
                     a.problems.push(format!("vault entry {} stored under another key id", e.key_id));
                 }
                 match e.status() {
@@ -86,8 +89,12 @@ impl RedbStore {
         let index = tx.open_table(INV_INDEX).ctx("audit: open table inventory_index")?;
         let mut metas = BTreeMap::new();
         for row in contacts.iter().ctx("audit: scan table contacts")? {
-            let (_, v) = row.ctx("audit: scan table contacts")?;
-            let m: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
+            let (k, v) = row.ctx("audit: scan table contacts")?;
+            let m: ContactMeta =
+                records::decode::<records::ContactRecord>(&self.sealing, "contacts", k.value(), v.value())?;
+            if inventory::contact_key(self, &m.contact_id) != k.value() {
+                a.problems.push(format!("contact {} stored under another key", m.contact_id));
+            }
             metas.insert(m.contact_id, m);
         }
         let mut index_rows = 0usize;
@@ -98,17 +105,28 @@ impl RedbStore {
         let mut coin_rows = 0usize;
         for row in tx.open_table(INV_COINS).ctx("audit: open table inventory_coins")?.iter().ctx("audit: scan")? {
             let (k, v) = row.ctx("audit: scan table inventory_coins")?;
-            let (contact, b, seq) = k.value();
-            let contact = aqm_core::UserId(contact);
-            let tier = codec::tier("inventory_coins", b)?;
-            let c: CachedCoin = records::decode::<records::CachedRecord>("inventory_coins", v.value())?;
+            let (ix, seq) = k.value();
+            let c: CachedCoin = records::decode::<records::CachedRecord>(
+                &self.sealing,
+                "inventory_coins",
+                &seq_key(ix, seq),
+                v.value(),
+            )?;
             coin_rows += 1;
-            if c.seq != seq || c.coin.tier != tier || c.coin.owner != contact {
+            let contact = c.coin.owner;
+            let tier = c.coin.tier;
+            if c.seq != seq || inventory::coins_ix(self, &contact, tier) != ix {
                 a.problems.push(format!("cached coin {} is filed under the wrong key", c.coin.key_id));
             }
-            match index.get((contact.0, c.coin.key_id.0)).ctx("audit: read table inventory_index")? {
-                Some(g) if g.value() == (b, seq) => {}
-                _ => a.problems.push(format!("cached coin {} has no matching index entry", c.coin.key_id)),
+            let slot = inventory::slot_key(self, &contact, &c.coin.key_id);
+            let found = match index.get(slot.as_slice()).ctx("audit: read table inventory_index")? {
+                Some(g) => {
+                    Some(records::decode::<records::SlotRecord>(&self.sealing, "inventory_index", &slot, g.value())?)
+                }
+                None => None,
+            };
+            if found != Some((tier, seq)) {
+                a.problems.push(format!("cached coin {} has no matching index entry", c.coin.key_id));
             }
             a.cached.entry(contact).or_default()[tier.index()].push(c.coin.key_id);
         }
@@ -142,24 +160,40 @@ impl RedbStore {
     fn audit_directory(&self, tx: &redb::ReadTransaction, a: &mut Audit) -> Result<(), Error> {
         let keys = tx.open_table(DIR_KEYS).ctx("audit: open table directory_keys")?;
         let mut records = 0usize;
+        let key_record = |key: &[u8]| -> Result<Option<(Tier, u64, bool)>, Error> {
+            match keys.get(key).ctx("audit: read table directory_keys")? {
+                Some(g) => {
+                    Ok(Some(records::decode::<records::DirKeyRecord>(&self.sealing, "directory_keys", key, g.value())?))
+                }
+                None => Ok(None),
+            }
+        };
         for row in
             tx.open_table(DIR_UNCLAIMED).ctx("audit: open table directory_unclaimed")?.iter().ctx("audit: scan")?
         {
             let (k, v) = row.ctx("audit: scan table directory_unclaimed")?;
-            let (owner, b, seq) = k.value();
-            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
+            let (ix, seq) = k.value();
+            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>(
+                &self.sealing,
+                "directory_unclaimed",
+                &seq_key(ix, seq),
+                v.value(),
+            )?;
             records += 1;
+            let ck = directory::coin_key(self, &c.coin.owner, &c.coin.key_id);
             if c.claimed_by.is_some()
-                || keys.get((owner, c.coin.key_id.0)).ctx("audit: read")?.map(|g| g.value()) != Some((b, seq, false))
+                || directory::unclaimed_ix(self, &c.coin.owner, c.coin.tier) != ix
+                || key_record(&ck)? != Some((c.coin.tier, seq, false))
             {
                 a.problems.push(format!("directory coin {} is inconsistent with its key record", c.coin.key_id));
             }
         }
         for row in tx.open_table(DIR_CLAIMED).ctx("audit: open table directory_claimed")?.iter().ctx("audit: scan")? {
             let (k, v) = row.ctx("audit: scan table directory_claimed")?;
-            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>("directory_claimed", v.value())?;
+            let c: DirectoryCoin =
+                records::decode::<records::DirectoryRecord>(&self.sealing, "directory_claimed", k.value(), v.value())?;
             records += 1;
-            let ok = keys.get(k.value()).ctx("audit: read")?.is_some_and(|g| g.value().2);
+            let ok = key_record(k.value())?.is_some_and(|(_, _, claimed)| claimed);
             if c.claimed_by.is_none() || !ok {
                 a.problems.push(format!("claimed directory coin {} is inconsistent", c.coin.key_id));
             }

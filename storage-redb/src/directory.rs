@@ -1,7 +1,7 @@
 //! [`DirectoryStore`]: a local coin directory (the simulator's stand-in for the server), each
 //! method one redb transaction.
 //!
-//! Unclaimed coins sit under `(owner, tier, seq)`, so a claim takes the first keys of the range
+//! Unclaimed coins sit under `(index(owner ‖ tier), seq)`, so a claim takes the first keys of the range
 //! (oldest first) and moves them to the claimed table in the same transaction: each coin goes to
 //! exactly one requester.
 
@@ -9,19 +9,41 @@ use aqm_core::coin::PublicCoin;
 use aqm_core::crypto::{PublicIdentity, RegistrationProof};
 use aqm_core::directory::{self, Claimed, DirectoryCoin, IdempotencyKey};
 use aqm_core::store::DirectoryStore;
-use aqm_core::{Tier, TierCounts, UnixSeconds, UserId};
+use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
 use redb::ReadableTable;
 
 use crate::RedbStore;
 use crate::codec::{
-    self, DIR_CLAIMED, DIR_IDEMPOTENCY, DIR_IDENTITIES, DIR_KEYS, DIR_QUOTA, DIR_UNCLAIMED, Id, SEQ_DIRECTORY,
+    self, DIR_CLAIMED, DIR_IDEMPOTENCY, DIR_IDENTITIES, DIR_KEYS, DIR_QUOTA, DIR_UNCLAIMED, Ix, SEQ_DIRECTORY, domain,
 };
 use crate::error::{Ctx, Error};
 use crate::records;
+use crate::sealing::seq_key;
 
-fn identity_in<T: ReadableTable<Id, &'static [u8]>>(t: &T, user: &UserId) -> Result<Option<PublicIdentity>, Error> {
-    match t.get(user.0).ctx("read table directory_identities")? {
-        Some(g) => records::decode::<records::IdentityRecord>("directory_identities", g.value()).map(Some),
+fn identity_key(s: &RedbStore, user: &UserId) -> Vec<u8> {
+    s.sealing.ix(domain::DIR_IDENTITY, &[&user.0])
+}
+
+/// The index of `owner`'s unclaimed coins of `tier`.
+pub(crate) fn unclaimed_ix(s: &RedbStore, owner: &UserId, tier: Tier) -> Vec<u8> {
+    s.sealing.ix(domain::DIR_COINS, &[&owner.0, &[tier.to_byte()]])
+}
+
+/// The key of `owner`'s coin `key_id` in the claimed and key tables.
+pub(crate) fn coin_key(s: &RedbStore, owner: &UserId, key_id: &KeyId) -> Vec<u8> {
+    s.sealing.ix(domain::DIR_KEY, &[&owner.0, &key_id.0])
+}
+
+fn identity_in<T: ReadableTable<Ix, &'static [u8]>>(
+    s: &RedbStore,
+    t: &T,
+    user: &UserId,
+) -> Result<Option<PublicIdentity>, Error> {
+    let key = identity_key(s, user);
+    match t.get(key.as_slice()).ctx("read table directory_identities")? {
+        Some(g) => {
+            records::decode::<records::IdentityRecord>(&s.sealing, "directory_identities", &key, g.value()).map(Some)
+        }
         None => Ok(None),
     }
 }
@@ -33,12 +55,18 @@ impl DirectoryStore for RedbStore {
         directory::verify_registration(identity, proof)?;
         self.write("register_identity", |tx| {
             let mut t = tx.open_table(DIR_IDENTITIES).ctx("open table directory_identities")?;
-            match identity_in(&t, &identity.user_id)? {
+            match identity_in(self, &t, &identity.user_id)? {
                 Some(known) if known == *identity => Ok(()),
                 Some(_) => Err(aqm_core::Error::KeyAlreadyExists.into()),
                 None => {
-                    let bytes = records::encode::<records::IdentityRecord>("directory_identities", identity)?;
-                    t.insert(identity.user_id.0, bytes.as_slice()).ctx("write table directory_identities")?;
+                    let key = identity_key(self, &identity.user_id);
+                    let bytes = records::encode::<records::IdentityRecord>(
+                        &self.sealing,
+                        "directory_identities",
+                        &key,
+                        identity,
+                    )?;
+                    t.insert(key.as_slice(), bytes.as_slice()).ctx("write table directory_identities")?;
                     Ok(())
                 }
             }
@@ -47,7 +75,7 @@ impl DirectoryStore for RedbStore {
 
     fn identity(&self, user: &UserId) -> Result<Option<PublicIdentity>, Error> {
         self.read("identity", |tx| {
-            identity_in(&tx.open_table(DIR_IDENTITIES).ctx("open table directory_identities")?, user)
+            identity_in(self, &tx.open_table(DIR_IDENTITIES).ctx("open table directory_identities")?, user)
         })
     }
 
@@ -61,16 +89,28 @@ impl DirectoryStore for RedbStore {
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
             let mut inserted = 0;
             for coin in coins {
-                if keys.get((owner.0, coin.key_id.0)).ctx("read table directory_keys")?.is_some() {
+                let ck = coin_key(self, owner, &coin.key_id);
+                if keys.get(ck.as_slice()).ctx("read table directory_keys")?.is_some() {
                     continue;
                 }
                 let seq = codec::next_seq(tx, SEQ_DIRECTORY)?;
-                let tier = coin.tier.to_byte();
+                let ix = unclaimed_ix(self, owner, coin.tier);
                 let record =
                     DirectoryCoin { coin: coin.clone(), uploaded_at: now, seq, claimed_by: None, claimed_at: None };
-                let bytes = records::encode::<records::DirectoryRecord>("directory_unclaimed", &record)?;
-                unclaimed.insert((owner.0, tier, seq), bytes.as_slice()).ctx("write table directory_unclaimed")?;
-                keys.insert((owner.0, coin.key_id.0), (tier, seq, false)).ctx("write table directory_keys")?;
+                let bytes = records::encode::<records::DirectoryRecord>(
+                    &self.sealing,
+                    "directory_unclaimed",
+                    &seq_key(&ix, seq),
+                    &record,
+                )?;
+                unclaimed.insert((ix.as_slice(), seq), bytes.as_slice()).ctx("write table directory_unclaimed")?;
+                let bytes = records::encode::<records::DirKeyRecord>(
+                    &self.sealing,
+                    "directory_keys",
+                    &ck,
+                    &(coin.tier, seq, false),
+                )?;
+                keys.insert(ck.as_slice(), bytes.as_slice()).ctx("write table directory_keys")?;
                 inserted += 1;
             }
             Ok(inserted)
@@ -88,19 +128,24 @@ impl DirectoryStore for RedbStore {
     ) -> Result<Claimed, Error> {
         self.write("claim", |tx| {
             let mut idem = tx.open_table(DIR_IDEMPOTENCY).ctx("open table directory_idempotency")?;
-            if let Some(k) = idempotency
-                && let Some(g) = idem.get((requester.0, k)).ctx("read table directory_idempotency")?
+            let idem_key = idempotency.map(|k| self.sealing.ix(domain::DIR_IDEMPOTENCY, &[&requester.0, &k]));
+            if let Some(ik) = &idem_key
+                && let Some(g) = idem.get(ik.as_slice()).ctx("read table directory_idempotency")?
             {
                 let (_, coins): (UnixSeconds, Claimed) =
-                    records::decode::<records::ReplyRecord>("directory_idempotency", g.value())?;
+                    records::decode::<records::ReplyRecord>(&self.sealing, "directory_idempotency", ik, g.value())?;
                 return Ok(coins);
             }
-            let b = tier.to_byte();
             let window = directory::quota_window(&self.policy, now);
             let mut quota = tx.open_table(DIR_QUOTA).ctx("open table directory_quota")?;
-            let qkey = (owner.0, requester.0, b, window);
-            let used = quota.get(qkey).ctx("read table directory_quota")?.map_or(0, |g| g.value());
+            let qix = self.sealing.ix(domain::DIR_QUOTA, &[&owner.0, &requester.0, &[tier.to_byte()]]);
+            let qkey = seq_key(&qix, window);
+            let used = match quota.get((qix.as_slice(), window)).ctx("read table directory_quota")? {
+                Some(g) => records::decode::<records::QuotaRecord>(&self.sealing, "directory_quota", &qkey, g.value())?,
+                None => 0,
+            };
 
+            let ix = unclaimed_ix(self, owner, tier);
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
             // The owner's unclaimed coins of this tier, oldest first, up to what the quota can
             // grant (skipped coins are not claimable: at most that many more are read).
@@ -108,13 +153,19 @@ impl DirectoryStore for RedbStore {
             let mut candidates = Vec::new();
             let mut unusable = 0;
             for row in
-                unclaimed.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?
+                unclaimed.range((ix.as_slice(), 0)..=(ix.as_slice(), u64::MAX)).ctx("scan table directory_unclaimed")?
             {
                 if candidates.len() - unusable >= grant {
                     break;
                 }
-                let (_, v) = row.ctx("scan table directory_unclaimed")?;
-                let record = records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
+                let (k, v) = row.ctx("scan table directory_unclaimed")?;
+                let record_key = seq_key(&ix, k.value().1);
+                let record = records::decode::<records::DirectoryRecord>(
+                    &self.sealing,
+                    "directory_unclaimed",
+                    &record_key,
+                    v.value(),
+                )?;
                 if !directory::claimable(&self.policy, &record.coin, now) {
                     unusable += 1;
                 }
@@ -125,22 +176,34 @@ impl DirectoryStore for RedbStore {
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut out = Claimed::new();
             for mut record in candidates.into_iter().filter(|d| plan.picks.contains(&d.seq)) {
-                unclaimed.remove((owner.0, b, record.seq)).ctx("delete from table directory_unclaimed")?;
+                unclaimed.remove((ix.as_slice(), record.seq)).ctx("delete from table directory_unclaimed")?;
                 record.claim(requester, now);
-                let bytes = records::encode::<records::DirectoryRecord>("directory_claimed", &record)?;
-                claimed_t
-                    .insert((owner.0, record.coin.key_id.0), bytes.as_slice())
-                    .ctx("write table directory_claimed")?;
-                keys.insert((owner.0, record.coin.key_id.0), (b, record.seq, true))
-                    .ctx("write table directory_keys")?;
+                let ck = coin_key(self, owner, &record.coin.key_id);
+                let bytes =
+                    records::encode::<records::DirectoryRecord>(&self.sealing, "directory_claimed", &ck, &record)?;
+                claimed_t.insert(ck.as_slice(), bytes.as_slice()).ctx("write table directory_claimed")?;
+                let bytes = records::encode::<records::DirKeyRecord>(
+                    &self.sealing,
+                    "directory_keys",
+                    &ck,
+                    &(tier, record.seq, true),
+                )?;
+                keys.insert(ck.as_slice(), bytes.as_slice()).ctx("write table directory_keys")?;
                 out.push(record.coin).map_err(|_| aqm_core::Error::CapacityFull { what: "claim result" })?;
             }
             if !out.is_empty() {
-                quota.insert(qkey, plan.used_after).ctx("write table directory_quota")?;
+                let bytes =
+                    records::encode::<records::QuotaRecord>(&self.sealing, "directory_quota", &qkey, &plan.used_after)?;
+                quota.insert((qix.as_slice(), window), bytes.as_slice()).ctx("write table directory_quota")?;
             }
-            if let Some(k) = idempotency {
-                let bytes = records::encode::<records::ReplyRecord>("directory_idempotency", &(now, out.clone()))?;
-                idem.insert((requester.0, k), bytes.as_slice()).ctx("write table directory_idempotency")?;
+            if let Some(ik) = &idem_key {
+                let bytes = records::encode::<records::ReplyRecord>(
+                    &self.sealing,
+                    "directory_idempotency",
+                    ik,
+                    &(now, out.clone()),
+                )?;
+                idem.insert(ik.as_slice(), bytes.as_slice()).ctx("write table directory_idempotency")?;
             }
             Ok(out)
         })
@@ -151,9 +214,11 @@ impl DirectoryStore for RedbStore {
             let t = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
             let mut counts = TierCounts::default();
             for tier in Tier::ALL {
-                let b = tier.to_byte();
-                let n =
-                    t.range((owner.0, b, 0)..=(owner.0, b, u64::MAX)).ctx("scan table directory_unclaimed")?.count();
+                let ix = unclaimed_ix(self, owner, tier);
+                let n = t
+                    .range((ix.as_slice(), 0)..=(ix.as_slice(), u64::MAX))
+                    .ctx("scan table directory_unclaimed")?
+                    .count();
                 *counts.get_mut(tier) = n as u32;
             }
             Ok(counts)
@@ -167,15 +232,20 @@ impl DirectoryStore for RedbStore {
             let mut doomed = Vec::new();
             for row in unclaimed.iter().ctx("scan table directory_unclaimed")? {
                 let (k, v) = row.ctx("scan table directory_unclaimed")?;
-                let record: DirectoryCoin =
-                    records::decode::<records::DirectoryRecord>("directory_unclaimed", v.value())?;
+                let (ix, seq) = k.value();
+                let record: DirectoryCoin = records::decode::<records::DirectoryRecord>(
+                    &self.sealing,
+                    "directory_unclaimed",
+                    &seq_key(ix, seq),
+                    v.value(),
+                )?;
                 if directory::is_stale(&self.policy, &record, now) {
-                    doomed.push((k.value(), record.coin.key_id));
+                    doomed.push((ix.to_vec(), seq, coin_key(self, &record.coin.owner, &record.coin.key_id)));
                 }
             }
-            for (k, key_id) in &doomed {
-                unclaimed.remove(*k).ctx("delete from table directory_unclaimed")?;
-                keys.remove((k.0, key_id.0)).ctx("delete from table directory_keys")?;
+            for (ix, seq, ck) in &doomed {
+                unclaimed.remove((ix.as_slice(), *seq)).ctx("delete from table directory_unclaimed")?;
+                keys.remove(ck.as_slice()).ctx("delete from table directory_keys")?;
             }
             Ok(doomed.len() as u32)
         })
@@ -188,15 +258,19 @@ impl DirectoryStore for RedbStore {
             let mut doomed = Vec::new();
             for row in claimed.iter().ctx("scan table directory_claimed")? {
                 let (k, v) = row.ctx("scan table directory_claimed")?;
-                let record: DirectoryCoin =
-                    records::decode::<records::DirectoryRecord>("directory_claimed", v.value())?;
+                let record: DirectoryCoin = records::decode::<records::DirectoryRecord>(
+                    &self.sealing,
+                    "directory_claimed",
+                    k.value(),
+                    v.value(),
+                )?;
                 if directory::claim_expired(&self.policy, record.claimed_at.unwrap_or(record.uploaded_at), now) {
-                    doomed.push(k.value());
+                    doomed.push(k.value().to_vec());
                 }
             }
             for k in &doomed {
-                claimed.remove(*k).ctx("delete from table directory_claimed")?;
-                keys.remove(*k).ctx("delete from table directory_keys")?;
+                claimed.remove(k.as_slice()).ctx("delete from table directory_claimed")?;
+                keys.remove(k.as_slice()).ctx("delete from table directory_keys")?;
             }
             drop((claimed, keys));
             // Retry records and quota windows live as long as the claims they describe.
@@ -204,19 +278,23 @@ impl DirectoryStore for RedbStore {
             let mut stale_idem = Vec::new();
             for row in idem.iter().ctx("scan table directory_idempotency")? {
                 let (k, v) = row.ctx("scan table directory_idempotency")?;
-                let (at, _): (UnixSeconds, Claimed) =
-                    records::decode::<records::ReplyRecord>("directory_idempotency", v.value())?;
+                let (at, _): (UnixSeconds, Claimed) = records::decode::<records::ReplyRecord>(
+                    &self.sealing,
+                    "directory_idempotency",
+                    k.value(),
+                    v.value(),
+                )?;
                 if directory::claim_expired(&self.policy, at, now) {
-                    stale_idem.push(k.value());
+                    stale_idem.push(k.value().to_vec());
                 }
             }
             for k in stale_idem {
-                idem.remove(k).ctx("delete from table directory_idempotency")?;
+                idem.remove(k.as_slice()).ctx("delete from table directory_idempotency")?;
             }
             let current = directory::quota_window(&self.policy, now);
             tx.open_table(DIR_QUOTA)
                 .ctx("open table directory_quota")?
-                .retain(|(_, _, _, window), _| window >= current)
+                .retain(|(_, window), _| window >= current)
                 .ctx("delete from table directory_quota")?;
             Ok(doomed.len() as u32)
         })

@@ -35,12 +35,13 @@ pub enum Error {
         #[source]
         source: redb::Error,
     },
-    /// The file was written in another at-rest format than this build reads.
+    /// The file was written in another at-rest format than this build reads. The file is left
+    /// as it was.
     #[error(
         "this redb file is in AQM format v{found}, but this build reads only format v{supported}: \
-         format v1 files hold protocol v1 coins and sessions, which v2 refuses, and format v2 files \
-         hold core types raw, an encoding this build no longer reads; delete the file and \
-         re-provision (mint new coins, re-exchange contacts)"
+         format v3 files keep contact ids, display names and cached coins in clear, which v4 seals; \
+         format v2 files hold core types raw; format v1 files hold protocol v1 coins and sessions. \
+         The file was not changed: delete it and re-provision (mint new coins, re-exchange contacts)"
     )]
     UnsupportedFormat {
         /// The format version the file records (1 if it predates format records).
@@ -48,6 +49,22 @@ pub enum Error {
         /// The format version this build reads and writes.
         supported: u32,
     },
+    /// The file's contact metadata is sealed and it was opened unsealed, or the other way round.
+    #[error(
+        "this redb file was created with contact metadata {}, so it opens only with {}; the file was not changed",
+        if *file_sealed { "sealed" } else { "in clear" },
+        if *file_sealed { "`RedbStore::open` and its device key" } else { "`RedbStore::open_unsealed`" }
+    )]
+    SealingMismatch {
+        /// Whether the file seals its metadata.
+        file_sealed: bool,
+    },
+    /// The file's contact metadata is sealed under keys derived from another device key.
+    #[error(
+        "this redb file's contact metadata is sealed under another device key: open it with the device key \
+         it was created with (the one its vault seeds are sealed under); the file was not changed"
+    )]
+    WrongDeviceKey,
     /// A stored record does not decode.
     #[error(
         "a record in table `{table}` does not decode ({detail}): the file is corrupt or was written by an \

@@ -12,89 +12,136 @@ use aqm_core::{ContactId, KeyId, Priority, Tier, TierCounts, UnixSeconds};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::RedbStore;
-use crate::codec::{self, CONTACTS, INV_COINS, INV_INDEX, Id, SEQ_INVENTORY};
+use crate::codec::{self, CONTACTS, INV_COINS, INV_INDEX, Ix, SEQ_INVENTORY, SeqKey, domain};
 use crate::error::{Ctx, Error};
 use crate::records;
+use crate::sealing::seq_key;
+
+/// The contacts table key of `contact`.
+pub(crate) fn contact_key(s: &RedbStore, contact: &ContactId) -> Vec<u8> {
+    s.sealing.ix(domain::CONTACT, &[&contact.0])
+}
+
+/// The index of `contact`'s cached coins of `tier` in the coins table.
+pub(crate) fn coins_ix(s: &RedbStore, contact: &ContactId, tier: Tier) -> Vec<u8> {
+    s.sealing.ix(domain::INVENTORY, &[&contact.0, &[tier.to_byte()]])
+}
+
+/// The slot table key of `contact`'s cached `key_id`.
+pub(crate) fn slot_key(s: &RedbStore, contact: &ContactId, key_id: &KeyId) -> Vec<u8> {
+    s.sealing.ix(domain::INVENTORY_INDEX, &[&contact.0, &key_id.0])
+}
 
 /// The registered meta of `contact`, if any.
-fn meta_in<T: ReadableTable<Id, &'static [u8]>>(t: &T, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
-    match t.get(contact.0).ctx("read table contacts")? {
-        Some(g) => records::decode::<records::ContactRecord>("contacts", g.value()).map(Some),
+fn meta_in<T: ReadableTable<Ix, &'static [u8]>>(
+    s: &RedbStore,
+    t: &T,
+    contact: &ContactId,
+) -> Result<Option<ContactMeta>, Error> {
+    let key = contact_key(s, contact);
+    match t.get(key.as_slice()).ctx("read table contacts")? {
+        Some(g) => records::decode::<records::ContactRecord>(&s.sealing, "contacts", &key, g.value()).map(Some),
         None => Ok(None),
     }
 }
 
-type CoinKey = (Id, u8, u64);
-
 /// The cached coins of `contact` per tier: the lengths of its key ranges.
-fn counts_in<T: ReadableTable<CoinKey, &'static [u8]>>(t: &T, contact: &ContactId) -> Result<TierCounts, Error> {
+fn counts_in<T: ReadableTable<SeqKey, &'static [u8]>>(
+    s: &RedbStore,
+    t: &T,
+    contact: &ContactId,
+) -> Result<TierCounts, Error> {
     let mut held = TierCounts::default();
     for tier in Tier::ALL {
-        let b = tier.to_byte();
-        let n = t.range((contact.0, b, 0)..=(contact.0, b, u64::MAX)).ctx("scan table inventory_coins")?.count();
+        let ix = coins_ix(s, contact, tier);
+        let n = t.range((ix.as_slice(), 0)..=(ix.as_slice(), u64::MAX)).ctx("scan table inventory_coins")?.count();
         *held.get_mut(tier) = u32::try_from(n).unwrap_or(u32::MAX);
     }
     Ok(held)
 }
 
-fn coins_table(tx: &WriteTransaction) -> Result<Table<'_, CoinKey, &'static [u8]>, Error> {
+fn coins_table(tx: &WriteTransaction) -> Result<Table<'_, SeqKey, &'static [u8]>, Error> {
     tx.open_table(INV_COINS).ctx("open table inventory_coins")
 }
 
-/// Cache `cached` for `contact` under its own sequence number (with its index entry).
-fn insert_cached(tx: &WriteTransaction, contact: &ContactId, cached: &CachedCoin) -> Result<(), Error> {
-    let tier = cached.coin.tier.to_byte();
-    let bytes = records::encode::<records::CachedRecord>("inventory_coins", cached)?;
-    coins_table(tx)?.insert((contact.0, tier, cached.seq), bytes.as_slice()).ctx("write table inventory_coins")?;
+/// Cache `cached` for `contact` under its own sequence number (with its slot record).
+fn insert_cached(s: &RedbStore, tx: &WriteTransaction, contact: &ContactId, cached: &CachedCoin) -> Result<(), Error> {
+    let tier = cached.coin.tier;
+    let ix = coins_ix(s, contact, tier);
+    let bytes =
+        records::encode::<records::CachedRecord>(&s.sealing, "inventory_coins", &seq_key(&ix, cached.seq), cached)?;
+    coins_table(tx)?.insert((ix.as_slice(), cached.seq), bytes.as_slice()).ctx("write table inventory_coins")?;
+    let slot = slot_key(s, contact, &cached.coin.key_id);
+    let bytes = records::encode::<records::SlotRecord>(&s.sealing, "inventory_index", &slot, &(tier, cached.seq))?;
     let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
-    index.insert((contact.0, cached.coin.key_id.0), (tier, cached.seq)).ctx("write table inventory_index")?;
+    index.insert(slot.as_slice(), bytes.as_slice()).ctx("write table inventory_index")?;
     Ok(())
 }
 
 /// Whether `contact` already caches `key_id`.
-fn is_cached(tx: &WriteTransaction, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
+fn is_cached(s: &RedbStore, tx: &WriteTransaction, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
     let index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
-    Ok(index.get((contact.0, key_id.0)).ctx("read table inventory_index")?.is_some())
+    Ok(index.get(slot_key(s, contact, key_id).as_slice()).ctx("read table inventory_index")?.is_some())
 }
 
-fn put_meta(tx: &WriteTransaction, meta: &ContactMeta) -> Result<(), Error> {
+fn put_meta(s: &RedbStore, tx: &WriteTransaction, meta: &ContactMeta) -> Result<(), Error> {
+    let key = contact_key(s, &meta.contact_id);
     let mut t = tx.open_table(CONTACTS).ctx("open table contacts")?;
-    let bytes = records::encode::<records::ContactRecord>("contacts", meta)?;
-    t.insert(meta.contact_id.0, bytes.as_slice()).ctx("write table contacts")?;
+    let bytes = records::encode::<records::ContactRecord>(&s.sealing, "contacts", &key, meta)?;
+    t.insert(key.as_slice(), bytes.as_slice()).ctx("write table contacts")?;
     Ok(())
 }
 
-/// Remove the `n` newest coins of `contact` and `tier` (with their index entries).
-fn evict_newest(tx: &WriteTransaction, contact: &ContactId, tier: Tier, n: u32) -> Result<u32, Error> {
+/// Remove the `n` newest coins of `contact` and `tier` (with their slot records).
+fn evict_newest(s: &RedbStore, tx: &WriteTransaction, contact: &ContactId, tier: Tier, n: u32) -> Result<u32, Error> {
     if n == 0 {
         return Ok(0);
     }
     let mut coins = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
     let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
-    let b = tier.to_byte();
+    let ix = coins_ix(s, contact, tier);
     let mut doomed = Vec::new();
-    for row in coins.range((contact.0, b, 0)..=(contact.0, b, u64::MAX)).ctx("scan table inventory_coins")?.rev() {
+    for row in coins.range((ix.as_slice(), 0)..=(ix.as_slice(), u64::MAX)).ctx("scan table inventory_coins")?.rev() {
         if doomed.len() == n as usize {
             break;
         }
         let (k, v) = row.ctx("scan table inventory_coins")?;
-        let cached: CachedCoin = records::decode::<records::CachedRecord>("inventory_coins", v.value())?;
-        doomed.push((k.value(), cached.coin.key_id));
+        let seq = k.value().1;
+        let cached: CachedCoin =
+            records::decode::<records::CachedRecord>(&s.sealing, "inventory_coins", &seq_key(&ix, seq), v.value())?;
+        doomed.push((seq, cached.coin.key_id));
     }
-    for (k, key_id) in &doomed {
-        coins.remove(*k).ctx("delete from table inventory_coins")?;
-        index.remove((contact.0, key_id.0)).ctx("delete from table inventory_index")?;
+    for (seq, key_id) in &doomed {
+        coins.remove((ix.as_slice(), *seq)).ctx("delete from table inventory_coins")?;
+        index.remove(slot_key(s, contact, key_id).as_slice()).ctx("delete from table inventory_index")?;
     }
     Ok(doomed.len() as u32)
 }
 
 /// Write what the core decided collecting a contact writes ([`inventory::collect`]): its coins
 /// gone and its downgraded record.
-fn apply_collection(tx: &WriteTransaction, plan: &Collection) -> Result<(), Error> {
+fn apply_collection(s: &RedbStore, tx: &WriteTransaction, plan: &Collection) -> Result<(), Error> {
     for tier in Tier::ALL {
-        evict_newest(tx, &plan.meta.contact_id, tier, plan.evict.get(tier))?;
+        evict_newest(s, tx, &plan.meta.contact_id, tier, plan.evict.get(tier))?;
     }
-    put_meta(tx, &plan.meta)
+    put_meta(s, tx, &plan.meta)
+}
+
+/// Every registered contact with its counts, in table order (the order of the keyed hashes).
+fn all_contacts<C, K>(s: &RedbStore, contacts: &C, coins: &K) -> Result<Vec<(ContactMeta, TierCounts)>, Error>
+where
+    C: ReadableTable<Ix, &'static [u8]>,
+    K: ReadableTable<SeqKey, &'static [u8]>,
+{
+    let mut out = Vec::new();
+    for row in contacts.iter().ctx("scan table contacts")? {
+        let (k, v) = row.ctx("scan table contacts")?;
+        let meta: ContactMeta =
+            records::decode::<records::ContactRecord>(&s.sealing, "contacts", k.value(), v.value())?;
+        let held = counts_in(s, coins, &meta.contact_id)?;
+        out.push((meta, held));
+    }
+    Ok(out)
 }
 
 impl InventoryStore for RedbStore {
@@ -103,43 +150,43 @@ impl InventoryStore for RedbStore {
     fn register_contact(&self, meta: &ContactMeta) -> Result<bool, Error> {
         self.write("register_contact", |tx| {
             let contacts = tx.open_table(CONTACTS).ctx("open table contacts")?;
-            if meta_in(&contacts, &meta.contact_id)?.is_some() {
+            if meta_in(self, &contacts, &meta.contact_id)?.is_some() {
                 return Ok(false);
             }
             drop(contacts);
-            put_meta(tx, meta)?;
+            put_meta(self, tx, meta)?;
             Ok(true)
         })
     }
 
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
-        self.read("contact", |tx| meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact))
+        self.read("contact", |tx| meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact))
     }
 
     fn set_priority(&self, contact: &ContactId, priority: Priority) -> Result<u32, Error> {
         self.write("set_priority", |tx| {
-            let mut meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
+            let mut meta = meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
                 .ok_or(aqm_core::Error::ContactNotRegistered)?;
-            let held = counts_in(&coins_table(tx)?, contact)?;
+            let held = counts_in(self, &coins_table(tx)?, contact)?;
             let plan = inventory::trim_plan(&self.policy, priority, &held);
             let mut evicted = 0;
             for tier in Tier::ALL {
-                evicted += evict_newest(tx, contact, tier, plan.get(tier))?;
+                evicted += evict_newest(self, tx, contact, tier, plan.get(tier))?;
             }
             meta.priority = priority;
-            put_meta(tx, &meta)?;
+            put_meta(self, tx, &meta)?;
             Ok(evicted)
         })
     }
 
     fn store_coin(&self, contact: &ContactId, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
         self.write("store_coin", |tx| {
-            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?;
-            let held = counts_in(&coins_table(tx)?, contact)?;
-            let duplicate = is_cached(tx, contact, &coin.key_id)?;
+            let meta = meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?;
+            let held = counts_in(self, &coins_table(tx)?, contact)?;
+            let duplicate = is_cached(self, tx, contact, &coin.key_id)?;
             inventory::admit(&self.policy, meta.as_ref(), coin, held.get(coin.tier), duplicate, now)?;
             let seq = codec::next_seq(tx, SEQ_INVENTORY)?;
-            insert_cached(tx, contact, &CachedCoin { coin: coin.clone(), seq, fetched_at: now })
+            insert_cached(self, tx, contact, &CachedCoin { coin: coin.clone(), seq, fetched_at: now })
         })
     }
 
@@ -151,33 +198,42 @@ impl InventoryStore for RedbStore {
         now: UnixSeconds,
     ) -> Result<Selection, Error> {
         self.write("select_coin", |tx| {
-            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
+            let meta = meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
                 .ok_or(aqm_core::Error::ContactNotRegistered)?;
             let mut selection = Selection::default();
             let mut coins = coins_table(tx)?;
             let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
             'tiers: for tier in (TierRange { desired, lowest }).tiers() {
-                let b = tier.to_byte();
+                let ix = coins_ix(self, contact, tier);
                 // Oldest first: coins no longer fresh are dropped (wasted) until a fresh one comes.
                 loop {
                     let next = {
                         let mut range = coins
-                            .range((contact.0, b, 0)..=(contact.0, b, u64::MAX))
+                            .range((ix.as_slice(), 0)..=(ix.as_slice(), u64::MAX))
                             .ctx("scan table inventory_coins")?;
                         match range.next() {
                             None => None,
                             Some(row) => {
                                 let (k, v) = row.ctx("scan table inventory_coins")?;
+                                let seq = k.value().1;
+                                let record_key = seq_key(&ix, seq);
                                 Some((
-                                    k.value(),
-                                    records::decode::<records::CachedRecord>("inventory_coins", v.value())?,
+                                    seq,
+                                    records::decode::<records::CachedRecord>(
+                                        &self.sealing,
+                                        "inventory_coins",
+                                        &record_key,
+                                        v.value(),
+                                    )?,
                                 ))
                             }
                         }
                     };
-                    let Some((key, cached)) = next else { continue 'tiers };
-                    coins.remove(key).ctx("delete from table inventory_coins")?;
-                    index.remove((contact.0, cached.coin.key_id.0)).ctx("delete from table inventory_index")?;
+                    let Some((seq, cached)) = next else { continue 'tiers };
+                    coins.remove((ix.as_slice(), seq)).ctx("delete from table inventory_coins")?;
+                    index
+                        .remove(slot_key(self, contact, &cached.coin.key_id).as_slice())
+                        .ctx("delete from table inventory_index")?;
                     match inventory::scan_step(&self.policy, &cached.coin, now) {
                         ScanStep::Drop => selection.wasted += 1,
                         ScanStep::Take => {
@@ -189,7 +245,7 @@ impl InventoryStore for RedbStore {
             }
             drop((coins, index));
             if let Some(touched) = inventory::touch_on_select(&meta, &selection, now) {
-                put_meta(tx, &touched)?;
+                put_meta(self, tx, &touched)?;
             }
             Ok(selection)
         })
@@ -197,9 +253,9 @@ impl InventoryStore for RedbStore {
 
     fn restore_coin(&self, contact: &ContactId, coin: &CachedCoin) -> Result<bool, Error> {
         self.write("restore_coin", |tx| {
-            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?;
-            let held = counts_in(&coins_table(tx)?, contact)?;
-            let duplicate = is_cached(tx, contact, &coin.coin.key_id)?;
+            let meta = meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?;
+            let held = counts_in(self, &coins_table(tx)?, contact)?;
+            let duplicate = is_cached(self, tx, contact, &coin.coin.key_id)?;
             let tier = coin.coin.tier;
             if inventory::admit(&self.policy, meta.as_ref(), &coin.coin, held.get(tier), duplicate, coin.fetched_at)
                 .is_err()
@@ -207,38 +263,37 @@ impl InventoryStore for RedbStore {
                 return Ok(false);
             }
             // Its own sequence number puts it back at its FIFO place.
-            insert_cached(tx, contact, coin)?;
+            insert_cached(self, tx, contact, coin)?;
             Ok(true)
         })
     }
 
     fn consume(&self, contact: &ContactId, key_id: &KeyId) -> Result<bool, Error> {
         self.write("consume", |tx| {
+            let slot = slot_key(self, contact, key_id);
             let mut index = tx.open_table(INV_INDEX).ctx("open table inventory_index")?;
-            let Some((b, seq)) =
-                index.remove((contact.0, key_id.0)).ctx("delete from table inventory_index")?.map(|g| g.value())
+            let Some(bytes) =
+                index.remove(slot.as_slice()).ctx("delete from table inventory_index")?.map(|g| g.value().to_vec())
             else {
                 return Ok(false);
             };
-            codec::tier("inventory_index", b)?;
+            let (tier, seq) = records::decode::<records::SlotRecord>(&self.sealing, "inventory_index", &slot, &bytes)?;
             let mut coins = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
-            coins.remove((contact.0, b, seq)).ctx("delete from table inventory_coins")?;
+            let ix = coins_ix(self, contact, tier);
+            coins.remove((ix.as_slice(), seq)).ctx("delete from table inventory_coins")?;
             Ok(true)
         })
     }
 
     fn counts(&self, contact: &ContactId) -> Result<TierCounts, Error> {
-        self.read("counts", |tx| counts_in(&tx.open_table(INV_COINS).ctx("open table inventory_coins")?, contact))
+        self.read("counts", |tx| counts_in(self, &tx.open_table(INV_COINS).ctx("open table inventory_coins")?, contact))
     }
 
     fn for_each_contact(&self, visit: &mut dyn FnMut(&ContactMeta, TierCounts)) -> Result<(), Error> {
         self.read("for_each_contact", |tx| {
             let contacts = tx.open_table(CONTACTS).ctx("open table contacts")?;
-            let counts = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
-            for row in contacts.iter().ctx("scan table contacts")? {
-                let (_, v) = row.ctx("scan table contacts")?;
-                let meta: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
-                let held = counts_in(&counts, &meta.contact_id)?;
+            let coins = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
+            for (meta, held) in all_contacts(self, &contacts, &coins)? {
                 visit(&meta, held);
             }
             Ok(())
@@ -247,21 +302,15 @@ impl InventoryStore for RedbStore {
 
     fn collect_garbage(&self, now: UnixSeconds, dry_run: bool) -> Result<GcReport, Error> {
         self.write("collect_garbage", |tx| {
-            let mut due = Vec::new();
-            {
+            let due = {
                 let contacts = tx.open_table(CONTACTS).ctx("open table contacts")?;
-                let counts = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
-                for row in contacts.iter().ctx("scan table contacts")? {
-                    let (_, v) = row.ctx("scan table contacts")?;
-                    let meta: ContactMeta = records::decode::<records::ContactRecord>("contacts", v.value())?;
-                    let held = counts_in(&counts, &meta.contact_id)?;
-                    due.push((meta, held));
-                }
-            }
+                let coins = tx.open_table(INV_COINS).ctx("open table inventory_coins")?;
+                all_contacts(self, &contacts, &coins)?
+            };
             let mut report = GcReport::default();
             for (meta, held) in due {
                 if let Some(plan) = inventory::gc_plan(&self.policy, &meta, &held, now, dry_run, &mut report) {
-                    apply_collection(tx, &plan)?;
+                    apply_collection(self, tx, &plan)?;
                 }
             }
             Ok(report)
@@ -270,12 +319,12 @@ impl InventoryStore for RedbStore {
 
     fn collect_contact(&self, contact: &ContactId) -> Result<GcReport, Error> {
         self.write("collect_contact", |tx| {
-            let meta = meta_in(&tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
+            let meta = meta_in(self, &tx.open_table(CONTACTS).ctx("open table contacts")?, contact)?
                 .ok_or(aqm_core::Error::ContactNotRegistered)?;
-            let held = counts_in(&coins_table(tx)?, contact)?;
+            let held = counts_in(self, &coins_table(tx)?, contact)?;
             let mut report = GcReport::default();
             let plan = inventory::collect(&meta, &held, &mut report);
-            apply_collection(tx, &plan)?;
+            apply_collection(self, tx, &plan)?;
             Ok(report)
         })
     }

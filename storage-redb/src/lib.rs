@@ -40,6 +40,7 @@ mod error;
 mod inventory;
 mod pins;
 mod records;
+mod sealing;
 mod vault;
 
 pub use codec::FORMAT_VERSION;
@@ -47,12 +48,14 @@ pub use codec::FORMAT_VERSION;
 use std::path::Path;
 
 use aqm_core::Policy;
+use aqm_core::crypto::{DeviceKey, MetadataKey};
 use aqm_core::store::HasPolicy;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
 pub use audit::Audit;
 use error::Ctx;
 pub use error::Error;
+use sealing::Sealing;
 
 /// One redb database holding every AQM store of a device.
 ///
@@ -61,50 +64,101 @@ pub use error::Error;
 pub struct RedbStore {
     db: Database,
     policy: Policy,
+    sealing: Sealing,
 }
 
 impl RedbStore {
-    /// Open the database at `path`, creating it (and its tables) if it does not exist.
+    /// Open the database at `path`, creating it (and its tables) if it does not exist, with the
+    /// contact metadata sealed under keys derived from `device_key`
+    /// ([`aqm_core::crypto::MetadataKey`]): the same device key the vault's seeds are sealed
+    /// with, never stored here.
     ///
-    /// After a crash redb repairs the file on open; every operation that had committed is there.
-    pub fn open(path: impl AsRef<Path>, policy: Policy) -> Result<RedbStore, Error> {
-        let path = path.as_ref();
-        let db = Database::create(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-        RedbStore::init(db, policy)
+    /// Refused, leaving the file as it was: another format version
+    /// ([`Error::UnsupportedFormat`]), a file created with [`RedbStore::open_unsealed`]
+    /// ([`Error::SealingMismatch`]), or a file sealed under another device key
+    /// ([`Error::WrongDeviceKey`]). After a crash redb repairs the file on open; every operation
+    /// that had committed is there.
+    pub fn open(path: impl AsRef<Path>, policy: Policy, device_key: &DeviceKey) -> Result<RedbStore, Error> {
+        RedbStore::open_with(path.as_ref(), policy, Sealing::sealed(MetadataKey::derive(device_key)))
     }
 
-    /// A database held in memory only (tests, throw-away simulations): same code path, no file.
+    /// Open (or create) a database that keeps contact metadata **in clear**: contact, peer and
+    /// key ids in table keys, display names, priorities, times and cached coins readable by
+    /// anyone who reads the file. It exists to measure what sealing costs (the crate's
+    /// benchmarks) and for files that hold nothing private (a directory stand-in); a device
+    /// store opens with [`RedbStore::open`]. The choice is recorded in the file: an unsealed
+    /// file never opens sealed and a sealed one never opens unsealed ([`Error::SealingMismatch`]).
+    pub fn open_unsealed(path: impl AsRef<Path>, policy: Policy) -> Result<RedbStore, Error> {
+        RedbStore::open_with(path.as_ref(), policy, Sealing::unsealed())
+    }
+
+    fn open_with(path: &Path, policy: Policy, sealing: Sealing) -> Result<RedbStore, Error> {
+        if path.exists() {
+            // Check the format from a read-only handle first, so that a refused file is not
+            // touched (a writable open may repair or rewrite its header). A file the read-only
+            // handle cannot open (one to repair after a crash, one held by another store) goes
+            // to the writable open, which checks the format again before anything else.
+            if let Ok(db) = redb::ReadOnlyDatabase::open(path) {
+                let tx = db.begin_read().ctx("check format")?;
+                check_format_read(&tx, &sealing)?;
+            }
+        }
+        let db = Database::create(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        RedbStore::init(db, policy, sealing)
+    }
+
+    /// A database held in memory only (tests, throw-away simulations): same code path, no file;
+    /// its metadata is sealed under a fresh random key, gone with the store.
     pub fn in_memory(policy: Policy) -> Result<RedbStore, Error> {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|source| Error::Open { path: "<memory>".into(), source })?;
-        RedbStore::init(db, policy)
+        let key = MetadataKey::derive(&DeviceKey::random(&mut rand::rng()));
+        RedbStore::init(db, policy, Sealing::sealed(key))
     }
 
-    fn init(db: Database, policy: Policy) -> Result<RedbStore, Error> {
-        let store = RedbStore { db, policy };
+    fn init(db: Database, policy: Policy, sealing: Sealing) -> Result<RedbStore, Error> {
+        let store = RedbStore { db, policy, sealing };
         store.write("check format and create tables", |tx| {
-            let found = {
-                let known = tx.list_tables().ctx("check format: list tables")?.any(|t| t.name() == "vault");
+            let known = tx.list_tables().ctx("check format: list tables")?.any(|t| t.name() == "vault");
+            let (stored, sealed) = {
                 let format = tx.open_table(codec::FORMAT).ctx("check format: open table aqm_format")?;
                 let stored = format.get("format").ctx("check format: read table aqm_format")?.map(|g| g.value());
-                // A file with AQM tables but no format record was written before formats were
-                // versioned: protocol v1.
-                stored.or(known.then_some(1))
+                let sealed =
+                    format.get("metadata_sealed").ctx("check format: read table aqm_format")?.map(|g| g.value());
+                (stored, sealed)
             };
-            match found {
-                Some(codec::FORMAT_VERSION) => {}
-                Some(other) => {
-                    return Err(Error::UnsupportedFormat { found: other, supported: codec::FORMAT_VERSION });
+            // A file with AQM tables but no format record was written before formats were
+            // versioned: protocol v1.
+            match stored.or(known.then_some(1)) {
+                Some(found) => {
+                    let check = {
+                        let t = tx.open_table(codec::AT_REST).ctx("check format: open table aqm_at_rest")?;
+                        t.get("key_check").ctx("check format: read table aqm_at_rest")?.map(|g| g.value().to_vec())
+                    };
+                    check_format(found, sealed, check, &store.sealing)?;
                 }
                 None => {
                     let mut format = tx.open_table(codec::FORMAT).ctx("write format: open table aqm_format")?;
                     format.insert("format", codec::FORMAT_VERSION).ctx("write format: table aqm_format")?;
+                    format
+                        .insert("metadata_sealed", u32::from(store.sealing.is_sealed()))
+                        .ctx("write format: table aqm_format")?;
+                    if let Some(check) = store.sealing.key_check() {
+                        let mut t = tx.open_table(codec::AT_REST).ctx("write format: open table aqm_at_rest")?;
+                        t.insert("key_check", check.as_slice()).ctx("write format: table aqm_at_rest")?;
+                    }
                 }
             }
             codec::create_tables(tx)
         })?;
         Ok(store)
+    }
+
+    /// Whether this store seals contact metadata ([`RedbStore::open`]) or keeps it in clear
+    /// ([`RedbStore::open_unsealed`]).
+    pub fn is_sealed(&self) -> bool {
+        self.sealing.is_sealed()
     }
 
     /// The policy every operation applies.
@@ -166,4 +220,50 @@ impl HasPolicy for RedbStore {
     fn policy(&self) -> &Policy {
         &self.policy
     }
+}
+
+/// The format check of an existing file, from a read transaction (no table is created).
+fn check_format_read(tx: &ReadTransaction, sealing: &Sealing) -> Result<(), Error> {
+    let names: Vec<String> = tx.list_tables().ctx("check format: list tables")?.map(|t| t.name().to_owned()).collect();
+    let has = |n: &str| names.iter().any(|t| t == n);
+    if !has("aqm_format") {
+        // An empty file (created, nothing committed) or one from before format records.
+        return if has("vault") {
+            Err(Error::UnsupportedFormat { found: 1, supported: codec::FORMAT_VERSION })
+        } else {
+            Ok(())
+        };
+    }
+    let format = tx.open_table(codec::FORMAT).ctx("check format: open table aqm_format")?;
+    let Some(found) = format.get("format").ctx("check format: read table aqm_format")?.map(|g| g.value()) else {
+        return Ok(());
+    };
+    let sealed = format.get("metadata_sealed").ctx("check format: read table aqm_format")?.map(|g| g.value());
+    let check = if has("aqm_at_rest") {
+        let t = tx.open_table(codec::AT_REST).ctx("check format: open table aqm_at_rest")?;
+        t.get("key_check").ctx("check format: read table aqm_at_rest")?.map(|g| g.value().to_vec())
+    } else {
+        None
+    };
+    check_format(found, sealed, check, sealing)
+}
+
+/// Whether a file of format `found`, sealed as `sealed` says with key check `check`, opens
+/// with `sealing`.
+fn check_format(found: u32, sealed: Option<u32>, check: Option<Vec<u8>>, sealing: &Sealing) -> Result<(), Error> {
+    if found != codec::FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat { found, supported: codec::FORMAT_VERSION });
+    }
+    let file_sealed = match sealed {
+        Some(1) => true,
+        Some(0) => false,
+        _ => return Err(Error::Corrupt { table: "aqm_format", detail: "no valid metadata_sealed record" }),
+    };
+    if file_sealed != sealing.is_sealed() {
+        return Err(Error::SealingMismatch { file_sealed });
+    }
+    if check != sealing.key_check() {
+        return Err(Error::WrongDeviceKey);
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use aqm_core::store::PinStore;
 use redb::ReadableTable;
 
 use crate::RedbStore;
-use crate::codec::PINS;
+use crate::codec::{PINS, domain};
 use crate::error::{Ctx, Error};
 use crate::records;
 
@@ -17,15 +17,16 @@ impl PinStore for RedbStore {
 
     fn pin_identity(&self, identity: &PublicIdentity, trust: Trust) -> Result<Pinned, Error> {
         self.write("pin_identity", |tx| {
+            let key = self.sealing.ix(domain::PIN, &[&identity.user_id.0]);
             let mut t = tx.open_table(PINS).ctx("pin_identity: open table pins")?;
-            let existing: Option<Pinned> = match t.get(identity.user_id.0).ctx("pin_identity: read table pins")? {
-                Some(g) => Some(records::decode::<records::PinRecord>("pins", g.value())?),
+            let existing: Option<Pinned> = match t.get(key.as_slice()).ctx("pin_identity: read table pins")? {
+                Some(g) => Some(records::decode::<records::PinRecord>(&self.sealing, "pins", &key, g.value())?),
                 None => None,
             };
             match pins::decide(existing.as_ref(), identity, trust)? {
                 Some(pin) => {
-                    let bytes = records::encode::<records::PinRecord>("pins", &pin)?;
-                    t.insert(identity.user_id.0, bytes.as_slice()).ctx("pin_identity: write table pins")?;
+                    let bytes = records::encode::<records::PinRecord>(&self.sealing, "pins", &key, &pin)?;
+                    t.insert(key.as_slice(), bytes.as_slice()).ctx("pin_identity: write table pins")?;
                     Ok(pin)
                 }
                 // `decide` only writes nothing when a pin exists.
@@ -36,9 +37,10 @@ impl PinStore for RedbStore {
 
     fn pinned(&self, user: &UserId) -> Result<Option<Pinned>, Error> {
         self.read("pinned", |tx| {
+            let key = self.sealing.ix(domain::PIN, &[&user.0]);
             let t = tx.open_table(PINS).ctx("pinned: open table pins")?;
-            match t.get(user.0).ctx("pinned: read table pins")? {
-                Some(g) => records::decode::<records::PinRecord>("pins", g.value()).map(Some),
+            match t.get(key.as_slice()).ctx("pinned: read table pins")? {
+                Some(g) => records::decode::<records::PinRecord>(&self.sealing, "pins", &key, g.value()).map(Some),
                 None => Ok(None),
             }
         })

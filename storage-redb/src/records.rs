@@ -8,7 +8,7 @@
 //! type breaks the conversion at compile time, which is where the choice belongs: keep the
 //! record (the format stays) or change it and bump [`crate::FORMAT_VERSION`].
 //!
-//! The layout of every record is pinned by the golden file `tests/golden/format-v3.redb`
+//! The layout of every record is pinned by the golden file `tests/golden/format-v4.redb`
 //! (opened by `tests/golden.rs`).
 
 use aqm_core::coin::{CoinKind, PublicCoin};
@@ -16,12 +16,14 @@ use aqm_core::crypto::{PublicIdentity, SealedSecret};
 use aqm_core::directory::{Claimed, DirectoryCoin};
 use aqm_core::inventory::{CachedCoin, ContactMeta};
 use aqm_core::pins::{Pinned, Trust};
+use aqm_core::store::SessionBlob;
 use aqm_core::vault::{KeyStatus, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Priority, Tier, TierCounts, UnixSeconds, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::sealing::Sealing;
 
 /// A record type of one table: encodes itself and converts from and to its core type.
 pub(crate) trait Record: Serialize + DeserializeOwned {
@@ -33,15 +35,29 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     fn into_core(self, table: &'static str) -> Result<Self::Core, Error>;
 }
 
-/// Encode a core value as its record, for `table`.
-pub(crate) fn encode<R: Record>(table: &'static str, value: &R::Core) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(&R::from_core(value)).map_err(|_| Error::Corrupt { table, detail: "value does not encode" })
+/// Encode a core value as its record of `table`, stored under `key` (the table key as stored),
+/// sealed as the store's [`Sealing`] says.
+pub(crate) fn encode<R: Record>(
+    sealing: &Sealing,
+    table: &'static str,
+    key: &[u8],
+    value: &R::Core,
+) -> Result<Vec<u8>, Error> {
+    let plain = postcard::to_allocvec(&R::from_core(value))
+        .map_err(|_| Error::Corrupt { table, detail: "value does not encode" })?;
+    sealing.seal(table, key, plain)
 }
 
-/// Decode a record read from `table` into its core value.
-pub(crate) fn decode<R: Record>(table: &'static str, bytes: &[u8]) -> Result<R::Core, Error> {
+/// Decode a record read from `table` under `key` into its core value.
+pub(crate) fn decode<R: Record>(
+    sealing: &Sealing,
+    table: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<R::Core, Error> {
+    let plain = sealing.open(table, key, bytes)?;
     let record: R =
-        postcard::from_bytes(bytes).map_err(|_| Error::Corrupt { table, detail: "record does not decode" })?;
+        postcard::from_bytes(&plain).map_err(|_| Error::Corrupt { table, detail: "record does not decode" })?;
     record.into_core(table)
 }
 
@@ -303,5 +319,73 @@ impl Record for ReplyRecord {
             out.push(c.into_core(table)?).map_err(|_| corrupt(table, "more coins than a claim returns"))?;
         }
         Ok((self.created_at, out))
+    }
+}
+
+/// A session record: its compare-and-swap version and the core's sealed blob.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    version: u64,
+    blob: Vec<u8>,
+}
+
+impl Record for SessionRecord {
+    type Core = (u64, SessionBlob);
+    fn from_core((version, blob): &(u64, SessionBlob)) -> Self {
+        SessionRecord { version: *version, blob: blob.to_vec() }
+    }
+    fn into_core(self, table: &'static str) -> Result<(u64, SessionBlob), Error> {
+        Ok((self.version, bounded(table, &self.blob, "session record larger than the maximum")?))
+    }
+}
+
+/// Where a cached coin sits in the inventory: its tier and sequence number.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SlotRecord {
+    tier: u8,
+    seq: u64,
+}
+
+impl Record for SlotRecord {
+    type Core = (Tier, u64);
+    fn from_core((t, seq): &(Tier, u64)) -> Self {
+        SlotRecord { tier: t.to_byte(), seq: *seq }
+    }
+    fn into_core(self, table: &'static str) -> Result<(Tier, u64), Error> {
+        Ok((tier(table, self.tier)?, self.seq))
+    }
+}
+
+/// Where a directory coin sits: its tier, sequence number and whether it was claimed.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct DirKeyRecord {
+    tier: u8,
+    seq: u64,
+    claimed: bool,
+}
+
+impl Record for DirKeyRecord {
+    type Core = (Tier, u64, bool);
+    fn from_core((t, seq, claimed): &(Tier, u64, bool)) -> Self {
+        DirKeyRecord { tier: t.to_byte(), seq: *seq, claimed: *claimed }
+    }
+    fn into_core(self, table: &'static str) -> Result<(Tier, u64, bool), Error> {
+        Ok((tier(table, self.tier)?, self.seq, self.claimed))
+    }
+}
+
+/// Coins one requester claimed from one owner and tier in one quota window.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct QuotaRecord {
+    used: u32,
+}
+
+impl Record for QuotaRecord {
+    type Core = u32;
+    fn from_core(used: &u32) -> Self {
+        QuotaRecord { used: *used }
+    }
+    fn into_core(self, _: &'static str) -> Result<u32, Error> {
+        Ok(self.used)
     }
 }

@@ -8,7 +8,7 @@ use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::RedbStore;
-use crate::codec::{self, COUNTERS, SESSIONS, VAULT};
+use crate::codec::{self, COUNTERS, SESSIONS, VAULT, domain};
 use crate::error::{Ctx, Error};
 use crate::records;
 
@@ -21,19 +21,31 @@ const fn direction_byte(d: Direction) -> u8 {
 
 /// The burn step shared by [`VaultStore::burn`] and [`SessionStore::burn_and_save_session`]:
 /// read the entry, let the core decide, write the entry and the counters.
-fn burn_in(tx: &WriteTransaction, policy: &aqm_core::Policy, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+fn burn_in(s: &RedbStore, tx: &WriteTransaction, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+    let sealing = &s.sealing;
+    let key = vault_key(s, key_id);
     let mut vault = tx.open_table(VAULT).ctx("burn: open table vault")?;
-    let mut entry: VaultEntry = match vault.get(key_id.0).ctx("burn: read table vault")? {
-        Some(g) => records::decode::<records::VaultRecord>("vault", g.value())?,
+    let mut entry: VaultEntry = match vault.get(key.as_slice()).ctx("burn: read table vault")? {
+        Some(g) => records::decode::<records::VaultRecord>(sealing, "vault", &key, g.value())?,
         None => return Err(aqm_core::Error::KeyNotFound.into()),
     };
-    entry.burn(policy, now)?;
-    let bytes = records::encode::<records::VaultRecord>("vault", &entry)?;
-    vault.insert(key_id.0, bytes.as_slice()).ctx("burn: write table vault")?;
+    entry.burn(&s.policy, now)?;
+    let bytes = records::encode::<records::VaultRecord>(sealing, "vault", &key, &entry)?;
+    vault.insert(key.as_slice(), bytes.as_slice()).ctx("burn: write table vault")?;
     let mut counters = tx.open_table(COUNTERS).ctx("burn: open table counters")?;
-    let mut stats = codec::vault_stats(&counters)?;
+    let mut stats = codec::vault_stats(sealing, &counters)?;
     stats.apply(Transition::Burned(entry.tier));
-    codec::put_vault_stats(&mut counters, &stats)
+    codec::put_vault_stats(sealing, &mut counters, &stats)
+}
+
+/// The vault table key of `key_id`.
+pub(crate) fn vault_key(s: &RedbStore, key_id: &KeyId) -> Vec<u8> {
+    s.sealing.ix(domain::VAULT, &[&key_id.0])
+}
+
+/// The sessions table key of `peer` and `direction`.
+fn session_key(s: &RedbStore, peer: &UserId, direction: Direction) -> Vec<u8> {
+    s.sealing.ix(domain::SESSION, &[&peer.0, &[direction_byte(direction)]])
 }
 
 impl VaultStore for RedbStore {
@@ -42,39 +54,42 @@ impl VaultStore for RedbStore {
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         self.write("vault put", |tx| {
             let transition = entry.check_new()?;
+            let key = vault_key(self, &entry.key_id);
             let mut vault = tx.open_table(VAULT).ctx("put: open table vault")?;
-            if vault.get(entry.key_id.0).ctx("put: read table vault")?.is_some() {
+            if vault.get(key.as_slice()).ctx("put: read table vault")?.is_some() {
                 return Err(aqm_core::Error::KeyAlreadyExists.into());
             }
-            let bytes = records::encode::<records::VaultRecord>("vault", entry)?;
-            vault.insert(entry.key_id.0, bytes.as_slice()).ctx("put: write table vault")?;
+            let bytes = records::encode::<records::VaultRecord>(&self.sealing, "vault", &key, entry)?;
+            vault.insert(key.as_slice(), bytes.as_slice()).ctx("put: write table vault")?;
             let mut counters = tx.open_table(COUNTERS).ctx("put: open table counters")?;
-            let mut stats = codec::vault_stats(&counters)?;
+            let mut stats = codec::vault_stats(&self.sealing, &counters)?;
             stats.apply(transition);
-            codec::put_vault_stats(&mut counters, &stats)
+            codec::put_vault_stats(&self.sealing, &mut counters, &stats)
         })
     }
 
     fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
         self.read("vault get", |tx| {
+            let key = vault_key(self, key_id);
             let vault = tx.open_table(VAULT).ctx("get: open table vault")?;
-            let Some(g) = vault.get(key_id.0).ctx("get: read table vault")? else { return Ok(None) };
-            let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", g.value())?;
+            let Some(g) = vault.get(key.as_slice()).ctx("get: read table vault")? else { return Ok(None) };
+            let entry: VaultEntry = records::decode::<records::VaultRecord>(&self.sealing, "vault", &key, g.value())?;
             Ok(entry.is_usable(&self.policy, now).then_some(entry))
         })
     }
 
     fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
         self.read("vault status", |tx| {
+            let key = vault_key(self, key_id);
             let vault = tx.open_table(VAULT).ctx("status: open table vault")?;
-            let Some(g) = vault.get(key_id.0).ctx("status: read table vault")? else { return Ok(None) };
-            let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", g.value())?;
+            let Some(g) = vault.get(key.as_slice()).ctx("status: read table vault")? else { return Ok(None) };
+            let entry: VaultEntry = records::decode::<records::VaultRecord>(&self.sealing, "vault", &key, g.value())?;
             Ok(Some(entry.status()))
         })
     }
 
     fn burn(&self, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
-        self.write("vault burn", |tx| burn_in(tx, &self.policy, key_id, now))
+        self.write("vault burn", |tx| burn_in(self, tx, key_id, now))
     }
 
     fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
@@ -85,30 +100,31 @@ impl VaultStore for RedbStore {
             let mut doomed = Vec::new();
             for row in vault.iter().ctx("purge: scan table vault")? {
                 let (k, v) = row.ctx("purge: scan table vault")?;
-                let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
+                let k = k.value().to_vec();
+                let entry: VaultEntry = records::decode::<records::VaultRecord>(&self.sealing, "vault", &k, v.value())?;
                 match entry.purge_action(&self.policy, now) {
                     PurgeAction::Keep => {}
                     PurgeAction::Expire => {
                         expired.push(entry.tier);
-                        doomed.push(k.value());
+                        doomed.push(k.clone());
                     }
                     PurgeAction::Delete => {
                         report.deleted_burned += 1;
-                        doomed.push(k.value());
+                        doomed.push(k.clone());
                     }
                 }
             }
             for k in doomed {
-                vault.remove(k).ctx("purge: delete from table vault")?;
+                vault.remove(k.as_slice()).ctx("purge: delete from table vault")?;
             }
             if !expired.is_empty() {
                 let mut counters = tx.open_table(COUNTERS).ctx("purge: open table counters")?;
-                let mut stats = codec::vault_stats(&counters)?;
+                let mut stats = codec::vault_stats(&self.sealing, &counters)?;
                 for tier in expired {
                     stats.apply(Transition::Expired(tier));
                     report.expired += 1;
                 }
-                codec::put_vault_stats(&mut counters, &stats)?;
+                codec::put_vault_stats(&self.sealing, &mut counters, &stats)?;
             }
             Ok(report)
         })
@@ -117,7 +133,7 @@ impl VaultStore for RedbStore {
     fn stats(&self) -> Result<VaultStats, Error> {
         self.read("vault stats", |tx| {
             let counters = tx.open_table(COUNTERS).ctx("stats: open table counters")?;
-            codec::vault_stats(&counters)
+            codec::vault_stats(&self.sealing, &counters)
         })
     }
 
@@ -126,9 +142,10 @@ impl VaultStore for RedbStore {
             let vault = tx.open_table(VAULT).ctx("active_ids: open table vault")?;
             for row in vault.iter().ctx("active_ids: scan table vault")? {
                 let (k, v) = row.ctx("active_ids: scan table vault")?;
-                let entry: VaultEntry = records::decode::<records::VaultRecord>("vault", v.value())?;
+                let entry: VaultEntry =
+                    records::decode::<records::VaultRecord>(&self.sealing, "vault", k.value(), v.value())?;
                 if entry.status() == KeyStatus::Active && tier.is_none_or(|t| t == entry.tier) {
-                    visit(KeyId(k.value()));
+                    visit(entry.key_id);
                 }
             }
             Ok(())
@@ -138,30 +155,38 @@ impl VaultStore for RedbStore {
 
 /// The compare-and-swap write of a session record inside `tx` ([`next_session_version`]).
 fn save_in(
+    s: &RedbStore,
     tx: &WriteTransaction,
     peer: &UserId,
     direction: Direction,
     blob: &SessionBlob,
     expected: Option<SessionVersion>,
 ) -> Result<SessionVersion, Error> {
+    let key = session_key(s, peer, direction);
     let mut t = tx.open_table(SESSIONS).ctx("save session: open table sessions")?;
-    let key = (peer.0, direction_byte(direction));
-    let current = t.get(key).ctx("save session: read table sessions")?.map(|g| SessionVersion(g.value().0));
+    let current = match t.get(key.as_slice()).ctx("save session: read table sessions")? {
+        Some(g) => {
+            let (version, _) = records::decode::<records::SessionRecord>(&s.sealing, "sessions", &key, g.value())?;
+            Some(SessionVersion(version))
+        }
+        None => None,
+    };
     let version = next_session_version(current, expected)?;
-    t.insert(key, (version.0, blob.as_slice())).ctx("save session: write table sessions")?;
+    let bytes = records::encode::<records::SessionRecord>(&s.sealing, "sessions", &key, &(version.0, blob.clone()))?;
+    t.insert(key.as_slice(), bytes.as_slice()).ctx("save session: write table sessions")?;
     Ok(version)
 }
 
 impl SessionStore for RedbStore {
     fn load_session(&self, peer: &UserId, direction: Direction) -> Result<Option<StoredSession>, Error> {
         self.read("load_session", |tx| {
+            let key = session_key(self, peer, direction);
             let t = tx.open_table(SESSIONS).ctx("load_session: open table sessions")?;
-            let Some(g) = t.get((peer.0, direction_byte(direction))).ctx("load_session: read table sessions")? else {
+            let Some(g) = t.get(key.as_slice()).ctx("load_session: read table sessions")? else {
                 return Ok(None);
             };
-            let (version, bytes) = g.value();
-            let blob = SessionBlob::from_slice(bytes)
-                .map_err(|_| Error::Corrupt { table: "sessions", detail: "session record larger than the maximum" })?;
+            let (version, blob) =
+                records::decode::<records::SessionRecord>(&self.sealing, "sessions", &key, g.value())?;
             Ok(Some(StoredSession { blob, version: SessionVersion(version) }))
         })
     }
@@ -173,7 +198,7 @@ impl SessionStore for RedbStore {
         blob: &SessionBlob,
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        self.write("save_session", |tx| save_in(tx, peer, direction, blob, expected))
+        self.write("save_session", |tx| save_in(self, tx, peer, direction, blob, expected))
     }
 
     fn burn_and_save_session(
@@ -186,8 +211,8 @@ impl SessionStore for RedbStore {
     ) -> Result<SessionVersion, Error> {
         // One transaction: a refusal of either half aborts both.
         self.write("burn_and_save_session", |tx| {
-            burn_in(tx, &self.policy, key_id, now)?;
-            save_in(tx, peer, Direction::Receive, blob, expected)
+            burn_in(self, tx, key_id, now)?;
+            save_in(self, tx, peer, Direction::Receive, blob, expected)
         })
     }
 }

@@ -28,7 +28,8 @@ fn mint(owner: &Identity, dk: &DeviceKey, tiers: &[(Tier, usize)], rng: &mut Cha
 
 fn store_file() -> (tempfile::TempDir, RedbStore) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let s = RedbStore::open(dir.path().join("t.redb"), Policy::DEFAULT).expect("open");
+    let s =
+        RedbStore::open(dir.path().join("t.redb"), Policy::DEFAULT, &DeviceKey::from_bytes([0xC0; 32])).expect("open");
     (dir, s)
 }
 

@@ -2,7 +2,11 @@
 //! durable commits: the real code path). Every family, no exclusions.
 
 use aqm_core::Policy;
+use aqm_core::crypto::DeviceKey;
 use aqm_storage_redb::RedbStore;
+
+/// The device key the store seals its contact metadata under.
+const DEVICE_KEY: DeviceKey = DeviceKey::from_bytes([0xD7; 32]);
 
 struct Fixture {
     store: RedbStore,
@@ -11,7 +15,7 @@ struct Fixture {
 
 fn open(policy: Policy) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = RedbStore::open(dir.path().join("conformance.redb"), policy).expect("open redb store");
+    let store = RedbStore::open(dir.path().join("conformance.redb"), policy, &DEVICE_KEY).expect("open redb store");
     Fixture { store, _dir: dir }
 }
 
@@ -31,11 +35,11 @@ fn other_formats_are_refused_with_both_versions_named() {
         tx.open_table(vault).expect("v1 vault table");
         tx.commit().expect("commit");
     }
-    let err = RedbStore::open(&v1, Policy::DEFAULT).expect_err("v1 refused");
-    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 1, supported: 3 }), "{err:?}");
-    assert!(err.to_string().contains("format v1") && err.to_string().contains("format v3"), "{err}");
+    let err = RedbStore::open(&v1, Policy::DEFAULT, &DEVICE_KEY).expect_err("v1 refused");
+    assert!(matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found: 1, supported: 4 }), "{err:?}");
+    assert!(err.to_string().contains("format v1") && err.to_string().contains("format v4"), "{err}");
 
-    for other in [2, 4] {
+    for other in [2, 3, 5] {
         let path = dir.path().join(format!("v{other}.redb"));
         {
             let db = redb::Database::create(&path).expect("create");
@@ -44,20 +48,20 @@ fn other_formats_are_refused_with_both_versions_named() {
             tx.open_table(format).expect("format table").insert("format", other).expect("insert");
             tx.commit().expect("commit");
         }
-        let err = RedbStore::open(&path, Policy::DEFAULT).expect_err("other format refused");
+        let err = RedbStore::open(&path, Policy::DEFAULT, &DEVICE_KEY).expect_err("other format refused");
         assert!(
-            matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found, supported: 3 } if found == other),
+            matches!(err, aqm_storage_redb::Error::UnsupportedFormat { found, supported: 4 } if found == other),
             "{err:?}"
         );
         assert!(
-            err.to_string().contains(&format!("format v{other}")) && err.to_string().contains("format v3"),
+            err.to_string().contains(&format!("format v{other}")) && err.to_string().contains("format v4"),
             "{err}"
         );
     }
     // A current file reopens.
-    let ok = dir.path().join("v3.redb");
-    drop(RedbStore::open(&ok, Policy::DEFAULT).expect("create v3"));
-    RedbStore::open(&ok, Policy::DEFAULT).expect("reopen v3");
+    let ok = dir.path().join("v4.redb");
+    drop(RedbStore::open(&ok, Policy::DEFAULT, &DEVICE_KEY).expect("create v4"));
+    RedbStore::open(&ok, Policy::DEFAULT, &DEVICE_KEY).expect("reopen v4");
 }
 
 /// After every case family the store must also pass its own audit; one mixed run checks it.

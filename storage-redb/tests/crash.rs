@@ -33,6 +33,9 @@ const ROUNDS: usize = 30;
 /// A child never outlives this, even if the parent vanished.
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);
 
+/// The key child and parent open the store with (the metadata sealing key is derived from it).
+const STORE_KEY: DeviceKey = DeviceKey::from_bytes([0xC5; 32]);
+
 /// Burned keys are deleted by purge one second after the burn, so purges really delete.
 fn policy() -> Policy {
     Policy { burn_grace_secs: 1, ..Policy::DEFAULT }
@@ -68,7 +71,7 @@ impl Log {
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let dir = PathBuf::from(dir);
-    let store = RedbStore::open(dir.join("crash.redb"), policy()).expect("child opens the database");
+    let store = RedbStore::open(dir.join("crash.redb"), policy(), &STORE_KEY).expect("child opens the database");
     let mut log = Log(OpenOptions::new().create(true).append(true).open(dir.join("ops.log")).expect("open log"));
     let mut rng = ChaCha20Rng::from_rng(&mut rand::rng());
     let me = Identity::generate(&mut rng);
@@ -341,7 +344,7 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         child.wait().expect("reap child");
 
         let m = read_model(&dir.path().join("ops.log"));
-        let store = RedbStore::open(dir.path().join("crash.redb"), policy()).expect("reopen after SIGKILL");
+        let store = RedbStore::open(dir.path().join("crash.redb"), policy(), &STORE_KEY).expect("reopen after SIGKILL");
         check(&store, &m, round);
         total_ops = m.committed_ops;
     }

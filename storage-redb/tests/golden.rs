@@ -6,7 +6,11 @@
 //! The contents come from the kit's deterministic fixtures (seeded coins and identities), so the
 //! test recomputes what the file must hold. To write the file again (only when adding a new
 //! format version, under a new name):
-//! `cargo test -p aqm-storage-redb --test golden -- --ignored write_golden_v3`.
+//! `cargo test -p aqm-storage-redb --test golden -- --ignored write_golden_v4`.
+//!
+//! A file of a format this build no longer reads stays committed too (`format-v3.redb`: contact
+//! metadata in clear): it must be refused with a typed error naming both versions and left
+//! byte for byte as it was. The format-4 file is sealed under the fixtures' device key.
 
 use std::path::{Path, PathBuf};
 
@@ -16,13 +20,13 @@ use aqm_core::store::{Direction, DirectoryStore, InventoryStore, PinStore, Sessi
 use aqm_core::testkit::fixtures::{T0, fixtures, must};
 use aqm_core::vault::{KeyStatus, VaultStats};
 use aqm_core::{Priority, Tier, TierCounts, UserId};
-use aqm_storage_redb::{FORMAT_VERSION, RedbStore};
+use aqm_storage_redb::{Error, FORMAT_VERSION, RedbStore};
 
 const ALICE: UserId = UserId([0xA1; 16]);
 const IDEM: [u8; 16] = [0x1D; 16];
 
-fn golden_v3() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v3.redb")
+fn golden(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/format-v{version}.redb"))
 }
 
 fn session_blob() -> SessionBlob {
@@ -52,16 +56,16 @@ fn fill(s: &RedbStore) {
     must(s.claim(&f.dave.id(), &ALICE, Tier::Bronze, 1, Some(IDEM), T0 + 2), "claim");
 }
 
-/// Writes `tests/golden/format-v3.redb` (compacted). Ignored: the committed file is the
+/// Writes `tests/golden/format-v4.redb` (compacted). Ignored: the committed file is the
 /// reference; see the module docs.
 #[test]
 #[ignore = "writes the committed golden file; run only when adding a format version"]
-fn write_golden_v3() {
-    assert_eq!(FORMAT_VERSION, 3, "write a golden file under the new version's name");
-    let path = golden_v3();
+fn write_golden_v4() {
+    assert_eq!(FORMAT_VERSION, 4, "write a golden file under the new version's name");
+    let path = golden(4);
     let _ = std::fs::remove_file(&path);
     {
-        let s = RedbStore::open(&path, Policy::DEFAULT).expect("create");
+        let s = RedbStore::open(&path, Policy::DEFAULT, &fixtures().device_key).expect("create");
         fill(&s);
     }
     let mut db = redb::Database::open(&path).expect("reopen");
@@ -69,13 +73,29 @@ fn write_golden_v3() {
 }
 
 #[test]
-fn golden_v3_opens_and_reads_back() {
-    // Opening checks the format in a write transaction: work on a copy.
+fn golden_v3_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("format-v3.redb");
-    std::fs::copy(golden_v3(), &path).expect("the golden file is committed");
-    let s = RedbStore::open(&path, Policy::DEFAULT).expect("a format-v3 file opens");
+    std::fs::copy(golden(3), &path).expect("the golden file is committed");
+    let before = std::fs::read(&path).expect("read");
+    let dk = &fixtures().device_key;
+    let err = RedbStore::open(&path, Policy::DEFAULT, dk).expect_err("a format-v3 file is refused");
+    assert!(matches!(err, Error::UnsupportedFormat { found: 3, supported: 4 }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("format v3") && msg.contains("format v4") && msg.contains("not changed"), "{msg}");
+    let err = RedbStore::open_unsealed(&path, Policy::DEFAULT).expect_err("unsealed too");
+    assert!(matches!(err, Error::UnsupportedFormat { found: 3, supported: 4 }), "{err:?}");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "a refused file is left byte for byte");
+}
+
+#[test]
+fn golden_v4_opens_and_reads_back() {
+    // Opening checks the format in a write transaction: work on a copy.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("format-v4.redb");
+    std::fs::copy(golden(4), &path).expect("the golden file is committed");
     let f = fixtures();
+    let s = RedbStore::open(&path, Policy::DEFAULT, &f.device_key).expect("a format-v4 file opens");
 
     let gold = f.bob.vault_entry(Tier::Gold, 0, T0);
     let silver = f.bob.vault_entry(Tier::Silver, 0, T0);

@@ -138,7 +138,7 @@ fn fresh_device_store(dir: &Path, user: &str, policy: &Policy) -> Result<RedbSto
         if !is_redb {
             return Err(data_dir("exists and is not a redb file: move it away or pick another --data-dir".into()));
         }
-        match RedbStore::open(&path, policy.clone()) {
+        match RedbStore::open_unsealed(&path, policy.clone()) {
             Err(aqm_storage_redb::Error::Open { source: redb::DatabaseError::DatabaseAlreadyOpen, .. }) => {
                 return Err(data_dir(format!(
                     "another `aqm-sim chat --user {user}` is running with this data directory: quit it, or pick another --user or --data-dir"
@@ -148,7 +148,7 @@ fn fresh_device_store(dir: &Path, user: &str, policy: &Policy) -> Result<RedbSto
                 .map_err(|e| data_dir(format!("cannot delete the earlier run's file: {e}")))?,
         }
     }
-    RedbStore::open(&path, policy.clone()).store("open the device store")
+    RedbStore::open_unsealed(&path, policy.clone()).store("open the device store")
 }
 
 fn interactive(args: &Args) -> Result<(), ChatError> {
