@@ -344,7 +344,7 @@ impl InventoryStore for RedisStore {
     fn contact(&self, contact: &ContactId) -> Result<Option<ContactMeta>, Error> {
         let cix = self.contact_ix(contact);
         let key = self.keys.inv_meta(&cix);
-        let (r, p, l): (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) =
+        let [r, p, l]: MetaFields =
             self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg("rec").arg("pt").arg("last").query(c))?;
         let meta = self.open_meta(&cix, [r, p, l])?;
         match meta {
