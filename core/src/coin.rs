@@ -1,4 +1,6 @@
-//! Coins: one-time KEM key pairs whose public half is signed by the owner's identity.
+//! Coins: KEM key pairs whose public half is signed by the owner's identity. One-time coins open
+//! once; each owner also keeps one last-resort coin per tier for when the directory runs dry
+//! (docs/protocol.md §2.1).
 
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -16,13 +18,14 @@ pub const COIN_SIGNATURE_DOMAIN: &[u8] = b"AQM-coin-v2";
 /// Bytes of the largest signed coin message.
 pub const MAX_SIGNED: usize = COIN_SIGNATURE_DOMAIN.len() + 16 + 16 + 1 + 1 + 8 + MAX_PUBLIC_KEY;
 
-/// What kind of coin this is. The byte is signed; only one-time coins exist in v2.
+/// What kind of coin this is. The byte is signed, so nobody but the owner can turn a one-time
+/// coin into a last-resort one or back.
 ///
 /// ```
 /// use aqm_core::{coin::CoinKind, Error};
 /// assert_eq!(CoinKind::try_from(0u8), Ok(CoinKind::OneTime));
-/// // Kind 1 (last-resort) is reserved until its rules exist as one piece (docs/protocol.md).
-/// assert_eq!(CoinKind::try_from(1u8), Err(Error::UnsupportedCoinKind(1)));
+/// assert_eq!(CoinKind::try_from(1u8), Ok(CoinKind::LastResort));
+/// assert_eq!(CoinKind::try_from(2u8), Err(Error::UnsupportedCoinKind(2)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
@@ -30,6 +33,10 @@ pub const MAX_SIGNED: usize = COIN_SIGNATURE_DOMAIN.len() + 16 + 16 + 1 + 1 + 8 
 pub enum CoinKind {
     /// Handed out at most once, burned when opened.
     OneTime = 0,
+    /// Handed out only when the owner has no one-time coin of the tier left, to any number of
+    /// senders; opening it does not burn it, and the vault refuses a replayed first message
+    /// until it expires (7 days, [`protocol::LAST_RESORT_LIFETIME_SECS`]).
+    LastResort = 1,
 }
 
 impl CoinKind {
@@ -44,6 +51,7 @@ impl TryFrom<u8> for CoinKind {
     fn try_from(b: u8) -> Result<Self, Error> {
         match b {
             0 => Ok(CoinKind::OneTime),
+            1 => Ok(CoinKind::LastResort),
             other => Err(Error::UnsupportedCoinKind(other)),
         }
     }
@@ -151,6 +159,11 @@ impl PublicCoin {
         if policy.coin_is_fresh(self.expires_at, now) { Ok(()) } else { Err(Error::CoinExpired) }
     }
 
+    /// Whether this is the owner's last-resort coin (never cached, not burned by opening).
+    pub fn is_last_resort(&self) -> bool {
+        self.kind == CoinKind::LastResort
+    }
+
     /// Bytes this coin occupies in an inventory (key, signature, ids, tier, kind and expiry).
     pub fn stored_bytes(&self) -> u64 {
         stored_bytes(self.tier)
@@ -182,17 +195,40 @@ pub fn mint<R: CryptoRng + ?Sized>(
     now: UnixSeconds,
     rng: &mut R,
 ) -> Result<MintedCoin, Error> {
+    mint_kind(identity, tier, CoinKind::OneTime, protocol::coin_expiry(now), device_key, now, rng)
+}
+
+/// Mint the owner's last-resort coin of `tier` at `now`: as [`mint`], but of kind
+/// [`CoinKind::LastResort`] and expiring `now` + 7 days ([`protocol::LAST_RESORT_LIFETIME_SECS`]).
+/// Keep one per published tier and mint the next when [`crate::vault::last_resort_due`] says so.
+pub fn mint_last_resort<R: CryptoRng + ?Sized>(
+    identity: &Identity,
+    tier: Tier,
+    device_key: &DeviceKey,
+    now: UnixSeconds,
+    rng: &mut R,
+) -> Result<MintedCoin, Error> {
+    mint_kind(identity, tier, CoinKind::LastResort, protocol::last_resort_expiry(now), device_key, now, rng)
+}
+
+fn mint_kind<R: CryptoRng + ?Sized>(
+    identity: &Identity,
+    tier: Tier,
+    kind: CoinKind,
+    expires_at: UnixSeconds,
+    device_key: &DeviceKey,
+    now: UnixSeconds,
+    rng: &mut R,
+) -> Result<MintedCoin, Error> {
     let key_id = KeyId::random(rng);
     let (seed, public_key) = crypto::generate_keypair(tier, rng);
     let owner = identity.user_id();
-    let kind = CoinKind::OneTime;
-    let expires_at = protocol::coin_expiry(now);
     let msg = PublicCoin::signed_message(&owner, &key_id, tier, kind, expires_at, &public_key);
     let signature = identity.sign_field(&msg, tier.hybrid_signature(), rng)?;
     let sealed = SealedSecret::seal(device_key, &key_id, tier, &seed, rng)?;
     Ok(MintedCoin {
         public: PublicCoin { owner, key_id, tier, kind, expires_at, public_key, signature },
-        vault: VaultEntry::new_active(key_id, tier, sealed, now, expires_at),
+        vault: VaultEntry::new_active(key_id, tier, kind, sealed, now, expires_at),
     })
 }
 

@@ -1,9 +1,12 @@
 //! The coin directory's rules: verified idempotent upload, oldest-first claim of each coin at most
-//! once, anti-drain quota per requester, idempotent retried claims, stale purge and hard delete.
+//! once, anti-drain quota per requester, idempotent retried claims, stale purge and hard delete;
+//! one live last-resort coin per owner and tier, handed out (and not used up) only when the tier
+//! has no one-time coin left.
 
 use serde::{Deserialize, Serialize};
 
-use crate::coin::PublicCoin;
+use crate::KeyId;
+use crate::coin::{CoinKind, PublicCoin};
 use crate::crypto::{PublicIdentity, RegistrationProof};
 use crate::{Error, Policy, Tier, UnixSeconds, UserId, protocol};
 
@@ -38,13 +41,43 @@ pub fn verify_registration(identity: &PublicIdentity, proof: &RegistrationProof)
 }
 
 /// Check one coin's expiry at upload: `server_now + coin_min_life < expires_at ≤ server_now +
-/// 31 days` ([`Error::CoinExpired`] / [`Error::BadExpiry`]).
+/// 31 days` for a one-time coin, `≤ server_now + 8 days` for a last-resort one
+/// ([`Error::CoinExpired`] / [`Error::BadExpiry`]).
 pub fn check_upload_expiry(policy: &Policy, coin: &PublicCoin, now: UnixSeconds) -> Result<(), Error> {
     coin.check_fresh(policy, now)?;
-    if coin.expires_at > now.saturating_add(protocol::MAX_COIN_LIFETIME_SECS) {
+    let max_life = match coin.kind {
+        CoinKind::OneTime => protocol::MAX_COIN_LIFETIME_SECS,
+        CoinKind::LastResort => protocol::MAX_LAST_RESORT_LIFETIME_SECS,
+    };
+    if coin.expires_at > now.saturating_add(max_life) {
         return Err(Error::BadExpiry);
     }
     Ok(())
+}
+
+/// Whether an uploaded last-resort coin `new` takes the place of the owner's stored one of the
+/// same tier (`current`; None: there is none): the one that expires later wins, so a re-upload
+/// of an older coin (a retried or reordered upload) never brings it back. An equal expiry or the
+/// same key id keeps the current one: the upload is a repeat. The replaced coin is deleted.
+///
+/// ```
+/// use aqm_core::directory::last_resort_replaces;
+/// # use aqm_core::coin::{CoinKind, PublicCoin};
+/// # use aqm_core::{KeyId, Tier, UserId};
+/// # let coin = |id: u8, expires_at: u64| PublicCoin {
+/// #     owner: UserId([1; 16]), key_id: KeyId([id; 16]), tier: Tier::Bronze, kind: CoinKind::LastResort,
+/// #     expires_at, public_key: Default::default(), signature: Default::default() };
+/// let (old, new) = (coin(1, 100), coin(2, 200));
+/// assert!(last_resort_replaces(None, &old));
+/// assert!(last_resort_replaces(Some(&old), &new));
+/// assert!(!last_resort_replaces(Some(&new), &old));
+/// assert!(!last_resort_replaces(Some(&new), &new));
+/// ```
+pub fn last_resort_replaces(current: Option<&PublicCoin>, new: &PublicCoin) -> bool {
+    match current {
+        None => true,
+        Some(c) => c.key_id != new.key_id && new.expires_at > c.expires_at,
+    }
 }
 
 /// Check an upload batch at `now` before any of it is stored: every coin must belong to `owner`,
@@ -122,15 +155,27 @@ pub struct ClaimPlan {
     /// The quota window the claim counts against ([`quota_window`]).
     pub window: UnixSeconds,
     /// The requester's use of that window after the claim; write it only if `picks` is not
-    /// empty (an empty claim uses no quota).
+    /// empty or `last_resort` is set (an empty claim uses no quota).
     pub used_after: u32,
+    /// The owner's last-resort coin to return, when no one-time coin was picked: returned after
+    /// (instead of) the picks, NOT marked claimed; it counts one against the quota.
+    pub last_resort: Option<KeyId>,
+}
+
+impl ClaimPlan {
+    /// Whether the claim hands anything out (and so writes its quota use).
+    pub fn hands_out(&self) -> bool {
+        !self.picks.is_empty() || self.last_resort.is_some()
+    }
 }
 
 /// Plan a claim of up to `count` coins of `tier` for a requester that already used `used` of
-/// its quota in the current window. `oldest_first` are the owner's unclaimed coins of that
-/// tier in upload order (a backend may pass more than it needs; the plan stops at the grant).
-/// Coins that are not [`claimable`] are skipped, never handed out. Quota spent →
-/// [`Error::QuotaExceeded`].
+/// its quota in the current window. `oldest_first` are the owner's unclaimed one-time coins of
+/// that tier in upload order (a backend may pass more than it needs; the plan stops at the
+/// grant; last-resort coins among them are ignored). Coins that are not [`claimable`] are
+/// skipped, never handed out. `last_resort` is the owner's stored last-resort coin of the tier:
+/// when no one-time coin is picked it is handed out instead, if claimable ([`ClaimPlan::last_resort`]).
+/// Quota spent → [`Error::QuotaExceeded`].
 ///
 /// Backends run this inside the step that then marks the picks claimed, so each coin goes to
 /// one requester; the idempotent replay of a retried claim comes before it.
@@ -141,6 +186,7 @@ pub fn plan_claim<'a>(
     count: u32,
     now: UnixSeconds,
     oldest_first: impl IntoIterator<Item = &'a DirectoryCoin>,
+    last_resort: Option<&PublicCoin>,
 ) -> Result<ClaimPlan, Error> {
     let grant = quota_grant(policy, tier, used, count)?;
     let mut picks = heapless::Vec::new();
@@ -148,13 +194,25 @@ pub fn plan_claim<'a>(
         if picks.len() as u32 >= grant {
             break;
         }
-        if d.coin.tier == tier && d.claimed_by.is_none() && claimable(policy, &d.coin, now) {
+        if d.coin.tier == tier
+            && d.coin.kind == CoinKind::OneTime
+            && d.claimed_by.is_none()
+            && claimable(policy, &d.coin, now)
+        {
             // `grant` is at most MAX_CLAIM, the capacity of `picks`.
             let _ = picks.push(d.seq);
         }
     }
-    let used_after = used + picks.len() as u32;
-    Ok(ClaimPlan { picks, window: quota_window(policy, now), used_after })
+    let last_resort = match last_resort {
+        Some(c)
+            if picks.is_empty() && grant > 0 && c.tier == tier && c.is_last_resort() && claimable(policy, c, now) =>
+        {
+            Some(c.key_id)
+        }
+        _ => None,
+    };
+    let used_after = used + picks.len() as u32 + u32::from(last_resort.is_some());
+    Ok(ClaimPlan { picks, window: quota_window(policy, now), used_after, last_resort })
 }
 
 impl DirectoryCoin {

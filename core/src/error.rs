@@ -106,8 +106,12 @@ pub enum Error {
     CoinExpired,
     /// A coin whose `expires_at` lies further ahead than any coin may live.
     BadExpiry,
-    /// A coin kind this build does not accept (kind 1, last-resort, is reserved).
+    /// A coin kind byte other than 0 (one-time) or 1 (last-resort).
     UnsupportedCoinKind(u8),
+    /// A last-resort operation on a one-time coin (a one-time coin is burned, not recorded).
+    NotLastResort,
+    /// A last-resort coin offered to the inventory: it serves the one send that fetched it.
+    LastResortNotCached,
     /// A user id presented with another identity than the one pinned for it.
     IdentityChanged,
     /// No identity is pinned for this user: pin one (contact exchange or directory) first.
@@ -168,7 +172,9 @@ impl fmt::Display for Error {
             Error::DecryptFailed => {
                 f.write_str("message does not authenticate: it was tampered with or is for another key")
             }
-            Error::Replay => f.write_str("message counter already received: replay rejected"),
+            Error::Replay => f.write_str(
+                "message already received (a repeated counter, or a first message replayed to a last-resort coin): replay rejected",
+            ),
             Error::TooFarAhead => {
                 f.write_str("message counter too far ahead of the chain: too many messages were lost")
             }
@@ -189,9 +195,16 @@ impl fmt::Display for Error {
             }
             Error::CoinExpired => f.write_str("coin is past its usable life: fetch a fresh coin"),
             Error::BadExpiry => f.write_str("coin expiry lies further ahead than a coin may live: mint it again"),
-            Error::UnsupportedCoinKind(k) => {
-                write!(f, "coin kind {k} is not supported (only one-time coins, kind 0): discard the coin")
+            Error::UnsupportedCoinKind(k) => write!(
+                f,
+                "coin kind {k} is not supported (0 = one-time, 1 = last-resort): discard the coin or upgrade AQM"
+            ),
+            Error::NotLastResort => {
+                f.write_str("this key is a one-time coin: it is burned when opened, not recorded as a last-resort open")
             }
+            Error::LastResortNotCached => f.write_str(
+                "a last-resort coin is never cached: use it for the send that fetched it (Messenger::send_with_coin)",
+            ),
             Error::IdentityChanged => f.write_str(
                 "this user presented another identity than the one pinned: compare safety numbers before trusting it",
             ),

@@ -117,8 +117,9 @@ pub struct CachedCoin {
 ///
 /// `contact` is the registered meta (None if unregistered), `held` the contact's current count for
 /// the coin's tier and `duplicate` whether this key id is already cached. A coin no longer fresh
-/// ([`Policy::coin_is_fresh`]) → [`Error::CoinExpired`]. Backends call this inside the same
-/// transaction that inserts, so the cap holds under concurrency.
+/// ([`Policy::coin_is_fresh`]) → [`Error::CoinExpired`]; a last-resort coin →
+/// [`Error::LastResortNotCached`] (it serves only the send that fetched it). Backends call this
+/// inside the same transaction that inserts, so the cap holds under concurrency.
 ///
 /// ```
 /// use aqm_core::{inventory::{admit, ContactMeta}, Error, Policy, Priority, Tier};
@@ -140,6 +141,9 @@ pub fn admit(
     now: UnixSeconds,
 ) -> Result<(), Error> {
     let meta = contact.ok_or(Error::ContactNotRegistered)?;
+    if coin.is_last_resort() {
+        return Err(Error::LastResortNotCached);
+    }
     if coin.owner != meta.contact_id {
         return Err(Error::WrongOwner);
     }

@@ -77,7 +77,7 @@ use crate::store::{
     Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, SessionVersion, StoredSession,
     VaultStore,
 };
-use crate::vault::KeyStatus;
+use crate::vault::{self, KeyStatus};
 use crate::{DeviceContext, Error, KeyId, Policy, StoreError, Tier, TierCounts, UnixSeconds, UserId};
 
 /// A plaintext message, up to [`MAX_MESSAGE`] bytes.
@@ -126,6 +126,10 @@ pub struct Sent {
     pub remaining: u32,
     /// Cached coins dropped as no longer fresh while picking this one.
     pub wasted: u32,
+    /// Whether the chain was opened with the peer's last-resort coin (the directory had no
+    /// one-time coin left): its first message has no forward secrecy until the peer's coin
+    /// rotates (docs/protocol.md §2.1). False on an existing chain.
+    pub last_resort: bool,
 }
 
 /// What [`Messenger::send`] did.
@@ -162,8 +166,11 @@ pub struct Received {
     pub post_quantum: bool,
     /// The message's counter on its chain.
     pub counter: u32,
-    /// Whether this message opened a new chain (and burned the coin).
+    /// Whether this message opened a new chain (and burned the coin, unless it was a
+    /// last-resort coin).
     pub rekeyed: bool,
+    /// Whether the chain was opened with one of our last-resort coins (recorded, not burned).
+    pub last_resort: bool,
     /// The decrypted message.
     pub plaintext: Plaintext,
 }
@@ -184,6 +191,9 @@ pub struct PrefetchReport {
     pub stored: TierCounts,
     /// Coins handed out but refused: forged, of another owner, expired or over the cap.
     pub rejected: u32,
+    /// Last-resort coins handed out because the owner had no one-time coin of a tier left:
+    /// never cached (they serve one send), so dropped.
+    pub last_resort: u32,
 }
 
 /// An error of a call that uses both the device's store and a directory.
@@ -390,6 +400,7 @@ where
                             post_quantum: tier != Tier::Bronze,
                             remaining: chain.remaining(),
                             wasted,
+                            last_resort: false,
                         }));
                     }
                 }
@@ -505,6 +516,7 @@ where
             post_quantum: coin.tier != Tier::Bronze,
             remaining: chain.remaining(),
             wasted: 0,
+            last_resort: coin.is_last_resort(),
         })
     }
 
@@ -571,12 +583,12 @@ where
             let mut plaintext = Plaintext::from_slice(body).map_err(|_| Error::Malformed)?;
             let outcome = match env.rekey {
                 Some(_) => self.receive_rekey(&env, &pinned.identity, &mut plaintext, &tag, now, rng),
-                None => self.receive_on_chain(&env, &mut plaintext, &tag, rng),
+                None => self.receive_on_chain(&env, &mut plaintext, &tag, rng).map(|tier| (tier, false)),
             };
             match outcome {
                 Err(e) if is_conflict(&e) => continue,
                 Err(e) => return Err(e),
-                Ok(tier) => {
+                Ok((tier, last_resort)) => {
                     return Ok(Received {
                         from: peer,
                         trust: pinned.trust,
@@ -585,6 +597,7 @@ where
                         post_quantum: tier != Tier::Bronze,
                         counter: env.counter,
                         rekeyed: env.rekey.is_some(),
+                        last_resort,
                         plaintext,
                     });
                 }
@@ -601,7 +614,7 @@ where
         tag: &TagBytes,
         now: UnixSeconds,
         rng: &mut R,
-    ) -> Result<Tier, E> {
+    ) -> Result<(Tier, bool), E> {
         let rk = env.rekey.ok_or(Error::Malformed)?;
         let entry = match self.store.get(&env.chain, now)? {
             Some(entry) => entry,
@@ -637,17 +650,28 @@ where
         let chain = RecvChain::new(&shared, &env.sender, &self.me, env.chain, rk.tier, &transcript);
         let stored = self.store.load_session(&env.sender, Direction::Receive)?;
         let expected = stored.as_ref().map(|s| s.version);
+        let last_resort = entry.is_last_resort();
         let mut session = match stored.map(|s| RecvSession::open(&s.blob, self.device_key, &env.sender)) {
             Some(Ok(mut s)) => {
-                s.rekey(chain)?;
+                if last_resort {
+                    s.rekey_last_resort(chain);
+                } else {
+                    s.rekey(chain)?;
+                }
                 s
             }
             // No session yet, or one that no longer opens: the new chain starts afresh.
             _ => RecvSession::new(env.sender, chain),
         };
         let blob = self.open_and_seal(&mut session, env, plaintext, tag, rng)?;
-        self.store.burn_and_save_session(&env.chain, now, &env.sender, &blob, expected)?;
-        Ok(rk.tier)
+        if last_resort {
+            // Not burned: the store records this first message and refuses it if it comes again.
+            let digest = vault::open_digest(&env.chain, rk.kem_ciphertext);
+            self.store.open_last_resort_and_save_session(&env.chain, &digest, now, &env.sender, &blob, expected)?;
+        } else {
+            self.store.burn_and_save_session(&env.chain, now, &env.sender, &blob, expected)?;
+        }
+        Ok((rk.tier, last_resort))
     }
 
     fn receive_on_chain<R: CryptoRng + ?Sized>(
@@ -724,6 +748,10 @@ where
                 Err(e) => return Err(FetchError::Directory(e)),
             };
             for coin in &claimed {
+                if coin.is_last_resort() {
+                    report.last_resort += 1;
+                    continue;
+                }
                 if coin.tier != tier || coin.verify_fresh(&pinned.identity, self.policy(), now).is_err() {
                     report.rejected += 1;
                     continue;
@@ -751,11 +779,17 @@ where
     }
 
     /// Fetch one coin of `peer` on demand, trying each tier of `range` dearest first: the first
-    /// coin that is fresh and verifies against the pinned identity is returned (not cached; pass
-    /// it to [`Messenger::send_with_coin`]). Tiers with no coin left or no quota left are
-    /// skipped; a coin that fails verification is dropped and the next tier tried. The range
-    /// keeps a GOLD/SILVER send from reaching BRONZE unless the app allowed it. None when every
-    /// tier is empty: only then does the sender give up.
+    /// one-time coin that is fresh and verifies against the pinned identity is returned (not
+    /// cached; pass it to [`Messenger::send_with_coin`]). Tiers with no coin left or no quota
+    /// left are skipped; a coin that fails verification is dropped and the next tier tried. The
+    /// range keeps a GOLD/SILVER send from reaching BRONZE unless the app allowed it.
+    ///
+    /// A directory with no one-time coin of a tier left hands out the owner's last-resort coin
+    /// of it instead; that coin is kept aside while cheaper tiers are tried, because a one-time
+    /// coin gives the first message forward secrecy and a last-resort one does not. Only when no
+    /// tier has a one-time coin is the dearest last-resort coin returned
+    /// ([`PublicCoin::is_last_resort`]; [`Sent::last_resort`] says so after the send). None when
+    /// no tier has a coin of either kind: only then does the sender give up.
     pub fn fetch_on_demand<D: DirectoryStore>(
         &self,
         directory: &D,
@@ -765,6 +799,7 @@ where
         now: UnixSeconds,
     ) -> Result<Option<PublicCoin>, FetchError<E, D::Error>> {
         let pinned = self.pinned(peer).map_err(FetchError::Store)?;
+        let mut last_resort: Option<PublicCoin> = None;
         for tier in range.tiers() {
             let key = idempotency.map(|k| tier_key(&k, peer, tier));
             let claimed = match directory.claim(peer, &self.me, tier, 1, key, now) {
@@ -772,14 +807,19 @@ where
                 Err(e) if is_quota(&e) => continue,
                 Err(e) => return Err(FetchError::Directory(e)),
             };
-            if let Some(coin) = claimed
-                .into_iter()
-                .find(|c| c.tier == tier && c.verify_fresh(&pinned.identity, self.policy(), now).is_ok())
-            {
-                return Ok(Some(coin));
+            for coin in claimed {
+                if coin.tier != tier || coin.verify_fresh(&pinned.identity, self.policy(), now).is_err() {
+                    continue;
+                }
+                if !coin.is_last_resort() {
+                    return Ok(Some(coin));
+                }
+                if last_resort.is_none() {
+                    last_resort = Some(coin);
+                }
             }
         }
-        Ok(None)
+        Ok(last_resort)
     }
 
     /// [`Messenger::send`], and on [`SendOutcome::NeedCoin`] one on-demand fetch from

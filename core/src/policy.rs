@@ -47,6 +47,12 @@ pub struct Policy {
     pub claim_quota: [u32; 3],
     /// Length of the anti-drain quota window.
     pub claim_quota_window_secs: u64,
+    /// First messages one last-resort coin opens before it retires (at most
+    /// [`crate::vault::MAX_LAST_RESORT_OPENS`]; see [`crate::vault::VaultEntry::open_last_resort`]).
+    pub last_resort_max_opens: u32,
+    /// Mint the next last-resort coin of a tier this long before the current one stops being
+    /// handed out ([`crate::vault::last_resort_due`]).
+    pub last_resort_renew_secs: u64,
 }
 
 impl Policy {
@@ -66,6 +72,8 @@ impl Policy {
         // The largest cap any priority allows per tier.
         claim_quota: [5, 6, 4],
         claim_quota_window_secs: DAY,
+        last_resort_max_opens: crate::vault::MAX_LAST_RESORT_OPENS as u32,
+        last_resort_renew_secs: DAY,
     };
 
     /// The inventory cap of `tier` for a contact of `priority`.

@@ -17,6 +17,15 @@ pub const COIN_LIFETIME_SECS: u64 = 30 * 86_400;
 /// The furthest a coin's `expires_at` may lie ahead of the directory's clock at upload.
 pub const MAX_COIN_LIFETIME_SECS: u64 = 31 * 86_400;
 
+/// A last-resort coin's life: `expires_at` = mint time + 7 days. Shorter than a one-time coin's,
+/// because its secret opens many first messages: the window in which a stolen device key exposes
+/// them is bounded by this.
+pub const LAST_RESORT_LIFETIME_SECS: u64 = 7 * 86_400;
+
+/// The furthest a last-resort coin's `expires_at` may lie ahead of the directory's clock at upload
+/// (its life plus a day of clock skew).
+pub const MAX_LAST_RESORT_LIFETIME_SECS: u64 = 8 * 86_400;
+
 /// The protocol's chain limit of `tier`.
 ///
 /// ```
@@ -26,6 +35,11 @@ pub const MAX_COIN_LIFETIME_SECS: u64 = 31 * 86_400;
 /// ```
 pub const fn chain_limit(tier: Tier) -> u32 {
     *tier.of(&CHAIN_LIMITS)
+}
+
+/// The `expires_at` of a last-resort coin minted at `now`.
+pub const fn last_resort_expiry(now: UnixSeconds) -> UnixSeconds {
+    now.saturating_add(LAST_RESORT_LIFETIME_SECS)
 }
 
 /// The `expires_at` of a coin minted at `now`.

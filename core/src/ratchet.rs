@@ -344,6 +344,11 @@ impl SkippedKeys {
         self.wipe_spare();
     }
 
+    fn drop_coin(&mut self, coin: &KeyId) {
+        self.0.retain(|s| s.coin != *coin);
+        self.wipe_spare();
+    }
+
     /// Add an entry, evicting the oldest ones so that at most `max` remain.
     fn push_bounded(&mut self, entry: Skipped, max: usize) {
         if max == 0 {
@@ -416,6 +421,25 @@ impl RecvSession {
         self.skipped.retain_coin(&old.coin);
         self.previous = Some(old);
         Ok(())
+    }
+
+    /// Make `chain`, opened with a last-resort coin, the current chain. One last-resort coin opens
+    /// many chains under one key id, so a chain this session already holds under that id is the
+    /// peer's earlier use of the same coin: it is dropped with its skipped keys (its late
+    /// messages no longer open) instead of refused. A replayed first message is refused before
+    /// this, by the vault's record of what the coin opened ([`crate::vault::LastResortOpens`]).
+    pub fn rekey_last_resort(&mut self, chain: RecvChain) {
+        self.skipped.drop_coin(&chain.coin);
+        if self.current.coin == chain.coin {
+            self.current = chain;
+            return;
+        }
+        if self.previous.as_ref().is_some_and(|p| p.coin == chain.coin) {
+            self.previous = None;
+        }
+        let old = core::mem::replace(&mut self.current, chain);
+        self.skipped.retain_coin(&old.coin);
+        self.previous = Some(old);
     }
 
     /// The tier of the chain opened by `coin`, if this session holds it.

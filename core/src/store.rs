@@ -18,7 +18,7 @@ use crate::crypto::{PublicIdentity, RegistrationProof};
 use crate::directory::{Claimed, IdempotencyKey};
 use crate::inventory::{CachedCoin, ContactMeta, GcReport, Selection};
 use crate::pins::{Pinned, Trust};
-use crate::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
+use crate::vault::{KeyStatus, OpenDigest, PurgeReport, VaultEntry, VaultStats};
 use crate::{ContactId, Error, KeyId, Policy, Priority, StoreError, Tier, TierCounts, UnixSeconds, UserId};
 
 /// A store built with a [`Policy`], which it applies in every step.
@@ -147,6 +147,24 @@ pub trait SessionStore: VaultStore {
     fn burn_and_save_session(
         &self,
         key_id: &KeyId,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Self::Error>;
+
+    /// Record that the last-resort key `key_id` opened the first message whose KEM ciphertext
+    /// has `digest` ([`crate::vault::open_digest`]) and save the receive session it opened,
+    /// atomically: both happen or neither. Inside the step the store reads the entry (missing →
+    /// `KeyNotFound`) and its [`crate::vault::LastResortOpens`] (none yet → empty), applies
+    /// [`VaultEntry::open_last_resort`] (`Replay`, `NotLastResort`, `KeyAlreadyBurned`,
+    /// `CoinExpired`), compare-and-swaps the session, writes the opens and, when the open
+    /// retired the key, the BURNED entry and its counter transition (the opens of a retired key
+    /// may be dropped: it refuses every open). On error nothing is written.
+    fn open_last_resort_and_save_session(
+        &self,
+        key_id: &KeyId,
+        digest: &OpenDigest,
         now: UnixSeconds,
         peer: &UserId,
         blob: &SessionBlob,

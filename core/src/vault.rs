@@ -1,12 +1,19 @@
 //! The vault's rules: ACTIVE → BURNED (kept for a grace period) → deleted; ACTIVE past
 //! `expires_at + vault_grace` (docs/protocol.md) → expired and deleted; counters that follow every
-//! transition.
+//! transition. A last-resort entry is not burned by opening: it records a digest of each first
+//! message's KEM ciphertext ([`LastResortOpens`]) and refuses a repeat, and retires (BURNED) when
+//! that record is full.
 //!
 //! Backends read an entry, ask these functions what happens, and apply the answer atomically.
 
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
+use crate::coin::CoinKind;
 use crate::crypto::SealedSecret;
+#[cfg(feature = "alloc")]
+use crate::store::VaultStore;
 use crate::{Error, KeyId, Policy, Tier, TierCounts, UnixSeconds};
 
 /// Where a vault key is in its life.
@@ -48,6 +55,9 @@ pub struct VaultEntry {
     pub key_id: KeyId,
     /// The coin's tier.
     pub tier: Tier,
+    /// One-time (burned when opened) or last-resort (records its opens, see
+    /// [`VaultEntry::open_last_resort`]).
+    pub kind: CoinKind,
     /// The secret seed, sealed under the device key.
     pub sealed: SealedSecret,
     /// ACTIVE or BURNED.
@@ -61,22 +71,34 @@ pub struct VaultEntry {
 }
 
 impl VaultEntry {
-    /// A freshly minted, ACTIVE entry of a coin expiring at `expires_at`.
+    /// A freshly minted, ACTIVE entry of a coin of `kind` expiring at `expires_at`.
     pub fn new_active(
         key_id: KeyId,
         tier: Tier,
+        kind: CoinKind,
         sealed: SealedSecret,
         now: UnixSeconds,
         expires_at: UnixSeconds,
     ) -> Self {
-        VaultEntry { key_id, tier, sealed, status: KeyStatus::Active, created_at: now, expires_at, burned_at: None }
+        VaultEntry {
+            key_id,
+            tier,
+            kind,
+            sealed,
+            status: KeyStatus::Active,
+            created_at: now,
+            expires_at,
+            burned_at: None,
+        }
     }
 
     /// An entry as a backend stored it: ACTIVE with no burn time, or BURNED at `burned_at`.
     /// Any other combination is [`Error::Malformed`] (a corrupt record, not a state).
+    #[allow(clippy::too_many_arguments)]
     pub fn from_stored(
         key_id: KeyId,
         tier: Tier,
+        kind: CoinKind,
         sealed: SealedSecret,
         created_at: UnixSeconds,
         expires_at: UnixSeconds,
@@ -85,7 +107,7 @@ impl VaultEntry {
     ) -> Result<Self, Error> {
         match (status, burned_at) {
             (KeyStatus::Active, None) | (KeyStatus::Burned, Some(_)) => {
-                Ok(VaultEntry { key_id, tier, sealed, status, created_at, expires_at, burned_at })
+                Ok(VaultEntry { key_id, tier, kind, sealed, status, created_at, expires_at, burned_at })
             }
             _ => Err(Error::Malformed),
         }
@@ -125,8 +147,14 @@ impl VaultEntry {
         self.status == KeyStatus::Active && !self.is_expired(policy, now)
     }
 
+    /// Whether this is a last-resort entry.
+    pub fn is_last_resort(&self) -> bool {
+        self.kind == CoinKind::LastResort
+    }
+
     /// The burn transition. ACTIVE → BURNED; a burned key gives [`Error::KeyAlreadyBurned`], an
     /// expired one [`Error::CoinExpired`] (its secret is as good as gone), and neither changes.
+    /// On a last-resort entry this retires it early (its owner rotates it).
     pub fn burn(&mut self, policy: &Policy, now: UnixSeconds) -> Result<(), Error> {
         match self.status {
             KeyStatus::Burned => Err(Error::KeyAlreadyBurned),
@@ -137,6 +165,66 @@ impl VaultEntry {
                 Ok(())
             }
         }
+    }
+
+    /// The open transition of a last-resort entry: record `digest` (of the first message's KEM
+    /// ciphertext, [`open_digest`]) in `opens`, the entry's record of what it opened. A repeat is
+    /// [`Error::Replay`]; a one-time entry [`Error::NotLastResort`]; a retired one
+    /// [`Error::KeyAlreadyBurned`]; one past its vault deadline [`Error::CoinExpired`]. A refusal
+    /// changes neither argument.
+    ///
+    /// The open that fills the record to `policy.last_resort_max_opens` is accepted and retires
+    /// the entry (ACTIVE → BURNED, as a burn): the record cannot grow, and without it a replay
+    /// could not be told from a new sender. Then `Some(Transition::Burned)` is returned for the
+    /// counters and the owner's next [`last_resort_due`] asks for a fresh coin.
+    ///
+    /// ```
+    /// use aqm_core::coin::CoinKind;
+    /// use aqm_core::crypto::SealedSecret;
+    /// use aqm_core::vault::{open_digest, LastResortOpens, VaultEntry};
+    /// use aqm_core::{Error, KeyId, Policy, Tier};
+    ///
+    /// let sealed = SealedSecret { nonce: [0; 12], ciphertext: heapless::Vec::new() };
+    /// let mut e = VaultEntry::new_active(KeyId([1; 16]), Tier::Bronze, CoinKind::LastResort, sealed, 0, 7 * 86_400);
+    /// let mut opens = LastResortOpens::default();
+    /// let p = Policy::DEFAULT;
+    /// assert_eq!(e.open_last_resort(&mut opens, open_digest(&e.key_id, b"ct one"), &p, 10), Ok(None));
+    /// assert_eq!(e.open_last_resort(&mut opens, open_digest(&e.key_id, b"ct two"), &p, 11), Ok(None));
+    /// // The same first message again is a replay, and changes nothing.
+    /// assert_eq!(e.open_last_resort(&mut opens, open_digest(&e.key_id, b"ct one"), &p, 12), Err(Error::Replay));
+    /// assert_eq!(opens.len(), 2);
+    /// ```
+    pub fn open_last_resort(
+        &mut self,
+        opens: &mut LastResortOpens,
+        digest: OpenDigest,
+        policy: &Policy,
+        now: UnixSeconds,
+    ) -> Result<Option<Transition>, Error> {
+        if self.kind != CoinKind::LastResort {
+            return Err(Error::NotLastResort);
+        }
+        match self.status {
+            KeyStatus::Burned => return Err(Error::KeyAlreadyBurned),
+            KeyStatus::Active if self.is_expired(policy, now) => return Err(Error::CoinExpired),
+            KeyStatus::Active => {}
+        }
+        if opens.contains(&digest) {
+            return Err(Error::Replay);
+        }
+        let max = policy.last_resort_max_opens.clamp(1, MAX_LAST_RESORT_OPENS as u32) as usize;
+        // A record already at the bound belongs to a retired entry; one read back over it is
+        // corrupt, not a state to open from.
+        if opens.len() >= max {
+            return Err(Error::Malformed);
+        }
+        opens.digests.push(digest).map_err(|_| Error::Malformed)?;
+        if opens.len() >= max {
+            self.status = KeyStatus::Burned;
+            self.burned_at = Some(now);
+            return Ok(Some(Transition::Burned(self.tier)));
+        }
+        Ok(None)
     }
 
     /// What a purge at `now` does with this entry.
@@ -150,6 +238,122 @@ impl VaultEntry {
             }
         }
     }
+}
+
+/// Most first messages one last-resort coin opens before it retires ([`VaultEntry::open_last_resort`]).
+pub const MAX_LAST_RESORT_OPENS: usize = 32;
+
+/// Domain separation of [`open_digest`].
+pub const OPEN_DIGEST_DOMAIN: &[u8] = b"AQM-last-resort-open-v1";
+
+/// The digest a last-resort entry keeps of one first message: the first 16 bytes of
+/// `SHA-256("AQM-last-resort-open-v1" ‖ key id ‖ KEM ciphertext)`. 128 bits suffice: a sender
+/// cannot choose another sender's ciphertext, so only a second preimage would make a fresh first
+/// message look like a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpenDigest(pub [u8; 16]);
+
+/// The [`OpenDigest`] of a first message to `key_id` carrying `kem_ciphertext`.
+pub fn open_digest(key_id: &KeyId, kem_ciphertext: &[u8]) -> OpenDigest {
+    let mut h = Sha256::new();
+    h.update(OPEN_DIGEST_DOMAIN);
+    h.update(key_id.as_bytes());
+    h.update(kem_ciphertext);
+    let full = h.finalize();
+    let mut d = [0u8; 16];
+    d.iter_mut().zip(full.iter()).for_each(|(o, i)| *o = *i);
+    OpenDigest(d)
+}
+
+/// Bytes of the largest encoded [`LastResortOpens`] (a one-byte length and the digests).
+pub const LAST_RESORT_OPENS_BYTES: usize = 1 + 16 * MAX_LAST_RESORT_OPENS;
+
+/// What one last-resort entry has opened: the digests of its first messages, kept until the
+/// entry is deleted. Stores keep it beside the entry (one-time entries have none) and move it
+/// only through [`VaultEntry::open_last_resort`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastResortOpens {
+    digests: heapless::Vec<OpenDigest, MAX_LAST_RESORT_OPENS>,
+}
+
+impl LastResortOpens {
+    /// How many first messages were opened.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Whether nothing was opened yet.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    /// Whether this first message was opened already.
+    pub fn contains(&self, digest: &OpenDigest) -> bool {
+        self.digests.contains(digest)
+    }
+
+    /// The digests, oldest first.
+    pub fn digests(&self) -> &[OpenDigest] {
+        &self.digests
+    }
+
+    /// The stored encoding (postcard), at most [`LAST_RESORT_OPENS_BYTES`].
+    pub fn to_bytes(&self) -> heapless::Vec<u8, LAST_RESORT_OPENS_BYTES> {
+        let mut buf = [0u8; LAST_RESORT_OPENS_BYTES];
+        // The buffer holds the largest record, so encoding cannot fail.
+        let used = postcard::to_slice(self, &mut buf).map(|b| b.len()).unwrap_or(0);
+        heapless::Vec::from_slice(buf.get(..used).unwrap_or(&[])).unwrap_or_default()
+    }
+
+    /// Decode a stored record; anything but one exact encoding is [`Error::Malformed`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        match postcard::take_from_bytes::<LastResortOpens>(bytes) {
+            Ok((opens, [])) => Ok(opens),
+            _ => Err(Error::Malformed),
+        }
+    }
+}
+
+/// Whether the owner should mint its next last-resort coin of a tier, given the newest live one
+/// (`None`: none, or only retired ones): when there is none, or when it has no more than
+/// `policy.last_resort_renew_secs` of hand-out life left (the directory stops handing a coin out
+/// `coin_min_life_secs` before it expires, so the next one must be uploaded before that).
+///
+/// ```
+/// use aqm_core::{protocol, vault, Policy};
+/// let p = Policy::DEFAULT;
+/// let expires_at = protocol::last_resort_expiry(0);
+/// assert!(vault::last_resort_due(&p, None, 0));
+/// assert!(!vault::last_resort_due(&p, Some(expires_at), 0));
+/// let renew_at = expires_at - p.coin_min_life_secs - p.last_resort_renew_secs;
+/// assert!(!vault::last_resort_due(&p, Some(expires_at), renew_at - 1));
+/// assert!(vault::last_resort_due(&p, Some(expires_at), renew_at));
+/// ```
+pub fn last_resort_due(policy: &Policy, newest_live_expires_at: Option<UnixSeconds>, now: UnixSeconds) -> bool {
+    newest_live_expires_at.is_none_or(|e| !policy.coin_is_fresh(e, now.saturating_add(policy.last_resort_renew_secs)))
+}
+
+/// The newest usable (ACTIVE, not expired) last-resort entry of `tier` in `vault`, if any: what
+/// [`last_resort_due`] is asked about. A scan of the tier's ACTIVE ids (background use); the ids
+/// are collected first because a store may hold a lock while it visits them.
+#[cfg(feature = "alloc")]
+pub fn newest_last_resort<V: VaultStore + ?Sized>(
+    vault: &V,
+    tier: Tier,
+    now: UnixSeconds,
+) -> Result<Option<VaultEntry>, V::Error> {
+    let mut ids = alloc::vec::Vec::new();
+    vault.active_ids(Some(tier), &mut |id| ids.push(id))?;
+    let mut found: Option<VaultEntry> = None;
+    for id in ids {
+        if let Some(e) = vault.get(&id, now)?
+            && e.is_last_resort()
+            && found.as_ref().is_none_or(|f| e.expires_at > f.expires_at)
+        {
+            found = Some(e);
+        }
+    }
+    Ok(found)
 }
 
 /// The outcome of [`VaultEntry::purge_action`].
@@ -237,7 +441,14 @@ mod tests {
 
     fn entry(now: UnixSeconds) -> VaultEntry {
         let sealed = SealedSecret { nonce: [0; 12], ciphertext: heapless::Vec::new() };
-        VaultEntry::new_active(KeyId([1; 16]), Tier::Silver, sealed, now, now + crate::protocol::COIN_LIFETIME_SECS)
+        VaultEntry::new_active(
+            KeyId([1; 16]),
+            Tier::Silver,
+            CoinKind::OneTime,
+            sealed,
+            now,
+            now + crate::protocol::COIN_LIFETIME_SECS,
+        )
     }
 
     fn deadline(p: &Policy) -> UnixSeconds {

@@ -352,7 +352,14 @@ fn vectors_decode_and_verify() {
             let mut rng = ChaCha20Rng::seed_from_u64(1);
             let sealed = SealedSecret::seal(&bob_device_key(), &e0.chain, tier, &coin_seed, &mut rng).expect("seals");
             bob_store
-                .put(&VaultEntry::new_active(e0.chain, tier, sealed, NOW, protocol::coin_expiry(NOW)))
+                .put(&VaultEntry::new_active(
+                    e0.chain,
+                    tier,
+                    CoinKind::OneTime,
+                    sealed,
+                    NOW,
+                    protocol::coin_expiry(NOW),
+                ))
                 .expect("stores");
             let bob_dk = bob_device_key();
             let b = Messenger::new(&*bob_store, &bob, &bob_dk);

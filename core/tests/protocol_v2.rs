@@ -488,6 +488,17 @@ impl SessionStore for Racing {
     ) -> Result<SessionVersion, Error> {
         self.inner.burn_and_save_session(k, now, p, b, v)
     }
+    fn open_last_resort_and_save_session(
+        &self,
+        k: &KeyId,
+        d: &aqm_core::vault::OpenDigest,
+        now: UnixSeconds,
+        p: &UserId,
+        b: &SessionBlob,
+        v: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        self.inner.open_last_resort_and_save_session(k, d, now, p, b, v)
+    }
 }
 
 impl PinStore for Racing {

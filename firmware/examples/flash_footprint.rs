@@ -35,7 +35,16 @@ fn main() {
             let seed = SecretSeed::from_slice(&seed[..tier.seed_len()]).expect("seed length");
             let sealed = SealedSecret::seal(&dk, &key_id, tier, &seed, &mut rng).expect("seal");
             let before = written(&vault);
-            vault.put(&VaultEntry::new_active(key_id, tier, sealed, now, coin_expiry(now))).expect("put");
+            vault
+                .put(&VaultEntry::new_active(
+                    key_id,
+                    tier,
+                    aqm_core::coin::CoinKind::OneTime,
+                    sealed,
+                    now,
+                    coin_expiry(now),
+                ))
+                .expect("put");
             let mid = written(&vault);
             vault.burn(&key_id, now).expect("burn");
             put_bytes += mid - before;

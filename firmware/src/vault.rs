@@ -69,6 +69,7 @@
 use core::cell::RefCell;
 use core::ops::Range;
 
+use aqm_core::coin::CoinKind;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::AEAD_NONCE;
 use aqm_core::store::VaultStore;
@@ -247,6 +248,8 @@ impl Indexed {
         VaultEntry::from_stored(
             self.key_id,
             self.rec.tier,
+            // Until the flash format records a kind (issue 14), `put` stores one-time entries only.
+            CoinKind::OneTime,
             SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
             self.rec.created_at,
             self.rec.expires_at,
@@ -700,6 +703,9 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
 
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         let transition = entry.check_new()?;
+        if entry.is_last_resort() {
+            return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
+        }
         self.with(|i| {
             if i.find(&entry.key_id).is_some() {
                 return Err(aqm_core::Error::KeyAlreadyExists.into());
@@ -844,7 +850,7 @@ mod tests {
     fn gold(key: u8) -> VaultEntry {
         let sealed =
             SealedSecret { nonce: [key; AEAD_NONCE], ciphertext: heapless::Vec::from_slice(&[key; 48]).unwrap() };
-        VaultEntry::new_active(KeyId([key; 16]), Tier::Gold, sealed, 1_000, 1_000_000)
+        VaultEntry::new_active(KeyId([key; 16]), Tier::Gold, CoinKind::OneTime, sealed, 1_000, 1_000_000)
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn entry(key: u8, created_at: u64, expires_at: u64) -> VaultEntry {
     let dk = DeviceKey::from_bytes([0x22; 32]);
     let id = KeyId([key; 16]);
     let sealed = SealedSecret::seal(&dk, &id, Tier::Bronze, &SecretSeed::from_slice(&[key; 32]).unwrap(), &mut rng);
-    VaultEntry::new_active(id, Tier::Bronze, sealed.unwrap(), created_at, expires_at)
+    VaultEntry::new_active(id, Tier::Bronze, aqm_core::coin::CoinKind::OneTime, sealed.unwrap(), created_at, expires_at)
 }
 
 #[test]

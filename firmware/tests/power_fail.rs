@@ -332,7 +332,14 @@ fn run(seed: u64, cut_every: Option<u32>, ops: usize, model: CutModel) -> (usize
                 rng.fill_bytes(&mut seed);
                 let seed = SecretSeed::from_slice(&seed[..tier.seed_len()]).unwrap();
                 let sealed = SealedSecret::seal(&dk, &key_id, tier, &seed, &mut rng).unwrap();
-                Op::Put(VaultEntry::new_active(key_id, tier, sealed, now, expiry(&key_id, now)))
+                Op::Put(VaultEntry::new_active(
+                    key_id,
+                    tier,
+                    aqm_core::coin::CoinKind::OneTime,
+                    sealed,
+                    now,
+                    expiry(&key_id, now),
+                ))
             }
             0..92 if !active.is_empty() => Op::Burn(active[rng.random_range(0..active.len())]),
             _ => {
@@ -622,7 +629,14 @@ fn every_cut_point_of_a_short_script() {
             } else {
                 2_600
             };
-            VaultEntry::new_active(key_id, tier, sealed, created, expiry(&key_id, created))
+            VaultEntry::new_active(
+                key_id,
+                tier,
+                aqm_core::coin::CoinKind::OneTime,
+                sealed,
+                created,
+                expiry(&key_id, created),
+            )
         })
         .collect();
     let identity = {

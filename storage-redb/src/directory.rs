@@ -171,7 +171,7 @@ impl DirectoryStore for RedbStore {
                 }
                 candidates.push(record);
             }
-            let plan = directory::plan_claim(&self.policy, tier, used, count, now, &candidates)?;
+            let plan = directory::plan_claim(&self.policy, tier, used, count, now, &candidates, None)?;
             let mut claimed_t = tx.open_table(DIR_CLAIMED).ctx("open table directory_claimed")?;
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut out = Claimed::new();

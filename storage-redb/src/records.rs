@@ -111,6 +111,8 @@ impl Record for VaultRecord {
         VaultEntry::from_stored(
             KeyId(self.key_id),
             tier(table, self.tier)?,
+            // Until this format records a kind (issue 14), `put` stores one-time entries only.
+            CoinKind::OneTime,
             sealed,
             self.created_at,
             self.expires_at,

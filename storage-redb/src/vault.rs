@@ -1,9 +1,10 @@
 //! [`VaultStore`] and [`SessionStore`]: each method one redb transaction.
 
+use aqm_core::coin::CoinKind;
 use aqm_core::store::{
     Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore, next_session_version,
 };
-use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use aqm_core::vault::{KeyStatus, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use redb::{ReadableTable, WriteTransaction};
 
@@ -54,6 +55,9 @@ impl VaultStore for RedbStore {
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         self.write("vault put", |tx| {
             let transition = entry.check_new()?;
+            if entry.is_last_resort() {
+                return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
+            }
             let key = vault_key(self, &entry.key_id);
             let mut vault = tx.open_table(VAULT).ctx("put: open table vault")?;
             if vault.get(key.as_slice()).ctx("put: read table vault")?.is_some() {
@@ -214,5 +218,18 @@ impl SessionStore for RedbStore {
             burn_in(self, tx, key_id, now)?;
             save_in(self, tx, peer, Direction::Receive, blob, expected)
         })
+    }
+
+    fn open_last_resort_and_save_session(
+        &self,
+        _key_id: &KeyId,
+        _digest: &OpenDigest,
+        _now: UnixSeconds,
+        _peer: &UserId,
+        _blob: &SessionBlob,
+        _expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        // `put` refuses last-resort entries until this store records their opens.
+        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
     }
 }

@@ -1,8 +1,10 @@
 //! [`VaultStore`] and [`SessionStore`] on Redis.
 
+use aqm_core::coin::CoinKind;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
 use aqm_core::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore};
+use aqm_core::vault::OpenDigest;
 use aqm_core::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
 
@@ -195,7 +197,8 @@ pub(crate) fn decode_entry(key: &str, key_id: KeyId, f: Vec<Option<Vec<u8>>>) ->
         ciphertext.extend_from_slice(&tag).map_err(|_| Error::corrupt(key, "auth_tag too long"))?;
     }
     let sealed = SealedSecret { nonce, ciphertext };
-    VaultEntry::from_stored(key_id, tier, sealed, created_at, expires_at, status, burned_at)
+    // Until this store records a kind (issue 14), it stores only one-time entries (`put`).
+    VaultEntry::from_stored(key_id, tier, CoinKind::OneTime, sealed, created_at, expires_at, status, burned_at)
         .map(Some)
         .map_err(|_| Error::corrupt(key, "status and burned_at disagree"))
 }
@@ -205,6 +208,9 @@ impl VaultStore for RedisStore {
 
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         entry.check_new()?;
+        if entry.is_last_resort() {
+            return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
+        }
         let k = &self.keys;
         let id = self.vault_ix(&entry.key_id);
         let key = k.vault_entry(&id);
@@ -356,5 +362,18 @@ impl SessionStore for RedisStore {
     ) -> Result<SessionVersion, Error> {
         self.run_burn(key_id, now, Some((peer, blob, expected)))?.into_result()?;
         Ok(next_version(expected)?)
+    }
+
+    fn open_last_resort_and_save_session(
+        &self,
+        _key_id: &KeyId,
+        _digest: &OpenDigest,
+        _now: UnixSeconds,
+        _peer: &UserId,
+        _blob: &SessionBlob,
+        _expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        // `put` refuses last-resort entries until this store records their opens.
+        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
     }
 }

@@ -4,7 +4,7 @@
 use heapless::Vec;
 
 use super::{IdempotencyRecord, Inner, MemoryStore, QuotaRecord};
-use crate::coin::PublicCoin;
+use crate::coin::{CoinKind, PublicCoin};
 use crate::crypto::{PublicIdentity, RegistrationProof};
 use crate::directory::{self, Claimed, DirectoryCoin, IdempotencyKey, MAX_CLAIM};
 use crate::store::DirectoryStore;
@@ -26,6 +26,11 @@ impl<
 
     pub(super) fn directory_coin(&self, owner: &UserId, key_id: &KeyId) -> Option<&DirectoryCoin> {
         self.directory.iter().find(|d| d.coin.owner == *owner && d.coin.key_id == *key_id)
+    }
+
+    /// The owner's stored last-resort coin of `tier` (at most one is kept).
+    pub(super) fn last_resort_of(&self, owner: &UserId, tier: Tier) -> Option<&DirectoryCoin> {
+        self.directory.iter().find(|d| d.coin.owner == *owner && d.coin.tier == tier && d.coin.is_last_resort())
     }
 }
 
@@ -64,27 +69,54 @@ impl<
         let identity = self.identity(owner)?.ok_or(Error::UnknownUser)?;
         directory::verify_upload(&self.policy, &identity, coins, now)?;
         let mut inner = self.inner.lock();
-        let is_new = |inner: &Inner<KEYS, COINS, CONTACTS, SESSIONS, DIRECTORY, USERS, CLAIMS>, i: usize| {
-            let (earlier, rest) = coins.split_at_checked(i).unwrap_or((coins, &[]));
-            rest.first().is_some_and(|c| {
-                inner.directory_coin(owner, &c.key_id).is_none() && !earlier.iter().any(|p| p.key_id == c.key_id)
-            })
-        };
-        let fresh = (0..coins.len()).filter(|i| is_new(&inner, *i)).count();
-        if inner.directory.len() + fresh > DIRECTORY {
+        // Decide every coin of the batch before writing any: a one-time coin is new unless its
+        // key id is known (stored, or earlier in the batch); a last-resort coin is stored when
+        // it replaces the owner's current one of its tier ([`directory::last_resort_replaces`]),
+        // judged against the batch's earlier decisions.
+        // A batch longer than the whole table cannot be decided in fixed space: refused whole.
+        let mut take: Vec<bool, DIRECTORY> = Vec::new();
+        take.resize(coins.len(), false).map_err(|_| Error::CapacityFull { what: "directory coins" })?;
+        let mut current: [Option<&PublicCoin>; 3] = Tier::ALL.map(|t| inner.last_resort_of(owner, t).map(|d| &d.coin));
+        let mut grows = 0usize;
+        for (i, coin) in coins.iter().enumerate() {
+            let (earlier, _) = coins.split_at_checked(i).unwrap_or((coins, &[]));
+            let known = inner.directory_coin(owner, &coin.key_id).is_some()
+                || earlier.iter().zip(take.iter()).any(|(p, taken)| *taken && p.key_id == coin.key_id);
+            let slot = current.get_mut(coin.tier.index()).ok_or(Error::Malformed)?;
+            let stored = match coin.kind {
+                CoinKind::OneTime => !known,
+                CoinKind::LastResort => !known && directory::last_resort_replaces(*slot, coin),
+            };
+            if !stored {
+                continue;
+            }
+            // A replacement takes its predecessor's place; only a tier's first one grows the table.
+            if coin.kind == CoinKind::OneTime || slot.is_none() {
+                grows += 1;
+            }
+            if coin.kind == CoinKind::LastResort {
+                *slot = Some(coin);
+            }
+            *take.get_mut(i).ok_or(Error::CapacityFull { what: "directory upload batch" })? = true;
+        }
+        if inner.directory.len() + grows > DIRECTORY {
             return Err(Error::CapacityFull { what: "directory coins" });
         }
-        for (i, coin) in coins.iter().enumerate() {
-            if !is_new(&inner, i) {
-                continue;
+        let mut fresh = 0u32;
+        for (coin, _) in coins.iter().zip(take).filter(|(_, t)| *t) {
+            if coin.kind == CoinKind::LastResort {
+                inner
+                    .directory
+                    .retain(|d| !(d.coin.owner == *owner && d.coin.tier == coin.tier && d.coin.is_last_resort()));
             }
             let seq = inner.next_directory_seq;
             inner.next_directory_seq = seq + 1;
             let record =
                 DirectoryCoin { coin: coin.clone(), uploaded_at: now, seq, claimed_by: None, claimed_at: None };
             inner.directory.push(record).map_err(|_| Error::CapacityFull { what: "directory coins" })?;
+            fresh += 1;
         }
-        Ok(fresh as u32)
+        Ok(fresh)
     }
 
     fn claim(
@@ -118,10 +150,15 @@ impl<
         let mut oldest_first: Vec<&DirectoryCoin, DIRECTORY> = inner
             .directory
             .iter()
-            .filter(|d| d.coin.owner == *owner && d.coin.tier == tier && d.claimed_by.is_none())
+            .filter(|d| {
+                d.coin.owner == *owner && d.coin.tier == tier && !d.coin.is_last_resort() && d.claimed_by.is_none()
+            })
             .collect();
         oldest_first.sort_unstable_by_key(|d| d.seq);
-        let plan = directory::plan_claim(&self.policy, tier, used, count, now, oldest_first.iter().copied())?;
+        let last_resort = inner.last_resort_of(owner, tier).map(|d| &d.coin);
+        let plan =
+            directory::plan_claim(&self.policy, tier, used, count, now, oldest_first.iter().copied(), last_resort)?;
+        let last_resort = plan.last_resort.and(last_resort.cloned());
         drop(oldest_first);
         let mut picked: Vec<usize, MAX_CLAIM> = Vec::new();
         for seq in &plan.picks {
@@ -134,7 +171,7 @@ impl<
         // Find room for the records before anything changes, so a full table changes nothing.
         let quota_slot = match quota {
             Some(q) => Some(q),
-            None if picked.is_empty() => None,
+            None if !plan.hands_out() => None,
             None => match inner.quotas.iter().position(|q| q.window != window) {
                 Some(stale) => Some(stale),
                 None if !inner.quotas.is_full() => None,
@@ -161,7 +198,12 @@ impl<
             let _ = key_ids.push(d.coin.key_id);
             let _ = claimed.push(d.coin.clone());
         }
-        if !picked.is_empty() {
+        // The last-resort coin is handed out only in place of picks, so there is room for it.
+        if let Some(coin) = last_resort {
+            let _ = key_ids.push(coin.key_id);
+            let _ = claimed.push(coin);
+        }
+        if plan.hands_out() {
             let record = QuotaRecord { owner: *owner, requester: *requester, tier, window, used: plan.used_after };
             match quota_slot {
                 Some(q) => {
@@ -195,7 +237,11 @@ impl<
     fn available(&self, owner: &UserId) -> Result<TierCounts, Error> {
         let inner = self.inner.lock();
         let mut counts = TierCounts::default();
-        for d in inner.directory.iter().filter(|d| d.coin.owner == *owner && d.claimed_by.is_none()) {
+        for d in inner
+            .directory
+            .iter()
+            .filter(|d| d.coin.owner == *owner && !d.coin.is_last_resort() && d.claimed_by.is_none())
+        {
             *counts.get_mut(d.coin.tier) += 1;
         }
         Ok(counts)

@@ -46,8 +46,13 @@ use crate::directory::{DirectoryCoin, IdempotencyKey, MAX_CLAIM};
 use crate::inventory::{CachedCoin, ContactMeta};
 use crate::pins::Pinned;
 use crate::store::{Direction, HasPolicy, SessionBlob, SessionVersion};
-use crate::vault::{VaultEntry, VaultStats};
+use crate::vault::{LastResortOpens, VaultEntry, VaultStats};
 use crate::{KeyId, Policy, Tier, TierCounts, UnixSeconds, UserId};
+
+/// Last-resort vault entries whose opens the reference store can keep at once (a live coin per
+/// tier, its predecessor while it drains, and room for early rotations). Retired and deleted
+/// entries free their slot.
+pub const LAST_RESORT_SLOTS: usize = 8;
 
 /// The reference store with the default capacities: 64 vault keys, 16 cached coins, 8 contacts,
 /// 8 sessions, 16 directory coins, 4 directory identities and 16 claim records of each kind
@@ -115,6 +120,7 @@ struct Inner<
 > {
     vault: Vec<VaultEntry, KEYS>,
     stats: VaultStats,
+    last_resort_opens: Vec<(KeyId, LastResortOpens), LAST_RESORT_SLOTS>,
     sessions: Vec<SessionRecord, SESSIONS>,
     pins: Vec<Pinned, SESSIONS>,
     contacts: Vec<ContactMeta, CONTACTS>,
@@ -144,6 +150,7 @@ impl<
             inner: Mutex::new(Inner {
                 vault: Vec::new(),
                 stats: VaultStats { active: TierCounts([0; 3]), total_burned: 0, total_expired: 0 },
+                last_resort_opens: Vec::new(),
                 sessions: Vec::new(),
                 pins: Vec::new(),
                 contacts: Vec::new(),

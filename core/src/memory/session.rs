@@ -4,7 +4,7 @@
 
 use super::{Inner, MemoryStore, SessionRecord};
 use crate::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, next_session_version};
-use crate::vault::Transition;
+use crate::vault::{OpenDigest, Transition};
 use crate::{Error, KeyId, UnixSeconds, UserId};
 
 impl<
@@ -113,6 +113,39 @@ impl<
             *entry = burned;
         }
         inner.stats.apply(Transition::Burned(tier));
+        inner.write_opens(key_id, None);
+        Ok(version)
+    }
+
+    fn open_last_resort_and_save_session(
+        &self,
+        key_id: &KeyId,
+        digest: &OpenDigest,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
+    ) -> Result<SessionVersion, Error> {
+        let mut inner = self.inner.lock();
+        // Decide the open, the session and room for the record before writing any of them.
+        let mut entry = inner.vault.iter().find(|e| e.key_id == *key_id).ok_or(Error::KeyNotFound)?.clone();
+        let mut opens = inner.opens_of(key_id);
+        let retired = entry.open_last_resort(&mut opens, *digest, &self.policy, now)?;
+        let version = inner.session_cas(peer, Direction::Receive, expected)?;
+        if retired.is_none() && !inner.opens_fit(key_id) {
+            return Err(Error::CapacityFull { what: "last-resort opens" });
+        }
+        inner.write_session(peer, Direction::Receive, blob, version);
+        match retired {
+            Some(transition) => {
+                if let Some(stored) = inner.vault.iter_mut().find(|e| e.key_id == *key_id) {
+                    *stored = entry;
+                }
+                inner.stats.apply(transition);
+                inner.write_opens(key_id, None);
+            }
+            None => inner.write_opens(key_id, Some(opens)),
+        }
         Ok(version)
     }
 }

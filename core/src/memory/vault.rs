@@ -3,7 +3,7 @@
 
 use super::{Inner, MemoryStore};
 use crate::store::VaultStore;
-use crate::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use crate::vault::{KeyStatus, LastResortOpens, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use crate::{Error, KeyId, Tier, UnixSeconds};
 
 impl<
@@ -18,6 +18,36 @@ impl<
 {
     pub(super) fn vault_index(&self, key_id: &KeyId) -> Option<usize> {
         self.vault.iter().position(|e| e.key_id == *key_id)
+    }
+
+    /// The opens recorded for a last-resort key (empty if none yet).
+    pub(super) fn opens_of(&self, key_id: &KeyId) -> LastResortOpens {
+        self.last_resort_opens.iter().find(|(id, _)| id == key_id).map(|(_, o)| o.clone()).unwrap_or_default()
+    }
+
+    /// Whether the opens of `key_id` can be written (a record exists, or there is room).
+    pub(super) fn opens_fit(&self, key_id: &KeyId) -> bool {
+        self.last_resort_opens.iter().any(|(id, _)| id == key_id) || !self.last_resort_opens.is_full()
+    }
+
+    /// Write the opens of `key_id` (room checked by [`Inner::opens_fit`]), or drop them when the
+    /// key is retired or deleted (`None`): a retired key refuses every open anyway.
+    pub(super) fn write_opens(&mut self, key_id: &KeyId, opens: Option<LastResortOpens>) {
+        let at = self.last_resort_opens.iter().position(|(id, _)| id == key_id);
+        match (at, opens) {
+            (Some(i), Some(o)) => {
+                if let Some(slot) = self.last_resort_opens.get_mut(i) {
+                    slot.1 = o;
+                }
+            }
+            (None, Some(o)) => {
+                let _ = self.last_resort_opens.push((*key_id, o));
+            }
+            (Some(i), None) => {
+                self.last_resort_opens.swap_remove(i);
+            }
+            (None, None) => {}
+        }
     }
 }
 
@@ -60,6 +90,7 @@ impl<
         let tier = entry.tier;
         entry.burn(&self.policy, now)?;
         inner.stats.apply(Transition::Burned(tier));
+        inner.write_opens(key_id, None);
         Ok(())
     }
 
@@ -71,12 +102,14 @@ impl<
             match entry.purge_action(&self.policy, now) {
                 PurgeAction::Keep => i += 1,
                 PurgeAction::Expire => {
-                    let tier = inner.vault.remove(i).tier;
-                    inner.stats.apply(Transition::Expired(tier));
+                    let gone = inner.vault.remove(i);
+                    inner.stats.apply(Transition::Expired(gone.tier));
+                    inner.write_opens(&gone.key_id, None);
                     report.expired += 1;
                 }
                 PurgeAction::Delete => {
-                    inner.vault.remove(i);
+                    let gone = inner.vault.remove(i);
+                    inner.write_opens(&gone.key_id, None);
                     report.deleted_burned += 1;
                 }
             }

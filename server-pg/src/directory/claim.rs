@@ -301,7 +301,7 @@ async fn claim_in(
             Step::Granted { used, .. } => {
                 let none = Vec::new();
                 let candidates = group_of[i].map_or(&none, |g| &groups[g].coins);
-                let plan = directory::plan_claim(policy, r.tier, *used, r.count, r.now, candidates)
+                let plan = directory::plan_claim(policy, r.tier, *used, r.count, r.now, candidates, None)
                     .map_err(ServerError::from)?;
                 let mut claimed = Claimed::new();
                 for seq in &plan.picks {
