@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001", "coin_inventory"),
     migration!(2, "0002", "identities_and_tokens"),
     migration!(3, "0003", "claim_quotas_and_replies"),
+    migration!(4, "0004", "last_resort_coins"),
 ];
 
 /// Arbitrary constant of the advisory lock that serialises migration runs ("AQMMIGR" in ASCII).
