@@ -35,8 +35,11 @@ pub struct CoinJson {
     pub signature_b64: String,
     /// Unix seconds after which nobody may use the coin; covered by the signature.
     pub expires_at: u64,
-    /// 0 = one-time (the only kind protocol v2 accepts); covered by the signature.
+    /// 0 = one-time (handed out once); 1 = last-resort (the owner's one coin of the tier that a
+    /// fetch returns, to every requester, only when no one-time coin is left; it is not used up).
+    /// Covered by the signature: this byte is how a fetch marks a last-resort coin.
     #[serde(default)]
+    #[cfg_attr(feature = "server", schema(minimum = 0, maximum = 1))]
     pub coin_kind: u8,
 }
 
@@ -75,7 +78,8 @@ impl CoinJson {
 pub struct UploadRequest {
     /// The owner; must be the token's user.
     pub user_id: String,
-    /// Up to [`MAX_UPLOAD_COINS`] coins, all signed by the owner's registered identity.
+    /// Up to [`MAX_UPLOAD_COINS`] coins, all signed by the owner's registered identity; one-time
+    /// and last-resort coins may be mixed.
     pub coins: Vec<CoinJson>,
 }
 
@@ -102,11 +106,13 @@ pub struct FetchQuery {
     pub count: Option<u32>,
 }
 
-/// Coins handed out by a fetch, oldest first.
+/// Coins handed out by a fetch, oldest first: one-time coins, or else the owner's last-resort coin
+/// alone (`coin_kind` 1).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct FetchResponse {
-    /// The coins, each now claimed by the requester (empty when none is left).
+    /// The coins: one-time ones, each now claimed by the requester; or the owner's last-resort
+    /// coin, not claimed; empty when there is neither.
     pub coins: Vec<CoinJson>,
 }
 
@@ -119,7 +125,7 @@ pub struct CountQuery {
     pub user_id: String,
 }
 
-/// Unclaimed coins per tier.
+/// Unclaimed one-time coins per tier (last-resort coins are not counted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(ToSchema))]
 pub struct CountResponse {

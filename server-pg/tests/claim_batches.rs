@@ -1,10 +1,13 @@
 //! Claim batching (group commit) against the core's own directory as the model: claims sent all
 //! at once, so the server groups them into shared transactions, must each get exactly what the
 //! in-memory directory gives them one after the other in arrival order — the same coins, the
-//! same refusals, the same replays.
+//! same refusals, the same replays, the same last-resort coins once a tier runs dry.
 
 mod common;
 
+use std::sync::OnceLock;
+
+use aqm_core::coin::{self, PublicCoin};
 use aqm_core::directory::IdempotencyKey;
 use aqm_core::memory::MemoryStore;
 use aqm_core::store::DirectoryStore;
@@ -51,14 +54,35 @@ fn outcome<E: aqm_core::StoreError>(r: Result<aqm_core::directory::Claimed, E>) 
     }
 }
 
+/// Each owner's uploads per tier: its one-time pool, then (Carol in every tier, Bob in BRONZE) a
+/// last-resort coin, which claims get once the tier runs dry (Carol's 2 GOLD coins soon do).
+fn uploads() -> &'static [(UserId, Vec<PublicCoin>)] {
+    static UPLOADS: OnceLock<Vec<(UserId, Vec<PublicCoin>)>> = OnceLock::new();
+    UPLOADS.get_or_init(|| {
+        let f = fixtures();
+        let mut rng = aqm_core::testkit::fixtures::rng(14);
+        let mut out = Vec::new();
+        for (p, last_resort) in [(&f.bob, &[Tier::Bronze][..]), (&f.carol, &Tier::ALL[..])] {
+            for tier in Tier::ALL {
+                let mut coins: Vec<_> = (0..p.pool(tier)).map(|i| p.coin(tier, i).clone()).collect();
+                if last_resort.contains(&tier) {
+                    let lr = coin::mint_last_resort(&p.identity, tier, &f.device_key, T0, &mut rng).expect("mint");
+                    coins.push(lr.public);
+                }
+                out.push((p.id(), coins));
+            }
+        }
+        out
+    })
+}
+
 fn seed_model(model: &Model) {
     let f = fixtures();
     for p in [&f.bob, &f.carol] {
         model.register_identity(p.identity.public(), p.proof()).expect("register");
-        for tier in Tier::ALL {
-            let coins: Vec<_> = (0..p.pool(tier)).map(|i| p.coin(tier, i).clone()).collect();
-            model.upload(&p.id(), &coins, T0).expect("upload");
-        }
+    }
+    for (owner, coins) in uploads() {
+        model.upload(owner, coins, T0).expect("upload");
     }
 }
 
@@ -66,10 +90,9 @@ async fn seed_pg(dir: &PgDirectory) {
     let f = fixtures();
     for p in [&f.bob, &f.carol] {
         dir.register(p.identity.public(), p.proof(), T0).await.expect("register");
-        for tier in Tier::ALL {
-            let coins: Vec<_> = (0..p.pool(tier)).map(|i| p.coin(tier, i).clone()).collect();
-            dir.upload(&p.id(), &coins, T0).await.expect("upload");
-        }
+    }
+    for (owner, coins) in uploads() {
+        dir.upload(owner, coins, T0).await.expect("upload");
     }
 }
 

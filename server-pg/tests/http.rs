@@ -232,8 +232,8 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing() {
             error: "bad_request",
         },
         Bad {
-            what: "last-resort kind",
-            request: upload(vec![with(&fresh[0], "coin_kind", json!(1))]),
+            what: "unknown coin kind",
+            request: upload(vec![with(&fresh[0], "coin_kind", json!(2))]),
             status: 400,
             error: "bad_request",
         },

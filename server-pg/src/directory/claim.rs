@@ -2,7 +2,10 @@
 //! requester, within the anti-drain quota, idempotent on the client's key — for a batch of
 //! claims that do not contend (`claim_queue`), in one transaction of five statements whatever
 //! the batch's size, each claim getting what it would get alone in batch order. A single claim
-//! is a batch of one.
+//! is a batch of one. When a claim finds no one-time coin of the tier, the core may hand out the
+//! owner's last-resort coin instead ([`directory::plan_claim`]): it is read (unlocked, never
+//! written) by one more statement when some owner's one-time coins fell short, counts against
+//! the quota and is named in the reply record, but stays unclaimed for the next requester.
 //!
 //! Order of locks, the same in every transaction so two never deadlock: the idempotency records
 //! (inserted sorted; a retry with the same key waits here for the first attempt to end, then
@@ -244,7 +247,14 @@ async fn claim_in(
         let g = match groups.iter().position(|g| g.owner == owners[i] && g.tier == r.tier) {
             Some(g) => g,
             None => {
-                groups.push(Group { owner: owners[i], tier: r.tier, now: r.now, limit: 0, coins: Vec::new() });
+                groups.push(Group {
+                    owner: owners[i],
+                    tier: r.tier,
+                    now: r.now,
+                    limit: 0,
+                    coins: Vec::new(),
+                    last_resort: None,
+                });
                 groups.len() - 1
             }
         };
@@ -259,7 +269,8 @@ async fn claim_in(
                 "SELECT c.*, x.g FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) AS x(o, t, fresh, lim, g)
                  CROSS JOIN LATERAL (
                      SELECT {COIN_COLUMNS} FROM coin_inventory
-                     WHERE user_id = x.o AND coin_category = x.t AND fetched_by IS NULL AND expires_at > x.fresh
+                     WHERE user_id = x.o AND coin_category = x.t AND coin_kind = 0 AND fetched_by IS NULL
+                           AND expires_at > x.fresh
                      ORDER BY record_id LIMIT x.lim FOR UPDATE SKIP LOCKED) c"
             ))
             .await?;
@@ -282,6 +293,7 @@ async fn claim_in(
                 usize::try_from(row.try_get::<_, i32>(11)?).map_err(|_| ServerError::Database("bad group".into()))?;
             groups[g].coins.push(coin_from_row(row)?);
         }
+        read_last_resort(tx, &mut groups).await?;
     }
 
     // 5. The plans' writes in one statement: the picks, the quotas' use (only where something was
@@ -301,7 +313,8 @@ async fn claim_in(
             Step::Granted { used, .. } => {
                 let none = Vec::new();
                 let candidates = group_of[i].map_or(&none, |g| &groups[g].coins);
-                let plan = directory::plan_claim(policy, r.tier, *used, r.count, r.now, candidates, None)
+                let last_resort = group_of[i].and_then(|g| groups[g].last_resort.as_ref()).map(|d| &d.coin);
+                let plan = directory::plan_claim(policy, r.tier, *used, r.count, r.now, candidates, last_resort)
                     .map_err(ServerError::from)?;
                 let mut claimed = Claimed::new();
                 for seq in &plan.picks {
@@ -314,11 +327,20 @@ async fn claim_in(
                         let _ = claimed.push(d.coin.clone());
                     }
                 }
+                // Handed out, not claimed: it stays for the next requester, and the reply record
+                // names it so a retry gets it again.
+                if let Some(c) = last_resort.filter(|c| plan.last_resort == Some(c.key_id)) {
+                    if r.idempotency.is_some() {
+                        w.replies.push((i, uuid(&c.key_id.0), claimed.len() as i32));
+                    }
+                    // Handed out only in place of picks: `claimed` has room.
+                    let _ = claimed.push(c.clone());
+                }
                 // The next claim of the group plans on what is left.
                 if let Some(g) = group_of[i] {
                     groups[g].coins.retain(|d| !plan.picks.contains(&d.seq));
                 }
-                if !claimed.is_empty() {
+                if plan.hands_out() {
                     w.quotas.push((i, to_i64(plan.window)?, i32::try_from(plan.used_after).unwrap_or(i32::MAX)));
                 }
                 results.push(Ok((claimed, false)));
@@ -385,8 +407,52 @@ struct Group {
     now: UnixSeconds,
     /// The sum of the claims' grants.
     limit: i64,
-    /// Oldest first; each claim removes its picks.
+    /// One-time coins, oldest first; each claim removes its picks.
     coins: Vec<DirectoryCoin>,
+    /// The owner's last-resort coin of the tier, if it has one (the core decides whether a
+    /// claim gets it).
+    last_resort: Option<DirectoryCoin>,
+}
+
+/// Read the owner's last-resort coin for each group whose one-time coins fell short of its
+/// claims' grants: only there can the core hand it out ([`directory::plan_claim`] gives it to a
+/// claim that picked no one-time coin, and when a group found as many claimable coins as it was
+/// granted, every claim of it picks its full grant). So a claim on an owner with coins left costs
+/// nothing more; a dry owner's costs one more statement per batch. Unlocked: the coin is never
+/// written by a claim, and an upload replacing it meanwhile leaves this claim the coin that was
+/// live when it read.
+async fn read_last_resort(tx: &Transaction<'_>, groups: &mut [Group]) -> Result<(), Failure> {
+    let short: Vec<usize> = (0..groups.len()).filter(|&g| (groups[g].coins.len() as i64) < groups[g].limit).collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT c.*, x.g FROM unnest($1::uuid[], $2::text[], $3::int[]) AS x(o, t, g)
+             JOIN LATERAL (
+                 SELECT {COIN_COLUMNS} FROM coin_inventory
+                 WHERE user_id = x.o AND coin_category = x.t AND coin_kind = 1) c ON true"
+        ))
+        .await?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &short.iter().map(|&g| groups[g].owner).collect::<Vec<_>>(),
+                &short.iter().map(|&g| groups[g].tier.as_str()).collect::<Vec<_>>(),
+                &short.iter().map(|&g| g as i32).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    for row in &rows {
+        let g = usize::try_from(row.try_get::<_, i32>(11)?).map_err(|_| ServerError::Database("bad group".into()))?;
+        let coin = coin_from_row(row)?;
+        if !coin.coin.is_last_resort() {
+            return Err(ServerError::Database("corrupt directory row: coin_kind".into()).into());
+        }
+        groups.get_mut(g).ok_or_else(|| ServerError::Database("bad group".into()))?.last_resort = Some(coin);
+    }
+    Ok(())
 }
 
 /// The rows statement 5 writes, by request index.
@@ -404,7 +470,8 @@ struct Writes {
 
 impl Writes {
     fn is_empty(&self) -> bool {
-        self.coins.is_empty() && self.undo.is_empty()
+        // A last-resort hand-out writes a quota and maybe a reply but no coin.
+        self.coins.is_empty() && self.quotas.is_empty() && self.replies.is_empty() && self.undo.is_empty()
     }
 }
 

@@ -91,17 +91,18 @@ pub async fn get_user(State(state): State<AppState>, Path(user_id): Path<String>
 }
 
 /// Upload freshly minted coins of the token's user; every coin is verified against the
-/// registered identity before any is stored (one bad coin refuses the batch).
+/// registered identity before any is stored (one bad coin refuses the batch). A last-resort
+/// coin (`coin_kind` 1) replaces the owner's stored one of its tier when it expires later.
 #[utoipa::path(post, path = "/v1/coins/upload", request_body = UploadRequest, tag = "coins",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "stored; `inserted` counts the new ones", body = UploadResponse),
+        (status = 200, description = "stored; `inserted` counts the new ones (a last-resort coin when it replaced the stored one or there was none)", body = UploadResponse),
         (status = 400, description = "malformed request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "user_id is not the token's user", body = ErrorBody),
         (status = 404, description = "owner not registered", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
-        (status = 422, description = "a coin is forged, foreign or expired", body = ErrorBody),
+        (status = 422, description = "a coin is forged, foreign, expired or expires too late for its kind", body = ErrorBody),
         (status = 503, description = "database unavailable", body = ErrorBody),
     ))]
 pub async fn upload(
@@ -128,13 +129,15 @@ pub async fn upload(
     Ok(Json(UploadResponse { inserted }))
 }
 
-/// Claim up to `count` of the target's oldest unclaimed coins of a tier for the token's user.
-/// Send an `Idempotency-Key` header: a retry with the same key returns the same coins.
+/// Claim up to `count` of the target's oldest unclaimed coins of a tier for the token's user;
+/// when none is left, the target's last-resort coin of the tier (`coin_kind` 1), which stays
+/// for the next requester. Either counts against the anti-drain quota. Send an
+/// `Idempotency-Key` header: a retry with the same key returns the same coins.
 #[utoipa::path(get, path = "/v1/coins/fetch", tag = "coins", params(FetchQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the same coins")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the coins handed out (maybe none)", body = FetchResponse),
+        (status = 200, description = "the coins handed out (maybe none): one-time coins, or else the owner's last-resort coin alone", body = FetchResponse),
         (status = 400, description = "malformed request", body = ErrorBody),
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 403, description = "requester_id is not the token's user", body = ErrorBody),
@@ -166,7 +169,7 @@ pub async fn fetch(
     Ok(Json(FetchResponse { coins: claimed.iter().map(CoinJson::from_coin).collect() }))
 }
 
-/// Unclaimed coins per tier of a user.
+/// Unclaimed one-time coins per tier of a user (a last-resort coin is not counted).
 #[utoipa::path(get, path = "/v1/coins/count", tag = "coins", params(CountQuery),
     security(("bearer" = [])),
     responses(
