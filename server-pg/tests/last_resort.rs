@@ -281,3 +281,46 @@ async fn concurrent_claimers_share_the_last_resort_coin_only(flags: &[&str]) {
     assert_eq!(handed.len(), ONE_TIME + 1);
     server.stop().await;
 }
+
+/// Concurrent uploads of one owner's last-resort coins of one tier take turns: all succeed, and
+/// the slot ends with the one that expires last, whatever order they ran in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_leave_the_newest() {
+    const UPLOADS: u64 = 12;
+    let server = TestServer::start(&[]).await;
+    let client = Arc::new(Client::new(&server.base).expect("client"));
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let bob = Arc::new(register(&client, &mut rng).await);
+    let alice = register(&client, &mut rng).await;
+    let now = unix_now();
+    let coins: Vec<PublicCoin> =
+        (0..UPLOADS).map(|i| last_resort(&bob.identity, Tier::Bronze, now - 600 + 10 * i, &mut rng)).collect();
+    let start = Arc::new(tokio::sync::Barrier::new(coins.len()));
+    let tasks: Vec<_> = coins
+        .iter()
+        .cloned()
+        .map(|c| {
+            let (client, start, bob) = (client.clone(), start.clone(), bob.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                client.upload(&bob.token, &bob.id(), &[c]).await.expect("upload")
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.expect("task");
+    }
+    assert!((1..=UPLOADS as u32).contains(&stored), "{stored}");
+    let got = client.fetch(&alice.token, &bob.id(), &alice.id(), Tier::Bronze, 1, None).await.expect("fetch");
+    assert_eq!(got, vec![coins.last().expect("coins").clone()]);
+    let rows: i64 = {
+        let (db, conn) = tokio_postgres::connect(&common::url_with_schema(&server.schema), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        db.query_one("SELECT count(*) FROM coin_inventory WHERE coin_kind = 1", &[]).await.expect("count").get(0)
+    };
+    assert_eq!(rows, 1);
+    server.stop().await;
+}
