@@ -195,6 +195,10 @@ async fn dry_directory_hands_out_the_last_resort_coin_to_everyone(flags: &[&str]
     // Other tiers, with no last-resort coin, stay empty.
     let none = client.fetch(&carol.token, &bob.id(), &carol.id(), Tier::Gold, 1, None).await.expect("fetch");
     assert!(none.is_empty());
+    // Metrics tell one-time and last-resort hand-outs apart (the replay counts nothing).
+    let metrics = http.get(format!("{}/metrics", server.base)).send().await.expect("send").text().await.expect("text");
+    assert!(metrics.contains("aqm_coins_claimed_total{tier=\"SILVER\"} 2"), "{metrics}");
+    assert!(metrics.contains("aqm_last_resort_handed_out_total{tier=\"SILVER\"} 3"), "{metrics}");
     // A newer one replaces it for the next claims.
     let next = last_resort(&bob.identity, Tier::Silver, now + 60, &mut rng);
     assert_eq!(client.upload(&bob.token, &bob.id(), std::slice::from_ref(&next)).await.expect("upload"), 1);

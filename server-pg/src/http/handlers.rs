@@ -164,7 +164,12 @@ pub async fn fetch(
     let key = idempotency_key(&headers)?;
     let (claimed, replayed) = state.directory.claim_reporting(&owner, &requester, tier, count, key, unix_now()).await?;
     if !replayed {
-        state.metrics.claimed.get_or_create(&TierLabels { tier: tier.as_str().into() }).inc_by(claimed.len() as u64);
+        let labels = TierLabels { tier: tier.as_str().into() };
+        let last_resort = claimed.iter().filter(|c| c.is_last_resort()).count() as u64;
+        state.metrics.claimed.get_or_create(&labels).inc_by(claimed.len() as u64 - last_resort);
+        if last_resort > 0 {
+            state.metrics.last_resort.get_or_create(&labels).inc_by(last_resort);
+        }
     }
     Ok(Json(FetchResponse { coins: claimed.iter().map(CoinJson::from_coin).collect() }))
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics at `/metrics`: requests by route, method and status, latency histograms by
-//! route, coins claimed by tier, coins uploaded, and the connection pool's use.
+//! route, coins claimed by tier (one-time and last-resort apart), coins uploaded, and the connection pool's use.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,8 +51,10 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    /// Coins handed out by claims, by tier.
+    /// One-time coins handed out by claims, by tier.
     pub claimed: Family<TierLabels, Counter>,
+    /// Last-resort coins handed out by claims (not used up), by tier: how often owners run dry.
+    pub last_resort: Family<TierLabels, Counter>,
     /// New coins stored by uploads.
     pub uploaded: Counter,
     pool_size: Gauge,
@@ -69,18 +71,34 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let claimed = Family::<TierLabels, Counter>::default();
+        let last_resort = Family::<TierLabels, Counter>::default();
         let uploaded = Counter::default();
         let (pool_size, pool_available, pool_waiting) = (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
-        registry.register("coins_claimed", "Coins handed out by claims", claimed.clone());
+        registry.register("coins_claimed", "One-time coins handed out by claims", claimed.clone());
+        registry.register(
+            "last_resort_handed_out",
+            "Last-resort coins handed out by claims (the owner had no one-time coin of the tier left)",
+            last_resort.clone(),
+        );
         registry.register("coins_uploaded", "New coins stored by uploads", uploaded.clone());
         registry.register("claim_transactions", "Claim transactions run", batches.transactions.clone());
         registry.register("claim_batched", "Claims those transactions carried", batches.claims.clone());
         registry.register("db_pool_connections", "PostgreSQL connections open in the pool", pool_size.clone());
         registry.register("db_pool_idle", "Idle PostgreSQL connections in the pool", pool_available.clone());
         registry.register("db_pool_waiting", "Requests waiting for a PostgreSQL connection", pool_waiting.clone());
-        Arc::new(Metrics { registry, requests, latency, claimed, uploaded, pool_size, pool_available, pool_waiting })
+        Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+            claimed,
+            last_resort,
+            uploaded,
+            pool_size,
+            pool_available,
+            pool_waiting,
+        })
     }
 
     /// The text exposition, with the pool gauges read now.
