@@ -49,7 +49,7 @@ impl Backend {
                     detail: "redb:// needs a file path, e.g. redb:///data/aqm/device.redb".into(),
                 });
             }
-            return Ok(Backend::Redb(RedbStore::open_unsealed(path, policy)?));
+            return Ok(Backend::Redb(RedbStore::open(path, policy, device_key)?));
         }
         if url.starts_with("redis://") || url.starts_with("rediss://") {
             let (base, prefix) = split_prefix(url)?;

@@ -218,9 +218,12 @@ fn devices<D: DirectoryStore>(
     match &args.redis {
         None => {
             ui.note(format!("storage: redb files in {}; directory: {where_}", dir.display()));
-            let bob = RedbStore::open_unsealed(dir.join("bob.redb"), policy.clone()).step("open bob.redb")?;
-            let alice = RedbStore::open_unsealed(dir.join("alice.redb"), policy.clone()).step("open alice.redb")?;
-            let carol = RedbStore::open_unsealed(dir.join("carol.redb"), policy.clone()).step("open carol.redb")?;
+            // Each run's device files are new: their contact metadata is sealed under a key of
+            // this run (the stores are opened before the lifecycle mints the users' device keys).
+            let run_key = || DeviceKey::random(&mut rand::rng());
+            let bob = RedbStore::open(dir.join("bob.redb"), policy.clone(), &run_key()).step("open bob.redb")?;
+            let alice = RedbStore::open(dir.join("alice.redb"), policy.clone(), &run_key()).step("open alice.redb")?;
+            let carol = RedbStore::open(dir.join("carol.redb"), policy.clone(), &run_key()).step("open carol.redb")?;
             lifecycle(ui, policy, &bob, &alice, &carol, directory)?;
             for f in FILES {
                 if let Ok(m) = std::fs::metadata(dir.join(f)) {

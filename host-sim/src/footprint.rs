@@ -136,7 +136,9 @@ fn measure(path: &Path, s: Scenario) -> Result<Measured, String> {
     let policy = Policy::DEFAULT;
     let mut rng = rand::rng();
     let now = now();
-    let store = RedbStore::open_unsealed(path, policy.clone()).map_err(|e| e.to_string())?;
+    // Sealed as a device's store is, so the file's size is what a device pays.
+    let store_key = DeviceKey::random(&mut rng);
+    let store = RedbStore::open(path, policy.clone(), &store_key).map_err(|e| e.to_string())?;
 
     // The owner's vault, minted 5:4:1 like the demo's Bob.
     let me = Identity::generate(&mut rng);
@@ -195,7 +197,7 @@ fn measure(path: &Path, s: Scenario) -> Result<Measured, String> {
     drop(store);
     let compacted = file_len(path)?;
     // The compacted file is still a sound AQM store holding everything.
-    let reopened = RedbStore::open_unsealed(path, policy.clone()).map_err(|e| e.to_string())?;
+    let reopened = RedbStore::open(path, policy.clone(), &store_key).map_err(|e| e.to_string())?;
     let mut recount = TierCounts::default();
     reopened
         .for_each_contact(&mut |_, held| {

@@ -34,6 +34,7 @@ pub mod transport;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aqm_core::crypto::DeviceKey;
 use aqm_core::store::DirectoryStore;
 use aqm_core::{Policy, Priority};
 use aqm_server::client::HttpDirectory;
@@ -138,6 +139,7 @@ fn fresh_device_store(dir: &Path, user: &str, policy: &Policy) -> Result<RedbSto
         if !is_redb {
             return Err(data_dir("exists and is not a redb file: move it away or pick another --data-dir".into()));
         }
+        // Only the lock matters here (any other answer, e.g. a sealed file, means: delete it).
         match RedbStore::open_unsealed(&path, policy.clone()) {
             Err(aqm_storage_redb::Error::Open { source: redb::DatabaseError::DatabaseAlreadyOpen, .. }) => {
                 return Err(data_dir(format!(
@@ -148,7 +150,9 @@ fn fresh_device_store(dir: &Path, user: &str, policy: &Policy) -> Result<RedbSto
                 .map_err(|e| data_dir(format!("cannot delete the earlier run's file: {e}")))?,
         }
     }
-    RedbStore::open_unsealed(&path, policy.clone()).store("open the device store")
+    // The file is new each run, like the session's device key: seal its metadata under a key of
+    // this run.
+    RedbStore::open(&path, policy.clone(), &DeviceKey::random(&mut rand::rng())).store("open the device store")
 }
 
 fn interactive(args: &Args) -> Result<(), ChatError> {
