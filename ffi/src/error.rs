@@ -238,6 +238,8 @@ impl From<aqm_storage_redb::Error> for AqmError {
         match e {
             R::Core(c) => c.into(),
             R::UnsupportedFormat { .. } => AqmError::StorageFormat { detail: e.to_string() },
+            // The store's records do not open with this device key, as a sealed secret would not.
+            R::WrongDeviceKey => AqmError::SealBroken { detail: e.to_string() },
             other => AqmError::Storage { detail: other.to_string() },
         }
     }
@@ -249,6 +251,7 @@ impl From<aqm_storage_redis::Error> for AqmError {
         match e {
             R::Core(c) => c.into(),
             R::UnsupportedFormat { .. } => AqmError::StorageFormat { detail: e.to_string() },
+            R::WrongDeviceKey { .. } => AqmError::SealBroken { detail: e.to_string() },
             R::Config(_) => AqmError::InvalidUrl { detail: e.to_string() },
             other => AqmError::Storage { detail: other.to_string() },
         }
