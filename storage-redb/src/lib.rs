@@ -22,11 +22,13 @@
 //! Session records are stored as the opaque sealed blobs the core hands over.
 //!
 //! ```
-//! use aqm_core::{Policy, Priority, inventory::ContactMeta, store::InventoryStore, UserId};
+//! use aqm_core::{Policy, Priority, crypto::DeviceKey, inventory::ContactMeta, store::InventoryStore, UserId};
 //! use aqm_storage_redb::RedbStore;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let store = RedbStore::open(dir.path().join("alice.redb"), Policy::DEFAULT)?;
+//! // The device key lives in the device's keystore, never beside the file.
+//! let device_key = DeviceKey::from_bytes([9; 32]);
+//! let store = RedbStore::open(dir.path().join("alice.redb"), Policy::DEFAULT, &device_key)?;
 //! let bob = UserId([7; 16]);
 //! assert!(store.register_contact(&ContactMeta::new(bob, Priority::Bestie, "bob", 0)?)?);
 //! assert_eq!(store.counts(&bob)?.total(), 0);

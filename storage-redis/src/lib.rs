@@ -15,9 +15,11 @@
 //! `burn` or `purge`, both scripts that move the counters in the same step.
 //!
 //! ```no_run
-//! use aqm_core::{store::VaultStore, Policy};
-//! use aqm_storage_redis::RedisStore;
-//! let store = RedisStore::connect("redis://127.0.0.1:6379", "alice", Policy::DEFAULT)?;
+//! use aqm_core::{crypto::DeviceKey, store::VaultStore, Policy};
+//! use aqm_storage_redis::{RedisStore, Sealing};
+//! // The device key comes from the device's keystore; it is never stored in Redis.
+//! let device_key = DeviceKey::from_bytes([9; 32]);
+//! let store = RedisStore::connect("redis://127.0.0.1:6379", "alice", Policy::DEFAULT, Sealing::sealed(&device_key))?;
 //! println!("{:?}", store.stats()?);
 //! # Ok::<(), aqm_storage_redis::Error>(())
 //! ```
