@@ -63,6 +63,19 @@ pub trait VaultStore: HasPolicy {
 
     /// Visit the ids of ACTIVE keys (of one tier, or all). Background use: O(n).
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Self::Error>;
+
+    /// Record that the last-resort key `key_id` opened the first message whose KEM ciphertext
+    /// has `digest` ([`crate::vault::open_digest`]), in one atomic step: read the entry (missing
+    /// → `KeyNotFound`) and its [`crate::vault::LastResortOpens`] (none yet → empty), apply
+    /// [`VaultEntry::open_last_resort`] (`Replay`, `NotLastResort`, `KeyAlreadyBurned`,
+    /// `CoinExpired` change nothing), write the opens and, when the open retired the key, the
+    /// BURNED entry and its counter transition. Returns whether the key retired.
+    ///
+    /// For a vault whose sessions live elsewhere (the firmware's flash: the host keeps them);
+    /// a store that also keeps sessions opens through
+    /// [`SessionStore::open_last_resort_and_save_session`] so the session is saved in the
+    /// same step.
+    fn open_last_resort(&self, key_id: &KeyId, digest: &OpenDigest, now: UnixSeconds) -> Result<bool, Self::Error>;
 }
 
 /// Which way a session's chain runs.

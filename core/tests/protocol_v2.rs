@@ -459,6 +459,9 @@ impl VaultStore for Racing {
     fn active_ids(&self, t: Option<Tier>, v: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
         self.inner.active_ids(t, v)
     }
+    fn open_last_resort(&self, k: &KeyId, d: &aqm_core::vault::OpenDigest, now: UnixSeconds) -> Result<bool, Error> {
+        self.inner.open_last_resort(k, d, now)
+    }
 }
 
 impl SessionStore for Racing {

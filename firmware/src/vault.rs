@@ -73,7 +73,7 @@ use aqm_core::coin::CoinKind;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::AEAD_NONCE;
 use aqm_core::store::VaultStore;
-use aqm_core::vault::{KeyStatus, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use aqm_core::vault::{KeyStatus, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Policy, Tier, TierCounts, UnixSeconds};
 use embassy_futures::block_on;
 use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError};
@@ -811,6 +811,11 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
 
     fn stats(&self) -> Result<VaultStats, Error> {
         self.with(|i| Ok(i.stats()))
+    }
+
+    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
+        // `put` refuses last-resort entries until this store records their opens.
+        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
     }
 
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {

@@ -141,6 +141,11 @@ impl VaultStore for RedbStore {
         })
     }
 
+    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
+        // `put` refuses last-resort entries until this store records their opens.
+        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+    }
+
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
         self.read("vault active_ids", |tx| {
             let vault = tx.open_table(VAULT).ctx("active_ids: open table vault")?;

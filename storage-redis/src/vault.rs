@@ -291,6 +291,11 @@ impl VaultStore for RedisStore {
         self.vault_stats()
     }
 
+    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
+        // `put` refuses last-resort entries until this store records their opens.
+        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+    }
+
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
         let tiers: &[Tier] = match &tier {
             Some(t) => core::slice::from_ref(t),

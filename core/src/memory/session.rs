@@ -127,25 +127,11 @@ impl<
         expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
         let mut inner = self.inner.lock();
-        // Decide the open, the session and room for the record before writing any of them.
-        let mut entry = inner.vault.iter().find(|e| e.key_id == *key_id).ok_or(Error::KeyNotFound)?.clone();
-        let mut opens = inner.opens_of(key_id);
-        let retired = entry.open_last_resort(&mut opens, *digest, &self.policy, now)?;
+        // Decide the open and the session before writing either.
+        let open = inner.decide_open(key_id, digest, &self.policy, now)?;
         let version = inner.session_cas(peer, Direction::Receive, expected)?;
-        if retired.is_none() && !inner.opens_fit(key_id) {
-            return Err(Error::CapacityFull { what: "last-resort opens" });
-        }
         inner.write_session(peer, Direction::Receive, blob, version);
-        match retired {
-            Some(transition) => {
-                if let Some(stored) = inner.vault.iter_mut().find(|e| e.key_id == *key_id) {
-                    *stored = entry;
-                }
-                inner.stats.apply(transition);
-                inner.write_opens(key_id, None);
-            }
-            None => inner.write_opens(key_id, Some(opens)),
-        }
+        inner.apply_open(open);
         Ok(version)
     }
 }

@@ -3,8 +3,10 @@
 
 use super::{Inner, MemoryStore};
 use crate::store::VaultStore;
-use crate::vault::{KeyStatus, LastResortOpens, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
-use crate::{Error, KeyId, Tier, UnixSeconds};
+use crate::vault::{
+    KeyStatus, LastResortOpens, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats,
+};
+use crate::{Error, KeyId, Policy, Tier, UnixSeconds};
 
 impl<
     const KEYS: usize,
@@ -49,6 +51,53 @@ impl<
             (None, None) => {}
         }
     }
+
+    /// Decide a last-resort open of `key_id` (nothing written): the entry as it would be after
+    /// it, its opens, and the retirement if the open fills the record.
+    pub(super) fn decide_open(
+        &self,
+        key_id: &KeyId,
+        digest: &OpenDigest,
+        policy: &Policy,
+        now: UnixSeconds,
+    ) -> Result<DecidedOpen, Error> {
+        let mut entry = self.vault.iter().find(|e| e.key_id == *key_id).ok_or(Error::KeyNotFound)?.clone();
+        let mut opens = self.opens_of(key_id);
+        let retired = entry.open_last_resort(&mut opens, *digest, policy, now)?;
+        if retired.is_none() && !self.opens_fit(key_id) {
+            return Err(Error::CapacityFull { what: "last-resort opens" });
+        }
+        Ok(DecidedOpen { entry, opens, retired })
+    }
+
+    /// Write what [`Inner::decide_open`] decided.
+    pub(super) fn apply_open(&mut self, open: DecidedOpen) {
+        let key_id = open.entry.key_id;
+        match open.retired {
+            Some(transition) => {
+                if let Some(stored) = self.vault.iter_mut().find(|e| e.key_id == key_id) {
+                    *stored = open.entry;
+                }
+                self.stats.apply(transition);
+                self.write_opens(&key_id, None);
+            }
+            None => self.write_opens(&key_id, Some(open.opens)),
+        }
+    }
+}
+
+/// A last-resort open decided but not yet written.
+pub(super) struct DecidedOpen {
+    entry: VaultEntry,
+    opens: LastResortOpens,
+    retired: Option<Transition>,
+}
+
+impl DecidedOpen {
+    /// Whether the open retires the key.
+    pub(super) fn retires(&self) -> bool {
+        self.retired.is_some()
+    }
 }
 
 impl<
@@ -92,6 +141,14 @@ impl<
         inner.stats.apply(Transition::Burned(tier));
         inner.write_opens(key_id, None);
         Ok(())
+    }
+
+    fn open_last_resort(&self, key_id: &KeyId, digest: &OpenDigest, now: UnixSeconds) -> Result<bool, Error> {
+        let mut inner = self.inner.lock();
+        let open = inner.decide_open(key_id, digest, &self.policy, now)?;
+        let retires = open.retires();
+        inner.apply_open(open);
+        Ok(retires)
     }
 
     fn purge(&self, now: UnixSeconds) -> Result<PurgeReport, Error> {
