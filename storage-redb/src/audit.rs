@@ -11,7 +11,10 @@ use aqm_core::{KeyId, Tier, TierCounts};
 use redb::ReadableTable;
 
 use crate::RedbStore;
-use crate::codec::{self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_UNCLAIMED, INV_COINS, INV_INDEX, VAULT};
+use crate::codec::{
+    self, CONTACTS, COUNTERS, DIR_CLAIMED, DIR_KEYS, DIR_LAST_RESORT, DIR_UNCLAIMED, INV_COINS, INV_INDEX, LR_OPENS,
+    VAULT, VAULT_KINDS,
+};
 use crate::error::{Ctx, Error};
 use crate::records;
 use crate::sealing::seq_key;
@@ -48,10 +51,15 @@ impl RedbStore {
             let mut a = Audit::default();
             let counters = tx.open_table(COUNTERS).ctx("audit: open table counters")?;
             a.vault_stats = codec::vault_stats(&self.sealing, &counters)?;
+            let kinds = tx.open_table(VAULT_KINDS).ctx("audit: open table vault_kinds")?;
+            // Key (as stored) → whether that entry is an ACTIVE last-resort one.
+            let mut live_last_resort = BTreeMap::new();
             for row in tx.open_table(VAULT).ctx("audit: open table vault")?.iter().ctx("audit: scan table vault")? {
                 let (k, v) = row.ctx("audit: scan table vault")?;
-                let e: VaultEntry =
+                let mut e: VaultEntry =
                     records::decode::<records::VaultRecord>(&self.sealing, "vault", k.value(), v.value())?;
+                e.kind = crate::vault::kind_in(self, &kinds, k.value())?;
+                live_last_resort.insert(k.value().to_vec(), e.is_last_resort() && e.status() == KeyStatus::Active);
                 if crate::vault::vault_key(self, &e.key_id) != k.value() {
                     a.problems.push(format!("vault entry {} stored under another key id", e.key_id));
                 }
@@ -70,6 +78,22 @@ impl RedbStore {
                     "vault active counters {:?} differ from the recount {:?}",
                     a.vault_stats.active, a.vault_active
                 ));
+            }
+            // A kind belongs to a stored entry; opens to a live last-resort one (burn, retirement
+            // and purge drop them).
+            for row in kinds.iter().ctx("audit: scan table vault_kinds")? {
+                let (k, _) = row.ctx("audit: scan table vault_kinds")?;
+                if !live_last_resort.contains_key(k.value()) {
+                    a.problems.push("a vault kind record has no vault entry".to_owned());
+                }
+            }
+            for row in tx.open_table(LR_OPENS).ctx("audit: open table last_resort_opens")?.iter().ctx("audit: scan")? {
+                let (k, v) = row.ctx("audit: scan table last_resort_opens")?;
+                records::decode::<records::OpensRecord>(&self.sealing, "last_resort_opens", k.value(), v.value())?;
+                if live_last_resort.get(k.value()) != Some(&true) {
+                    a.problems
+                        .push("last-resort opens kept for a key that is not an ACTIVE last-resort key".to_owned());
+                }
             }
             if a.vault_stats.total_burned < a.burned_keys.len() as u64 {
                 a.problems.push(format!(
@@ -205,6 +229,23 @@ impl RedbStore {
         }
         if key_rows != records {
             a.problems.push(format!("{records} directory coins but {key_rows} key records"));
+        }
+        for row in
+            tx.open_table(DIR_LAST_RESORT).ctx("audit: open table directory_last_resort")?.iter().ctx("audit: scan")?
+        {
+            let (k, v) = row.ctx("audit: scan table directory_last_resort")?;
+            let c: DirectoryCoin = records::decode::<records::DirectoryRecord>(
+                &self.sealing,
+                "directory_last_resort",
+                k.value(),
+                v.value(),
+            )?;
+            if !c.coin.is_last_resort()
+                || c.claimed_by.is_some()
+                || directory::last_resort_key(self, &c.coin.owner, c.coin.tier) != k.value()
+            {
+                a.problems.push(format!("last-resort directory coin {} is inconsistent with its slot", c.coin.key_id));
+            }
         }
         Ok(())
     }

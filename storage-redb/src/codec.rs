@@ -41,10 +41,20 @@ pub(crate) mod domain {
     pub(crate) const DIR_QUOTA: &[u8] = b"directory-quota";
     /// Idempotent claims: requester ‖ idempotency key.
     pub(crate) const DIR_IDEMPOTENCY: &[u8] = b"directory-idempotency";
+    /// An owner's last-resort coin slot: owner ‖ tier byte.
+    pub(crate) const DIR_LAST_RESORT: &[u8] = b"directory-last-resort";
 }
 
 /// Vault: index(key id) → [`aqm_core::vault::VaultEntry`].
 pub(crate) const VAULT: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new("vault");
+/// The kind of a vault entry that is not one-time: index(key id), as in [`VAULT`] → the kind
+/// byte. No row means one-time, which is what every entry of a file written before this table
+/// existed is (those files then open unchanged: no format bump).
+pub(crate) const VAULT_KINDS: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new("vault_kinds");
+/// What a last-resort key has opened: index(key id), as in [`VAULT`] →
+/// [`aqm_core::vault::LastResortOpens`]. No row means nothing opened yet; the row goes when the
+/// key burns, retires or is purged.
+pub(crate) const LR_OPENS: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new("last_resort_opens");
 /// Named counters: `"vault"` → [`VaultStats`].
 pub(crate) const COUNTERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("counters");
 /// Named insertion sequences (FIFO order, never wall-clock). In clear: see the README.
@@ -85,6 +95,9 @@ pub(crate) const DIR_KEYS: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new
 pub(crate) const DIR_QUOTA: TableDefinition<'_, SeqKey, &[u8]> = TableDefinition::new("directory_quota");
 /// Idempotent claims: index(requester ‖ idempotency key) → the claimed coins.
 pub(crate) const DIR_IDEMPOTENCY: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new("directory_idempotency");
+/// Each owner's one live last-resort coin per tier: index(owner ‖ tier byte) →
+/// [`aqm_core::directory::DirectoryCoin`] (never claimed: it is handed out to many).
+pub(crate) const DIR_LAST_RESORT: TableDefinition<'_, Ix, &[u8]> = TableDefinition::new("directory_last_resort");
 
 /// Sequence name of the inventory FIFO.
 pub(crate) const SEQ_INVENTORY: &str = "inventory";
@@ -96,6 +109,8 @@ pub(crate) const COUNTER_VAULT: &str = "vault";
 /// Create every table so that read transactions never meet a missing one.
 pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), Error> {
     tx.open_table(VAULT).ctx("create table vault")?;
+    tx.open_table(VAULT_KINDS).ctx("create table vault_kinds")?;
+    tx.open_table(LR_OPENS).ctx("create table last_resort_opens")?;
     tx.open_table(COUNTERS).ctx("create table counters")?;
     tx.open_table(SEQUENCES).ctx("create table sequences")?;
     tx.open_table(SESSIONS).ctx("create table sessions")?;
@@ -110,6 +125,7 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), Error> {
     tx.open_table(DIR_KEYS).ctx("create table directory_keys")?;
     tx.open_table(DIR_QUOTA).ctx("create table directory_quota")?;
     tx.open_table(DIR_IDEMPOTENCY).ctx("create table directory_idempotency")?;
+    tx.open_table(DIR_LAST_RESORT).ctx("create table directory_last_resort")?;
     Ok(())
 }
 

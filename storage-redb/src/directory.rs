@@ -4,8 +4,13 @@
 //! Unclaimed coins sit under `(index(owner ‖ tier), seq)`, so a claim takes the first keys of the range
 //! (oldest first) and moves them to the claimed table in the same transaction: each coin goes to
 //! exactly one requester.
+//!
+//! A last-resort coin never joins that queue: each owner has at most one per tier, in its own
+//! slot (`directory_last_resort`, keyed by index(owner ‖ tier)), replaced only when
+//! [`directory::last_resort_replaces`] says so, handed out by a claim only where
+//! [`directory::plan_claim`] says so and never marked claimed, never counted by `available`.
 
-use aqm_core::coin::PublicCoin;
+use aqm_core::coin::{CoinKind, PublicCoin};
 use aqm_core::crypto::{PublicIdentity, RegistrationProof};
 use aqm_core::directory::{self, Claimed, DirectoryCoin, IdempotencyKey};
 use aqm_core::store::DirectoryStore;
@@ -14,7 +19,8 @@ use redb::ReadableTable;
 
 use crate::RedbStore;
 use crate::codec::{
-    self, DIR_CLAIMED, DIR_IDEMPOTENCY, DIR_IDENTITIES, DIR_KEYS, DIR_QUOTA, DIR_UNCLAIMED, Ix, SEQ_DIRECTORY, domain,
+    self, DIR_CLAIMED, DIR_IDEMPOTENCY, DIR_IDENTITIES, DIR_KEYS, DIR_LAST_RESORT, DIR_QUOTA, DIR_UNCLAIMED, Ix,
+    SEQ_DIRECTORY, domain,
 };
 use crate::error::{Ctx, Error};
 use crate::records;
@@ -32,6 +38,27 @@ pub(crate) fn unclaimed_ix(s: &RedbStore, owner: &UserId, tier: Tier) -> Vec<u8>
 /// The key of `owner`'s coin `key_id` in the claimed and key tables.
 pub(crate) fn coin_key(s: &RedbStore, owner: &UserId, key_id: &KeyId) -> Vec<u8> {
     s.sealing.ix(domain::DIR_KEY, &[&owner.0, &key_id.0])
+}
+
+/// The key of `owner`'s last-resort slot of `tier`.
+pub(crate) fn last_resort_key(s: &RedbStore, owner: &UserId, tier: Tier) -> Vec<u8> {
+    s.sealing.ix(domain::DIR_LAST_RESORT, &[&owner.0, &[tier.to_byte()]])
+}
+
+/// `owner`'s stored last-resort coin of `tier`, if any.
+fn last_resort_in<T: ReadableTable<Ix, &'static [u8]>>(
+    s: &RedbStore,
+    t: &T,
+    owner: &UserId,
+    tier: Tier,
+) -> Result<Option<DirectoryCoin>, Error> {
+    let key = last_resort_key(s, owner, tier);
+    match t.get(key.as_slice()).ctx("read table directory_last_resort")? {
+        Some(g) => {
+            records::decode::<records::DirectoryRecord>(&s.sealing, "directory_last_resort", &key, g.value()).map(Some)
+        }
+        None => Ok(None),
+    }
 }
 
 fn identity_in<T: ReadableTable<Ix, &'static [u8]>>(
@@ -87,13 +114,48 @@ impl DirectoryStore for RedbStore {
         self.write("upload", |tx| {
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut unclaimed = tx.open_table(DIR_UNCLAIMED).ctx("open table directory_unclaimed")?;
+            let mut last_resort = tx.open_table(DIR_LAST_RESORT).ctx("open table directory_last_resort")?;
             let mut inserted = 0;
+            // Coin by coin, each decided against what the batch's earlier coins wrote: a key id
+            // already held (queued, claimed, or in one of the owner's last-resort slots) is a
+            // repeat; a last-resort coin goes to its slot if it replaces the current one.
             for coin in coins {
                 let ck = coin_key(self, owner, &coin.key_id);
-                if keys.get(ck.as_slice()).ctx("read table directory_keys")?.is_some() {
+                let mut known = keys.get(ck.as_slice()).ctx("read table directory_keys")?.is_some();
+                for tier in Tier::ALL {
+                    known |=
+                        last_resort_in(self, &last_resort, owner, tier)?.is_some_and(|d| d.coin.key_id == coin.key_id);
+                }
+                if known {
                     continue;
                 }
-                let seq = codec::next_seq(tx, SEQ_DIRECTORY)?;
+                let seq = match coin.kind {
+                    CoinKind::OneTime => codec::next_seq(tx, SEQ_DIRECTORY)?,
+                    CoinKind::LastResort => {
+                        let current = last_resort_in(self, &last_resort, owner, coin.tier)?;
+                        if !directory::last_resort_replaces(current.as_ref().map(|d| &d.coin), coin) {
+                            continue;
+                        }
+                        let seq = codec::next_seq(tx, SEQ_DIRECTORY)?;
+                        let lk = last_resort_key(self, owner, coin.tier);
+                        let record = DirectoryCoin {
+                            coin: coin.clone(),
+                            uploaded_at: now,
+                            seq,
+                            claimed_by: None,
+                            claimed_at: None,
+                        };
+                        let bytes = records::encode::<records::DirectoryRecord>(
+                            &self.sealing,
+                            "directory_last_resort",
+                            &lk,
+                            &record,
+                        )?;
+                        last_resort.insert(lk.as_slice(), bytes.as_slice()).ctx("write table directory_last_resort")?;
+                        inserted += 1;
+                        continue;
+                    }
+                };
                 let ix = unclaimed_ix(self, owner, coin.tier);
                 let record =
                     DirectoryCoin { coin: coin.clone(), uploaded_at: now, seq, claimed_by: None, claimed_at: None };
@@ -171,7 +233,14 @@ impl DirectoryStore for RedbStore {
                 }
                 candidates.push(record);
             }
-            let plan = directory::plan_claim(&self.policy, tier, used, count, now, &candidates, None)?;
+            let last_resort = last_resort_in(
+                self,
+                &tx.open_table(DIR_LAST_RESORT).ctx("open table directory_last_resort")?,
+                owner,
+                tier,
+            )?
+            .map(|d| d.coin);
+            let plan = directory::plan_claim(&self.policy, tier, used, count, now, &candidates, last_resort.as_ref())?;
             let mut claimed_t = tx.open_table(DIR_CLAIMED).ctx("open table directory_claimed")?;
             let mut keys = tx.open_table(DIR_KEYS).ctx("open table directory_keys")?;
             let mut out = Claimed::new();
@@ -191,7 +260,12 @@ impl DirectoryStore for RedbStore {
                 keys.insert(ck.as_slice(), bytes.as_slice()).ctx("write table directory_keys")?;
                 out.push(record.coin).map_err(|_| aqm_core::Error::CapacityFull { what: "claim result" })?;
             }
-            if !out.is_empty() {
+            // Handed out in place of picks and left in its slot, unclaimed: the next sender
+            // gets it too. The reply record below keeps it, so a retry returns it again.
+            if let Some(coin) = last_resort.filter(|c| plan.last_resort == Some(c.key_id)) {
+                out.push(coin).map_err(|_| aqm_core::Error::CapacityFull { what: "claim result" })?;
+            }
+            if plan.hands_out() {
                 let bytes =
                     records::encode::<records::QuotaRecord>(&self.sealing, "directory_quota", &qkey, &plan.used_after)?;
                 quota.insert((qix.as_slice(), window), bytes.as_slice()).ctx("write table directory_quota")?;
@@ -247,7 +321,25 @@ impl DirectoryStore for RedbStore {
                 unclaimed.remove((ix.as_slice(), *seq)).ctx("delete from table directory_unclaimed")?;
                 keys.remove(ck.as_slice()).ctx("delete from table directory_keys")?;
             }
-            Ok(doomed.len() as u32)
+            // A last-resort coin goes stale by the same rule; its owner's next upload refills the slot.
+            let mut last_resort = tx.open_table(DIR_LAST_RESORT).ctx("open table directory_last_resort")?;
+            let mut stale = Vec::new();
+            for row in last_resort.iter().ctx("scan table directory_last_resort")? {
+                let (k, v) = row.ctx("scan table directory_last_resort")?;
+                let record: DirectoryCoin = records::decode::<records::DirectoryRecord>(
+                    &self.sealing,
+                    "directory_last_resort",
+                    k.value(),
+                    v.value(),
+                )?;
+                if directory::is_stale(&self.policy, &record, now) {
+                    stale.push(k.value().to_vec());
+                }
+            }
+            for k in &stale {
+                last_resort.remove(k.as_slice()).ctx("delete from table directory_last_resort")?;
+            }
+            Ok((doomed.len() + stale.len()) as u32)
         })
     }
 

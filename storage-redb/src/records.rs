@@ -17,7 +17,7 @@ use aqm_core::directory::{Claimed, DirectoryCoin};
 use aqm_core::inventory::{CachedCoin, ContactMeta};
 use aqm_core::pins::{Pinned, Trust};
 use aqm_core::store::SessionBlob;
-use aqm_core::vault::{KeyStatus, VaultEntry, VaultStats};
+use aqm_core::vault::{KeyStatus, LAST_RESORT_OPENS_BYTES, LastResortOpens, VaultEntry, VaultStats};
 use aqm_core::{KeyId, Priority, Tier, TierCounts, UnixSeconds, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,8 @@ impl Record for VaultRecord {
         VaultEntry::from_stored(
             KeyId(self.key_id),
             tier(table, self.tier)?,
-            // Until this format records a kind (issue 14), `put` stores one-time entries only.
+            // The kind lives in its own table (`vault_kinds`), read beside this record: a
+            // record of a file from before that table is one-time, and so is this default.
             CoinKind::OneTime,
             sealed,
             self.created_at,
@@ -120,6 +121,42 @@ impl Record for VaultRecord {
             self.burned_at,
         )
         .map_err(|_| corrupt(table, "inconsistent vault state"))
+    }
+}
+
+/// The kind of a vault entry that is not one-time (table `vault_kinds`).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KindRecord {
+    kind: u8,
+}
+
+impl Record for KindRecord {
+    type Core = CoinKind;
+    fn from_core(k: &CoinKind) -> Self {
+        KindRecord { kind: k.to_byte() }
+    }
+    fn into_core(self, table: &'static str) -> Result<CoinKind, Error> {
+        CoinKind::try_from(self.kind).map_err(|_| corrupt(table, "unknown coin kind byte"))
+    }
+}
+
+/// The opens of a last-resort key: the core's own encoding, padded to its largest size so the
+/// sealed value's length does not tell how many first messages the key opened.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct OpensRecord {
+    opens: Vec<u8>,
+    padding: Vec<u8>,
+}
+
+impl Record for OpensRecord {
+    type Core = LastResortOpens;
+    fn from_core(o: &LastResortOpens) -> Self {
+        let opens = o.to_bytes().to_vec();
+        let padding = vec![0; LAST_RESORT_OPENS_BYTES.saturating_sub(opens.len())];
+        OpensRecord { opens, padding }
+    }
+    fn into_core(self, table: &'static str) -> Result<LastResortOpens, Error> {
+        LastResortOpens::from_bytes(&self.opens).map_err(|_| corrupt(table, "last-resort opens do not decode"))
     }
 }
 

@@ -1,15 +1,22 @@
 //! [`VaultStore`] and [`SessionStore`]: each method one redb transaction.
+//!
+//! An entry's kind sits in `vault_kinds` (last-resort entries only) and a last-resort key's
+//! opens in `last_resort_opens`, both under the entry's own table key; every step that reads
+//! an entry reads its kind in the same transaction, and every step that ends a key's life
+//! (burn, retirement, purge) drops its opens with it.
 
 use aqm_core::coin::CoinKind;
 use aqm_core::store::{
     Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore, next_session_version,
 };
-use aqm_core::vault::{KeyStatus, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use aqm_core::vault::{
+    KeyStatus, LastResortOpens, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats,
+};
 use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::RedbStore;
-use crate::codec::{self, COUNTERS, SESSIONS, VAULT, domain};
+use crate::codec::{self, COUNTERS, Ix, LR_OPENS, SESSIONS, VAULT, VAULT_KINDS, domain};
 use crate::error::{Ctx, Error};
 use crate::records;
 
@@ -20,26 +27,94 @@ const fn direction_byte(d: Direction) -> u8 {
     }
 }
 
-/// The burn step shared by [`VaultStore::burn`] and [`SessionStore::burn_and_save_session`]:
-/// read the entry, let the core decide, write the entry and the counters.
-fn burn_in(s: &RedbStore, tx: &WriteTransaction, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
-    let sealing = &s.sealing;
-    let key = vault_key(s, key_id);
-    let mut vault = tx.open_table(VAULT).ctx("burn: open table vault")?;
-    let mut entry: VaultEntry = match vault.get(key.as_slice()).ctx("burn: read table vault")? {
-        Some(g) => records::decode::<records::VaultRecord>(sealing, "vault", &key, g.value())?,
-        None => return Err(aqm_core::Error::KeyNotFound.into()),
-    };
-    entry.burn(&s.policy, now)?;
-    let bytes = records::encode::<records::VaultRecord>(sealing, "vault", &key, &entry)?;
-    vault.insert(key.as_slice(), bytes.as_slice()).ctx("burn: write table vault")?;
-    let mut counters = tx.open_table(COUNTERS).ctx("burn: open table counters")?;
-    let mut stats = codec::vault_stats(sealing, &counters)?;
-    stats.apply(Transition::Burned(entry.tier));
-    codec::put_vault_stats(sealing, &mut counters, &stats)
+/// The kind of the entry stored under `key`: its `vault_kinds` row, or one-time without one.
+pub(crate) fn kind_in<T: ReadableTable<Ix, &'static [u8]>>(
+    s: &RedbStore,
+    kinds: &T,
+    key: &[u8],
+) -> Result<CoinKind, Error> {
+    match kinds.get(key).ctx("read table vault_kinds")? {
+        Some(g) => records::decode::<records::KindRecord>(&s.sealing, "vault_kinds", key, g.value()),
+        None => Ok(CoinKind::OneTime),
+    }
 }
 
-/// The vault table key of `key_id`.
+/// The entry stored under `key`, with its kind.
+fn entry_in<V, K>(s: &RedbStore, vault: &V, kinds: &K, key: &[u8]) -> Result<Option<VaultEntry>, Error>
+where
+    V: ReadableTable<Ix, &'static [u8]>,
+    K: ReadableTable<Ix, &'static [u8]>,
+{
+    let Some(g) = vault.get(key).ctx("read table vault")? else { return Ok(None) };
+    let mut entry: VaultEntry = records::decode::<records::VaultRecord>(&s.sealing, "vault", key, g.value())?;
+    entry.kind = kind_in(s, kinds, key)?;
+    Ok(Some(entry))
+}
+
+/// Apply `transition` to the stored vault counters inside `tx`.
+fn count(s: &RedbStore, tx: &WriteTransaction, transition: Transition) -> Result<(), Error> {
+    let mut counters = tx.open_table(COUNTERS).ctx("open table counters")?;
+    let mut stats = codec::vault_stats(&s.sealing, &counters)?;
+    stats.apply(transition);
+    codec::put_vault_stats(&s.sealing, &mut counters, &stats)
+}
+
+/// The burn step shared by [`VaultStore::burn`] and [`SessionStore::burn_and_save_session`]:
+/// read the entry, let the core decide, write the entry and the counters; a burned key's opens
+/// go (it refuses every open from now on).
+fn burn_in(s: &RedbStore, tx: &WriteTransaction, key_id: &KeyId, now: UnixSeconds) -> Result<(), Error> {
+    let key = vault_key(s, key_id);
+    let mut vault = tx.open_table(VAULT).ctx("burn: open table vault")?;
+    let kinds = tx.open_table(VAULT_KINDS).ctx("burn: open table vault_kinds")?;
+    let mut entry = entry_in(s, &vault, &kinds, &key)?.ok_or(aqm_core::Error::KeyNotFound)?;
+    entry.burn(&s.policy, now)?;
+    let bytes = records::encode::<records::VaultRecord>(&s.sealing, "vault", &key, &entry)?;
+    vault.insert(key.as_slice(), bytes.as_slice()).ctx("burn: write table vault")?;
+    tx.open_table(LR_OPENS)
+        .ctx("burn: open table last_resort_opens")?
+        .remove(key.as_slice())
+        .ctx("burn: delete from table last_resort_opens")?;
+    count(s, tx, Transition::Burned(entry.tier))
+}
+
+/// The last-resort open step shared by [`VaultStore::open_last_resort`] and
+/// [`SessionStore::open_last_resort_and_save_session`]: read the entry and its opens, let the
+/// core decide, then write the opens, or (the open that fills the record) the retired entry,
+/// its counters, and no opens. Returns whether the key retired.
+fn open_in(
+    s: &RedbStore,
+    tx: &WriteTransaction,
+    key_id: &KeyId,
+    digest: &OpenDigest,
+    now: UnixSeconds,
+) -> Result<bool, Error> {
+    let key = vault_key(s, key_id);
+    let mut vault = tx.open_table(VAULT).ctx("open last-resort: open table vault")?;
+    let kinds = tx.open_table(VAULT_KINDS).ctx("open last-resort: open table vault_kinds")?;
+    let mut opens_t = tx.open_table(LR_OPENS).ctx("open last-resort: open table last_resort_opens")?;
+    let mut entry = entry_in(s, &vault, &kinds, &key)?.ok_or(aqm_core::Error::KeyNotFound)?;
+    let mut opens: LastResortOpens = match opens_t.get(key.as_slice()).ctx("read table last_resort_opens")? {
+        Some(g) => records::decode::<records::OpensRecord>(&s.sealing, "last_resort_opens", &key, g.value())?,
+        None => LastResortOpens::default(),
+    };
+    match entry.open_last_resort(&mut opens, *digest, &s.policy, now)? {
+        Some(transition) => {
+            let bytes = records::encode::<records::VaultRecord>(&s.sealing, "vault", &key, &entry)?;
+            vault.insert(key.as_slice(), bytes.as_slice()).ctx("open last-resort: write table vault")?;
+            opens_t.remove(key.as_slice()).ctx("open last-resort: delete from table last_resort_opens")?;
+            drop((vault, kinds, opens_t));
+            count(s, tx, transition)?;
+            Ok(true)
+        }
+        None => {
+            let bytes = records::encode::<records::OpensRecord>(&s.sealing, "last_resort_opens", &key, &opens)?;
+            opens_t.insert(key.as_slice(), bytes.as_slice()).ctx("open last-resort: write table last_resort_opens")?;
+            Ok(false)
+        }
+    }
+}
+
+/// The vault table key of `key_id` (also its key in `vault_kinds` and `last_resort_opens`).
 pub(crate) fn vault_key(s: &RedbStore, key_id: &KeyId) -> Vec<u8> {
     s.sealing.ix(domain::VAULT, &[&key_id.0])
 }
@@ -55,9 +130,6 @@ impl VaultStore for RedbStore {
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         self.write("vault put", |tx| {
             let transition = entry.check_new()?;
-            if entry.is_last_resort() {
-                return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
-            }
             let key = vault_key(self, &entry.key_id);
             let mut vault = tx.open_table(VAULT).ctx("put: open table vault")?;
             if vault.get(key.as_slice()).ctx("put: read table vault")?.is_some() {
@@ -65,10 +137,15 @@ impl VaultStore for RedbStore {
             }
             let bytes = records::encode::<records::VaultRecord>(&self.sealing, "vault", &key, entry)?;
             vault.insert(key.as_slice(), bytes.as_slice()).ctx("put: write table vault")?;
-            let mut counters = tx.open_table(COUNTERS).ctx("put: open table counters")?;
-            let mut stats = codec::vault_stats(&self.sealing, &counters)?;
-            stats.apply(transition);
-            codec::put_vault_stats(&self.sealing, &mut counters, &stats)
+            if entry.kind != CoinKind::OneTime {
+                let bytes = records::encode::<records::KindRecord>(&self.sealing, "vault_kinds", &key, &entry.kind)?;
+                tx.open_table(VAULT_KINDS)
+                    .ctx("put: open table vault_kinds")?
+                    .insert(key.as_slice(), bytes.as_slice())
+                    .ctx("put: write table vault_kinds")?;
+            }
+            drop(vault);
+            count(self, tx, transition)
         })
     }
 
@@ -76,9 +153,8 @@ impl VaultStore for RedbStore {
         self.read("vault get", |tx| {
             let key = vault_key(self, key_id);
             let vault = tx.open_table(VAULT).ctx("get: open table vault")?;
-            let Some(g) = vault.get(key.as_slice()).ctx("get: read table vault")? else { return Ok(None) };
-            let entry: VaultEntry = records::decode::<records::VaultRecord>(&self.sealing, "vault", &key, g.value())?;
-            Ok(entry.is_usable(&self.policy, now).then_some(entry))
+            let kinds = tx.open_table(VAULT_KINDS).ctx("get: open table vault_kinds")?;
+            Ok(entry_in(self, &vault, &kinds, &key)?.filter(|e| e.is_usable(&self.policy, now)))
         })
     }
 
@@ -118,8 +194,13 @@ impl VaultStore for RedbStore {
                     }
                 }
             }
+            // An expired or deleted key takes its kind and its opens with it.
+            let mut kinds = tx.open_table(VAULT_KINDS).ctx("purge: open table vault_kinds")?;
+            let mut opens = tx.open_table(LR_OPENS).ctx("purge: open table last_resort_opens")?;
             for k in doomed {
                 vault.remove(k.as_slice()).ctx("purge: delete from table vault")?;
+                kinds.remove(k.as_slice()).ctx("purge: delete from table vault_kinds")?;
+                opens.remove(k.as_slice()).ctx("purge: delete from table last_resort_opens")?;
             }
             if !expired.is_empty() {
                 let mut counters = tx.open_table(COUNTERS).ctx("purge: open table counters")?;
@@ -141,9 +222,8 @@ impl VaultStore for RedbStore {
         })
     }
 
-    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
-        // `put` refuses last-resort entries until this store records their opens.
-        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+    fn open_last_resort(&self, key_id: &KeyId, digest: &OpenDigest, now: UnixSeconds) -> Result<bool, Error> {
+        self.write("vault open_last_resort", |tx| open_in(self, tx, key_id, digest, now))
     }
 
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
@@ -227,14 +307,17 @@ impl SessionStore for RedbStore {
 
     fn open_last_resort_and_save_session(
         &self,
-        _key_id: &KeyId,
-        _digest: &OpenDigest,
-        _now: UnixSeconds,
-        _peer: &UserId,
-        _blob: &SessionBlob,
-        _expected: Option<SessionVersion>,
+        key_id: &KeyId,
+        digest: &OpenDigest,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        // `put` refuses last-resort entries until this store records their opens.
-        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+        // One transaction: a refused open or a lost compare-and-swap aborts both halves.
+        self.write("open_last_resort_and_save_session", |tx| {
+            open_in(self, tx, key_id, digest, now)?;
+            save_in(self, tx, peer, Direction::Receive, blob, expected)
+        })
     }
 }

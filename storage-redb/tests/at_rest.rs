@@ -1,6 +1,7 @@
 //! At rest: the database file never holds a secret or a contact's metadata in clear.
 //!
-//! One workload (the device's own coins minted into the vault, some burned and purged; 50
+//! One workload (the device's own coins minted into the vault, some burned and purged, one a
+//! last-resort coin with a recorded open and a slot in the file's local directory; 50
 //! registered contacts with display names, cached coins of their own, pinned identities and
 //! sessions both ways) is written to a sealed file and to an unsealed one. The raw bytes of the
 //! sealed file contain no coin seed, identity seed or device key (as before format 4), and no
@@ -14,7 +15,8 @@ use aqm_core::coin::{self, MintedCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::ContactMeta;
 use aqm_core::pins::Trust;
-use aqm_core::store::{Direction, InventoryStore, PinStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::store::{Direction, DirectoryStore, InventoryStore, PinStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::vault::{self, OpenDigest};
 use aqm_core::{Policy, Priority, Tier};
 use aqm_storage_redb::{Error, RedbStore};
 use rand::SeedableRng;
@@ -45,6 +47,7 @@ struct Written {
     identities: Vec<Identity>,
     names: Vec<String>,
     cached: Vec<MintedCoin>,
+    digests: Vec<OpenDigest>,
 }
 
 fn workload(store: &RedbStore, seed: u64) -> Written {
@@ -59,6 +62,13 @@ fn workload(store: &RedbStore, seed: u64) -> Written {
             own.push(m);
         }
     }
+    // A last-resort coin: its kind and an open recorded in the vault, its slot in the directory.
+    let lr = coin::mint_last_resort(&me, Tier::Bronze, &device_key, T0, &mut rng).expect("mint last resort");
+    store.put(&lr.vault).expect("put last resort");
+    let digest = vault::open_digest(&lr.public.key_id, b"the KEM ciphertext of a first message");
+    assert!(!store.open_last_resort(&lr.public.key_id, &digest, T0 + 1).expect("open last resort"));
+    store.register_identity(me.public(), &me.registration_proof(&mut rng).expect("proof")).expect("register me");
+    assert_eq!(store.upload(&me.user_id(), core::slice::from_ref(&lr.public), T0).expect("upload"), 1);
     let (mut identities, mut names, mut cached) = (Vec::new(), Vec::new(), Vec::new());
     let theirs = DeviceKey::random(&mut rng);
     for i in 0..CONTACTS {
@@ -91,7 +101,8 @@ fn workload(store: &RedbStore, seed: u64) -> Written {
     store.select_coin(&identities[1].user_id(), Tier::Silver, Tier::Silver, T0 + 6).expect("select");
     let audit = store.audit().expect("audit");
     assert!(audit.is_consistent(), "{:#?}", audit.problems);
-    Written { device_key, own, identities, names, cached }
+    own.push(lr);
+    Written { device_key, own, identities, names, cached, digests: vec![digest] }
 }
 
 /// Every needle of the contact graph: (what, bytes).
@@ -106,6 +117,9 @@ fn graph_needles(w: &Written) -> Vec<(String, Vec<u8>)> {
     for m in w.cached.iter().chain(&w.own) {
         out.push((format!("key id {}", m.public.key_id), m.public.key_id.0.to_vec()));
         out.push((format!("{} public key of {}", m.public.tier, m.public.key_id), m.public.public_key.to_vec()));
+    }
+    for d in &w.digests {
+        out.push(("a last-resort open digest".to_owned(), d.0.to_vec()));
     }
     out
 }
