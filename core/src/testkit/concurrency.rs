@@ -19,6 +19,8 @@ use crate::store::{
 };
 use crate::{DeviceContext, Error, KeyId, Priority, StoreError, Tier, TierCounts, UserId};
 
+pub use super::last_resort::concurrency::*;
+
 /// How long the mixed store/select case runs.
 pub const MIXED_RUN: Duration = Duration::from_secs(1);
 

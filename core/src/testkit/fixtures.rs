@@ -25,12 +25,19 @@ pub const CAROL_POOL: [usize; 3] = [2, 16, 8];
 /// Coins minted per tier for [`Fixtures::dave`].
 pub const DAVE_POOL: [usize; 3] = [2, 4, 4];
 
+/// Last-resort coins minted per tier for every party.
+pub const LAST_RESORT_POOL: usize = 2;
+
 /// One user with an identity and pre-minted coins of every tier.
 pub struct Party {
     /// The user's identity (signs the coins).
     pub identity: Identity,
     proof: RegistrationProof,
     coins: [Vec<MintedCoin>; 3],
+    /// Minted on first use: most cases never ask, and a GOLD mint costs an ML-DSA signature.
+    last_resort: OnceLock<[Vec<MintedCoin>; 3]>,
+    /// Seeds [`Party::last_resort`]'s mint, so every run sees the same coins.
+    last_resort_seed: u64,
 }
 
 impl Party {
@@ -48,7 +55,10 @@ impl Party {
             Ok(p) => p,
             Err(e) => panic!("fixture registration proof: {e}"),
         };
-        Party { identity, proof, coins }
+        // From the user id, not the shared RNG: the other fixtures stay what they always were.
+        let id = identity.user_id().0;
+        let last_resort_seed = u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]]);
+        Party { identity, proof, coins, last_resort: OnceLock::new(), last_resort_seed }
     }
 
     /// The identity's proof of possession, for [`crate::store::DirectoryStore::register_identity`].
@@ -80,6 +90,41 @@ impl Party {
         e.created_at = created_at;
         e.expires_at = crate::protocol::coin_expiry(created_at);
         e
+    }
+
+    /// The `i`-th last-resort coin of `tier` (`i` < [`LAST_RESORT_POOL`]), minted at
+    /// `T0 + i` days, so a later one replaces an earlier one.
+    pub fn minted_last_resort(&self, tier: Tier, i: usize) -> &MintedCoin {
+        let pool = &self.last_resort.get_or_init(|| self.mint_last_resort())[tier.index()];
+        pool.get(i).unwrap_or_else(|| {
+            panic!("fixture pool holds {} last-resort {tier} coins, case asked for #{i}", pool.len())
+        })
+    }
+
+    /// [`LAST_RESORT_POOL`] last-resort coins per tier, the `i`-th minted at `T0 + i` days.
+    fn mint_last_resort(&self) -> [Vec<MintedCoin>; 3] {
+        let mut rng = rng(self.last_resort_seed);
+        let device_key = &fixtures().device_key;
+        Tier::ALL.map(|tier| {
+            (0..LAST_RESORT_POOL)
+                .map(|i| {
+                    match coin::mint_last_resort(&self.identity, tier, device_key, T0 + i as u64 * DAY, &mut rng) {
+                        Ok(m) => m,
+                        Err(e) => panic!("minting a {tier} last-resort fixture coin failed: {e}"),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// The public half of the `i`-th last-resort coin of `tier`.
+    pub fn last_resort_coin(&self, tier: Tier, i: usize) -> &PublicCoin {
+        &self.minted_last_resort(tier, i).public
+    }
+
+    /// The vault entry of the `i`-th last-resort coin of `tier`, as minted.
+    pub fn last_resort_entry(&self, tier: Tier, i: usize) -> VaultEntry {
+        self.minted_last_resort(tier, i).vault.clone()
     }
 
     /// How many coins of `tier` the pool holds.

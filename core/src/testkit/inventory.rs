@@ -11,6 +11,8 @@ use crate::inventory::{self, CachedCoin, ContactMeta, GcReport, StorageReport};
 use crate::store::InventoryStore;
 use crate::{ContactId, Error, KeyId, Priority, Tier, TierCounts};
 
+pub use super::last_resort::inventory::*;
+
 /// The store's cap of `tier` for `priority`.
 fn cap<S: InventoryStore>(s: &S, priority: Priority, tier: Tier) -> u32 {
     s.policy().cap(priority, tier)

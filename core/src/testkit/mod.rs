@@ -42,6 +42,11 @@
 //! | `inventory` | [`InventoryStore`](crate::store::InventoryStore) | [`inventory`] (with GC and stats), model [`model::inventory_matches_model`] | cap, selection and mixed races |
 //! | `directory` | [`DirectoryStore`](crate::store::DirectoryStore) | [`directory`] | claim races |
 //!
+//! The last-resort cases ([`last_resort`]: kind kept, opens that burn nothing, replays refused,
+//! a full record retires the key, open-and-save atomic, never cached, handed out after the
+//! one-time coins and never used up) live in one module and are re-exported by the families
+//! they belong to, so every backend of a family runs them.
+//!
 //! Each family's cases come from **one list** in this module (`__aqm_kit_family!`): a case added
 //! there reaches every backend that declares the family. The concurrency cases run whenever the
 //! declaration says `sync` (write `nosync` for a store that is not `Sync`).
@@ -140,6 +145,7 @@ pub mod concurrency;
 pub mod directory;
 pub mod fixtures;
 pub mod inventory;
+pub mod last_resort;
 pub mod model;
 pub mod pins;
 pub mod session;
@@ -192,13 +198,17 @@ macro_rules! __aqm_kit_family {
             exists, active_ids_all, active_ids_filtered, active_ids_exclude_burned,
             purge_removes_old, purge_keeps_recent, purge_updates_stats, stats_after_operations,
             counters_exact_after_expiry, bad_input_changes_nothing,
-        ]; [burn_exactly_once]; [vault_matches_model]; $($ctx)+);
+            last_resort_store_keeps_kind, last_resort_open_burns_nothing, last_resort_replay_refused,
+            last_resort_records_are_per_key, last_resort_open_refusals_change_nothing,
+            last_resort_full_record_retires, last_resort_expires,
+        ]; [burn_exactly_once, last_resort_replay_race, last_resort_retires_once]; [vault_matches_model]; $($ctx)+);
     };
     (session; $sync:ident; $($ctx:tt)+) => {
         $crate::__aqm_kit_emit!(session; $sync; [
             load_missing_is_none, save_load_per_peer_and_direction, save_replaces,
             stale_version_refused, create_only_if_absent, burn_and_save,
             burn_and_save_refused_saves_nothing, burn_and_save_stale_version_refused,
+            last_resort_open_and_save, last_resort_open_and_save_is_atomic,
         ]; [burn_and_save_exactly_once, concurrent_saves_one_wins, concurrent_receives_accept_each_once];
         []; $($ctx)+);
     };
@@ -225,7 +235,7 @@ macro_rules! __aqm_kit_family {
             collect_single_contact, gc_dry_run_does_not_delete, gc_empty,
             storage_report_and_replenish_needs, select_stops_at_lowest,
             expiring_coins_are_refused_and_dropped, restore_returns_coin_to_its_place,
-            bad_input_changes_nothing,
+            bad_input_changes_nothing, last_resort_never_cached,
         ]; [store_respects_budget, select_no_duplicates, store_and_select_mixed];
         [inventory_matches_model]; $($ctx)+);
     };
@@ -236,6 +246,8 @@ macro_rules! __aqm_kit_family {
             upload_forged_refuses_batch, upload_foreign_refuses_batch, claim_oldest_first,
             claim_each_coin_once, claim_quota, claim_empty_uses_no_quota, claim_idempotent_retry,
             purge_stale, hard_delete_claimed, available_counts, bad_input_changes_nothing,
+            last_resort_after_one_time, last_resort_counts_against_quota, last_resort_newest_kept,
+            last_resort_upload_expiry_checked, last_resort_purged_when_stale,
         ]; [claims_never_duplicate, idempotent_claims_race]; []; $($ctx)+);
     };
     ($other:ident; $($rest:tt)*) => {

@@ -7,6 +7,8 @@ use crate::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredS
 use crate::vault::KeyStatus;
 use crate::{Error, KeyId, Tier, UserId};
 
+pub use super::last_resort::session::*;
+
 const ALICE: UserId = UserId([0xA1; 16]);
 const ERIN: UserId = UserId([0xE4; 16]);
 

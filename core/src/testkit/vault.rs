@@ -10,6 +10,8 @@ use crate::store::VaultStore;
 use crate::vault::{KeyStatus, PurgeReport, VaultStats};
 use crate::{Error, KeyId, Tier, TierCounts};
 
+pub use super::last_resort::vault::*;
+
 /// How long after minting an ACTIVE key stays in the vault: the coin's life, then the store's
 /// grace.
 fn vault_life<S: VaultStore>(s: &S) -> u64 {
