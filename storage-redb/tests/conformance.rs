@@ -19,23 +19,7 @@ fn open(policy: Policy) -> Fixture {
     Fixture { store, _dir: dir }
 }
 
-aqm_core::conformance!(open => |fx| &fx.store; vault, session, pins, inventory, directory; sync; except {
-    "vault::last_resort_store_keeps_kind" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_open_burns_nothing" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_replay_refused" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_records_are_per_key" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_open_refusals_change_nothing" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_full_record_retires" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_expires" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_replay_race" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "vault::last_resort_retires_once" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "session::last_resort_open_and_save" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "session::last_resort_open_and_save_is_atomic" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "directory::last_resort_after_one_time" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "directory::last_resort_counts_against_quota" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "directory::last_resort_newest_kept" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-    "directory::last_resort_purged_when_stale" => "redb does not store last-resort coins yet (issue 14): its vault refuses them and its directory keeps none",
-});
+aqm_core::conformance!(open => |fx| &fx.store; vault, session, pins, inventory, directory; sync);
 
 /// A file from before formats were versioned (protocol v1: AQM tables, no format record), one of
 /// format 2 (core types stored raw) and one of a newer format are all refused at open with an
