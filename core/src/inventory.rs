@@ -269,6 +269,28 @@ pub fn held_bytes(held: &TierCounts) -> u64 {
     Tier::ALL.iter().map(|t| u64::from(held.get(*t)) * coin::stored_bytes(*t)).sum()
 }
 
+/// Bytes one cached coin of `tier` occupies as a sealed device store writes it (redb, Redis):
+/// the coin ([`coin::stored_bytes`]), the nonce and tag its sealed record adds
+/// ([`crate::crypto::at_rest::SEAL_OVERHEAD`]) and the keyed hash it is filed under
+/// ([`crate::crypto::at_rest::Index`]). The database's own overhead (pages, b-tree or hash
+/// nodes) and the few bytes of bookkeeping per coin (its FIFO sequence number and slot row)
+/// come on top.
+///
+/// ```
+/// use aqm_core::{coin, inventory, Tier};
+/// assert_eq!(inventory::sealed_stored_bytes(Tier::Bronze), coin::stored_bytes(Tier::Bronze) + 28 + 32);
+/// ```
+pub const fn sealed_stored_bytes(tier: Tier) -> u64 {
+    coin::stored_bytes(tier)
+        + crate::crypto::at_rest::SEAL_OVERHEAD as u64
+        + core::mem::size_of::<crate::crypto::at_rest::Index>() as u64
+}
+
+/// Bytes a contact's cached coins occupy as stored, sealed ([`sealed_stored_bytes`]).
+pub fn held_bytes_as_stored(held: &TierCounts) -> u64 {
+    Tier::ALL.iter().map(|t| u64::from(held.get(*t)) * sealed_stored_bytes(*t)).sum()
+}
+
 /// Each tier's deficit against the caps of `priority` (0 = fully stocked).
 pub fn replenish_needs(policy: &Policy, priority: Priority, held: &TierCounts) -> TierCounts {
     let caps = policy.caps_of(priority);
@@ -302,8 +324,11 @@ impl GcReport {
 /// Bytes held against the device budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StorageReport {
-    /// Bytes held by all cached coins.
+    /// Bytes held by all cached coins: what the budget counts.
     pub total_bytes: u64,
+    /// The same coins as a sealed device store writes them ([`held_bytes_as_stored`]): the
+    /// budget's figure plus what sealing and keyed-hash names add.
+    pub stored_bytes: u64,
     /// The device budget.
     pub budget_bytes: u64,
     /// Registered contacts counted.
@@ -313,12 +338,13 @@ pub struct StorageReport {
 impl StorageReport {
     /// An empty report against the policy's budget.
     pub fn new(policy: &Policy) -> Self {
-        StorageReport { total_bytes: 0, budget_bytes: policy.storage_budget_bytes, contacts: 0 }
+        StorageReport { total_bytes: 0, stored_bytes: 0, budget_bytes: policy.storage_budget_bytes, contacts: 0 }
     }
     /// Account for one contact.
     pub fn add_contact(&mut self, held: &TierCounts) {
         self.contacts += 1;
         self.total_bytes += held_bytes(held);
+        self.stored_bytes += held_bytes_as_stored(held);
     }
     /// Share of the budget used, in percent.
     pub fn utilization_pct(&self) -> f64 {
@@ -363,5 +389,16 @@ mod tests {
         let mut r = StorageReport::new(&p);
         r.add_contact(&p.caps_of(Priority::Bestie));
         assert!(!r.over_budget(), "{} bytes", r.total_bytes);
+    }
+
+    #[test]
+    fn stored_bytes_count_the_sealing() {
+        let p = Policy::DEFAULT;
+        let mut r = StorageReport::new(&p);
+        let held = TierCounts([2, 1, 3]);
+        r.add_contact(&held);
+        // Every coin adds a 28-byte nonce and tag and a 32-byte keyed-hash name.
+        assert_eq!(r.stored_bytes, r.total_bytes + 6 * (28 + 32));
+        assert_eq!(held_bytes_as_stored(&TierCounts::default()), 0);
     }
 }

@@ -271,6 +271,10 @@ fn print_table(rows: &[Measured]) {
             kib(m.report.budget_bytes)
         ))
     );
+    println!(
+        "| storage report: the same coins as stored, sealed (`StorageReport::stored_bytes`) | {} |",
+        cells(&|m| kib(m.report.stored_bytes))
+    );
     println!("| redb: keys + values stored (coins, pins, vault, indexes, counters) | {} |", cells(&|m| kib(m.stored)));
     println!(
         "| redb: pages in use (4 KiB each), of which page rounding and b-tree slack | {} |",

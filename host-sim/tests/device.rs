@@ -54,6 +54,8 @@ fn footprint_measures_a_small_store() {
         "| coins cached (GOLD / SILVER / BRONZE) | 5 / 10 / 5 |",
         // One full BESTIE (28,453 B) and one full MATE (8,292 B): the core's coin::stored_bytes.
         "| storage report: cached coin bytes (`StorageReport::total_bytes`) | 36 KiB (56 % of the 64 KiB budget) |",
+        // The same 20 coins as stored: each adds a 28-byte nonce and tag and a 32-byte name.
+        "| storage report: the same coins as stored, sealed (`StorageReport::stored_bytes`) | 37 KiB |",
         "| file after `RedbStore::compact` |",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
