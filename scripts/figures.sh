@@ -5,8 +5,10 @@
 #
 #   footprint  `aqm-sim footprint`: redb device store on disk beside the storage report's bytes
 #   bench      criterion medians from $CARGO_TARGET_DIR/criterion (core crypto, store, ratchet,
-#              envelope, first message per tier, redb, Redis when present), each AQM operation
-#              beside the raw primitive it is built on
+#              envelope, first message per tier), each AQM operation beside the raw primitive it
+#              is built on
+#   bench-stores  the redb and Redis benches (when present): each operation sealed beside
+#              unsealed, with its floor (an empty durable commit, a PING)
 #   firmware   the footprint tables `firmware/ci.sh` prints (image sections, RAM per command,
 #              flash per coin)
 #   build      disk use of the target directory, and with --build the time of a cold build
@@ -167,38 +169,52 @@ if [ -d "$crit/mint" ] || [ -d "$crit/ratchet_message_256B" ]; then
             g=first_message_$tier
             echo "| $tier | $(t "$(est $g/sign_rekey)") | $(t "$(est $g/verify_rekey)") | $(t "$(est $g/send_first)") | $(t "$(est $g/receive_first)") | $(t "$(est "encapsulate/${tier}_raw")") / $(t "$(est "decapsulate/${tier}_raw")") |"
         done
-        if [ -d "$crit/redb_file" ]; then
-            echo
-            echo "**redb** — \`cargo bench -p aqm-storage-redb --bench redb_ops\`, beside an empty durable redb commit"
-            echo "on the same disk (the floor any durable mutation pays) and on redb's in-memory backend (CPU cost):"
-            echo
-            echo "| Operation | File, durable | × empty commit | In-memory | × empty commit |"
-            echo "|---|---:|---:|---:|---:|"
-            fe=$(est redb_file/empty_durable_commit) me=$(est redb_memory/empty_durable_commit)
-            for op in empty_durable_commit store_coin select_coin burn; do
-                f=$(est "redb_file/$op") m=$(est "redb_memory/$op")
-                echo "| ${op//_/ } | $(t "$f") | $(x "$f" "$fe") | $(t "$m") | $(x "$m" "$me") |"
-            done
-        fi
-        if [ -d "$crit/redis" ]; then
-            echo
-            echo "**Redis** — \`cargo bench -p aqm-storage-redis --bench redis_ops\`, beside a raw \`PING\` on the same"
-            echo "connection (the machine's Redis on localhost):"
-            echo
-            echo "| Operation | Median | × PING |"
-            echo "|---|---:|---:|"
-            p=$(est redis/ping)
-            for op in ping select_coin_GOLD select_coin_BRONZE store_coin_GOLD store_coin_BRONZE burn burn_and_save_session; do
-                m=$(est "redis/$op")
-                echo "| $op | $(t "$m") | $(x "$m" "$p") |"
-            done
-        fi
         echo
         stamp
     } > "$work/bench"
     put_block bench "$work/bench"
 else
     echo "figures: no criterion results under $crit: block 'bench' left as it is (run with --bench)"
+fi
+
+# ── bench-stores: the device stores, sealed beside unsealed ─────────────────────────────────
+if [ -d "$crit/redb_file" ] || [ -d "$crit/redis" ]; then
+    {
+        if [ -d "$crit/redb_file" ]; then
+            echo "**redb** — \`cargo bench -p aqm-storage-redb --bench redb_ops\`: each operation on a store that seals"
+            echo "its contact metadata (\`RedbStore::open\`, the default) beside the same on one that keeps it in clear"
+            echo "(\`RedbStore::open_unsealed\`), on a file (every commit durable) and on tmpfs (the fsync next to"
+            echo "free: the CPU cost), with an empty durable commit as the floor:"
+            echo
+            echo "| Operation | File, sealed | File, clear | sealed ÷ clear | tmpfs, sealed | tmpfs, clear | sealed ÷ clear |"
+            echo "|---|---:|---:|---:|---:|---:|---:|"
+            echo "| empty durable commit (floor) | $(t "$(est redb_file/empty_durable_commit)") | | | $(t "$(est redb_tmpfs/empty_durable_commit)") | | |"
+            for op in store_coin select_coin burn; do
+                fs=$(est "redb_file/${op}_sealed") fc=$(est "redb_file/${op}_clear")
+                ms=$(est "redb_tmpfs/${op}_sealed") mc=$(est "redb_tmpfs/${op}_clear")
+                echo "| \`$op\` | $(t "$fs") | $(t "$fc") | $(x "$fs" "$fc") | $(t "$ms") | $(t "$mc") | $(x "$ms" "$mc") |"
+            done
+        fi
+        if [ -d "$crit/redis" ]; then
+            [ -d "$crit/redb_file" ] && echo
+            echo "**Redis** — \`cargo bench -p aqm-storage-redis --bench redis_ops\`: sealed (\`Sealing::sealed\`, ids hashed"
+            echo "in key names, records sealed) beside unsealed (\`Sealing::unsealed\`), the machine's Redis on"
+            echo "localhost (\`appendonly no\`), with a raw \`PING\` on the same connection as the floor:"
+            echo
+            echo "| Operation | Sealed | Unsealed | sealed ÷ unsealed | sealed × PING |"
+            echo "|---|---:|---:|---:|---:|"
+            p=$(est redis/ping_unsealed)
+            for op in ping store_coin_GOLD store_coin_BRONZE select_coin_GOLD select_coin_BRONZE burn burn_and_save_session; do
+                s=$(est "redis/${op}_sealed") u=$(est "redis/${op}_unsealed")
+                echo "| \`$op\` | $(t "$s") | $(t "$u") | $(x "$s" "$u") | $(x "$s" "$p") |"
+            done
+        fi
+        echo
+        stamp
+    } > "$work/bench-stores"
+    put_block bench-stores "$work/bench-stores"
+else
+    echo "figures: no redb or Redis benchmark results under $crit; block 'bench-stores' left as it is"
 fi
 
 # ── firmware ─────────────────────────────────────────────────────────────────────────────────
