@@ -7,8 +7,9 @@
 #   bench      criterion medians from $CARGO_TARGET_DIR/criterion (core crypto, store, ratchet,
 #              envelope, first message per tier), each AQM operation beside the raw primitive it
 #              is built on
-#   bench-stores  the redb and Redis benches (when present): each operation sealed beside
-#              unsealed, with its floor (an empty durable commit, a PING)
+#   bench-stores  the paired sealing benches of redb and Redis (`sealing_ab`, when present):
+#              each operation sealed beside unsealed, with its floor (an empty durable commit,
+#              a PING)
 #   firmware   the footprint tables `firmware/ci.sh` prints (image sections, RAM per command,
 #              flash per coin)
 #   build      disk use of the target directory, and with --build the time of a cold build
@@ -177,44 +178,36 @@ else
     echo "figures: no criterion results under $crit: block 'bench' left as it is (run with --bench)"
 fi
 
-# ── bench-stores: the device stores, sealed beside unsealed ─────────────────────────────────
-if [ -d "$crit/redb_file" ] || [ -d "$crit/redis" ]; then
+# ── bench-stores: the device stores, sealed beside unsealed (paired runs) ───────────────────
+ab="$target_dir/aqm-ab"
+if [ "$run_bench" -eq 1 ]; then
+    cargo bench --locked -p aqm-storage-redb --bench sealing_ab
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        cargo bench --locked -p aqm-storage-redis --bench sealing_ab
+    fi
+fi
+if [ -f "$ab/redb.md" ] || [ -f "$ab/redis.md" ]; then
     {
-        if [ -d "$crit/redb_file" ]; then
-            echo "**redb** — \`cargo bench -p aqm-storage-redb --bench redb_ops\`: each operation on a store that seals"
-            echo "its contact metadata (\`RedbStore::open\`, the default) beside the same on one that keeps it in clear"
-            echo "(\`RedbStore::open_unsealed\`), on a file (every commit durable) and on tmpfs (the fsync next to"
-            echo "free: the CPU cost), with an empty durable commit as the floor:"
-            echo
-            echo "| Operation | File, sealed | File, clear | sealed ÷ clear | tmpfs, sealed | tmpfs, clear | sealed ÷ clear |"
-            echo "|---|---:|---:|---:|---:|---:|---:|"
-            echo "| empty durable commit (floor) | $(t "$(est redb_file/empty_durable_commit)") | | | $(t "$(est redb_tmpfs/empty_durable_commit)") | | |"
-            for op in store_coin select_coin burn; do
-                fs=$(est "redb_file/${op}_sealed") fc=$(est "redb_file/${op}_clear")
-                ms=$(est "redb_tmpfs/${op}_sealed") mc=$(est "redb_tmpfs/${op}_clear")
-                echo "| \`$op\` | $(t "$fs") | $(t "$fc") | $(x "$fs" "$fc") | $(t "$ms") | $(t "$mc") | $(x "$ms" "$mc") |"
-            done
+        if [ -f "$ab/redb.md" ]; then
+            echo "**redb** — \`cargo bench -p aqm-storage-redb --bench sealing_ab\`: each operation on a store that"
+            echo "seals its contact metadata (\`RedbStore::open\`, the default) and on one that keeps it in clear"
+            echo "(\`RedbStore::open_unsealed\`), pair by pair. $(sed -n '1p' "$ab/redb.md")"
+            sed -n '2,$p' "$ab/redb.md"
         fi
-        if [ -d "$crit/redis" ]; then
-            [ -d "$crit/redb_file" ] && echo
-            echo "**Redis** — \`cargo bench -p aqm-storage-redis --bench redis_ops\`: sealed (\`Sealing::sealed\`, ids hashed"
-            echo "in key names, records sealed) beside unsealed (\`Sealing::unsealed\`), the machine's Redis on"
-            echo "localhost (\`appendonly no\`), with a raw \`PING\` on the same connection as the floor:"
+        if [ -f "$ab/redis.md" ]; then
+            [ -f "$ab/redb.md" ] && echo
+            echo "**Redis** — \`cargo bench -p aqm-storage-redis --bench sealing_ab\`: sealed (\`Sealing::sealed\`, ids"
+            echo "hashed in key names, records sealed) and unsealed (\`Sealing::unsealed\`), pair by pair, the"
+            echo "machine's Redis on localhost (\`appendonly no\`):"
             echo
-            echo "| Operation | Sealed | Unsealed | sealed ÷ unsealed | sealed × PING |"
-            echo "|---|---:|---:|---:|---:|"
-            p=$(est redis/ping_unsealed)
-            for op in ping store_coin_GOLD store_coin_BRONZE select_coin_GOLD select_coin_BRONZE burn burn_and_save_session; do
-                s=$(est "redis/${op}_sealed") u=$(est "redis/${op}_unsealed")
-                echo "| \`$op\` | $(t "$s") | $(t "$u") | $(x "$s" "$u") | $(x "$s" "$p") |"
-            done
+            cat "$ab/redis.md"
         fi
         echo
         stamp
     } > "$work/bench-stores"
     put_block bench-stores "$work/bench-stores"
 else
-    echo "figures: no redb or Redis benchmark results under $crit; block 'bench-stores' left as it is"
+    echo "figures: no sealing_ab results under $ab; block 'bench-stores' left as it is (run with --bench)"
 fi
 
 # ── firmware ─────────────────────────────────────────────────────────────────────────────────
