@@ -37,7 +37,8 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> Duration {
 /// The Markdown table of `rows` (name, [sealed, unsealed] durations): medians and the p90 ratio.
 pub fn table(rows: Vec<(String, [Vec<Duration>; 2])>, rounds: usize) -> String {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let show = |d: Duration| if us(d) >= 1000.0 { format!("{:.2} ms", us(d) / 1e3) } else { format!("{:.1} µs", us(d)) };
+    let show =
+        |d: Duration| if us(d) >= 1000.0 { format!("{:.2} ms", us(d) / 1e3) } else { format!("{:.1} µs", us(d)) };
     let mut out = String::from(
         "| Operation | Sealed, median | Unsealed, median | sealed ÷ unsealed, median | sealed ÷ unsealed, p90 |\n\
          |---|---:|---:|---:|---:|\n",
