@@ -134,8 +134,10 @@ impl CostModel {
     pub fn apply(&self, t: &Tally) -> CryptoCost {
         let per = |counts: &[u64; 3], us: &[f64; 3]| -> [f64; 3] { [0, 1, 2].map(|i| counts[i] as f64 * us[i] / 1e6) };
         let chain = t.chain_messages() as f64;
+        // A last-resort coin costs what a one-time coin of its tier costs to mint.
+        let minted = [0, 1, 2].map(|i| t.minted[i] + t.last_resort_minted[i]);
         CryptoCost {
-            mint_s: per(&t.minted, &self.mint_us),
+            mint_s: per(&minted, &self.mint_us),
             verify_coin_s: per(&t.coin_verifies, &self.verify_coin_us),
             first_send_s: per(&t.rekeys, &self.first_send_us),
             first_receive_s: per(&t.rekeys, &self.first_receive_us),

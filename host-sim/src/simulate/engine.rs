@@ -9,7 +9,11 @@
 //! needs, garbage collection ([`inventory::gc_plan`]), downgrade trims
 //! ([`inventory::trim_plan`]), the storage report, the chain limit
 //! ([`Policy::ratchet_limit`]), the directory's claimability, anti-drain quota and purge
-//! thresholds, the vault's deadline and counters ([`VaultStats::apply`]). Where a core rule
+//! thresholds, the vault's deadline and counters ([`VaultStats::apply`]), and last-resort coins:
+//! when one is due ([`vault::last_resort_due`]), whether an upload replaces the directory's
+//! ([`directory::last_resort_replaces`]), whether a claim hands it out
+//! ([`directory::plan_claim`]) and what an open records or retires
+//! ([`VaultEntry::open_last_resort`]). Where a core rule
 //! takes a coin or a contact record, the engine fills one scratch value and passes it by
 //! reference, so the rule is the core's even when the state is a count.
 
@@ -18,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use aqm_core::coin::{CoinKind, PublicCoin};
 use aqm_core::directory;
 use aqm_core::inventory::{self, CachedCoin, ContactMeta, GcReport, ScanStep, Selection, StorageReport};
-use aqm_core::vault::{Transition, VaultStats};
+use aqm_core::vault::{self, LastResortOpens, Transition, VaultEntry, VaultStats};
 use aqm_core::{DeviceContext, KeyId, Policy, Priority, Tier, TierCounts, UnixSeconds, UserId, protocol};
 
 use super::population::{self, DAY, HOUR, Population, User};
@@ -183,11 +187,31 @@ fn push_run(q: &mut VecDeque<Run>, exp: u16, count: u32) {
     }
 }
 
+/// An owner's newest last-resort coin of a tier: in its vault and (while `listed`) in the
+/// directory, which hands it out, unclaimed, when the tier's one-time coins are gone.
+#[derive(Clone, Copy, Debug)]
+struct LastResort {
+    /// Expiry hour.
+    exp: u16,
+    /// First messages it opened (its vault record's length).
+    opens: u8,
+    /// Its record filled up: the vault retired it (BURNED); the directory may still hand it out
+    /// until the owner uploads the next one.
+    retired: bool,
+    /// The directory still holds it (not purged as stale or replaced).
+    listed: bool,
+}
+
 /// One user as an owner of coins: its unclaimed coins in the directory and its vault.
 #[derive(Clone, Debug, Default)]
 struct Owner {
     directory: [VecDeque<Run>; 3],
     vault: [VecDeque<Run>; 3],
+    /// The newest last-resort coin per tier.
+    last_resort: [Option<LastResort>; 3],
+    /// Older last-resort coins, replaced in the directory but ACTIVE in the vault until their
+    /// deadline (by expiry hour, oldest first).
+    last_resort_vault: [VecDeque<Run>; 3],
     stats: VaultStats,
     stock_target: TierCounts,
 }
@@ -236,6 +260,11 @@ pub struct Engine {
     by_maintenance_hour: [Vec<u32>; 24],
     rng: Prng,
     coin: PublicCoin,
+    /// Scratch last-resort coins for the directory's rules (the stored one, an upload).
+    lr_coin: PublicCoin,
+    lr_upload: PublicCoin,
+    /// Scratch last-resort vault entry for the open rule.
+    lr_entry: VaultEntry,
     meta: ContactMeta,
     selection: Selection,
     gc: GcReport,
@@ -335,6 +364,12 @@ impl Engine {
                 }
                 if target > 0 {
                     push_run(&mut o.directory[t.index()], stock_exp, target);
+                    // A published tier has its last-resort coin, minted on one of the days
+                    // before the start that leave it not yet due (renewed from day 0 on).
+                    let lr_minted = (START - rng.below(4 * DAY)) / HOUR * HOUR;
+                    let exp = hour_of(protocol::last_resort_expiry(lr_minted));
+                    o.last_resort[t.index()] = Some(LastResort { exp, opens: 0, retired: false, listed: true });
+                    o.stats.apply(Transition::Stored(t));
                 }
             }
         }
@@ -351,6 +386,10 @@ impl Engine {
             public_key: Default::default(),
             signature: Default::default(),
         };
+        let lr_coin = PublicCoin { kind: CoinKind::LastResort, ..coin.clone() };
+        let lr_upload = PublicCoin { key_id: KeyId([1; 16]), ..lr_coin.clone() };
+        let sealed = aqm_core::crypto::SealedSecret { nonce: [0; 12], ciphertext: Default::default() };
+        let lr_entry = VaultEntry::new_active(KeyId([0; 16]), Tier::Gold, CoinKind::LastResort, sealed, 0, 0);
         let meta = ContactMeta::new(user_id(0), Priority::Stranger, "", 0).expect("an empty display name fits");
         let selection = Selection { coin: Some(CachedCoin { coin: coin.clone(), seq: 0, fetched_at: 0 }), wasted: 0 };
         let mut vault_active_start = [0u64; 3];
@@ -372,6 +411,9 @@ impl Engine {
             by_maintenance_hour,
             rng: Prng::new(seed ^ 0x0074_7261_6666_6963),
             coin,
+            lr_coin,
+            lr_upload,
+            lr_entry,
             meta,
             selection,
             gc: GcReport::default(),
@@ -553,6 +595,7 @@ impl Engine {
         let priority = registered.unwrap_or(Priority::Stranger);
         let range = inventory::send_range(&self.policy, ctx, priority, false, self.behaviour.allow_classical);
         let mut picked: Option<(Tier, u16, bool)> = None;
+        let mut last_resort_picked = false;
         if let Target::Side(i) = target {
             // InventoryStore::select_coin: per tier of the range, oldest coin first, drop the
             // stale ones, take the first fresh one.
@@ -591,6 +634,9 @@ impl Engine {
             if quota.window != window {
                 quota = Quota { window, used: [0; 3] };
             }
+            // A tier without one-time coins hands out the owner's last-resort coin instead; it is
+            // kept aside while cheaper tiers are tried (Messenger::fetch_on_demand).
+            let mut aside: Option<(Tier, u16)> = None;
             for t in range.tiers() {
                 if directory::quota_grant(&self.policy, t, quota.used[t.index()], 1).is_err() {
                     self.tally.quota_refusals += 1;
@@ -604,6 +650,25 @@ impl Engine {
                     self.hour().coins_claimed += 1;
                     picked = Some((t, exp, true));
                     break;
+                }
+                if let Some((exp, used_after)) = self.hand_out_last_resort(to, t, quota.used[t.index()], 1, now) {
+                    quota.used[t.index()] = used_after;
+                    self.tally.coin_verifies[t.index()] += 1;
+                    self.tally.last_resort_handed_out[t.index()] += 1;
+                    self.hour().coins_claimed += 1;
+                    aside = aside.or(Some((t, exp)));
+                }
+            }
+            if picked.is_none()
+                && let Some((t, exp)) = aside
+            {
+                if self.open_last_resort(to, t, now) {
+                    picked = Some((t, exp, true));
+                    last_resort_picked = true;
+                } else {
+                    // The receiver's vault refuses it (retired, or past its deadline): the first
+                    // message does not open.
+                    self.tally.last_resort_refused += 1;
                 }
             }
         }
@@ -625,7 +690,12 @@ impl Engine {
             self.day().on_demand += 1;
         }
         chain = Chain { tier: Some(tier), left: self.policy.ratchet_limit(tier).saturating_sub(1) };
-        self.burn(to, tier, exp, now);
+        if last_resort_picked {
+            // Recorded by open_last_resort, not burned.
+            self.tally.last_resort_chains[tier.index()] += 1;
+        } else {
+            self.burn(to, tier, exp, now);
+        }
         self.count_message(tier, true);
         self.store_chain(&target, from, chain, quota);
     }
@@ -702,6 +772,110 @@ impl Engine {
         Some(exp)
     }
 
+    /// A claim of `count` coins of `owner`'s `tier` that found no one-time coin, by a requester
+    /// that used `used` of its quota: whether [`directory::plan_claim`] hands out the owner's
+    /// last-resort coin instead (the coin's expiry hour and the quota use after the claim).
+    fn hand_out_last_resort(
+        &mut self,
+        owner: u32,
+        tier: Tier,
+        used: u32,
+        count: u32,
+        now: UnixSeconds,
+    ) -> Option<(u16, u32)> {
+        let lr = self.owners[owner as usize].last_resort[tier.index()].filter(|l| l.listed)?;
+        self.lr_coin.tier = tier;
+        self.lr_coin.expires_at = secs(lr.exp);
+        let plan = directory::plan_claim(&self.policy, tier, used, count, now, std::iter::empty(), Some(&self.lr_coin))
+            .ok()?;
+        plan.last_resort.map(|_| (lr.exp, plan.used_after))
+    }
+
+    /// The owner's vault opens a first message to its last-resort coin of `tier`
+    /// ([`VaultEntry::open_last_resort`], its record rebuilt from the count of earlier opens,
+    /// each a distinct first message): recorded, or retired when the record fills. False when the
+    /// vault refuses (retired already, or past its deadline).
+    fn open_last_resort(&mut self, owner: u32, tier: Tier, now: UnixSeconds) -> bool {
+        let Some(mut lr) = self.owners[owner as usize].last_resort[tier.index()] else { return false };
+        if lr.retired {
+            // Its vault entry is BURNED: the open would be KeyAlreadyBurned.
+            return false;
+        }
+        let sealed = self.lr_entry.sealed.clone();
+        let key_id = KeyId([0; 16]);
+        let expires_at = secs(lr.exp);
+        let created = expires_at - protocol::LAST_RESORT_LIFETIME_SECS;
+        self.lr_entry = VaultEntry::new_active(key_id, tier, CoinKind::LastResort, sealed, created, expires_at);
+        let mut opens = LastResortOpens::default();
+        let first_message = |k: u8| vault::open_digest(&key_id, &[k]);
+        for k in 0..lr.opens {
+            if self.lr_entry.open_last_resort(&mut opens, first_message(k), &self.policy, created).is_err() {
+                return false;
+            }
+        }
+        let o = &mut self.owners[owner as usize];
+        match self.lr_entry.open_last_resort(&mut opens, first_message(lr.opens), &self.policy, now) {
+            Ok(retired) => {
+                lr.opens += 1;
+                if let Some(t) = retired {
+                    lr.retired = true;
+                    o.stats.apply(t);
+                    self.tally.last_resort_retired[tier.index()] += 1;
+                }
+                o.last_resort[tier.index()] = Some(lr);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Publishing keeps one last-resort coin per published tier (a tier the owner stocks): when
+    /// [`vault::last_resort_due`] says so, mint one, and upload it, replacing the directory's
+    /// per [`directory::last_resort_replaces`]. Returns the coins uploaded.
+    fn keep_last_resort(&mut self, u: u32, now: UnixSeconds) -> u64 {
+        let mut uploaded = 0;
+        for t in Tier::ALL {
+            let o = &mut self.owners[u as usize];
+            if o.stock_target.get(t) == 0 {
+                continue;
+            }
+            let current = o.last_resort[t.index()];
+            let live = current.filter(|l| !l.retired && self.policy.vault_deadline(secs(l.exp)) > now);
+            if !vault::last_resort_due(&self.policy, live.map(|l| secs(l.exp)), now) {
+                continue;
+            }
+            let exp = hour_of(protocol::last_resort_expiry(now));
+            o.stats.apply(Transition::Stored(t));
+            self.tally.last_resort_minted[t.index()] += 1;
+            uploaded += 1;
+            self.lr_upload.tier = t;
+            self.lr_upload.expires_at = secs(exp);
+            let listed = current.filter(|l| l.listed);
+            let replaces = match listed {
+                None => directory::last_resort_replaces(None, &self.lr_upload),
+                Some(l) => {
+                    self.lr_coin.tier = t;
+                    self.lr_coin.expires_at = secs(l.exp);
+                    directory::last_resort_replaces(Some(&self.lr_coin), &self.lr_upload)
+                }
+            };
+            let fresh = LastResort { exp, opens: 0, retired: false, listed: true };
+            if !replaces {
+                // The directory keeps the one it holds (never with a later expiry): the new coin
+                // waits in the vault only.
+                push_run(&mut o.last_resort_vault[t.index()], exp, 1);
+                continue;
+            }
+            o.last_resort[t.index()] = Some(fresh);
+            // The replaced coin stays ACTIVE in the vault until its deadline (a retired one is
+            // BURNED already). Each replaced coin expires after the one replaced before it.
+            if let Some(old) = live {
+                push_run(&mut o.last_resort_vault[t.index()], old.exp, 1);
+            }
+        }
+        uploaded
+    }
+
     /// The directory's daily purge: unclaimed coins past the stale age or no longer claimable.
     fn purge_directory(&mut self, now: UnixSeconds) {
         let after = directory::claimable_after(&self.policy, now);
@@ -716,6 +890,13 @@ impl Engine {
                         q.pop_front();
                     } else {
                         break;
+                    }
+                }
+                // The last-resort coin goes the same way (directory::purge_stale).
+                if let Some(lr) = &mut o.last_resort[t.index()] {
+                    let uploaded = secs(lr.exp) - protocol::LAST_RESORT_LIFETIME_SECS;
+                    if lr.listed && (secs(lr.exp) <= after || stale_upload.is_some_and(|s| uploaded <= s)) {
+                        lr.listed = false;
                     }
                 }
             }
@@ -737,6 +918,27 @@ impl Engine {
                     o.stats.apply(Transition::Expired(t));
                 }
                 self.tally.expired_vault[t.index()] += u64::from(r.count);
+            }
+            // Last-resort coins past their deadline: the replaced ones, and the newest if it was
+            // never renewed (an owner whose tier is no longer published).
+            while let Some(r) = o.last_resort_vault[t.index()].front().copied() {
+                if self.policy.vault_deadline(secs(r.exp)) > now {
+                    break;
+                }
+                o.last_resort_vault[t.index()].pop_front();
+                for _ in 0..r.count {
+                    o.stats.apply(Transition::Expired(t));
+                }
+                self.tally.last_resort_expired[t.index()] += u64::from(r.count);
+            }
+            if let Some(lr) = o.last_resort[t.index()]
+                && self.policy.vault_deadline(secs(lr.exp)) <= now
+            {
+                if !lr.retired {
+                    o.stats.apply(Transition::Expired(t));
+                    self.tally.last_resort_expired[t.index()] += 1;
+                }
+                o.last_resort[t.index()] = None;
             }
         }
         let window = directory::quota_window(&self.policy, now);
@@ -794,6 +996,16 @@ impl Engine {
                 }
                 self.sides[i].quota.used[t.index()] += got;
                 self.hour().coins_claimed += u64::from(got);
+                if got == 0 {
+                    // No one-time coin: the directory hands out the owner's last-resort coin,
+                    // which Messenger::prefetch drops (never cached); it still uses quota.
+                    let used = self.sides[i].quota.used[t.index()];
+                    if let Some((_, used_after)) = self.hand_out_last_resort(peer, t, used, need, now) {
+                        self.sides[i].quota.used[t.index()] = used_after;
+                        self.tally.last_resort_prefetch_dropped[t.index()] += 1;
+                        self.hour().coins_claimed += 1;
+                    }
+                }
             }
         }
         // Minting: top the directory stock back up to the target; one upload request.
@@ -816,6 +1028,7 @@ impl Engine {
             self.tally.minted[t.index()] += u64::from(m);
             uploaded += u64::from(m);
         }
+        uploaded += self.keep_last_resort(u, now);
         if uploaded > 0 {
             let h = self.hour();
             h.uploads += 1;

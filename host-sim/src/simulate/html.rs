@@ -326,6 +326,15 @@ pub fn render(r: &Report) -> String {
         ("post-quantum messages", format!("{:.1} %", r.post_quantum_share * 100.0)),
         ("downward fallback (of chains opened)", format!("{:.2} %", r.fallback_rate * 100.0)),
         ("on-demand fetch (of chains opened)", format!("{:.2} %", r.on_demand_rate * 100.0)),
+        (
+            "chains opened with a last-resort coin",
+            format!(
+                "{} ({:.3} per 1000 chains, {:.4} per 1000 messages)",
+                num(r.last_resort_chains),
+                r.last_resort_per_1000_chains,
+                r.last_resort_per_1000_messages
+            ),
+        ),
         ("not sent: no coin anywhere", num(t.failed)),
         (
             "directory peak hour",

@@ -61,6 +61,13 @@ pub struct Report {
     pub on_demand_rate: f64,
     /// Share of messages that are post-quantum (GOLD or SILVER chains).
     pub post_quantum_share: f64,
+    /// Chains opened with a last-resort coin (the owner's one-time coins of the tier were gone
+    /// from the directory), all tiers.
+    pub last_resort_chains: u64,
+    /// Those per 1000 chains opened.
+    pub last_resort_per_1000_chains: f64,
+    /// Those per 1000 messages delivered.
+    pub last_resort_per_1000_messages: f64,
     /// Per day.
     pub days: Vec<DayStats>,
     /// Per hour of the run.
@@ -91,7 +98,11 @@ impl Report {
         let rekeys: u64 = totals.rekeys.iter().sum();
         let peak = hours.iter().map(HourLoad::requests).max().unwrap_or(0);
         let crypto_cost = cost_model.apply(&totals);
+        let last_resort_chains: u64 = totals.last_resort_chains.iter().sum();
         Report {
+            last_resort_chains,
+            last_resort_per_1000_chains: ratio(last_resort_chains, rekeys) * 1000.0,
+            last_resort_per_1000_messages: ratio(last_resort_chains, totals.messages) * 1000.0,
             settings,
             scale: Scale::default(),
             kem_per_message: totals.kem_per_message(),
@@ -134,6 +145,14 @@ impl Report {
         let _ = writeln!(o, "{:<34} {:>11.1} %", "post-quantum messages", self.post_quantum_share * 100.0);
         let _ = writeln!(o, "{:<34} {:>11.2} %   of chains opened", "downward fallback", self.fallback_rate * 100.0);
         let _ = writeln!(o, "{:<34} {:>11.2} %   of chains opened", "on-demand fetch", self.on_demand_rate * 100.0);
+        let _ = writeln!(
+            o,
+            "{:<34} {:>12}   ({:.3} per 1000 chains, {:.4} per 1000 messages)",
+            "chains opened with last-resort",
+            num(self.last_resort_chains),
+            self.last_resort_per_1000_chains,
+            self.last_resort_per_1000_messages
+        );
         let _ = writeln!(
             o,
             "{:<34} {:>12}   ({} with the range stopped at SILVER)",

@@ -65,6 +65,21 @@ pub struct Tally {
     pub upgrades: u64,
     /// BESTIE → MATE changes.
     pub downgrades: u64,
+    /// Last-resort coins minted during the run per tier (one kept per owner and published tier).
+    pub last_resort_minted: [u64; 3],
+    /// Last-resort coins handed out on demand (the tier's one-time coins were gone).
+    pub last_resort_handed_out: [u64; 3],
+    /// Chains opened with a last-resort coin (recorded in the owner's vault, not burned): the
+    /// first message has no forward secrecy until the coin is deleted.
+    pub last_resort_chains: [u64; 3],
+    /// First messages to a last-resort coin its vault refused (retired, or past its deadline).
+    pub last_resort_refused: u64,
+    /// Last-resort coins retired because their record of opens filled up.
+    pub last_resort_retired: [u64; 3],
+    /// Last-resort vault secrets deleted at their deadline.
+    pub last_resort_expired: [u64; 3],
+    /// Last-resort coins handed out to a pre-fetch and dropped (never cached).
+    pub last_resort_prefetch_dropped: [u64; 3],
     /// A first message whose coin was no longer in the receiver's vault (must stay 0).
     pub vault_misses: u64,
     /// Users per 10 % band of the storage budget at the last day's end (the last band: ≥ 100 %).
