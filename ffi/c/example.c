@@ -127,6 +127,7 @@ static void conversation(Party *alice, Party *bob) {
         }
         CHECK(info.tier == steps[i].tier && info.rekeyed, "message opened a chain of the context's tier");
         CHECK(info.post_quantum == (steps[i].tier != BRONZE), "post-quantum unless BRONZE");
+        CHECK(!info.last_resort, "a cached coin is one-time, never last-resort");
         EXPECT(aqm_device_receive(bob->dev, envelope, env_len, (uint8_t *)plaintext, sizeof plaintext, &pt_len, &rinfo),
                AQM_STATUS_OK, "receive");
         CHECK(pt_len == strlen(steps[i].text) && memcmp(plaintext, steps[i].text, pt_len) == 0, "plaintext");
@@ -301,7 +302,19 @@ static void restore(Party *alice, const char *dir) {
     aqm_device_free(dev);
 }
 
+/* The ABI kept for callers built against an older header: codes added later are appended, and
+   AqmSendInfo's last_resort sits in what was padding. */
+_Static_assert(sizeof(AqmSendInfo) == 16, "AqmSendInfo keeps its size");
+static void abi(void) {
+    CHECK(AQM_STATUS_SIGNER_FAILED == 48 && AQM_STATUS_SERVER == 107, "old status codes keep their numbers");
+    CHECK(AQM_STATUS_NOT_LAST_RESORT == 49 && AQM_STATUS_LAST_RESORT_NOT_CACHED == 50, "last-resort codes appended");
+    CHECK(strcmp(aqm_status_name(AQM_STATUS_LAST_RESORT_NOT_CACHED), "LAST_RESORT_NOT_CACHED") == 0 &&
+              strcmp(aqm_status_name(AQM_STATUS_NOT_LAST_RESORT), "NOT_LAST_RESORT") == 0,
+          "last-resort status names");
+}
+
 int main(void) {
+    abi();
     char dir[] = "/tmp/aqm-c-example-XXXXXX";
     if (!mkdtemp(dir)) return 2;
     Party alice, bob;

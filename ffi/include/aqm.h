@@ -119,6 +119,10 @@ typedef enum AqmStatus {
   AQM_STATUS_REKEY_NOT_FIRST = 47,
   // See `AqmError::SignerFailed`.
   AQM_STATUS_SIGNER_FAILED = 48,
+  // See `AqmError::NotLastResort`.
+  AQM_STATUS_NOT_LAST_RESORT = 49,
+  // See `AqmError::LastResortNotCached`.
+  AQM_STATUS_LAST_RESORT_NOT_CACHED = 50,
   // See `AqmError::InvalidUrl`.
   AQM_STATUS_INVALID_URL = 100,
   // See `AqmError::BadDeviceKey`.
@@ -169,6 +173,10 @@ typedef struct AqmSendInfo {
   bool rekeyed;
   // Whether the message is post-quantum protected.
   bool post_quantum;
+  // Whether the chain was opened with the contact's last-resort coin (no forward secrecy for
+  // its first message until that coin rotates). Added in the struct's padding byte: the
+  // struct's size and every other field's offset are unchanged.
+  bool last_resort;
   // Messages the chain may still carry.
   uint32_t remaining;
   // Stale cached coins dropped.

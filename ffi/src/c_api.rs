@@ -145,6 +145,11 @@ pub enum AqmStatus {
     RekeyNotFirst = 47,
     /// See `AqmError::SignerFailed`.
     SignerFailed = 48,
+    // Added with last-resort coins (issue 14): appended, so every code above keeps its number.
+    /// See `AqmError::NotLastResort`.
+    NotLastResort = 49,
+    /// See `AqmError::LastResortNotCached`.
+    LastResortNotCached = 50,
     // This library's own.
     /// See `AqmError::InvalidUrl`.
     InvalidUrl = 100,
@@ -209,6 +214,8 @@ impl From<&AqmError> for AqmStatus {
             E::CounterPastLimit { .. } => S::CounterPastLimit,
             E::RekeyNotFirst { .. } => S::RekeyNotFirst,
             E::SignerFailed { .. } => S::SignerFailed,
+            E::NotLastResort { .. } => S::NotLastResort,
+            E::LastResortNotCached { .. } => S::LastResortNotCached,
             E::InvalidUrl { .. } => S::InvalidUrl,
             E::BadDeviceKey { .. } => S::BadDeviceKey,
             E::IdMismatch { .. } => S::IdMismatch,
@@ -250,11 +257,19 @@ pub struct AqmSendInfo {
     pub rekeyed: bool,
     /// Whether the message is post-quantum protected.
     pub post_quantum: bool,
+    /// Whether the chain was opened with the contact's last-resort coin (no forward secrecy for
+    /// its first message until that coin rotates). Added in the struct's padding byte: the
+    /// struct's size and every other field's offset are unchanged.
+    pub last_resort: bool,
     /// Messages the chain may still carry.
     pub remaining: u32,
     /// Stale cached coins dropped.
     pub wasted: u32,
 }
+
+// `last_resort` sits in what was padding: a caller built against the older header passes a
+// struct of the same size, and the fields it knows keep their offsets.
+const _: () = assert!(std::mem::size_of::<AqmSendInfo>() == 16 && std::mem::offset_of!(AqmSendInfo, remaining) == 8);
 
 /// What a receive gave besides the plaintext.
 #[repr(C)]
@@ -428,6 +443,7 @@ fn send_info(s: &AqmSent) -> AqmSendInfo {
         fell_back: s.fell_back,
         rekeyed: s.rekeyed,
         post_quantum: s.post_quantum,
+        last_resort: s.last_resort,
         remaining: s.remaining,
         wasted: s.wasted,
     }
@@ -520,6 +536,8 @@ pub extern "C" fn aqm_status_name(status: AqmStatus) -> *const c_char {
         AqmStatus::CounterPastLimit => c"COUNTER_PAST_LIMIT",
         AqmStatus::RekeyNotFirst => c"REKEY_NOT_FIRST",
         AqmStatus::SignerFailed => c"SIGNER_FAILED",
+        AqmStatus::NotLastResort => c"NOT_LAST_RESORT",
+        AqmStatus::LastResortNotCached => c"LAST_RESORT_NOT_CACHED",
         AqmStatus::InvalidUrl => c"INVALID_URL",
         AqmStatus::BadDeviceKey => c"BAD_DEVICE_KEY",
         AqmStatus::IdMismatch => c"ID_MISMATCH",

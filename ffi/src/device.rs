@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use aqm_core::coin::{self, PublicCoin};
+use aqm_core::coin::{self, CoinKind, PublicCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::{ContactMeta, StorageReport};
 use aqm_core::messaging::{Messenger, SendOptions, SendOutcome, Sent};
 use aqm_core::pins::{SafetyNumber, Trust};
 use aqm_core::store::{DirectoryStore, InventoryStore, PinStore, VaultStore};
-use aqm_core::{Tier, UnixSeconds, UserId};
+use aqm_core::{Tier, UnixSeconds, UserId, vault};
 use aqm_server::client::HttpDirectory;
 
 use crate::backend::{Backend, with_store};
@@ -35,6 +35,9 @@ pub struct AqmDevice {
     outbox: Mutex<Vec<PublicCoin>>,
     /// One client per server URL, with the tokens it acts under.
     servers: Mutex<HashMap<String, Arc<HttpDirectory>>>,
+    /// Publishes take turns, so two threads publishing at once never both find a last-resort
+    /// coin due and mint two (the directory would keep one; the other would sit in the vault).
+    publish_turn: Mutex<()>,
     /// Sends to one contact take turns (striped by contact id). The store's compare-and-swap
     /// alone keeps them correct, but a racer that loses still spent an encapsulation and, while it
     /// held the last cached coin, made the other threads answer `NeedCoin`; in one process, taking
@@ -86,6 +89,7 @@ fn sent(s: Sent) -> Result<AqmSent, AqmError> {
         post_quantum: s.post_quantum,
         remaining: s.remaining,
         wasted: s.wasted,
+        last_resort: s.last_resort,
     })
 }
 
@@ -130,6 +134,7 @@ impl AqmDevice {
             device_key,
             outbox: Mutex::new(Vec::new()),
             servers: Mutex::new(HashMap::new()),
+            publish_turn: Mutex::new(()),
             send_turns: std::array::from_fn(|_| Mutex::new(())),
         }
     }
@@ -323,6 +328,7 @@ impl AqmDevice {
             post_quantum: r.post_quantum,
             unverified: r.unverified(),
             rekeyed: r.rekeyed,
+            last_resort: r.last_resort,
             counter: r.counter,
         })
     }
@@ -388,14 +394,25 @@ impl AqmDevice {
     /// `server_url`, with this user's `token`; the device remembers the token for that server
     /// (for `prefetch` and `fetch_coin`). Returns how many coins were new to the server. A
     /// failed upload keeps the coins for the next publish.
+    ///
+    /// It also keeps one last-resort coin per published tier (a tier of the coins uploaded now,
+    /// or one this device already keeps a last-resort coin of): when the core's
+    /// `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
+    /// one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
+    /// finds the directory's one-time coins of the tier gone still reaches this user. A store
+    /// that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
+    /// coins are published all the same.
     pub fn publish(&self, server_url: String, token: String) -> Result<u32, AqmError> {
         let dir = self.directory(&server_url)?;
         dir.add_token(self.identity.user_id(), token);
-        let coins: Vec<PublicCoin> = lock(&self.outbox).clone();
+        let _turn = lock(&self.publish_turn);
+        let now = unix_now();
+        let queued: Vec<PublicCoin> = lock(&self.outbox).clone();
+        let coins = [queued.clone(), self.keep_last_resort(&queued, now)?].concat();
         if coins.is_empty() {
             return Ok(0);
         }
-        let inserted = dir.upload(&self.identity.user_id(), &coins, unix_now())?;
+        let inserted = dir.upload(&self.identity.user_id(), &coins, now)?;
         lock(&self.outbox).retain(|c| !coins.contains(c));
         Ok(inserted)
     }
@@ -404,8 +421,10 @@ impl AqmDevice {
     /// `server_url` with this user's `token`, and remember the token for that server. For an app
     /// that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
     /// (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
-    /// another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
-    /// new to the server; they also leave this object's queue for `publish`.
+    /// another owner are refused (`WrongOwner`) before anything is sent. As `publish`, it keeps
+    /// one last-resort coin per published tier (minted when due and uploaded with `coins`).
+    /// Returns how many were new to the server; they also leave this object's queue for
+    /// `publish`.
     pub fn publish_coins(&self, server_url: String, token: String, coins: Vec<Vec<u8>>) -> Result<u32, AqmError> {
         let coins: Vec<PublicCoin> = coins.iter().map(|c| codec::decode_coin(c)).collect::<Result<_, _>>()?;
         let me = self.identity.user_id();
@@ -414,10 +433,13 @@ impl AqmDevice {
         }
         let dir = self.directory(&server_url)?;
         dir.add_token(me, token);
+        let _turn = lock(&self.publish_turn);
+        let now = unix_now();
+        let coins = [coins.clone(), self.keep_last_resort(&coins, now)?].concat();
         if coins.is_empty() {
             return Ok(0);
         }
-        let inserted = dir.upload(&me, &coins, unix_now())?;
+        let inserted = dir.upload(&me, &coins, now)?;
         lock(&self.outbox).retain(|c| !coins.contains(c));
         Ok(inserted)
     }
@@ -433,7 +455,12 @@ impl AqmDevice {
         let r = with_store!(&self.backend, |s| Messenger::new(s, &self.identity, &self.device_key)
             .prefetch(&*dir, &contact, Some(idempotency), unix_now())
             .map_err(AqmError::from))?;
-        Ok(AqmPrefetchReport { requested: r.requested.into(), stored: r.stored.into(), rejected: r.rejected })
+        Ok(AqmPrefetchReport {
+            requested: r.requested.into(),
+            stored: r.stored.into(),
+            rejected: r.rejected,
+            last_resort: r.last_resort,
+        })
     }
 
     /// Fetch one coin of `contact` on demand (after `send` answered `NeedCoin`), from `desired`
@@ -504,6 +531,44 @@ impl AqmDevice {
     fn send_turn(&self, contact: &UserId) -> MutexGuard<'_, ()> {
         // User ids are random (or hashes), so one byte spreads contacts evenly over the stripes.
         lock(&self.send_turns[usize::from(contact.as_bytes()[0]) % SEND_STRIPES])
+    }
+
+    /// The last-resort coins a publish of `uploading` must add at `now`: for each published tier
+    /// (one of `uploading`'s, or one the vault keeps a live last-resort coin of) whose newest
+    /// last-resort coin is missing or due (`vault::last_resort_due`), one minted with
+    /// `coin::mint_last_resort` and stored in the vault. Each is queued in the outbox as soon as
+    /// it is stored, so a failed upload (or a failure at a later tier) keeps it for the next
+    /// publish, and the vault finding it live then mints no second one.
+    fn keep_last_resort(&self, uploading: &[PublicCoin], now: UnixSeconds) -> Result<Vec<PublicCoin>, AqmError> {
+        let policy = self.backend.policy();
+        let mut rng = rand::rng();
+        let mut minted_now = Vec::new();
+        for tier in Tier::ALL {
+            let newest =
+                with_store!(&self.backend, |s| vault::newest_last_resort(s, tier, now).map_err(AqmError::from))?;
+            let published = newest.is_some() || uploading.iter().any(|c| c.tier == tier);
+            if !published || !vault::last_resort_due(policy, newest.map(|e| e.expires_at), now) {
+                continue;
+            }
+            let minted = coin::mint_last_resort(&self.identity, tier, &self.device_key, now, &mut rng)?;
+            match with_store!(&self.backend, |s| s.put(&minted.vault).map_err(AqmError::from)) {
+                Ok(()) => {}
+                Err(AqmError::UnsupportedCoinKind { kind, .. }) if kind == CoinKind::LastResort.to_byte() => {
+                    // This store cannot hold one yet (Redis, until it records last-resort opens):
+                    // publish the one-time coins without it rather than fail the publish.
+                    tracing::warn!(
+                        backend = self.backend.name(),
+                        "this device's store does not hold last-resort coins yet: publishing one-time coins only, \
+                         so a contact who finds them all claimed cannot reach this user until the next publish"
+                    );
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            lock(&self.outbox).push(minted.public.clone());
+            minted_now.push(minted.public);
+        }
+        Ok(minted_now)
     }
 
     fn require_token(&self, server_url: &str) -> Result<(), AqmError> {

@@ -128,6 +128,14 @@ pub enum AqmError {
     /// A coin kind this build does not accept.
     #[error("{detail}")]
     UnsupportedCoinKind { kind: u8, detail: String },
+    /// A last-resort operation on a one-time coin (a one-time coin is burned when opened, not
+    /// recorded).
+    #[error("{detail}")]
+    NotLastResort { detail: String },
+    /// A last-resort coin offered for caching (`cache_coins`): it serves only the send that
+    /// fetched it (`fetch_coin`, then `send_with_coin`).
+    #[error("{detail}")]
+    LastResortNotCached { detail: String },
     /// A user id presented with another identity than the one pinned for it.
     #[error("{detail}")]
     IdentityChanged { detail: String },
@@ -219,6 +227,8 @@ impl From<aqm_core::Error> for AqmError {
             C::CoinExpired => AqmError::CoinExpired { detail },
             C::BadExpiry => AqmError::BadExpiry { detail },
             C::UnsupportedCoinKind(kind) => AqmError::UnsupportedCoinKind { kind, detail },
+            C::NotLastResort => AqmError::NotLastResort { detail },
+            C::LastResortNotCached => AqmError::LastResortNotCached { detail },
             C::IdentityChanged => AqmError::IdentityChanged { detail },
             C::IdentityNotPinned => AqmError::IdentityNotPinned { detail },
             C::SessionConflict => AqmError::SessionConflict { detail },

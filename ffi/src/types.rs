@@ -109,6 +109,10 @@ pub struct AqmSent {
     pub remaining: u32,
     /// Cached coins dropped as no longer fresh while picking one.
     pub wasted: u32,
+    /// Whether the chain was opened with the contact's last-resort coin (the directory had no
+    /// one-time coin of the tier left): its first message has no forward secrecy until the
+    /// contact's last-resort coin rotates (docs/protocol.md §2). False on an existing chain.
+    pub last_resort: bool,
 }
 
 /// What [`crate::AqmDevice::send`] did.
@@ -145,8 +149,12 @@ pub struct AqmReceived {
     pub post_quantum: bool,
     /// Whether the sender's identity was learned from the directory only: show it unverified.
     pub unverified: bool,
-    /// Whether this message opened a new chain (and burned one of our coins).
+    /// Whether this message opened a new chain (and burned one of our coins, unless it was a
+    /// last-resort coin).
     pub rekeyed: bool,
+    /// Whether the chain was opened with one of our last-resort coins (its open is recorded, so
+    /// a replay is refused, but the coin is not burned: others may still use it).
+    pub last_resort: bool,
     /// The message's counter on its chain.
     pub counter: u32,
 }
@@ -209,4 +217,7 @@ pub struct AqmPrefetchReport {
     pub stored: AqmTierCounts,
     /// Coins handed out but refused (forged, another owner's, expired, over the cap).
     pub rejected: u32,
+    /// Last-resort coins handed out (the contact had no one-time coin of a tier left): never
+    /// cached, so dropped; a later `fetch_coin` gets one for the send that needs it.
+    pub last_resort: u32,
 }

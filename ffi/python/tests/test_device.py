@@ -25,8 +25,10 @@ def test_two_party_conversation_across_tiers(pair):
     ):
         m = sent((alice.send if i == 0 else alice.send_rekeyed)(bob.user_id(), text, ctx))
         assert (m.tier, m.rekeyed, m.fell_back, m.post_quantum) == (tier, True, False, tier != AqmTier.BRONZE)
+        assert not m.last_resort, "a cached coin is always one-time"
         got = bob.receive(m.envelope)
         assert (got.plaintext, got.sender, got.tier, got.unverified) == (text, alice.user_id(), tier, False)
+        assert not got.last_resort
     # A follow-up rides the open BRONZE chain: no coin used.
     m = sent(alice.send(bob.user_id(), b"again", UNDERGROUND))
     assert (m.tier, m.rekeyed, m.remaining) == (AqmTier.BRONZE, False, 3)
@@ -208,3 +210,17 @@ def test_server_calls_need_a_token(pair):
         alice.prefetch("http://127.0.0.1:9", bob.user_id())
     with pytest.raises(AqmError.ServerUnavailable):
         alice.register("http://127.0.0.1:9")
+
+
+def test_publish_keeps_one_last_resort_coin_per_tier_even_when_the_upload_fails(pair):
+    _, bob = pair
+    bob.mint(1, 0, 2)
+    # The last-resort coins (GOLD and BRONZE, the tiers being published) go to the vault before
+    # the upload, and stay queued with the one-time coins when it fails.
+    with pytest.raises(AqmError.ServerUnavailable):
+        bob.publish("http://127.0.0.1:9", "token")
+    assert bob.vault_stats().active == aqm_ffi.AqmTierCounts(gold=2, silver=0, bronze=3)
+    # A retry finds them live: no second set is minted.
+    with pytest.raises(AqmError.ServerUnavailable):
+        bob.publish("http://127.0.0.1:9", "token")
+    assert bob.vault_stats().active == aqm_ffi.AqmTierCounts(gold=2, silver=0, bronze=3)
