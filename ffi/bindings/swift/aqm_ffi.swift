@@ -715,6 +715,14 @@ public protocol AqmDeviceProtocol: AnyObject, Sendable {
      * `server_url`, with this user's `token`; the device remembers the token for that server
      * (for `prefetch` and `fetch_coin`). Returns how many coins were new to the server. A
      * failed upload keeps the coins for the next publish.
+     *
+     * It also keeps one last-resort coin per published tier (a tier of the coins uploaded now,
+     * or one this device already keeps a last-resort coin of): when the core's
+     * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
+     * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
+     * finds the directory's one-time coins of the tier gone still reaches this user. A store
+     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
+     * coins are published all the same.
      */
     func publish(serverUrl: String, token: String) throws  -> UInt32
     
@@ -723,8 +731,10 @@ public protocol AqmDeviceProtocol: AnyObject, Sendable {
      * `server_url` with this user's `token`, and remember the token for that server. For an app
      * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
      * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
-     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
-     * new to the server; they also leave this object's queue for `publish`.
+     * another owner are refused (`WrongOwner`) before anything is sent. As `publish`, it keeps
+     * one last-resort coin per published tier (minted when due and uploaded with `coins`).
+     * Returns how many were new to the server; they also leave this object's queue for
+     * `publish`.
      */
     func publishCoins(serverUrl: String, token: String, coins: [Data]) throws  -> UInt32
     
@@ -1049,6 +1059,14 @@ open func publicIdentity()throws  -> Data  {
      * `server_url`, with this user's `token`; the device remembers the token for that server
      * (for `prefetch` and `fetch_coin`). Returns how many coins were new to the server. A
      * failed upload keeps the coins for the next publish.
+     *
+     * It also keeps one last-resort coin per published tier (a tier of the coins uploaded now,
+     * or one this device already keeps a last-resort coin of): when the core's
+     * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
+     * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
+     * finds the directory's one-time coins of the tier gone still reaches this user. A store
+     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
+     * coins are published all the same.
      */
 open func publish(serverUrl: String, token: String)throws  -> UInt32  {
     return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeAqmError_lift) {
@@ -1066,8 +1084,10 @@ open func publish(serverUrl: String, token: String)throws  -> UInt32  {
      * `server_url` with this user's `token`, and remember the token for that server. For an app
      * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
      * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
-     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
-     * new to the server; they also leave this object's queue for `publish`.
+     * another owner are refused (`WrongOwner`) before anything is sent. As `publish`, it keeps
+     * one last-resort coin per published tier (minted when due and uploaded with `coins`).
+     * Returns how many were new to the server; they also leave this object's queue for
+     * `publish`.
      */
 open func publishCoins(serverUrl: String, token: String, coins: [Data])throws  -> UInt32  {
     return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeAqmError_lift) {
@@ -1466,6 +1486,11 @@ public struct AqmPrefetchReport: Equatable, Hashable {
      * Coins handed out but refused (forged, another owner's, expired, over the cap).
      */
     public var rejected: UInt32
+    /**
+     * Last-resort coins handed out (the contact had no one-time coin of a tier left): never
+     * cached, so dropped; a later `fetch_coin` gets one for the send that needs it.
+     */
+    public var lastResort: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1478,10 +1503,15 @@ public struct AqmPrefetchReport: Equatable, Hashable {
          */stored: AqmTierCounts, 
         /**
          * Coins handed out but refused (forged, another owner's, expired, over the cap).
-         */rejected: UInt32) {
+         */rejected: UInt32, 
+        /**
+         * Last-resort coins handed out (the contact had no one-time coin of a tier left): never
+         * cached, so dropped; a later `fetch_coin` gets one for the send that needs it.
+         */lastResort: UInt32) {
         self.requested = requested
         self.stored = stored
         self.rejected = rejected
+        self.lastResort = lastResort
     }
 
     
@@ -1502,7 +1532,8 @@ public struct FfiConverterTypeAqmPrefetchReport: FfiConverterRustBuffer {
             try AqmPrefetchReport(
                 requested: FfiConverterTypeAqmTierCounts.read(from: &buf), 
                 stored: FfiConverterTypeAqmTierCounts.read(from: &buf), 
-                rejected: FfiConverterUInt32.read(from: &buf)
+                rejected: FfiConverterUInt32.read(from: &buf), 
+                lastResort: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -1510,6 +1541,7 @@ public struct FfiConverterTypeAqmPrefetchReport: FfiConverterRustBuffer {
         FfiConverterTypeAqmTierCounts.write(value.requested, into: &buf)
         FfiConverterTypeAqmTierCounts.write(value.stored, into: &buf)
         FfiConverterUInt32.write(value.rejected, into: &buf)
+        FfiConverterUInt32.write(value.lastResort, into: &buf)
     }
 }
 
@@ -1623,9 +1655,15 @@ public struct AqmReceived: Equatable, Hashable {
      */
     public var unverified: Bool
     /**
-     * Whether this message opened a new chain (and burned one of our coins).
+     * Whether this message opened a new chain (and burned one of our coins, unless it was a
+     * last-resort coin).
      */
     public var rekeyed: Bool
+    /**
+     * Whether the chain was opened with one of our last-resort coins (its open is recorded, so
+     * a replay is refused, but the coin is not burned: others may still use it).
+     */
+    public var lastResort: Bool
     /**
      * The message's counter on its chain.
      */
@@ -1650,8 +1688,13 @@ public struct AqmReceived: Equatable, Hashable {
          * Whether the sender's identity was learned from the directory only: show it unverified.
          */unverified: Bool, 
         /**
-         * Whether this message opened a new chain (and burned one of our coins).
+         * Whether this message opened a new chain (and burned one of our coins, unless it was a
+         * last-resort coin).
          */rekeyed: Bool, 
+        /**
+         * Whether the chain was opened with one of our last-resort coins (its open is recorded, so
+         * a replay is refused, but the coin is not burned: others may still use it).
+         */lastResort: Bool, 
         /**
          * The message's counter on its chain.
          */counter: UInt32) {
@@ -1661,6 +1704,7 @@ public struct AqmReceived: Equatable, Hashable {
         self.postQuantum = postQuantum
         self.unverified = unverified
         self.rekeyed = rekeyed
+        self.lastResort = lastResort
         self.counter = counter
     }
 
@@ -1686,6 +1730,7 @@ public struct FfiConverterTypeAqmReceived: FfiConverterRustBuffer {
                 postQuantum: FfiConverterBool.read(from: &buf), 
                 unverified: FfiConverterBool.read(from: &buf), 
                 rekeyed: FfiConverterBool.read(from: &buf), 
+                lastResort: FfiConverterBool.read(from: &buf), 
                 counter: FfiConverterUInt32.read(from: &buf)
         )
     }
@@ -1697,6 +1742,7 @@ public struct FfiConverterTypeAqmReceived: FfiConverterRustBuffer {
         FfiConverterBool.write(value.postQuantum, into: &buf)
         FfiConverterBool.write(value.unverified, into: &buf)
         FfiConverterBool.write(value.rekeyed, into: &buf)
+        FfiConverterBool.write(value.lastResort, into: &buf)
         FfiConverterUInt32.write(value.counter, into: &buf)
     }
 }
@@ -1753,6 +1799,12 @@ public struct AqmSent: Equatable, Hashable {
      * Cached coins dropped as no longer fresh while picking one.
      */
     public var wasted: UInt32
+    /**
+     * Whether the chain was opened with the contact's last-resort coin (the directory had no
+     * one-time coin of the tier left): its first message has no forward secrecy until the
+     * contact's last-resort coin rotates (docs/protocol.md §2). False on an existing chain.
+     */
+    public var lastResort: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1780,7 +1832,12 @@ public struct AqmSent: Equatable, Hashable {
          */remaining: UInt32, 
         /**
          * Cached coins dropped as no longer fresh while picking one.
-         */wasted: UInt32) {
+         */wasted: UInt32, 
+        /**
+         * Whether the chain was opened with the contact's last-resort coin (the directory had no
+         * one-time coin of the tier left): its first message has no forward secrecy until the
+         * contact's last-resort coin rotates (docs/protocol.md §2). False on an existing chain.
+         */lastResort: Bool) {
         self.envelope = envelope
         self.tier = tier
         self.desired = desired
@@ -1789,6 +1846,7 @@ public struct AqmSent: Equatable, Hashable {
         self.postQuantum = postQuantum
         self.remaining = remaining
         self.wasted = wasted
+        self.lastResort = lastResort
     }
 
     
@@ -1814,7 +1872,8 @@ public struct FfiConverterTypeAqmSent: FfiConverterRustBuffer {
                 rekeyed: FfiConverterBool.read(from: &buf), 
                 postQuantum: FfiConverterBool.read(from: &buf), 
                 remaining: FfiConverterUInt32.read(from: &buf), 
-                wasted: FfiConverterUInt32.read(from: &buf)
+                wasted: FfiConverterUInt32.read(from: &buf), 
+                lastResort: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -1827,6 +1886,7 @@ public struct FfiConverterTypeAqmSent: FfiConverterRustBuffer {
         FfiConverterBool.write(value.postQuantum, into: &buf)
         FfiConverterUInt32.write(value.remaining, into: &buf)
         FfiConverterUInt32.write(value.wasted, into: &buf)
+        FfiConverterBool.write(value.lastResort, into: &buf)
     }
 }
 
@@ -2290,6 +2350,18 @@ enum AqmError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case UnsupportedCoinKind(kind: UInt8, detail: String
     )
     /**
+     * A last-resort operation on a one-time coin (a one-time coin is burned when opened, not
+     * recorded).
+     */
+    case NotLastResort(detail: String
+    )
+    /**
+     * A last-resort coin offered for caching (`cache_coins`): it serves only the send that
+     * fetched it (`fetch_coin`, then `send_with_coin`).
+     */
+    case LastResortNotCached(detail: String
+    )
+    /**
      * A user id presented with another identity than the one pinned for it.
      */
     case IdentityChanged(detail: String
@@ -2512,51 +2584,57 @@ public struct FfiConverterTypeAqmError: FfiConverterRustBuffer {
             kind: try FfiConverterUInt8.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 35: return .IdentityChanged(
+        case 35: return .NotLastResort(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 36: return .IdentityNotPinned(
+        case 36: return .LastResortNotCached(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 37: return .SessionConflict(
+        case 37: return .IdentityChanged(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 38: return .CounterPastLimit(
+        case 38: return .IdentityNotPinned(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 39: return .SessionConflict(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 40: return .CounterPastLimit(
             limit: try FfiConverterUInt32.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 39: return .RekeyNotFirst(
+        case 41: return .RekeyNotFirst(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 40: return .SignerFailed(
+        case 42: return .SignerFailed(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 41: return .InvalidUrl(
+        case 43: return .InvalidUrl(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 42: return .BadDeviceKey(
+        case 44: return .BadDeviceKey(
             got: try FfiConverterUInt64.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 43: return .IdMismatch(
+        case 45: return .IdMismatch(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 44: return .Storage(
+        case 46: return .Storage(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 45: return .StorageFormat(
+        case 47: return .StorageFormat(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 46: return .ServerUnavailable(
+        case 48: return .ServerUnavailable(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 47: return .ServerUnauthorized(
+        case 49: return .ServerUnauthorized(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 48: return .Server(
+        case 50: return .Server(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 49: return .Internal(
+        case 51: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -2757,80 +2835,90 @@ public struct FfiConverterTypeAqmError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .IdentityChanged(detail):
+        case let .NotLastResort(detail):
             writeInt(&buf, Int32(35))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .IdentityNotPinned(detail):
+        case let .LastResortNotCached(detail):
             writeInt(&buf, Int32(36))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .SessionConflict(detail):
+        case let .IdentityChanged(detail):
             writeInt(&buf, Int32(37))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .CounterPastLimit(limit,detail):
+        case let .IdentityNotPinned(detail):
             writeInt(&buf, Int32(38))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .SessionConflict(detail):
+            writeInt(&buf, Int32(39))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .CounterPastLimit(limit,detail):
+            writeInt(&buf, Int32(40))
             FfiConverterUInt32.write(limit, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .RekeyNotFirst(detail):
-            writeInt(&buf, Int32(39))
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .SignerFailed(detail):
-            writeInt(&buf, Int32(40))
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .InvalidUrl(detail):
             writeInt(&buf, Int32(41))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .BadDeviceKey(got,detail):
+        case let .SignerFailed(detail):
             writeInt(&buf, Int32(42))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .InvalidUrl(detail):
+            writeInt(&buf, Int32(43))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .BadDeviceKey(got,detail):
+            writeInt(&buf, Int32(44))
             FfiConverterUInt64.write(got, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .IdMismatch(detail):
-            writeInt(&buf, Int32(43))
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .Storage(detail):
-            writeInt(&buf, Int32(44))
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .StorageFormat(detail):
             writeInt(&buf, Int32(45))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .ServerUnavailable(detail):
+        case let .Storage(detail):
             writeInt(&buf, Int32(46))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .ServerUnauthorized(detail):
+        case let .StorageFormat(detail):
             writeInt(&buf, Int32(47))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Server(detail):
+        case let .ServerUnavailable(detail):
             writeInt(&buf, Int32(48))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .ServerUnauthorized(detail):
             writeInt(&buf, Int32(49))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Server(detail):
+            writeInt(&buf, Int32(50))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(51))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -3213,10 +3301,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_public_identity() != 59344) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish() != 59909) {
+    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish() != 25156) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() != 50484) {
+    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() != 65494) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_purge() != 10758) {

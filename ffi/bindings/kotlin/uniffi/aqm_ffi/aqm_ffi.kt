@@ -948,10 +948,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_public_identity() and 0xFFFF) != 59344) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish() and 0xFFFF) != 59909) {
+    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish() and 0xFFFF) != 25156) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() and 0xFFFF) != 50484) {
+    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() and 0xFFFF) != 65494) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_purge() and 0xFFFF) != 10758) {
@@ -1546,6 +1546,14 @@ public interface AqmDeviceInterface {
      * `server_url`, with this user's `token`; the device remembers the token for that server
      * (for `prefetch` and `fetch_coin`). Returns how many coins were new to the server. A
      * failed upload keeps the coins for the next publish.
+     *
+     * It also keeps one last-resort coin per published tier (a tier of the coins uploaded now,
+     * or one this device already keeps a last-resort coin of): when the core's
+     * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
+     * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
+     * finds the directory's one-time coins of the tier gone still reaches this user. A store
+     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
+     * coins are published all the same.
      */
     fun `publish`(`serverUrl`: kotlin.String, `token`: kotlin.String): kotlin.UInt
     
@@ -1554,8 +1562,10 @@ public interface AqmDeviceInterface {
      * `server_url` with this user's `token`, and remember the token for that server. For an app
      * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
      * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
-     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
-     * new to the server; they also leave this object's queue for `publish`.
+     * another owner are refused (`WrongOwner`) before anything is sent. As `publish`, it keeps
+     * one last-resort coin per published tier (minted when due and uploaded with `coins`).
+     * Returns how many were new to the server; they also leave this object's queue for
+     * `publish`.
      */
     fun `publishCoins`(`serverUrl`: kotlin.String, `token`: kotlin.String, `coins`: List<kotlin.ByteArray>): kotlin.UInt
     
@@ -1951,6 +1961,14 @@ open class AqmDevice: Disposable, AutoCloseable, AqmDeviceInterface
      * `server_url`, with this user's `token`; the device remembers the token for that server
      * (for `prefetch` and `fetch_coin`). Returns how many coins were new to the server. A
      * failed upload keeps the coins for the next publish.
+     *
+     * It also keeps one last-resort coin per published tier (a tier of the coins uploaded now,
+     * or one this device already keeps a last-resort coin of): when the core's
+     * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
+     * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
+     * finds the directory's one-time coins of the tier gone still reaches this user. A store
+     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
+     * coins are published all the same.
      */
     @Throws(AqmException::class)override fun `publish`(`serverUrl`: kotlin.String, `token`: kotlin.String): kotlin.UInt {
             return FfiConverterUInt.lift(
@@ -1973,8 +1991,10 @@ open class AqmDevice: Disposable, AutoCloseable, AqmDeviceInterface
      * `server_url` with this user's `token`, and remember the token for that server. For an app
      * that may exit between `mint` and `publish`: keep what `mint` returned until this succeeds
      * (the upload is idempotent, so calling it again after a lost reply is safe). Coins of
-     * another owner are refused (`WrongOwner`) before anything is sent. Returns how many were
-     * new to the server; they also leave this object's queue for `publish`.
+     * another owner are refused (`WrongOwner`) before anything is sent. As `publish`, it keeps
+     * one last-resort coin per published tier (minted when due and uploaded with `coins`).
+     * Returns how many were new to the server; they also leave this object's queue for
+     * `publish`.
      */
     @Throws(AqmException::class)override fun `publishCoins`(`serverUrl`: kotlin.String, `token`: kotlin.String, `coins`: List<kotlin.ByteArray>): kotlin.UInt {
             return FfiConverterUInt.lift(
@@ -2413,6 +2433,12 @@ data class AqmPrefetchReport (
      * Coins handed out but refused (forged, another owner's, expired, over the cap).
      */
     var `rejected`: kotlin.UInt
+    , 
+    /**
+     * Last-resort coins handed out (the contact had no one-time coin of a tier left): never
+     * cached, so dropped; a later `fetch_coin` gets one for the send that needs it.
+     */
+    var `lastResort`: kotlin.UInt
     
 ){
     
@@ -2432,19 +2458,22 @@ public object FfiConverterTypeAqmPrefetchReport: FfiConverterRustBuffer<AqmPrefe
             FfiConverterTypeAqmTierCounts.read(buf),
             FfiConverterTypeAqmTierCounts.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
     override fun allocationSize(value: AqmPrefetchReport) = (
             FfiConverterTypeAqmTierCounts.allocationSize(value.`requested`) +
             FfiConverterTypeAqmTierCounts.allocationSize(value.`stored`) +
-            FfiConverterUInt.allocationSize(value.`rejected`)
+            FfiConverterUInt.allocationSize(value.`rejected`) +
+            FfiConverterUInt.allocationSize(value.`lastResort`)
     )
 
     override fun write(value: AqmPrefetchReport, buf: ByteBuffer) {
             FfiConverterTypeAqmTierCounts.write(value.`requested`, buf)
             FfiConverterTypeAqmTierCounts.write(value.`stored`, buf)
             FfiConverterUInt.write(value.`rejected`, buf)
+            FfiConverterUInt.write(value.`lastResort`, buf)
     }
 }
 
@@ -2527,9 +2556,16 @@ data class AqmReceived (
     var `unverified`: kotlin.Boolean
     , 
     /**
-     * Whether this message opened a new chain (and burned one of our coins).
+     * Whether this message opened a new chain (and burned one of our coins, unless it was a
+     * last-resort coin).
      */
     var `rekeyed`: kotlin.Boolean
+    , 
+    /**
+     * Whether the chain was opened with one of our last-resort coins (its open is recorded, so
+     * a replay is refused, but the coin is not burned: others may still use it).
+     */
+    var `lastResort`: kotlin.Boolean
     , 
     /**
      * The message's counter on its chain.
@@ -2557,6 +2593,7 @@ public object FfiConverterTypeAqmReceived: FfiConverterRustBuffer<AqmReceived> {
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
             FfiConverterUInt.read(buf),
         )
     }
@@ -2568,6 +2605,7 @@ public object FfiConverterTypeAqmReceived: FfiConverterRustBuffer<AqmReceived> {
             FfiConverterBoolean.allocationSize(value.`postQuantum`) +
             FfiConverterBoolean.allocationSize(value.`unverified`) +
             FfiConverterBoolean.allocationSize(value.`rekeyed`) +
+            FfiConverterBoolean.allocationSize(value.`lastResort`) +
             FfiConverterUInt.allocationSize(value.`counter`)
     )
 
@@ -2578,6 +2616,7 @@ public object FfiConverterTypeAqmReceived: FfiConverterRustBuffer<AqmReceived> {
             FfiConverterBoolean.write(value.`postQuantum`, buf)
             FfiConverterBoolean.write(value.`unverified`, buf)
             FfiConverterBoolean.write(value.`rekeyed`, buf)
+            FfiConverterBoolean.write(value.`lastResort`, buf)
             FfiConverterUInt.write(value.`counter`, buf)
     }
 }
@@ -2627,6 +2666,13 @@ data class AqmSent (
      * Cached coins dropped as no longer fresh while picking one.
      */
     var `wasted`: kotlin.UInt
+    , 
+    /**
+     * Whether the chain was opened with the contact's last-resort coin (the directory had no
+     * one-time coin of the tier left): its first message has no forward secrecy until the
+     * contact's last-resort coin rotates (docs/protocol.md §2). False on an existing chain.
+     */
+    var `lastResort`: kotlin.Boolean
     
 ){
     
@@ -2651,6 +2697,7 @@ public object FfiConverterTypeAqmSent: FfiConverterRustBuffer<AqmSent> {
             FfiConverterBoolean.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -2662,7 +2709,8 @@ public object FfiConverterTypeAqmSent: FfiConverterRustBuffer<AqmSent> {
             FfiConverterBoolean.allocationSize(value.`rekeyed`) +
             FfiConverterBoolean.allocationSize(value.`postQuantum`) +
             FfiConverterUInt.allocationSize(value.`remaining`) +
-            FfiConverterUInt.allocationSize(value.`wasted`)
+            FfiConverterUInt.allocationSize(value.`wasted`) +
+            FfiConverterBoolean.allocationSize(value.`lastResort`)
     )
 
     override fun write(value: AqmSent, buf: ByteBuffer) {
@@ -2674,6 +2722,7 @@ public object FfiConverterTypeAqmSent: FfiConverterRustBuffer<AqmSent> {
             FfiConverterBoolean.write(value.`postQuantum`, buf)
             FfiConverterUInt.write(value.`remaining`, buf)
             FfiConverterUInt.write(value.`wasted`, buf)
+            FfiConverterBoolean.write(value.`lastResort`, buf)
     }
 }
 
@@ -3282,6 +3331,30 @@ sealed class AqmException: kotlin.Exception() {
     }
     
     /**
+     * A last-resort operation on a one-time coin (a one-time coin is burned when opened, not
+     * recorded).
+     */
+    class NotLastResort(
+        
+        val `detail`: kotlin.String
+        ) : AqmException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * A last-resort coin offered for caching (`cache_coins`): it serves only the send that
+     * fetched it (`fetch_coin`, then `send_with_coin`).
+     */
+    class LastResortNotCached(
+        
+        val `detail`: kotlin.String
+        ) : AqmException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    /**
      * A user id presented with another identity than the one pinned for it.
      */
     class IdentityChanged(
@@ -3588,51 +3661,57 @@ public object FfiConverterTypeAqmError : FfiConverterRustBuffer<AqmException> {
                 FfiConverterUByte.read(buf),
                 FfiConverterString.read(buf),
                 )
-            35 -> AqmException.IdentityChanged(
+            35 -> AqmException.NotLastResort(
                 FfiConverterString.read(buf),
                 )
-            36 -> AqmException.IdentityNotPinned(
+            36 -> AqmException.LastResortNotCached(
                 FfiConverterString.read(buf),
                 )
-            37 -> AqmException.SessionConflict(
+            37 -> AqmException.IdentityChanged(
                 FfiConverterString.read(buf),
                 )
-            38 -> AqmException.CounterPastLimit(
+            38 -> AqmException.IdentityNotPinned(
+                FfiConverterString.read(buf),
+                )
+            39 -> AqmException.SessionConflict(
+                FfiConverterString.read(buf),
+                )
+            40 -> AqmException.CounterPastLimit(
                 FfiConverterUInt.read(buf),
                 FfiConverterString.read(buf),
                 )
-            39 -> AqmException.RekeyNotFirst(
+            41 -> AqmException.RekeyNotFirst(
                 FfiConverterString.read(buf),
                 )
-            40 -> AqmException.SignerFailed(
+            42 -> AqmException.SignerFailed(
                 FfiConverterString.read(buf),
                 )
-            41 -> AqmException.InvalidUrl(
+            43 -> AqmException.InvalidUrl(
                 FfiConverterString.read(buf),
                 )
-            42 -> AqmException.BadDeviceKey(
+            44 -> AqmException.BadDeviceKey(
                 FfiConverterULong.read(buf),
                 FfiConverterString.read(buf),
                 )
-            43 -> AqmException.IdMismatch(
+            45 -> AqmException.IdMismatch(
                 FfiConverterString.read(buf),
                 )
-            44 -> AqmException.Storage(
+            46 -> AqmException.Storage(
                 FfiConverterString.read(buf),
                 )
-            45 -> AqmException.StorageFormat(
+            47 -> AqmException.StorageFormat(
                 FfiConverterString.read(buf),
                 )
-            46 -> AqmException.ServerUnavailable(
+            48 -> AqmException.ServerUnavailable(
                 FfiConverterString.read(buf),
                 )
-            47 -> AqmException.ServerUnauthorized(
+            49 -> AqmException.ServerUnauthorized(
                 FfiConverterString.read(buf),
                 )
-            48 -> AqmException.Server(
+            50 -> AqmException.Server(
                 FfiConverterString.read(buf),
                 )
-            49 -> AqmException.Internal(
+            51 -> AqmException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -3825,6 +3904,16 @@ public object FfiConverterTypeAqmError : FfiConverterRustBuffer<AqmException> {
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterUByte.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is AqmException.NotLastResort -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is AqmException.LastResortNotCached -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is AqmException.IdentityChanged -> (
@@ -4095,80 +4184,90 @@ public object FfiConverterTypeAqmError : FfiConverterRustBuffer<AqmException> {
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.IdentityChanged -> {
+            is AqmException.NotLastResort -> {
                 buf.putInt(35)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.IdentityNotPinned -> {
+            is AqmException.LastResortNotCached -> {
                 buf.putInt(36)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.SessionConflict -> {
+            is AqmException.IdentityChanged -> {
                 buf.putInt(37)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.CounterPastLimit -> {
+            is AqmException.IdentityNotPinned -> {
                 buf.putInt(38)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.SessionConflict -> {
+                buf.putInt(39)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.CounterPastLimit -> {
+                buf.putInt(40)
                 FfiConverterUInt.write(value.`limit`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is AqmException.RekeyNotFirst -> {
-                buf.putInt(39)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is AqmException.SignerFailed -> {
-                buf.putInt(40)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is AqmException.InvalidUrl -> {
                 buf.putInt(41)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.BadDeviceKey -> {
+            is AqmException.SignerFailed -> {
                 buf.putInt(42)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.InvalidUrl -> {
+                buf.putInt(43)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.BadDeviceKey -> {
+                buf.putInt(44)
                 FfiConverterULong.write(value.`got`, buf)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
             is AqmException.IdMismatch -> {
-                buf.putInt(43)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is AqmException.Storage -> {
-                buf.putInt(44)
-                FfiConverterString.write(value.`detail`, buf)
-                Unit
-            }
-            is AqmException.StorageFormat -> {
                 buf.putInt(45)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.ServerUnavailable -> {
+            is AqmException.Storage -> {
                 buf.putInt(46)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.ServerUnauthorized -> {
+            is AqmException.StorageFormat -> {
                 buf.putInt(47)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.Server -> {
+            is AqmException.ServerUnavailable -> {
                 buf.putInt(48)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is AqmException.Internal -> {
+            is AqmException.ServerUnauthorized -> {
                 buf.putInt(49)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.Server -> {
+                buf.putInt(50)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is AqmException.Internal -> {
+                buf.putInt(51)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
