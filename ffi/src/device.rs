@@ -353,6 +353,7 @@ impl AqmDevice {
             .map_err(AqmError::from))?;
         Ok(AqmStorageReport {
             total_bytes: report.total_bytes,
+            stored_bytes: report.stored_bytes,
             budget_bytes: report.budget_bytes,
             contacts: report.contacts,
             utilization_pct: report.utilization_pct(),

@@ -174,8 +174,11 @@ pub struct AqmVaultStats {
 /// Cached coins against the device's storage budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq, uniffi::Record)]
 pub struct AqmStorageReport {
-    /// Bytes held by all cached coins.
+    /// Bytes held by all cached coins (what the budget counts).
     pub total_bytes: u64,
+    /// The same coins as the sealed store writes them: each adds its nonce, tag and keyed-hash
+    /// name (`aqm_core::inventory::sealed_stored_bytes`).
+    pub stored_bytes: u64,
     /// The device budget in bytes.
     pub budget_bytes: u64,
     /// Registered contacts.

@@ -69,6 +69,8 @@ fn conversation_across_tiers_burns_each_coin_once() {
     let report = alice.storage_report().unwrap();
     assert_eq!(report.contacts, 1);
     assert!(report.total_bytes > 0 && !report.over_budget);
+    // Sealed, every cached coin also holds a 28-byte nonce and tag and a 32-byte name.
+    assert!(report.stored_bytes > report.total_bytes, "{report:?}");
 }
 
 #[test]

@@ -1911,9 +1911,14 @@ public func FfiConverterTypeAqmSent_lower(_ value: AqmSent) -> RustBuffer {
  */
 public struct AqmStorageReport: Equatable, Hashable {
     /**
-     * Bytes held by all cached coins.
+     * Bytes held by all cached coins (what the budget counts).
      */
     public var totalBytes: UInt64
+    /**
+     * The same coins as the sealed store writes them: each adds its nonce, tag and keyed-hash
+     * name (`aqm_core::inventory::sealed_stored_bytes`).
+     */
+    public var storedBytes: UInt64
     /**
      * The device budget in bytes.
      */
@@ -1935,8 +1940,12 @@ public struct AqmStorageReport: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Bytes held by all cached coins.
+         * Bytes held by all cached coins (what the budget counts).
          */totalBytes: UInt64, 
+        /**
+         * The same coins as the sealed store writes them: each adds its nonce, tag and keyed-hash
+         * name (`aqm_core::inventory::sealed_stored_bytes`).
+         */storedBytes: UInt64, 
         /**
          * The device budget in bytes.
          */budgetBytes: UInt64, 
@@ -1950,6 +1959,7 @@ public struct AqmStorageReport: Equatable, Hashable {
          * Whether the budget is exceeded.
          */overBudget: Bool) {
         self.totalBytes = totalBytes
+        self.storedBytes = storedBytes
         self.budgetBytes = budgetBytes
         self.contacts = contacts
         self.utilizationPct = utilizationPct
@@ -1973,6 +1983,7 @@ public struct FfiConverterTypeAqmStorageReport: FfiConverterRustBuffer {
         return
             try AqmStorageReport(
                 totalBytes: FfiConverterUInt64.read(from: &buf), 
+                storedBytes: FfiConverterUInt64.read(from: &buf), 
                 budgetBytes: FfiConverterUInt64.read(from: &buf), 
                 contacts: FfiConverterUInt32.read(from: &buf), 
                 utilizationPct: FfiConverterDouble.read(from: &buf), 
@@ -1982,6 +1993,7 @@ public struct FfiConverterTypeAqmStorageReport: FfiConverterRustBuffer {
 
     public static func write(_ value: AqmStorageReport, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.totalBytes, into: &buf)
+        FfiConverterUInt64.write(value.storedBytes, into: &buf)
         FfiConverterUInt64.write(value.budgetBytes, into: &buf)
         FfiConverterUInt32.write(value.contacts, into: &buf)
         FfiConverterDouble.write(value.utilizationPct, into: &buf)

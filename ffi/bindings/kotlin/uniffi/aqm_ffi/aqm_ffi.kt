@@ -2733,9 +2733,15 @@ public object FfiConverterTypeAqmSent: FfiConverterRustBuffer<AqmSent> {
  */
 data class AqmStorageReport (
     /**
-     * Bytes held by all cached coins.
+     * Bytes held by all cached coins (what the budget counts).
      */
     var `totalBytes`: kotlin.ULong
+    , 
+    /**
+     * The same coins as the sealed store writes them: each adds its nonce, tag and keyed-hash
+     * name (`aqm_core::inventory::sealed_stored_bytes`).
+     */
+    var `storedBytes`: kotlin.ULong
     , 
     /**
      * The device budget in bytes.
@@ -2774,6 +2780,7 @@ public object FfiConverterTypeAqmStorageReport: FfiConverterRustBuffer<AqmStorag
         return AqmStorageReport(
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterBoolean.read(buf),
@@ -2782,6 +2789,7 @@ public object FfiConverterTypeAqmStorageReport: FfiConverterRustBuffer<AqmStorag
 
     override fun allocationSize(value: AqmStorageReport) = (
             FfiConverterULong.allocationSize(value.`totalBytes`) +
+            FfiConverterULong.allocationSize(value.`storedBytes`) +
             FfiConverterULong.allocationSize(value.`budgetBytes`) +
             FfiConverterUInt.allocationSize(value.`contacts`) +
             FfiConverterDouble.allocationSize(value.`utilizationPct`) +
@@ -2790,6 +2798,7 @@ public object FfiConverterTypeAqmStorageReport: FfiConverterRustBuffer<AqmStorag
 
     override fun write(value: AqmStorageReport, buf: ByteBuffer) {
             FfiConverterULong.write(value.`totalBytes`, buf)
+            FfiConverterULong.write(value.`storedBytes`, buf)
             FfiConverterULong.write(value.`budgetBytes`, buf)
             FfiConverterUInt.write(value.`contacts`, buf)
             FfiConverterDouble.write(value.`utilizationPct`, buf)
