@@ -100,6 +100,20 @@ pub enum Error {
         prefix: String,
     },
 
+    /// A last-resort open found its vault entry changed by other calls on every one of its
+    /// attempts (each attempt reads, lets the core decide, and commits only if nothing moved).
+    /// Nothing was written by this call.
+    #[error(
+        "the vault entry {key} changed under each of {attempts} attempts to open it; nothing was written: \
+         retry the open (another client is writing this entry at a very high rate)"
+    )]
+    Contended {
+        /// The Redis key of the entry.
+        key: String,
+        /// How many read-decide-commit rounds were tried.
+        attempts: u32,
+    },
+
     /// The connection URL or the key prefix is unusable.
     #[error("invalid Redis configuration: {0}")]
     Config(String),

@@ -14,9 +14,15 @@ use crate::Error;
 
 const KEY: &str = "fuzz:vault:v1:key:0";
 
-/// A vault entry hash (`HMGET` of its nine fields, in the store's order).
+/// A vault entry hash (`HMGET` of its nine fields, in the store's order), opened in the unsealed
+/// mode (the decoding after the seals are opened).
 pub fn vault_entry(fields: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
-    crate::vault::decode_entry(KEY, KeyId([0; 16]), fields)
+    crate::vault::decode_entry(&crate::Sealing::unsealed(), "00", KEY, KeyId([0; 16]), fields)
+}
+
+/// A last-resort key's opens record (`rec`), opened in the unsealed mode.
+pub fn last_resort_opens(rec: &[u8]) -> Result<aqm_core::vault::LastResortOpens, Error> {
+    crate::vault::decode_opens(&crate::Sealing::unsealed(), "00", KEY, rec)
 }
 
 /// A vault entry's `status` field alone (what `VaultStore::status` reads).

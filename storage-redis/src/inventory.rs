@@ -255,6 +255,8 @@ impl RedisStore {
         let owner_ok = if coin.owner == *contact { "1" } else { "0" };
         let fresh = if coin.check_fresh(&self.policy, now).is_ok() { "1" } else { "0" };
         let seq = if restore { cached.seq.to_string() } else { String::new() };
+        // admit() refuses a last-resort coin (it serves only the send that fetched it).
+        let cacheable = if coin.is_last_resort() { "0" } else { "1" };
         // The record leaves its FIFO place to the index's score.
         let plain = postcard::to_allocvec(&CachedCoin { seq: 0, ..cached.clone() })
             .map_err(|_| Error::corrupt(&meta_key, "coin does not encode"))?;
@@ -266,7 +268,7 @@ impl RedisStore {
             for (p, token) in &tokens {
                 inv.arg(token).arg(self.policy.cap(*p, tier));
             }
-            inv.arg(&member).arg(&rec).arg(fresh).arg(&seq).invoke(c, self.wait)
+            inv.arg(&member).arg(&rec).arg(fresh).arg(&seq).arg(cacheable).invoke(c, self.wait)
         })?;
         let bad = || Error::corrupt(&meta_key, "unexpected store script reply");
         let [stored, prio, held, dup] = reply.as_slice() else { return Err(bad()) };

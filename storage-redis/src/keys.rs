@@ -70,6 +70,13 @@ impl Keys {
     pub(crate) fn vault_entry(&self, ix: &str) -> String {
         format!("{}vault:v4:key:{ix}", self.p)
     }
+    pub(crate) fn vault_opens_prefix(&self) -> String {
+        format!("{}vault:v4:opens:", self.p)
+    }
+    /// What the last-resort entry `ix` (its hashed key id, as in [`Keys::vault_entry`]) opened.
+    pub(crate) fn vault_opens(&self, ix: &str) -> String {
+        format!("{}vault:v4:opens:{ix}", self.p)
+    }
     pub(crate) fn vault_stats(&self) -> String {
         format!("{}vault:v4:stats", self.p)
     }
@@ -159,6 +166,9 @@ mod tests {
     fn names_carry_the_prefix_as_hash_tag() {
         let k = Keys::new("app:alice").unwrap();
         assert_eq!(k.vault_stats(), "{app:alice}:vault:v4:stats");
+        // An entry's opens share its hash tag (one slot: the open script touches both).
+        assert_eq!(k.vault_opens("ab"), "{app:alice}:vault:v4:opens:ab");
+        assert!(k.vault_opens("ab").starts_with(&k.vault_opens_prefix()));
         assert_eq!(k.all_pattern(), "{app:alice}:*");
         assert_eq!(Keys::new("").unwrap().vault_stats(), "vault:v4:stats");
         assert_eq!(Keys::new("").unwrap().slot(), None);

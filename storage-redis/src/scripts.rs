@@ -23,6 +23,7 @@ fn with_prelude(body: &str) -> Script {
 
 pub(crate) static VAULT_PUT: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_put.lua")));
 pub(crate) static VAULT_BURN: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_burn.lua")));
+pub(crate) static VAULT_OPEN: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_open.lua")));
 pub(crate) static VAULT_PURGE: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/vault_purge.lua")));
 pub(crate) static SESSION_SAVE: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/session_save.lua")));
 pub(crate) static INV_REGISTER: LazyLock<Script> = LazyLock::new(|| with_prelude(include_str!("lua/inv_register.lua")));

@@ -56,6 +56,11 @@ pub(crate) enum Kind {
     Pin,
     /// A vault entry's key id (16 bytes).
     VaultId,
+    /// A vault entry's coin kind (its one byte, [`aqm_core::coin::CoinKind::to_byte`]).
+    VaultCoinType,
+    /// What a last-resort key opened ([`aqm_core::vault::LastResortOpens::to_bytes`], zero-padded
+    /// to [`aqm_core::vault::LAST_RESORT_OPENS_BYTES`]).
+    LastResortOpens,
 }
 
 impl Kind {
@@ -67,6 +72,8 @@ impl Kind {
             Kind::CachedCoin => b"redis/cached-coin",
             Kind::Pin => b"redis/pin-record",
             Kind::VaultId => b"redis/vault-id",
+            Kind::VaultCoinType => b"redis/vault-kind",
+            Kind::LastResortOpens => b"redis/last-resort-opens",
         }
     }
 }

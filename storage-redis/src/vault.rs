@@ -4,18 +4,52 @@ use aqm_core::coin::CoinKind;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::{AEAD_NONCE, AEAD_TAG};
 use aqm_core::store::{Direction, SessionBlob, SessionStore, SessionVersion, StoredSession, VaultStore};
-use aqm_core::vault::OpenDigest;
-use aqm_core::vault::{KeyStatus, PurgeReport, VaultEntry, VaultStats};
+use aqm_core::vault::{
+    KeyStatus, LAST_RESORT_OPENS_BYTES, LastResortOpens, MAX_LAST_RESORT_OPENS, OpenDigest, PurgeReport, Transition,
+    VaultEntry, VaultStats,
+};
 use aqm_core::{KeyId, Tier, TierCounts, UnixSeconds, UserId};
 
 use crate::keys::active_field;
 use crate::pool::Resend;
 use crate::scripts::{self, Cutoff};
-use crate::sealing::{Domain, Kind};
+use crate::sealing::{Domain, Kind, Sealing};
 use crate::{Error, RedisStore, parse_u64};
 
 /// Expired/deleted entries handled per purge script call; each batch is atomic on its own.
 const PURGE_BATCH: u32 = 512;
+
+/// Read-decide-commit rounds of one last-resort open. A round is repeated only when another
+/// call's commit changed the entry or its opens in between, and one key takes at most
+/// [`MAX_LAST_RESORT_OPENS`] opens and then one end (retirement, burn or purge), after which every
+/// read is refused by the core: so this bound is never reached by honest callers.
+const OPEN_ROUNDS: u32 = MAX_LAST_RESORT_OPENS as u32 + 4;
+
+/// The stored opens record of the entry `ix`: the core's encoding zero-padded to
+/// [`LAST_RESORT_OPENS_BYTES`] (so its length does not tell how many first messages the key
+/// opened), then sealed.
+fn seal_opens(seal: &Sealing, ix: &str, opens: &LastResortOpens) -> Result<Vec<u8>, Error> {
+    let mut plain = opens.to_bytes().to_vec();
+    plain.resize(LAST_RESORT_OPENS_BYTES, 0);
+    seal.seal(Kind::LastResortOpens, ix, &plain)
+}
+
+/// Open and decode an opens record written by [`seal_opens`] (read under `key`): the padded size
+/// exactly, one exact encoding of the core's, then zeros only.
+pub(crate) fn decode_opens(seal: &Sealing, ix: &str, key: &str, sealed: &[u8]) -> Result<LastResortOpens, Error> {
+    let plain = seal.open(Kind::LastResortOpens, ix, sealed, key)?;
+    if plain.len() != LAST_RESORT_OPENS_BYTES {
+        return Err(Error::corrupt(key, "last-resort opens record of the wrong size"));
+    }
+    let (_, padding) = postcard::take_from_bytes::<LastResortOpens>(&plain)
+        .map_err(|_| Error::corrupt(key, "last-resort opens do not decode"))?;
+    if padding.iter().any(|b| *b != 0) {
+        return Err(Error::corrupt(key, "last-resort opens record padded with non-zero bytes"));
+    }
+    let used = plain.len() - padding.len();
+    LastResortOpens::from_bytes(plain.get(..used).unwrap_or_default())
+        .map_err(|_| Error::corrupt(key, "last-resort opens do not decode"))
+}
 
 /// The seed's `coin_version` field: which KEM the sealed seed regenerates.
 fn coin_version(tier: Tier) -> &'static str {
@@ -84,6 +118,7 @@ impl RedisStore {
                 .key(k.vault_active(Tier::Gold))
                 .key(k.vault_active(Tier::Silver))
                 .key(k.vault_active(Tier::Bronze))
+                .key(k.vault_opens(&id))
                 .arg(&id)
                 .arg(&now_s)
                 .arg(&cutoff)
@@ -94,6 +129,83 @@ impl RedisStore {
             inv.invoke(c, self.wait)
         })?;
         BurnOutcome::parse(&out).ok_or_else(|| Error::corrupt(&entry, "unexpected burn script reply"))
+    }
+
+    /// A last-resort open, optionally with the receive session it opened: read the entry and its
+    /// opens, let the core decide ([`VaultEntry::open_last_resort`]), then commit with one script
+    /// that first checks that neither moved since the read (`vault_open.lua`). When one did, the
+    /// script writes nothing and the open is read and decided again: an optimistic transaction,
+    /// so the rule stays the core's and is not restated in Lua. Returns whether the open retired
+    /// the key.
+    fn run_open(
+        &self,
+        key_id: &KeyId,
+        digest: &OpenDigest,
+        now: UnixSeconds,
+        session: Option<(&UserId, &SessionBlob, Option<SessionVersion>)>,
+    ) -> Result<bool, Error> {
+        let k = &self.keys;
+        let id = self.vault_ix(key_id);
+        let entry_key = k.vault_entry(&id);
+        let opens_key = k.vault_opens(&id);
+        let now_s = now.to_string();
+        let session_key = session.map(|(peer, _, _)| self.session_key(peer, Direction::Receive));
+        let expected = session.map(|(_, _, v)| version_arg(v)).unwrap_or_default();
+        let token = self.op_token();
+        for _ in 0..OPEN_ROUNDS {
+            // One MULTI: the entry and its opens as of one moment.
+            let (fields, read): (Vec<Option<Vec<u8>>>, Option<Vec<u8>>) = self.pool.run(Resend::Safe, |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("HMGET")
+                    .arg(&entry_key)
+                    .arg(&ENTRY_FIELDS[..])
+                    .cmd("HGET")
+                    .arg(&opens_key)
+                    .arg("rec")
+                    .query(c)
+            })?;
+            let mut entry =
+                decode_entry(&self.seal, &id, &entry_key, *key_id, fields)?.ok_or(aqm_core::Error::KeyNotFound)?;
+            let mut opens = match &read {
+                Some(rec) => decode_opens(&self.seal, &id, &opens_key, rec)?,
+                None => LastResortOpens::default(),
+            };
+            let retired = match entry.open_last_resort(&mut opens, *digest, &self.policy, now)? {
+                None => false,
+                Some(Transition::Burned(_)) => true,
+                Some(_) => return Err(Error::corrupt(&entry_key, "unexpected last-resort open transition")),
+            };
+            // A retired key refuses every open: its opens are dropped, not written ('').
+            let write = if retired { Vec::new() } else { seal_opens(&self.seal, &id, &opens)? };
+            let read = read.unwrap_or_default();
+            let out: String = self.pool.run(Resend::Deduplicated, |c| {
+                let mut inv = scripts::call(&scripts::VAULT_OPEN);
+                inv.key(&entry_key)
+                    .key(&opens_key)
+                    .key(k.vault_stats())
+                    .key(k.vault_burned())
+                    .key(k.vault_active(Tier::Gold))
+                    .key(k.vault_active(Tier::Silver))
+                    .key(k.vault_active(Tier::Bronze))
+                    .arg(&id)
+                    .arg(&now_s)
+                    .arg(&token)
+                    .arg(&read[..])
+                    .arg(&write[..]);
+                if let (Some(sk), Some((_, blob, _))) = (&session_key, session) {
+                    inv.key(sk).arg(blob.as_slice()).arg(&expected);
+                }
+                inv.invoke(c, self.wait)
+            })?;
+            match out.as_str() {
+                "ok" => return Ok(retired),
+                "changed" => continue,
+                "conflict" => return Err(aqm_core::Error::SessionConflict.into()),
+                _ => return Err(Error::corrupt(&entry_key, "unexpected open script reply")),
+            }
+        }
+        Err(Error::Contended { key: entry_key, attempts: OPEN_ROUNDS })
     }
 
     /// The hashed name (and index member) of a vault entry.
@@ -162,15 +274,42 @@ fn next_version(expected: Option<SessionVersion>) -> Result<SessionVersion, aqm_
 }
 
 /// Fields read back for an entry, in this order (its key id is the caller's: the entry holds it
-/// only sealed, in `id`, for listing).
-const ENTRY_FIELDS: [&str; 8] =
-    ["coin_category", "encrypted_blob", "encryption_iv", "auth_tag", "status", "created_at", "burned_at", "expires_at"];
+/// only sealed, in `id`, for listing). The last, `kind`, is sealed: [`decode_entry`] opens it.
+pub(crate) const ENTRY_FIELDS: [&str; 9] = [
+    "coin_category",
+    "encrypted_blob",
+    "encryption_iv",
+    "auth_tag",
+    "status",
+    "created_at",
+    "burned_at",
+    "expires_at",
+    "kind",
+];
 
-pub(crate) fn decode_entry(key: &str, key_id: KeyId, f: Vec<Option<Vec<u8>>>) -> Result<Option<VaultEntry>, Error> {
+/// The sealed `kind` field of the entry `ix` (stored under `key`): the coin kind's byte. An entry
+/// without one was written before the store recorded kinds (issue 14), when it stored one-time
+/// entries only: it is one-time.
+fn decode_kind(seal: &Sealing, ix: &str, key: &str, sealed: Option<Vec<u8>>) -> Result<CoinKind, Error> {
+    let Some(sealed) = sealed else { return Ok(CoinKind::OneTime) };
+    match seal.open(Kind::VaultCoinType, ix, &sealed, key)?.as_slice() {
+        [b] => CoinKind::try_from(*b).map_err(|_| Error::corrupt(key, "unknown coin kind")),
+        _ => Err(Error::corrupt(key, "bad coin kind record")),
+    }
+}
+
+/// An entry hash's [`ENTRY_FIELDS`], read under `key` (the entry `ix`, sealed as `seal` says).
+pub(crate) fn decode_entry(
+    seal: &Sealing,
+    ix: &str,
+    key: &str,
+    key_id: KeyId,
+    f: Vec<Option<Vec<u8>>>,
+) -> Result<Option<VaultEntry>, Error> {
     let mut it = f.into_iter();
     let mut next = || it.next().flatten();
-    let (tier, blob, iv, tag, status, created, burned, expires) =
-        (next(), next(), next(), next(), next(), next(), next(), next());
+    let (tier, blob, iv, tag, status, created, burned, expires, kind) =
+        (next(), next(), next(), next(), next(), next(), next(), next(), next());
     let Some(status) = status else { return Ok(None) };
     let status = core::str::from_utf8(&status)
         .ok()
@@ -197,8 +336,8 @@ pub(crate) fn decode_entry(key: &str, key_id: KeyId, f: Vec<Option<Vec<u8>>>) ->
         ciphertext.extend_from_slice(&tag).map_err(|_| Error::corrupt(key, "auth_tag too long"))?;
     }
     let sealed = SealedSecret { nonce, ciphertext };
-    // Until this store records a kind (issue 14), it stores only one-time entries (`put`).
-    VaultEntry::from_stored(key_id, tier, CoinKind::OneTime, sealed, created_at, expires_at, status, burned_at)
+    let kind = decode_kind(seal, ix, key, kind)?;
+    VaultEntry::from_stored(key_id, tier, kind, sealed, created_at, expires_at, status, burned_at)
         .map(Some)
         .map_err(|_| Error::corrupt(key, "status and burned_at disagree"))
 }
@@ -208,13 +347,13 @@ impl VaultStore for RedisStore {
 
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         entry.check_new()?;
-        if entry.is_last_resort() {
-            return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
-        }
         let k = &self.keys;
         let id = self.vault_ix(&entry.key_id);
         let key = k.vault_entry(&id);
         let sealed_id = self.seal.seal(Kind::VaultId, &id, entry.key_id.as_bytes())?;
+        // Every new entry records its kind, one-time too: sealed records of one length, so the
+        // entries do not tell which are last-resort (until one has opened something).
+        let sealed_kind = self.seal.seal(Kind::VaultCoinType, &id, &[entry.kind.to_byte()])?;
         // Seed fields: encrypted_blob ‖ auth_tag is the AEAD output, encryption_iv its nonce.
         let ct = entry.sealed.ciphertext.as_slice();
         let (blob, tag) = ct.split_at(ct.len().saturating_sub(AEAD_TAG));
@@ -236,16 +375,18 @@ impl VaultStore for RedisStore {
                 .arg(&token)
                 .arg(entry.expires_at.to_string())
                 .arg(&sealed_id)
+                .arg(&sealed_kind)
                 .invoke(c, self.wait)
         })?;
         if stored == 1 { Ok(()) } else { Err(aqm_core::Error::KeyAlreadyExists.into()) }
     }
 
     fn get(&self, key_id: &KeyId, now: UnixSeconds) -> Result<Option<VaultEntry>, Error> {
-        let key = self.keys.vault_entry(&self.vault_ix(key_id));
+        let ix = self.vault_ix(key_id);
+        let key = self.keys.vault_entry(&ix);
         let f: Vec<Option<Vec<u8>>> =
             self.pool.run(Resend::Safe, |c| redis::cmd("HMGET").arg(&key).arg(&ENTRY_FIELDS[..]).query(c))?;
-        Ok(decode_entry(&key, *key_id, f)?.filter(|e| e.is_usable(&self.policy, now)))
+        Ok(decode_entry(&self.seal, &ix, &key, *key_id, f)?.filter(|e| e.is_usable(&self.policy, now)))
     }
 
     fn status(&self, key_id: &KeyId) -> Result<Option<KeyStatus>, Error> {
@@ -263,6 +404,7 @@ impl VaultStore for RedisStore {
         let ttl = Cutoff::deadline(now, self.policy.vault_grace_secs).arg();
         let grace = Cutoff::new(now, self.policy.burn_grace_secs).arg();
         let prefix = k.vault_entry_prefix();
+        let opens_prefix = k.vault_opens_prefix();
         let mut report = PurgeReport::default();
         loop {
             // Not resent: a resent batch would report less than the first one did.
@@ -277,6 +419,7 @@ impl VaultStore for RedisStore {
                     .arg(&grace)
                     .arg(PURGE_BATCH)
                     .arg(&prefix)
+                    .arg(&opens_prefix)
                     .invoke(c, self.wait)
             })?;
             report.expired += expired;
@@ -291,9 +434,8 @@ impl VaultStore for RedisStore {
         self.vault_stats()
     }
 
-    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
-        // `put` refuses last-resort entries until this store records their opens.
-        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+    fn open_last_resort(&self, key_id: &KeyId, digest: &OpenDigest, now: UnixSeconds) -> Result<bool, Error> {
+        self.run_open(key_id, digest, now, None)
     }
 
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {
@@ -371,14 +513,14 @@ impl SessionStore for RedisStore {
 
     fn open_last_resort_and_save_session(
         &self,
-        _key_id: &KeyId,
-        _digest: &OpenDigest,
-        _now: UnixSeconds,
-        _peer: &UserId,
-        _blob: &SessionBlob,
-        _expected: Option<SessionVersion>,
+        key_id: &KeyId,
+        digest: &OpenDigest,
+        now: UnixSeconds,
+        peer: &UserId,
+        blob: &SessionBlob,
+        expected: Option<SessionVersion>,
     ) -> Result<SessionVersion, Error> {
-        // `put` refuses last-resort entries until this store records their opens.
-        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+        self.run_open(key_id, digest, now, Some((peer, blob, expected)))?;
+        Ok(next_version(expected)?)
     }
 }

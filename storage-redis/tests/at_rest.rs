@@ -2,7 +2,7 @@
 //! sessions and pins — and its own vault, on a private `redis-server` (free port, its own
 //! directory, RDB compression off so nothing can hide in LZF), dumped with `SAVE`; the RDB file,
 //! read raw, holds no contact id, display name, key id or public key, nor a seed or the device
-//! key. The same store in the unsealed mode is the control: there the scan finds them, so the scan
+//! key, nor (issue 14) a last-resort coin's key id or the digests of the first messages it opened. The same store in the unsealed mode is the control: there the scan finds them, so the scan
 //! would see them if they were there.
 
 mod common;
@@ -16,6 +16,7 @@ use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::ContactMeta;
 use aqm_core::pins::Trust;
 use aqm_core::store::{Direction, InventoryStore, PinStore, SessionBlob, SessionStore, VaultStore};
+use aqm_core::vault;
 use aqm_core::{Policy, Priority, Tier};
 use aqm_storage_redis::{RedisStore, Sealing};
 use rand::SeedableRng;
@@ -108,8 +109,8 @@ fn uuid_text(b: &[u8; 16]) -> String {
 }
 
 /// Fill `store` with 50 contacts (registered, a BRONZE and a SILVER coin cached, a session each
-/// way, a pinned identity) and 20 vault entries of its own; returns everything the dump must not
-/// show.
+/// way, a pinned identity), 20 vault entries of its own and a last-resort entry that opened two
+/// first messages (one with a session saved); returns everything the dump must not show.
 fn fill(store: &RedisStore, device_key: &DeviceKey) -> Needles {
     let mut rng = ChaCha20Rng::seed_from_u64(18);
     let mut needles = Needles(Vec::new());
@@ -123,6 +124,24 @@ fn fill(store: &RedisStore, device_key: &DeviceKey) -> Needles {
         let seed = m.vault.sealed.open(device_key, &m.vault.key_id, tier).unwrap();
         needles.add(format!("vault seed {i}"), seed.as_bytes());
     }
+    let lr = coin::mint_last_resort(&me, Tier::Gold, device_key, 1_700_000_000, &mut rng).unwrap();
+    store.put(&lr.vault).unwrap();
+    needles.add_id("last-resort key id", lr.vault.key_id.as_bytes());
+    let seed = lr.vault.sealed.open(device_key, &lr.vault.key_id, Tier::Gold).unwrap();
+    needles.add("last-resort seed".into(), seed.as_bytes());
+    let sender = Identity::generate(&mut rng).user_id();
+    for (n, ct) in [b"the KEM ciphertext of a first message".as_slice(), b"and that of a second one"].iter().enumerate()
+    {
+        let d = vault::open_digest(&lr.vault.key_id, ct);
+        if n == 0 {
+            assert!(!store.open_last_resort(&lr.vault.key_id, &d, 1_700_000_001).unwrap());
+        } else {
+            let blob = SessionBlob::from_slice(&[0xa5; 200]).unwrap();
+            store.open_last_resort_and_save_session(&lr.vault.key_id, &d, 1_700_000_002, &sender, &blob, None).unwrap();
+        }
+        needles.add(format!("last-resort open digest {n}"), &d.0);
+    }
+    needles.add_id("last-resort sender id", sender.as_bytes());
     let contact_key = DeviceKey::random(&mut rng);
     for i in 0..50 {
         let who = Identity::generate(&mut rng);
@@ -163,6 +182,7 @@ fn an_rdb_dump_of_a_sealed_store_holds_no_contact_key_id_name_or_public_key() {
     assert!(dump.starts_with(b"REDIS"), "an RDB file");
     // The dump holds the records: the sealed store's keys are all there.
     assert!(dump.windows(16).any(|w| w == b"{phone}:inv:v4:m"));
+    assert!(dump.windows(21).any(|w| w == b"{phone}:vault:v4:open"), "the last-resort opens are in the dump");
     let found = needles.found_in(&dump);
     assert!(found.is_empty(), "found in the RDB dump ({} bytes): {found:?}", dump.len());
     println!("scanned {} bytes of RDB for {} needles: none found", dump.len(), needles.0.len());
@@ -181,11 +201,17 @@ fn the_scan_finds_everything_in_an_unsealed_store() {
             || what.starts_with("display name")
             || what.contains("public key")
             || what.contains("ed25519")
-            || what.contains("ML-DSA");
+            || what.contains("ML-DSA")
+            || what.starts_with("last-resort open digest")
+            || what.starts_with("last-resort sender id") && what.ends_with("(hex)")
+            || what.starts_with("last-resort key id") && what.ends_with("(hex)");
         if expect {
             assert!(found.contains(what), "the control scan missed {what}");
         }
     }
     // The vault's secrets stay sealed under the device key in both modes.
-    assert!(!found.iter().any(|w| w.starts_with("vault seed") || w == "device key"), "{found:?}");
+    assert!(
+        !found.iter().any(|w| w.starts_with("vault seed") || w == "last-resort seed" || w == "device key"),
+        "{found:?}"
+    );
 }

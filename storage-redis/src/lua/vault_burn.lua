@@ -1,10 +1,12 @@
 -- Burn an ACTIVE entry exactly once (VaultEntry::burn), optionally saving a session with it.
--- KEYS: entry, stats, burned index, active GOLD, active SILVER, active BRONZE, [session hash]
+-- KEYS: entry, stats, burned index, active GOLD, active SILVER, active BRONZE, the entry's opens,
+--       [session hash]
 -- ARGV: hashed key id (index member), now, deadline cutoff (expires_at at or before it: past the vault grace),
 --       operation token, [session blob, expected session version ('' = create only if absent)]
 -- The token makes a resend after a lost reply answer like the first run (burned, session saved),
 -- instead of "already burned" for the caller's own burn. With a session, both halves are decided
--- before either is written: a stale version ('conflict') burns nothing.
+-- before either is written: a stale version ('conflict') burns nothing. A burned key opens nothing
+-- more, so a last-resort key's opens go with the burn.
 touch(KEYS)
 local e = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'coin_category', 'burn_op')
 if not e[1] then return 'missing' end
@@ -16,8 +18,8 @@ local idx = ({GOLD = KEYS[4], SILVER = KEYS[5], BRONZE = KEYS[6]})[e[3]]
 if e[1] ~= 'ACTIVE' or not e[2] or not idx then error('aqm: corrupt vault entry') end
 if past(e[2], ARGV[3]) then return 'expired' end
 local version = nil
-if #KEYS >= 7 then
-  version = session_cas(KEYS[7], ARGV[6])
+if #KEYS >= 8 then
+  version = session_cas(KEYS[8], ARGV[6])
   if not version then return 'conflict' end
 end
 redis.call('HSET', KEYS[1], 'status', 'BURNED', 'burned_at', ARGV[2], 'burn_op', ARGV[4])
@@ -27,5 +29,6 @@ redis.call('ZREM', idx, ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'active_' .. string.lower(e[3]), -1)
 redis.call('HINCRBY', KEYS[2], 'total_burned', 1)
-if version then redis.call('HSET', KEYS[7], 'v', version, 'blob', ARGV[5], 'op', ARGV[4]) end
+redis.call('DEL', KEYS[7])
+if version then redis.call('HSET', KEYS[8], 'v', version, 'blob', ARGV[5], 'op', ARGV[4]) end
 return 'ok'
