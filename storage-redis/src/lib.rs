@@ -46,7 +46,9 @@
 //! ([`FORMAT_VERSION`]: protocol v2 records under hash-tagged names). Connecting to a prefix that
 //! holds format-v1, v2 or v3 keys fails with [`Error::UnsupportedFormat`] (no upgrade is offered).
 //! **Format v4** (issue 18, the table above shows v3's names): ids in names are keyed hashes and
-//! contact metadata is sealed; see the crate README, "At-rest format v4".
+//! contact metadata is sealed; see the crate README, "At-rest format v4". Last-resort coins
+//! (issue 14) add a sealed `kind` field to vault entries and a `vault:v4:opens:{hash}` record per
+//! last-resort key that opened something (same format, README "Last-resort coins").
 //!
 //! ## Redis Cluster
 //!
