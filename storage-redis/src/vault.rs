@@ -524,3 +524,52 @@ impl SessionStore for RedisStore {
         Ok(next_version(expected)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aqm_core::Policy;
+    use aqm_core::crypto::DeviceKey;
+
+    #[test]
+    fn opens_records_are_padded_sealed_and_checked() {
+        let seal = Sealing::sealed(&DeviceKey::from_bytes([3; 32]));
+        let key = KeyId([9; 16]);
+        let mut entry = VaultEntry::new_active(
+            key,
+            Tier::Bronze,
+            CoinKind::LastResort,
+            SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
+            0,
+            100,
+        );
+        let mut opens = LastResortOpens::default();
+        let one = seal_opens(&seal, "ix", &opens).unwrap();
+        let d = aqm_core::vault::open_digest(&key, b"ct");
+        assert_eq!(entry.open_last_resort(&mut opens, d, &Policy::DEFAULT, 1), Ok(None));
+        let two = seal_opens(&seal, "ix", &opens).unwrap();
+        // The same length whatever the count, and the digest not in clear.
+        assert_eq!(one.len(), two.len());
+        assert!(!two.windows(16).any(|w| w == d.0));
+        assert_eq!(decode_opens(&seal, "ix", "k", &two).unwrap(), opens);
+        // Bound to its entry's name.
+        assert!(matches!(decode_opens(&seal, "other", "k", &two), Err(Error::Corrupt { .. })));
+        // Unsealed: wrong size and non-zero padding are corrupt, not opens.
+        let clear = Sealing::unsealed();
+        let mut plain = seal_opens(&clear, "ix", &opens).unwrap();
+        assert_eq!(plain.len(), LAST_RESORT_OPENS_BYTES);
+        assert_eq!(decode_opens(&clear, "ix", "k", &plain).unwrap(), opens);
+        assert!(matches!(decode_opens(&clear, "ix", "k", &plain[..40]), Err(Error::Corrupt { .. })));
+        *plain.last_mut().unwrap() = 1;
+        assert!(matches!(decode_opens(&clear, "ix", "k", &plain), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn an_entry_without_a_kind_field_is_one_time_and_a_bad_kind_is_corrupt() {
+        let clear = Sealing::unsealed();
+        assert_eq!(decode_kind(&clear, "ix", "k", None).unwrap(), CoinKind::OneTime);
+        assert_eq!(decode_kind(&clear, "ix", "k", Some(vec![1])).unwrap(), CoinKind::LastResort);
+        assert!(matches!(decode_kind(&clear, "ix", "k", Some(vec![7])), Err(Error::Corrupt { .. })));
+        assert!(matches!(decode_kind(&clear, "ix", "k", Some(vec![0, 0])), Err(Error::Corrupt { .. })));
+    }
+}
