@@ -167,7 +167,11 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     }
     // Counters equal the contents.
     let audit = check.audit().unwrap();
-    assert!(audit.consistent(), "{audit:?}");
+    // A rare failure here (counters one off the entries) was traced to the server, not the store:
+    // a SIGKILL can cut the AOF inside a script's MULTI/EXEC block; `aof-load-truncated` then
+    // cuts the file at the last whole command, leaving an open MULTI that the next restart's
+    // writes join, so a later load applies part of the old script. The server's log says so.
+    assert!(audit.consistent(), "{audit:?}; server log on AOF loading: {:?}", aof_warnings(&server));
     let mut active = 0;
     let mut burned_n = 0;
     for id in log.put_ok.iter().chain(&log.put_unknown) {
@@ -209,4 +213,13 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
         log.select_unknown,
         log.unavailable
     );
+}
+
+/// The private server's log lines about loading a damaged AOF (truncation, reverted transactions).
+fn aof_warnings(server: &PrivateRedis) -> Vec<String> {
+    let log = std::fs::read_to_string(server.dir.path().join("redis.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("Truncat") || l.contains("MULTI") || l.contains("short read"))
+        .map(str::to_owned)
+        .collect()
 }
