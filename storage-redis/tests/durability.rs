@@ -167,10 +167,11 @@ fn nothing_acknowledged_is_lost_across_kill_9() {
     }
     // Counters equal the contents.
     let audit = check.audit().unwrap();
-    // A rare failure here (counters one off the entries) was traced to the server, not the store:
-    // a SIGKILL can cut the AOF inside a script's MULTI/EXEC block; `aof-load-truncated` then
-    // cuts the file at the last whole command, leaving an open MULTI that the next restart's
-    // writes join, so a later load applies part of the old script. The server's log says so.
+    // A rare failure here (counters one off the entries, not reproduced since) most likely comes
+    // from the server, not the store: a SIGKILL can cut the AOF inside a script's MULTI/EXEC
+    // block; `aof-load-truncated` then cuts the file at the last whole command, leaving an open
+    // MULTI that the next restart's writes join, so a later load applies part of the old script.
+    // If so, the server's log shows the truncation.
     assert!(audit.consistent(), "{audit:?}; server log on AOF loading: {:?}", aof_warnings(&server));
     let mut active = 0;
     let mut burned_n = 0;
