@@ -105,14 +105,6 @@ impl Backend {
         identity::open(&sealed, device_key)
     }
 
-    /// The backend's kind, for logs (never the URL: it may carry a password).
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Backend::Redb(_) => "redb",
-            Backend::Redis { .. } => "redis",
-        }
-    }
-
     /// The policy the store applies.
     pub(crate) fn policy(&self) -> &Policy {
         with_store!(self, |s| s.policy())

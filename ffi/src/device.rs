@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use aqm_core::coin::{self, CoinKind, PublicCoin};
+use aqm_core::coin::{self, PublicCoin};
 use aqm_core::crypto::{DeviceKey, Identity};
 use aqm_core::inventory::{ContactMeta, StorageReport};
 use aqm_core::messaging::{Messenger, SendOptions, SendOutcome, Sent};
@@ -552,20 +552,7 @@ impl AqmDevice {
                 continue;
             }
             let minted = coin::mint_last_resort(&self.identity, tier, &self.device_key, now, &mut rng)?;
-            match with_store!(&self.backend, |s| s.put(&minted.vault).map_err(AqmError::from)) {
-                Ok(()) => {}
-                Err(AqmError::UnsupportedCoinKind { kind, .. }) if kind == CoinKind::LastResort.to_byte() => {
-                    // This store cannot hold one yet (Redis, until it records last-resort opens):
-                    // publish the one-time coins without it rather than fail the publish.
-                    tracing::warn!(
-                        backend = self.backend.name(),
-                        "this device's store does not hold last-resort coins yet: publishing one-time coins only, \
-                         so a contact who finds them all claimed cannot reach this user until the next publish"
-                    );
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
+            with_store!(&self.backend, |s| s.put(&minted.vault).map_err(AqmError::from))?;
             lock(&self.outbox).push(minted.public.clone());
             minted_now.push(minted.public);
         }

@@ -246,27 +246,41 @@ fn a_drained_tier_still_reaches_the_owner_through_its_last_resort_coin() {
     assert_eq!((got.plaintext.as_slice(), got.last_resort, got.counter), (&b"still me"[..], false, 1));
 }
 
-/// A device on Redis, whose store does not hold last-resort coins yet, publishes its one-time
-/// coins and skips the last-resort one (a warning, not a failure): once they are claimed, the
-/// directory has nothing more of that tier.
+/// A device on Redis publishes a last-resort coin with its one-time coins, and once those are
+/// claimed a new contact still reaches it through that coin; a replay is refused on Redis too.
 #[test]
-fn a_redis_device_publishes_without_a_last_resort_coin() {
+fn a_redis_device_is_reached_through_its_last_resort_coin() {
     let server = LiveServer::start();
     let url = server.base.clone();
     let dir = tempfile::tempdir().unwrap();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let bob = AqmDevice::open(format!("redis://127.0.0.1:6379/0?prefix=ffi-lr-{nanos}"), vec![2; 32]).unwrap();
     let carol = open(&dir, "carol.redb", 3);
+    let dave = open(&dir, "dave.redb", 4);
 
     let bob_token = bob.register(url.clone()).unwrap();
     bob.mint(0, 1, 0).unwrap();
-    assert_eq!(bob.publish(url.clone(), bob_token).unwrap(), 1, "the one-time coin only");
-    assert_eq!(bob.vault_stats().unwrap().active, AqmTierCounts { gold: 0, silver: 1, bronze: 0 });
+    assert_eq!(bob.publish(url.clone(), bob_token).unwrap(), 2, "the one-time coin and a last-resort one");
+    assert_eq!(bob.vault_stats().unwrap().active, AqmTierCounts { gold: 0, silver: 2, bronze: 0 });
 
-    carol.register(url.clone()).unwrap();
-    carol.pin_from_directory(url.clone(), bob.user_id()).unwrap();
+    for c in [&carol, &dave] {
+        c.register(url.clone()).unwrap();
+        c.pin_from_directory(url.clone(), bob.user_id()).unwrap();
+        bob.pin_from_directory(url.clone(), c.user_id()).unwrap();
+    }
     let coin = carol.fetch_coin(url.clone(), bob.user_id(), AqmTier::Silver, AqmTier::Silver).unwrap().expect("a coin");
     let sent = carol.send_with_coin(bob.user_id(), coin, b"hi".to_vec()).unwrap();
-    assert!(!sent.last_resort);
-    assert_eq!(carol.fetch_coin(url, bob.user_id(), AqmTier::Silver, AqmTier::Silver).unwrap(), None);
+    assert!(!sent.last_resort, "the one-time coin first");
+    assert_eq!(bob.receive(sent.envelope).unwrap().plaintext, b"hi");
+
+    // The one-time coin is claimed: Dave gets the last-resort coin.
+    let coin = dave.fetch_coin(url, bob.user_id(), AqmTier::Silver, AqmTier::Silver).unwrap().expect("last resort");
+    let sent = dave.send_with_coin(bob.user_id(), coin, b"from dave".to_vec()).unwrap();
+    assert!(sent.last_resort);
+    let replayed = sent.envelope.clone();
+    let got = bob.receive(sent.envelope).unwrap();
+    assert_eq!((got.plaintext.as_slice(), got.last_resort), (&b"from dave"[..], true));
+    let before = bob.vault_stats().unwrap();
+    assert!(matches!(bob.receive(replayed), Err(AqmError::Replay { .. })));
+    assert_eq!(bob.vault_stats().unwrap(), before, "a refused replay changes nothing");
 }
