@@ -137,7 +137,23 @@ impl<IO: Read + Write> Client<IO> {
         Ok(got)
     }
 
-    /// Open a coin: the device burns it and returns the KEM shared secret.
+    /// Mint the device's last-resort coin of `tier` ([`Command::MintLastResort`]): returns its
+    /// signed public half (already stored on the device), to publish.
+    pub fn mint_last_resort(&mut self, now: UnixSeconds, tier: Tier) -> Result<PublicCoin, Error> {
+        let mut out = None;
+        self.call(now, Command::MintLastResort { tier }, |r| match r {
+            Reply::Coin { coin, remaining: 0 } => {
+                out = Some(coin);
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no last-resort coin" })
+    }
+
+    /// Open a coin: the device burns a one-time coin (a last-resort coin records the first
+    /// message instead, refusing it again with [`protocol::DeviceError::Replay`]) and returns the
+    /// KEM shared secret.
     pub fn open(&mut self, now: UnixSeconds, key_id: KeyId, ciphertext: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
         let ciphertext = KemCiphertext::from_slice(ciphertext).map_err(|_| {
             Error::Core(aqm_core::Error::BadLength {

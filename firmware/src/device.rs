@@ -274,6 +274,7 @@ where
             Command::Mint { tier, count } => self.cmd_mint(id, *tier, *count, now, send)?,
             Command::Open { key_id, ciphertext } => self.cmd_open(id, key_id, ciphertext, now, send)?,
             Command::SignRekey(r) => self.cmd_sign_rekey(id, r, send)?,
+            Command::MintLastResort { tier } => self.cmd_mint_last_resort(id, *tier, now, send)?,
         };
         let _ = self.led.set_low();
         Ok(kind)
@@ -340,6 +341,22 @@ where
             }
         }
         Ok(CommandKind::Mint(tier.to_byte()))
+    }
+
+    #[inline(never)]
+    fn cmd_mint_last_resort(
+        &mut self,
+        id: u32,
+        tier: Tier,
+        now: UnixSeconds,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let reply = match self.mint_last_resort_one(tier, now) {
+            Ok(coin) => Reply::Coin { coin, remaining: 0 },
+            Err(e) => Reply::Error((&e).into()),
+        };
+        send(&Response { id, reply })?;
+        Ok(CommandKind::MintLastResort(tier.to_byte()))
     }
 
     #[inline(never)]
@@ -419,8 +436,21 @@ where
         Ok(minted.public)
     }
 
-    /// Open a coin: check everything that can be checked without touching the vault, burn the
-    /// coin (the flash commit, then the secret zeroed in place), and only then decapsulate.
+    /// Mint the last-resort coin of `tier` and store its sealed secret; as [`Self::mint_one`]
+    /// (the same frame size: only the kind and the expiry differ).
+    #[inline(never)]
+    fn mint_last_resort_one(&mut self, tier: Tier, now: UnixSeconds) -> Result<coin::PublicCoin, Error> {
+        let minted = coin::mint_last_resort(&self.identity, tier, &self.device_key, now, &mut self.rng)?;
+        self.vault.put(&minted.vault)?;
+        crate::log!("minted a last-resort coin");
+        Ok(minted.public)
+    }
+
+    /// Open a coin: check everything that can be checked without touching the vault, commit the
+    /// open in flash, and only then decapsulate. A one-time coin is burned (the flash commit, then
+    /// the secret zeroed in place); a last-resort coin records the first message's digest
+    /// ([`FlashVault`]'s `open_last_resort`: a replay is refused before any secret is computed,
+    /// and the open that fills its record retires it as a burn does).
     #[inline(never)]
     fn open(
         &mut self,
@@ -455,11 +485,19 @@ where
             Ok(s) => s,
             Err(e) => return (tier, Err(e.into())),
         };
-        // Burn before the secret exists anywhere but in this function's RAM.
-        if let Err(e) = self.vault.burn(key_id, now) {
-            return (tier, Err(e));
+        // Commit the open before the secret exists anywhere but in this function's RAM.
+        if entry.is_last_resort() {
+            let digest = aqm_core::vault::open_digest(key_id, ciphertext);
+            if let Err(e) = self.vault.open_last_resort(key_id, &digest, now) {
+                return (tier, Err(e));
+            }
+            crate::log!("last-resort open recorded, decapsulating");
+        } else {
+            if let Err(e) = self.vault.burn(key_id, now) {
+                return (tier, Err(e));
+            }
+            crate::log!("coin burned, decapsulating");
         }
-        crate::log!("coin burned, decapsulating");
         let r = crypto::decapsulate(entry.tier, &seed, ciphertext).map(|ss| Zeroizing::new(*ss.as_bytes()));
         (tier, r.map_err(Error::from))
     }

@@ -76,6 +76,17 @@ pub enum Command {
     /// End the session: the device answers, then the board halts, powers down or resets
     /// (the QEMU board exits the emulator with its measurements).
     Shutdown,
+    /// Mint the device's last-resort coin of `tier` (issue 14; the core's
+    /// `coin::mint_last_resort`: kind last-resort, `expires_at` = mint + 7 days): stored in flash,
+    /// then its signed public half comes back as one [`Reply::Coin`] (`remaining` 0), for the host
+    /// to publish. An [`Command::Open`] of it does not burn it: the device records the first
+    /// message's digest and refuses the same first message again ([`DeviceError::Replay`]).
+    /// Appended last, so every earlier command keeps its encoding; a device without it answers
+    /// [`DeviceError::Malformed`].
+    MintLastResort {
+        /// The tier.
+        tier: Tier,
+    },
 }
 
 /// The fields of a re-key signature except the sender, which is the device's identity
@@ -172,6 +183,8 @@ pub enum CommandKind {
     Shutdown,
     /// A frame that did not decode.
     Malformed,
+    /// [`Command::MintLastResort`] of one tier.
+    MintLastResort(u8),
 }
 
 /// A response from the device.
@@ -291,6 +304,9 @@ pub enum DeviceError {
     Corrupt,
     /// Any other refusal.
     Refused,
+    /// A last-resort coin was asked to open a first message it opened already (a replay);
+    /// nothing changed. Appended last: earlier errors keep their encoding.
+    Replay,
 }
 
 impl core::fmt::Display for DeviceError {
@@ -318,6 +334,9 @@ impl core::fmt::Display for DeviceError {
             DeviceError::Flash => f.write_str("device flash failure: power-cycle the device"),
             DeviceError::Corrupt => f.write_str("the device flash holds unreadable data: re-provision it"),
             DeviceError::Refused => f.write_str("the device refused the request"),
+            DeviceError::Replay => {
+                f.write_str("that first message was opened already by this last-resort coin: a replay, refused")
+            }
         }
     }
 }
@@ -332,6 +351,7 @@ impl From<&crate::Error> for DeviceError {
             crate::Error::Core(C::CapacityFull { .. }) => DeviceError::VaultFull,
             crate::Error::Core(C::SealBroken) => DeviceError::SealBroken,
             crate::Error::Core(C::RekeyNotFirst) => DeviceError::RekeyNotFirst,
+            crate::Error::Core(C::Replay) => DeviceError::Replay,
             crate::Error::Core(C::BadLength { expected, got, .. }) => {
                 DeviceError::BadLength { expected: *expected as u32, got: *got as u32 }
             }

@@ -73,12 +73,15 @@ use aqm_core::coin::CoinKind;
 use aqm_core::crypto::SealedSecret;
 use aqm_core::crypto::sizes::AEAD_NONCE;
 use aqm_core::store::VaultStore;
-use aqm_core::vault::{KeyStatus, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry, VaultStats};
+use aqm_core::vault::{
+    KeyStatus, LAST_RESORT_OPENS_BYTES, LastResortOpens, OpenDigest, PurgeAction, PurgeReport, Transition, VaultEntry,
+    VaultStats,
+};
 use aqm_core::{KeyId, Policy, Tier, TierCounts, UnixSeconds};
 use embassy_futures::block_on;
 use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError};
 use sequential_storage::cache::{Cache, Uncached};
-use sequential_storage::map::{MapConfig, MapStorage, PostcardValue};
+use sequential_storage::map::{MapConfig, MapStorage, PostcardValue, SerializationError, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -94,6 +97,16 @@ const KIND_META: u8 = 0;
 const KIND_IDENTITY: u8 = 1;
 const KIND_RECORD: u8 = 2;
 const KIND_FORMAT: u8 = 3;
+/// A last-resort key's opens (issue 14): one item per key, beside its record.
+const KIND_OPENS: u8 = 4;
+
+/// Most bytes postcard writes for a [`Stamp`] (varints: the sequence number 10, three `u32`
+/// counters 5 each, two `u64` counters 10 each).
+const MAX_STAMP_BYTES: usize = 45;
+/// The map's read and write buffer: the largest item's data, which is an opens item (key, stamp,
+/// the largest [`LastResortOpens`] encoding), rounded up to 8-byte words.
+const ITEM_BUF: usize = 576;
+const _: () = assert!(ITEM_BUF >= 17 + MAX_STAMP_BYTES + LAST_RESORT_OPENS_BYTES && ITEM_BUF.is_multiple_of(8));
 
 /// The version of the vault's flash format this firmware reads and writes. Version 2 added the
 /// format record itself and `expires_at` to every key record (protocol v2, docs/protocol.md, §6);
@@ -164,8 +177,62 @@ struct Record {
     slot: u16,
     /// The counters after the step that wrote this record.
     stamp: Stamp,
+    /// The coin's kind is last-resort. Not a serde field: it is stored as one byte
+    /// (`CoinKind::LastResort`) after the record, and a record without it (every record of a
+    /// one-time coin, and every record written before issue 14) is one-time ([`decode_record`]).
+    #[serde(skip)]
+    last_resort: bool,
 }
-impl PostcardValue<'_> for Record {}
+
+/// A record as stored: its postcard encoding, then the kind byte of a last-resort coin.
+fn decode_record(raw: &[u8]) -> Result<Record, Error> {
+    let (mut rec, rest): (Record, &[u8]) =
+        postcard::take_from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault record" })?;
+    rec.last_resort = match rest {
+        [] => false,
+        [b] if *b == CoinKind::LastResort.to_byte() => true,
+        _ => return Err(Error::Corrupt { what: "vault record (coin kind)" }),
+    };
+    Ok(rec)
+}
+
+impl Value<'_> for Record {
+    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
+        let n = postcard::to_slice(self, buffer)?.len();
+        if !self.last_resort {
+            return Ok(n);
+        }
+        *buffer.get_mut(n).ok_or(SerializationError::BufferTooSmall)? = CoinKind::LastResort.to_byte();
+        n.checked_add(1).ok_or(SerializationError::BufferTooSmall)
+    }
+
+    fn deserialize_from(buffer: &[u8]) -> Result<(Self, usize), SerializationError> {
+        decode_record(buffer).map(|r| (r, buffer.len())).map_err(|_| SerializationError::InvalidFormat)
+    }
+}
+
+/// A last-resort key's opens item: the stamp of the write (the open that wrote it, module doc
+/// "Counters"), then the core's encoding of the opens ([`LastResortOpens::to_bytes`]).
+struct OpensItem {
+    stamp: Stamp,
+    opens: LastResortOpens,
+}
+
+impl Value<'_> for OpensItem {
+    fn serialize_into(&self, buffer: &mut [u8]) -> Result<usize, SerializationError> {
+        let n = postcard::to_slice(&self.stamp, buffer)?.len();
+        let bytes = self.opens.to_bytes();
+        let end = n.checked_add(bytes.len()).ok_or(SerializationError::BufferTooSmall)?;
+        buffer.get_mut(n..end).ok_or(SerializationError::BufferTooSmall)?.copy_from_slice(&bytes);
+        Ok(end)
+    }
+
+    fn deserialize_from(buffer: &[u8]) -> Result<(Self, usize), SerializationError> {
+        let (stamp, rest) = postcard::take_from_bytes::<Stamp>(buffer)?;
+        let opens = LastResortOpens::from_bytes(rest).map_err(|_| SerializationError::InvalidFormat)?;
+        Ok((OpensItem { stamp, opens }, buffer.len()))
+    }
+}
 
 /// What every record and meta write carries (module doc, "Counters"): the vault's counters after
 /// the write's step, and the write's place in the order of all stamped writes.
@@ -248,8 +315,7 @@ impl Indexed {
         VaultEntry::from_stored(
             self.key_id,
             self.rec.tier,
-            // Until the flash format records a kind (issue 14), `put` stores one-time entries only.
-            CoinKind::OneTime,
+            if self.rec.last_resort { CoinKind::LastResort } else { CoinKind::OneTime },
             SealedSecret { nonce: [0; AEAD_NONCE], ciphertext: heapless::Vec::new() },
             self.rec.created_at,
             self.rec.expires_at,
@@ -261,7 +327,7 @@ impl Indexed {
 }
 
 #[repr(C, align(4))]
-struct AlignedBuf([u8; 256]);
+struct AlignedBuf([u8; ITEM_BUF]);
 
 /// What the slab holds, as counted by [`FlashVault::usage`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,7 +439,7 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
             index: heapless::Vec::new(),
             meta: Meta::default(),
             last: Stamp::default(),
-            buf: AlignedBuf([0; 256]),
+            buf: AlignedBuf([0; ITEM_BUF]),
             dirty: true,
         };
         Ok(FlashVault { inner: RefCell::new(inner), policy })
@@ -445,6 +511,13 @@ impl<F: MultiwriteNorFlash, const N: usize> FlashVault<F, N> {
                 slot_capacity: slots.capacity(),
             })
         })
+    }
+
+    /// What the last-resort key `key_id` has opened, as stored in its opens item (empty for a
+    /// key that opened nothing, a one-time key, a retired or a deleted one: their opens item is
+    /// gone). Read from flash each time (the RAM index keeps no opens), for diagnostics and tests.
+    pub fn last_resort_opens(&self, key_id: &KeyId) -> Result<LastResortOpens, Error> {
+        self.with(|i| i.load_opens(key_id))
     }
 
     /// Most keys this vault can hold at once, whichever runs out first: the RAM index or the slab.
@@ -557,9 +630,12 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         self.check_format()?;
         // The newest stamp seen in the walk (module doc, "Counters").
         let mut newest = Stamp::default();
+        // Whether any opens item is in the map (then a second walk drops those of keys that are
+        // no longer ACTIVE).
+        let mut any_opens = false;
         {
             let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
-            let mut buf = AlignedBuf([0; 256]);
+            let mut buf = AlignedBuf([0; ITEM_BUF]);
             // Items come oldest first; a later item for the same key replaces an earlier one.
             while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
                 let ([kind], id) = key.split_first_chunk::<1>().map_or(([0xFF], &[][..]), |(k, id)| (*k, id));
@@ -568,9 +644,15 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
                         self.meta = postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault meta" })?;
                         newest = newest.max_by_seq(self.meta.stamp);
                     }
+                    KIND_OPENS => {
+                        // Only the stamp here; the opens are decoded when the key opens.
+                        let (stamp, _) = postcard::take_from_bytes::<Stamp>(raw)
+                            .map_err(|_| Error::Corrupt { what: "vault opens" })?;
+                        newest = newest.max_by_seq(stamp);
+                        any_opens = true;
+                    }
                     KIND_RECORD => {
-                        let rec: Record =
-                            postcard::from_bytes(raw).map_err(|_| Error::Corrupt { what: "vault record" })?;
+                        let rec = decode_record(raw)?;
                         newest = newest.max_by_seq(rec.stamp);
                         let key_id = KeyId(id.try_into().map_err(|_| Error::Corrupt { what: "vault record key" })?);
                         match self.index.iter_mut().find(|e| e.key_id == key_id) {
@@ -593,6 +675,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
             let meta = Meta { stamp: self.stamp(None)?, pending: None };
             self.store_meta(&meta)?;
         }
+        if any_opens {
+            self.drop_stale_opens()?;
+        }
         let live = self.live_slots();
         let slots = self.slots.clone();
         for slot in 0..slots.count() {
@@ -611,7 +696,7 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         let mut any = false;
         {
             let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
-            let mut buf = AlignedBuf([0; 256]);
+            let mut buf = AlignedBuf([0; ITEM_BUF]);
             while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
                 any = true;
                 if key == FORMAT_KEY {
@@ -632,11 +717,91 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
         }
     }
 
-    /// Zero the record's secret (if any) and remove its record from flash and from the index.
+    /// Remove every opens item of a key that is not an ACTIVE last-resort key: what a cut left
+    /// between a retiring open's, a burn's or a purge's commit and the removal of the key's opens
+    /// (and an opens item a format-3 firmware without last-resort coins would have left behind).
+    /// A few per walk; a cut leaves at most one.
+    fn drop_stale_opens(&mut self) -> Result<(), Error> {
+        loop {
+            let mut stale: heapless::Vec<[u8; 16], 4> = heapless::Vec::new();
+            let mut more = false;
+            let mut newest_stale = 0u64;
+            {
+                let mut it = block_on(self.map.fetch_all_items(&mut self.buf.0)).map_err(map_err)?;
+                let mut buf = AlignedBuf([0; ITEM_BUF]);
+                while let Some((key, raw)) = block_on(it.next::<&[u8]>(&mut buf.0)).map_err(map_err)? {
+                    let Some((&KIND_OPENS, id)) = key.split_first() else { continue };
+                    let id: [u8; 16] = id.try_into().map_err(|_| Error::Corrupt { what: "vault opens key" })?;
+                    let live = self
+                        .index
+                        .iter()
+                        .any(|e| e.key_id.0 == id && e.rec.last_resort && e.rec.status == KeyStatus::Active);
+                    if live || stale.contains(&id) {
+                        continue;
+                    }
+                    let (stamp, _) =
+                        postcard::take_from_bytes::<Stamp>(raw).map_err(|_| Error::Corrupt { what: "vault opens" })?;
+                    newest_stale = newest_stale.max(stamp.seq);
+                    if stale.push(id).is_err() {
+                        more = true;
+                    }
+                }
+            }
+            if stale.is_empty() {
+                return Ok(());
+            }
+            // The newest stamp must stay in the map (module doc, "Counters"): every commit that
+            // makes an opens item stale is newer than it, but if a damaged map says otherwise,
+            // carry the counters forward in a meta write first.
+            if newest_stale >= self.last.seq {
+                let meta = Meta { stamp: self.stamp(None)?, pending: self.meta.pending };
+                self.store_meta(&meta)?;
+            }
+            for id in &stale {
+                self.remove_opens(&KeyId(*id))?;
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The opens of a last-resort key (none yet: empty).
+    fn load_opens(&mut self, key_id: &KeyId) -> Result<LastResortOpens, Error> {
+        let key = map_key(KIND_OPENS, &key_id.0);
+        let item = block_on(self.map.fetch_item::<OpensItem>(&mut self.buf.0, &key)).map_err(|e| match e {
+            sequential_storage::Error::SerializationError(_) => Error::Corrupt { what: "vault opens" },
+            e => map_err(e),
+        })?;
+        Ok(item.map(|i| i.opens).unwrap_or_default())
+    }
+
+    /// Write a last-resort key's opens (the commit of an open that does not retire it): its
+    /// stamp becomes the vault's counters.
+    fn store_opens(&mut self, key_id: &KeyId, item: &OpensItem) -> Result<(), Error> {
+        let key = map_key(KIND_OPENS, &key_id.0);
+        block_on(self.map.store_item(&mut self.buf.0, &key, item)).map_err(map_err)?;
+        self.last = item.stamp;
+        Ok(())
+    }
+
+    /// Remove a key's opens item, after the commit that made it stale (a newer stamp is in the
+    /// map, so removing it never loses the newest). Removing none is not an error.
+    fn remove_opens(&mut self, key_id: &KeyId) -> Result<(), Error> {
+        let key = map_key(KIND_OPENS, &key_id.0);
+        block_on(self.map.remove_item(&mut self.buf.0, &key)).map_err(map_err)
+    }
+
+    /// Zero the record's secret (if any), remove a last-resort key's opens, and remove its record
+    /// from flash and from the index. A cut after the opens went leaves the record and the pending
+    /// deletion, which boot finishes; a cut after the record went leaves no opens to drop.
     fn delete_record(&mut self, i: usize) -> Result<(), Error> {
         let e = *self.index.get(i).ok_or(aqm_core::Error::KeyNotFound)?;
         if e.rec.slot != NO_SLOT && e.rec.status == KeyStatus::Active {
             self.zero_slot(u32::from(e.rec.slot))?;
+        }
+        if e.rec.last_resort {
+            self.remove_opens(&e.key_id)?;
         }
         let key = map_key(KIND_RECORD, &e.key_id.0);
         block_on(self.map.remove_item(&mut self.buf.0, &key)).map_err(map_err)?;
@@ -703,9 +868,6 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
 
     fn put(&self, entry: &VaultEntry) -> Result<(), Error> {
         let transition = entry.check_new()?;
-        if entry.is_last_resort() {
-            return Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into());
-        }
         self.with(|i| {
             if i.find(&entry.key_id).is_some() {
                 return Err(aqm_core::Error::KeyAlreadyExists.into());
@@ -728,6 +890,7 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 burned_at: None,
                 slot: slot16,
                 stamp,
+                last_resort: entry.is_last_resort(),
             };
             if let Err(e) = i.store_record(&entry.key_id, &rec) {
                 // Not committed: the secret must not linger (the boot scrub would catch it too).
@@ -770,7 +933,12 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
                 x.rec = rec;
             }
             // Destroy the secret in place; a cut here is finished by the boot scrub.
-            i.zero_slot(u32::from(e.rec.slot))
+            i.zero_slot(u32::from(e.rec.slot))?;
+            // A retired last-resort key keeps no opens; a cut before this is finished at boot.
+            if e.rec.last_resort {
+                i.remove_opens(key_id)?;
+            }
+            Ok(())
         })
     }
 
@@ -813,9 +981,40 @@ impl<F: MultiwriteNorFlash, const N: usize> VaultStore for FlashVault<F, N> {
         self.with(|i| Ok(i.stats()))
     }
 
-    fn open_last_resort(&self, _key_id: &KeyId, _digest: &OpenDigest, _now: UnixSeconds) -> Result<bool, Error> {
-        // `put` refuses last-resort entries until this store records their opens.
-        Err(aqm_core::Error::UnsupportedCoinKind(CoinKind::LastResort.to_byte()).into())
+    fn open_last_resort(&self, key_id: &KeyId, digest: &OpenDigest, now: UnixSeconds) -> Result<bool, Error> {
+        self.with(|i| {
+            let n = i.find(key_id).ok_or(aqm_core::Error::KeyNotFound)?;
+            let e = *i.index.get(n).ok_or(aqm_core::Error::KeyNotFound)?;
+            let mut entry = e.entry()?;
+            // A one-time key has no opens item; the core refuses it (`NotLastResort`).
+            let mut opens = if e.rec.last_resort { i.load_opens(key_id)? } else { LastResortOpens::default() };
+            // The core decides; a refusal writes nothing.
+            match entry.open_last_resort(&mut opens, *digest, &self.policy, now)? {
+                None => {
+                    // The commit: one map write, the opens with the digest, stamped (no counter
+                    // moves). A cut leaves the old opens or the new ones.
+                    let item = OpensItem { stamp: i.stamp(None)?, opens };
+                    i.store_opens(key_id, &item)?;
+                    Ok(false)
+                }
+                Some(transition) => {
+                    // The open filled the record and retires the key: committed as a burn (the
+                    // BURNED record stamped with the counters after `Burned(tier)`), then the
+                    // secret is zeroed and the opens dropped; a cut after the commit is finished
+                    // at boot (scrub, stale opens).
+                    let stamp = i.stamp(Some(transition))?;
+                    let rec =
+                        Record { status: entry.status(), burned_at: entry.burned_at(), slot: NO_SLOT, stamp, ..e.rec };
+                    i.store_record(key_id, &rec)?;
+                    if let Some(x) = i.index.get_mut(n) {
+                        x.rec = rec;
+                    }
+                    i.zero_slot(u32::from(e.rec.slot))?;
+                    i.remove_opens(key_id)?;
+                    Ok(true)
+                }
+            }
+        })
     }
 
     fn active_ids(&self, tier: Option<Tier>, visit: &mut dyn FnMut(KeyId)) -> Result<(), Error> {

@@ -12,12 +12,4 @@ fn fresh(policy: Policy) -> FlashVault<RamFlash<Vec<u8>>, 256> {
 
 // A secure element holds a vault only (its host keeps sessions, pins and the inventory), and
 // the vault sits behind a RefCell over one flash: not `Sync`, so no concurrency cases.
-aqm_core::conformance!(fresh; vault; nosync; except {
-    "vault::last_resort_store_keeps_kind" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_open_burns_nothing" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_replay_refused" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_records_are_per_key" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_open_refusals_change_nothing" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_full_record_retires" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-    "vault::last_resort_expires" => "the flash vault does not store last-resort coins yet (issue 14): it refuses them",
-});
+aqm_core::conformance!(fresh; vault; nosync);

@@ -122,7 +122,7 @@ fn fail(what: &str) -> ! {
     }
 }
 
-const KINDS: usize = 13;
+const KINDS: usize = 16;
 
 fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
     Some(match kind {
@@ -139,6 +139,9 @@ fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
         CommandKind::SignRekey(1) => (10, "sign re-key GOLD"),
         CommandKind::SignRekey(2) => (11, "sign re-key SILVER"),
         CommandKind::SignRekey(3) => (12, "sign re-key BRONZE"),
+        CommandKind::MintLastResort(1) => (13, "mint last-resort GOLD"),
+        CommandKind::MintLastResort(2) => (14, "mint last-resort SILVER"),
+        CommandKind::MintLastResort(3) => (15, "mint last-resort BRONZE"),
         _ => return None,
     })
 }
