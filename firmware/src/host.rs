@@ -284,6 +284,26 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
             Err(e) => return Err(e),
         }
     }
+    // Last-resort coins (issue 14): one per tier, opened by two first messages without being
+    // burned, the same first message again refused as a replay.
+    for tier in Tier::ALL {
+        let c = client.mint_last_resort(now, tier)?;
+        c.verify_fresh(&info.identity, &policy, now).map_err(Error::Core)?;
+        expect(c.kind == aqm_core::coin::CoinKind::LastResort, "the device minted a coin that is not last-resort")?;
+        let lr_expiry = aqm_core::protocol::last_resort_expiry(minted_at);
+        expect(c.expires_at == lr_expiry, "last-resort expiry is not mint + 7 days")?;
+        for _ in 0..2 {
+            let (ct, ss) = encapsulate(tier, &c.public_key, rng)?;
+            let got = client.open(now, c.key_id, &ct)?;
+            expect(&*got == ss.as_bytes(), "the last-resort secret differs from the sender's")?;
+            match client.open(now, c.key_id, &ct) {
+                Err(Error::Device(DeviceError::Replay)) => {}
+                Ok(_) => return Err(Error::Protocol { what: "a replayed first message opened" }),
+                Err(e) => return Err(e),
+            }
+        }
+        say(&format!("last-resort {tier}: minted (expires mint + 7 days), two first messages opened, replays refused"));
+    }
     sign_rekeys(client, now, &info.identity, rng, say)?;
     let r = client.send_raw(&[0x03, 0xFF, 0xFF, 0x00])?;
     expect(r.reply == Reply::Error(DeviceError::Malformed), "a damaged frame was not refused")?;
@@ -291,7 +311,8 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
     let s = client.status(now)?;
     let mut want = before;
     for tier in Tier::ALL {
-        *want.active.get_mut(tier) += 1;
+        // The second one-time coin and the last-resort coin (opened, never burned).
+        *want.active.get_mut(tier) += 2;
     }
     want.total_burned += 3;
     expect(s.stats == want, "counters differ from the session's own count")?;

@@ -175,3 +175,44 @@ fn the_device_vault_is_a_vault_store() {
     let link = client.into_inner();
     assert_eq!(link.device().vault().stats().unwrap().active.0, [0, 0, 3]);
 }
+
+/// Issue 14 on the device: a last-resort coin is minted and published (signed, kind
+/// last-resort, mint + 7 days), opens first messages without being burned, refuses a replayed
+/// first message with `Replay` (nothing changes), also after a reboot on the same flash; a
+/// one-time coin beside it still burns.
+#[test]
+fn last_resort_coin_opens_many_refuses_replays_across_reboots() {
+    let mut client = Client::new(device(ram(), [5; 32], 5, NoButton).unwrap());
+    let mut rng = ChaCha20Rng::seed_from_u64(55);
+    let info = client.info(NOW).unwrap();
+    let coin = client.mint_last_resort(NOW, Tier::Silver).unwrap();
+    coin.verify_fresh(&info.identity, &Policy::DEFAULT, NOW).unwrap();
+    assert_eq!(coin.kind, aqm_core::coin::CoinKind::LastResort);
+    assert_eq!(coin.expires_at, aqm_core::protocol::last_resort_expiry(NOW));
+    let (ct1, ss1) = encapsulate(Tier::Silver, &coin.public_key, &mut rng).unwrap();
+    let (ct2, ss2) = encapsulate(Tier::Silver, &coin.public_key, &mut rng).unwrap();
+    assert_eq!(&*client.open(NOW + 1, coin.key_id, &ct1).unwrap(), ss1.as_bytes());
+    let before = client.status(NOW + 1).unwrap().stats;
+    assert_eq!(client.open(NOW + 2, coin.key_id, &ct1).unwrap_err(), Error::Device(DeviceError::Replay));
+    assert_eq!(client.status(NOW + 2).unwrap().stats, before, "a replay changes nothing");
+    assert_eq!(before.active.get(Tier::Silver), 1);
+    assert_eq!(before.total_burned, 0, "a last-resort open burns nothing");
+
+    // Reboot: a new device on the same flash.
+    let flash = client.into_inner().into_device().into_vault().into_flash();
+    let mut client = Client::new(device(flash, [5; 32], 6, NoButton).unwrap());
+    assert_eq!(client.open(NOW + 3, coin.key_id, &ct1).unwrap_err(), Error::Device(DeviceError::Replay));
+    assert_eq!(&*client.open(NOW + 4, coin.key_id, &ct2).unwrap(), ss2.as_bytes());
+    assert_eq!(client.open(NOW + 5, coin.key_id, &ct2).unwrap_err(), Error::Device(DeviceError::Replay));
+    assert_eq!(client.status(NOW + 5).unwrap().stats, before);
+    // A wrong-length ciphertext is refused before anything is recorded.
+    let (ct3, ss3) = encapsulate(Tier::Silver, &coin.public_key, &mut rng).unwrap();
+    assert!(matches!(client.open(NOW + 6, coin.key_id, &ct3[1..]), Err(Error::Device(DeviceError::BadLength { .. }))));
+    assert_eq!(&*client.open(NOW + 7, coin.key_id, &ct3).unwrap(), ss3.as_bytes());
+    // One-time coins still burn.
+    let mut coins = Vec::new();
+    client.mint(NOW + 8, Tier::Bronze, 1, |c| coins.push(c)).unwrap();
+    let (ct, _) = encapsulate(Tier::Bronze, &coins[0].public_key, &mut rng).unwrap();
+    client.open(NOW + 9, coins[0].key_id, &ct).unwrap();
+    assert_eq!(client.open(NOW + 9, coins[0].key_id, &ct).unwrap_err(), Error::Device(DeviceError::KeyAlreadyBurned));
+}
