@@ -230,7 +230,8 @@ where
 /// device sign a re-key of every tier (verified against its identity; counter 1 refused), send a
 /// first message with a [`Messenger`](aqm_core::messaging::Messenger) whose signer is the device
 /// to an in-memory receiver that verifies and decrypts it, check the counters, purge the burned
-/// coins after their grace. `say` gets one line per step. Returns the first broken expectation as
+/// coins after their grace; in between, a last-resort coin of every tier opens two first messages and
+/// refuses each again (`Replay`). `say` gets one line per step. Returns the first broken expectation as
 /// an error. A device with an approve button needs it pressed for each open and re-key.
 pub fn run_session<IO: Read + Write, R: CryptoRng>(
     client: &mut crate::Client<IO>,

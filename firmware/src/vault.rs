@@ -7,7 +7,10 @@
 //!
 //! - a **record map** (`sequential-storage` map, power-fail safe and wear levelled): one *format*
 //!   record (the version of this layout, [`FLASH_FORMAT`]), one record per key id (tier, status,
-//!   created time, the coin's signed `expires_at`, burned time, secret slot, and a stamp), one
+//!   created time, the coin's signed `expires_at`, burned time, secret slot, and a stamp; a
+//!   last-resort coin's record ends with one more byte, its kind, so every record without it,
+//!   including all written before issue 14, is one-time), one *opens* item per last-resort key
+//!   that has opened a first message (a stamp and the core's `LastResortOpens::to_bytes`), one
 //!   *meta* record (a stamp and a pending-deletion intent), and the sealed identity of the
 //!   device;
 //! - a **secret slab** ([`crate::secret_slots`]): fixed [`crate::SLOT_SIZE`]-byte slots, each holding one sealed secret
@@ -46,12 +49,25 @@
 //!   `Expired(tier)` (a burned key's deletion moves none) and the key id as a pending deletion
 //!   (the commit), zero the slot, remove the record; at the end clear the pending intent (a
 //!   stamped write that moves no counter). Boot finishes any pending deletion.
+//! - **last-resort open** ([`VaultStore::open_last_resort`]): the core's
+//!   [`VaultEntry::open_last_resort`] decides on the entry and its opens read from flash (a refusal
+//!   writes nothing); the commit is one stamped write of the key's opens item with the digest
+//!   (no counter moves). An open that fills the record retires the key instead: the BURNED record
+//!   stamped with the counters after `Burned(tier)` (the commit), the slot zeroed, then the opens
+//!   item removed.
+//! - **opens of a key that is no longer ACTIVE**: a burn or a retiring open removes the key's
+//!   opens item after its commit, a purge before removing the record; boot removes every opens
+//!   item whose key is not an ACTIVE last-resort key, so a cut between a commit and that removal
+//!   leaves nothing behind (and a stale item never reads as a later key's opens). An opens item is
+//!   only removed after a newer stamped write, so the newest stamp stays in the map.
 //! - **slab compaction** (when the only free slots left are in the spare page,
 //!   [`crate::secret_slots`]): copy each live slot of the page with the most dead slots to the
 //!   spare page and re-point its record (one stamped map write each, no counter moved), then
 //!   erase the page, which becomes the new spare.
 //!
-//! The writes and their order are those of format 2; format 3 only adds the stamps.
+//! The writes and their order are those of format 2; format 3 only adds the stamps. Last-resort
+//! coins (issue 14) are additive within format 3: the kind byte and the opens items; a vault
+//! written before reads as all one-time.
 //!
 //! - **format**: the first boot of an erased flash writes the format record before anything
 //!   else (a cut before it leaves an empty map, which the next boot formats again). A map with
