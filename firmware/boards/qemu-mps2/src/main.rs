@@ -31,8 +31,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use static_cell::StaticCell;
 
-/// Keys the vault indexes in RAM (about 48 bytes each).
-const KEYS: usize = 128;
+/// Keys the vault indexes in RAM (96 bytes each). 120, not 128: the 768 bytes pay for the record
+/// map's larger buffer (256 → 576 bytes, for a last-resort key's opens item, issue 14) within
+/// the 128 KiB a GOLD mint already filled to 1 KiB.
+const KEYS: usize = 120;
 /// Emulated flash: 4 pages of records, 11 pages of secrets (10 × 42 live slots), and the record
 /// map's erase journal in the last page (so a cut erase is finished at boot whatever state it
 /// left the page in; firmware/README.md, "Power cuts").
