@@ -619,6 +619,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
 
     /// Rebuild the RAM index from flash, finish an interrupted deletion, zero every secret that
     /// is not live. A flash of another format is refused first, with nothing written.
+    // Never inlined: its walk buffers must not sit in the frame of every step (`with`), the
+    // mint path's included (firmware/README.md, "Footprint").
+    #[inline(never)]
     fn recover(&mut self) -> Result<(), Error> {
         self.index.clear();
         self.meta = Meta::default();
@@ -707,6 +710,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     /// Refuse a flash of another format before anything of it is decoded or written (an old
     /// record would not decode, and boot's repairs would rewrite what it cannot read); format an
     /// empty map.
+    // Never inlined: its walk buffers must not sit in the frame of every step (`with`), the
+    // mint path's included (firmware/README.md, "Footprint").
+    #[inline(never)]
     fn check_format(&mut self) -> Result<(), Error> {
         let mut found = None;
         let mut any = false;
@@ -737,6 +743,9 @@ impl<F: MultiwriteNorFlash, const N: usize> Inner<F, N> {
     /// between a retiring open's, a burn's or a purge's commit and the removal of the key's opens
     /// (and an opens item a format-3 firmware without last-resort coins would have left behind).
     /// A few per walk; a cut leaves at most one.
+    // Never inlined: its walk buffers must not sit in the frame of every step (`with`), the
+    // mint path's included (firmware/README.md, "Footprint").
+    #[inline(never)]
     fn drop_stale_opens(&mut self) -> Result<(), Error> {
         loop {
             let mut stale: heapless::Vec<[u8; 16], 4> = heapless::Vec::new();
