@@ -400,9 +400,8 @@ impl AqmDevice {
     /// or one this device already keeps a last-resort coin of): when the core's
     /// `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
     /// one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
-    /// finds the directory's one-time coins of the tier gone still reaches this user. A store
-    /// that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
-    /// coins are published all the same.
+    /// finds the directory's one-time coins of the tier gone still reaches this user (redb and
+    /// Redis stores alike hold them).
     pub fn publish(&self, server_url: String, token: String) -> Result<u32, AqmError> {
         let dir = self.directory(&server_url)?;
         dir.add_token(self.identity.user_id(), token);

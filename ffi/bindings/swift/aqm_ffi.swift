@@ -720,9 +720,8 @@ public protocol AqmDeviceProtocol: AnyObject, Sendable {
      * or one this device already keeps a last-resort coin of): when the core's
      * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
      * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
-     * finds the directory's one-time coins of the tier gone still reaches this user. A store
-     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
-     * coins are published all the same.
+     * finds the directory's one-time coins of the tier gone still reaches this user (redb and
+     * Redis stores alike hold them).
      */
     func publish(serverUrl: String, token: String) throws  -> UInt32
     
@@ -1064,9 +1063,8 @@ open func publicIdentity()throws  -> Data  {
      * or one this device already keeps a last-resort coin of): when the core's
      * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
      * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
-     * finds the directory's one-time coins of the tier gone still reaches this user. A store
-     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
-     * coins are published all the same.
+     * finds the directory's one-time coins of the tier gone still reaches this user (redb and
+     * Redis stores alike hold them).
      */
 open func publish(serverUrl: String, token: String)throws  -> UInt32  {
     return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeAqmError_lift) {
@@ -3313,7 +3311,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_public_identity() != 59344) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish() != 25156) {
+    if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish() != 29614) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() != 65494) {

@@ -948,7 +948,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_public_identity() and 0xFFFF) != 59344) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish() and 0xFFFF) != 25156) {
+    if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish() and 0xFFFF) != 29614) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_aqm_ffi_checksum_method_aqmdevice_publish_coins() and 0xFFFF) != 65494) {
@@ -1551,9 +1551,8 @@ public interface AqmDeviceInterface {
      * or one this device already keeps a last-resort coin of): when the core's
      * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
      * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
-     * finds the directory's one-time coins of the tier gone still reaches this user. A store
-     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
-     * coins are published all the same.
+     * finds the directory's one-time coins of the tier gone still reaches this user (redb and
+     * Redis stores alike hold them).
      */
     fun `publish`(`serverUrl`: kotlin.String, `token`: kotlin.String): kotlin.UInt
     
@@ -1966,9 +1965,8 @@ open class AqmDevice: Disposable, AutoCloseable, AqmDeviceInterface
      * or one this device already keeps a last-resort coin of): when the core's
      * `vault::last_resort_due` says the tier's newest one is missing or due for renewal, a new
      * one is minted, stored in the vault and uploaded with the one-time coins, so a contact who
-     * finds the directory's one-time coins of the tier gone still reaches this user. A store
-     * that does not hold last-resort coins yet (Redis) skips them with a warning; the one-time
-     * coins are published all the same.
+     * finds the directory's one-time coins of the tier gone still reaches this user (redb and
+     * Redis stores alike hold them).
      */
     @Throws(AqmException::class)override fun `publish`(`serverUrl`: kotlin.String, `token`: kotlin.String): kotlin.UInt {
             return FfiConverterUInt.lift(
