@@ -5,7 +5,8 @@
 use core::cell::{Cell, RefCell};
 
 use aqm_core::coin::PublicCoin;
-use aqm_core::crypto::{KemCiphertext, PublicIdentity, SignatureBytes};
+use aqm_core::crypto::sizes::ED25519_SIGNATURE;
+use aqm_core::crypto::{KemCiphertext, PublicIdentity, RegistrationProof, SignatureBytes};
 use aqm_core::rekey::{self, RekeyFields, RekeySigner};
 use aqm_core::{KeyId, Tier, UnixSeconds, UserId};
 use embedded_io::{Read, Write};
@@ -186,6 +187,28 @@ impl<IO: Read + Write> Client<IO> {
             other => unexpected(other),
         })?;
         out.ok_or(Error::Protocol { what: "no re-key signature" })
+    }
+
+    /// The device identity's proof of possession, for registering it at a coin directory
+    /// ([`Command::ProveRegistration`]; check it with
+    /// [`aqm_core::crypto::PublicIdentity::verify_registration`] against [`Client::info`]'s
+    /// identity, as the directory will).
+    pub fn registration_proof(&mut self, now: UnixSeconds) -> Result<RegistrationProof, Error> {
+        let mut out = None;
+        self.call(now, Command::ProveRegistration, |r| match r {
+            Reply::RegistrationProof { signature } => {
+                let (ed, ml) = signature
+                    .split_at_checked(ED25519_SIGNATURE)
+                    .ok_or(Error::Protocol { what: "registration proof shorter than an Ed25519 signature" })?;
+                let part = |b: &[u8]| {
+                    SignatureBytes::from_slice(b).map_err(|_| Error::Protocol { what: "registration proof too long" })
+                };
+                out = Some(RegistrationProof { ed25519: part(ed)?, mldsa65: part(ml)? });
+                Ok(false)
+            }
+            other => unexpected(other),
+        })?;
+        out.ok_or(Error::Protocol { what: "no registration proof" })
     }
 
     /// Counters and flash usage.

@@ -275,6 +275,7 @@ where
             Command::Open { key_id, ciphertext } => self.cmd_open(id, key_id, ciphertext, now, send)?,
             Command::SignRekey(r) => self.cmd_sign_rekey(id, r, send)?,
             Command::MintLastResort { tier } => self.cmd_mint_last_resort(id, *tier, now, send)?,
+            Command::ProveRegistration => self.cmd_prove_registration(id, send)?,
         };
         let _ = self.led.set_low();
         Ok(kind)
@@ -394,6 +395,28 @@ where
         };
         send(&Response { id, reply })?;
         Ok(CommandKind::SignRekey(request.tier.to_byte()))
+    }
+
+    #[inline(never)]
+    fn cmd_prove_registration(
+        &mut self,
+        id: u32,
+        send: &mut dyn FnMut(&Response) -> Result<(), Error>,
+    ) -> Result<CommandKind, Error> {
+        let joined = self.identity.registration_proof(&mut self.rng).and_then(|p| {
+            let mut signature = SignatureBytes::new();
+            signature
+                .extend_from_slice(&p.ed25519)
+                .and_then(|()| signature.extend_from_slice(&p.mldsa65))
+                .map_err(|_| aqm_core::Error::BufferTooSmall)?;
+            Ok(signature)
+        });
+        let reply = match joined {
+            Ok(signature) => Reply::RegistrationProof { signature },
+            Err(e) => Reply::Error((&Error::from(e)).into()),
+        };
+        send(&Response { id, reply })?;
+        Ok(CommandKind::ProveRegistration)
     }
 
     fn info(&self) -> Result<DeviceInfo, Error> {

@@ -305,6 +305,9 @@ pub fn run_session<IO: Read + Write, R: CryptoRng>(
         }
         say(&format!("last-resort {tier}: minted (expires mint + 7 days), two first messages opened, replays refused"));
     }
+    let proof = client.registration_proof(now)?;
+    info.identity.verify_registration(&proof).map_err(Error::Core)?;
+    say("registration proof: verifies against the device identity (what a directory checks)");
     sign_rekeys(client, now, &info.identity, rng, say)?;
     let r = client.send_raw(&[0x03, 0xFF, 0xFF, 0x00])?;
     expect(r.reply == Reply::Error(DeviceError::Malformed), "a damaged frame was not refused")?;

@@ -87,6 +87,12 @@ pub enum Command {
         /// The tier.
         tier: Tier,
     },
+    /// The identity's proof of possession for registering at a coin directory
+    /// ([`aqm_core::crypto::Identity::registration_proof`]: Ed25519 and ML-DSA-65 over the
+    /// identity's own public keys under the core's registration domain, so the host chooses
+    /// nothing the device signs: no raw-sign). Answered with [`Reply::RegistrationProof`].
+    /// Appended last, so every earlier command keeps its encoding.
+    ProveRegistration,
 }
 
 /// The fields of a re-key signature except the sender, which is the device's identity
@@ -185,6 +191,8 @@ pub enum CommandKind {
     Malformed,
     /// [`Command::MintLastResort`] of one tier.
     MintLastResort(u8),
+    /// [`Command::ProveRegistration`].
+    ProveRegistration,
 }
 
 /// A response from the device.
@@ -234,6 +242,15 @@ pub enum Reply {
     ShuttingDown,
     /// The request was refused; nothing changed (except as the error says).
     Error(DeviceError),
+    /// Answer to [`Command::ProveRegistration`] (appended last, as the command): the proof's
+    /// Ed25519 signature then its ML-DSA-65 one (`ed25519 ‖ mldsa65`, as
+    /// [`Reply::RekeySigned`] carries a hybrid signature), one buffer so that `Reply` does not
+    /// grow (every frame on the device's stack holds one); [`crate::Client::registration_proof`]
+    /// splits it.
+    RegistrationProof {
+        /// `ed25519 ‖ mldsa65`.
+        signature: SignatureBytes,
+    },
 }
 
 /// The device's identity and capabilities.

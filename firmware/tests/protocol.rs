@@ -216,3 +216,57 @@ fn last_resort_coin_opens_many_refuses_replays_across_reboots() {
     client.open(NOW + 9, coins[0].key_id, &ct).unwrap();
     assert_eq!(client.open(NOW + 9, coins[0].key_id, &ct).unwrap_err(), Error::Device(DeviceError::KeyAlreadyBurned));
 }
+
+/// Issue 14 end to end on the flash device: it registers its identity at a directory (its own
+/// proof of possession), publishes one SILVER one-time coin and its SILVER last-resort coin;
+/// once the one-time coin is claimed, two new contacts still reach it through the last-resort
+/// coin with different ciphertexts, the device opens both, and a replayed first message is
+/// refused and changes nothing.
+#[test]
+fn a_dry_directory_still_reaches_the_device_through_its_last_resort_coin() {
+    use aqm_core::UserId;
+    use aqm_core::memory::MemoryStore;
+    use aqm_core::store::DirectoryStore;
+
+    let mut client = Client::new(device(ram(), [7; 32], 7, NoButton).unwrap());
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let info = client.info(NOW).unwrap();
+    let owner = info.identity.user_id;
+    let directory: MemoryStore = MemoryStore::new(Policy::DEFAULT);
+    let proof = client.registration_proof(NOW).unwrap();
+    directory.register_identity(&info.identity, &proof).unwrap();
+
+    let mut one_time = Vec::new();
+    client.mint(NOW, Tier::Silver, 1, |c| one_time.push(c)).unwrap();
+    let last_resort = client.mint_last_resort(NOW, Tier::Silver).unwrap();
+    let uploaded: Vec<_> = one_time.iter().cloned().chain([last_resort.clone()]).collect();
+    assert_eq!(directory.upload(&owner, &uploaded, NOW).unwrap(), 2);
+
+    let (carol, dave, erin) = (UserId([0xC0; 16]), UserId([0xD0; 16]), UserId([0xE0; 16]));
+    let first = directory.claim(&owner, &carol, Tier::Silver, 1, None, NOW + 1).unwrap();
+    assert_eq!(first.as_slice(), one_time.as_slice(), "one-time coins first");
+    let (ct, ss) = encapsulate(Tier::Silver, &first[0].public_key, &mut rng).unwrap();
+    assert_eq!(&*client.open(NOW + 1, first[0].key_id, &ct).unwrap(), ss.as_bytes());
+
+    // No one-time SILVER coin is left: Dave and Erin each get the last-resort coin.
+    let mut opened = Vec::new();
+    for (who, at) in [(dave, NOW + 2), (erin, NOW + 3)] {
+        let got = directory.claim(&owner, &who, Tier::Silver, 1, None, at).unwrap();
+        assert_eq!(got.as_slice(), core::slice::from_ref(&last_resort), "the last-resort coin, not used up");
+        got[0].verify_fresh(&info.identity, &Policy::DEFAULT, at).unwrap();
+        let (ct, ss) = encapsulate(Tier::Silver, &got[0].public_key, &mut rng).unwrap();
+        assert_eq!(&*client.open(at, got[0].key_id, &ct).unwrap(), ss.as_bytes());
+        opened.push(ct);
+    }
+    assert_ne!(opened[0], opened[1], "two first messages, two ciphertexts");
+    let before = client.status(NOW + 4).unwrap().stats;
+    assert_eq!(
+        (before.active.get(Tier::Silver), before.total_burned),
+        (1, 1),
+        "the one-time coin burned, not the last-resort one"
+    );
+    for ct in &opened {
+        assert_eq!(client.open(NOW + 4, last_resort.key_id, ct).unwrap_err(), Error::Device(DeviceError::Replay));
+    }
+    assert_eq!(client.status(NOW + 4).unwrap().stats, before, "a refused replay changes nothing");
+}

@@ -124,7 +124,7 @@ fn fail(what: &str) -> ! {
     }
 }
 
-const KINDS: usize = 16;
+const KINDS: usize = 17;
 
 fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
     Some(match kind {
@@ -144,6 +144,7 @@ fn slot(kind: CommandKind) -> Option<(usize, &'static str)> {
         CommandKind::MintLastResort(1) => (13, "mint last-resort GOLD"),
         CommandKind::MintLastResort(2) => (14, "mint last-resort SILVER"),
         CommandKind::MintLastResort(3) => (15, "mint last-resort BRONZE"),
+        CommandKind::ProveRegistration => (16, "prove registration"),
         _ => return None,
     })
 }
