@@ -32,7 +32,7 @@ use common::{LocalCluster, Losses, Mint, Outcomes, cluster_skipped, losses, work
 struct Run {
     outcomes: Outcomes,
     lost: Losses,
-    /// When the replica stopped receiving.
+    /// Changes acknowledged before this were on the replica when it stopped receiving.
     window: Instant,
     /// Burns acknowledged in the run that a second burn after the failover accepted again.
     burned_twice: usize,
@@ -69,10 +69,18 @@ fn failover_run(base: u16, durability: Durability) -> Run {
         while progress.load(Ordering::Relaxed) < 200 && !w.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        cluster.signal(replica, "STOP");
-        let _: () =
-            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut cluster.node(master)).unwrap();
+        // Replication is asynchronous: on a loaded machine the replica can lag the master by
+        // hundreds of changes, so "acknowledged before the replica stopped" is not "replicated".
+        // Fence first: every change acknowledged before `window` is on the replica once a write
+        // made after it (under the store's hash tag, so on the same master) is, which WAIT 1
+        // confirms. Changes between `window` and the STOP may be lost, as async durability allows.
         window = Instant::now();
+        let mut m = cluster.node(master);
+        let _: () = redis::cmd("SET").arg(format!("{{{prefix}}}:test-fence")).arg(1).query(&mut m).unwrap();
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut m).unwrap();
+        assert_eq!(acked, 1, "the replica did not catch up with the master within 10 s");
+        cluster.signal(replica, "STOP");
+        let _: () = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica").query(&mut m).unwrap();
         std::thread::sleep(Duration::from_millis(400));
         cluster.signal(master, "KILL");
         cluster.signal(replica, "CONT");
