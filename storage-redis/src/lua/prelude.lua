@@ -36,3 +36,17 @@ local function touch(keys)
     redis.call('EXISTS', unpack(keys, i, math.min(i + 63, #keys)))
   end
 end
+-- Burn an ACTIVE entry (VaultEntry::burn's writes, decided by the caller): mark it BURNED with the
+-- operation token, drop its secret now rather than at the end of the grace (it has no further
+-- use), move it from its tier's active index to the burned one, move the counters, and drop a
+-- last-resort key's opens (a burned key opens nothing more). Shared by vault_burn.lua and a
+-- retiring open in vault_open.lua.
+local function burn_entry(entry, opens, stats, burned_idx, active_idx, member, tier, now, op)
+  redis.call('HSET', entry, 'status', 'BURNED', 'burned_at', now, 'burn_op', op)
+  redis.call('HDEL', entry, 'encrypted_blob', 'encryption_iv', 'auth_tag')
+  redis.call('ZREM', active_idx, member)
+  redis.call('ZADD', burned_idx, now, member)
+  redis.call('HINCRBY', stats, 'active_' .. string.lower(tier), -1)
+  redis.call('HINCRBY', stats, 'total_burned', 1)
+  redis.call('DEL', opens)
+end

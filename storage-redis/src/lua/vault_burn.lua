@@ -22,13 +22,6 @@ if #KEYS >= 8 then
   version = session_cas(KEYS[8], ARGV[6])
   if not version then return 'conflict' end
 end
-redis.call('HSET', KEYS[1], 'status', 'BURNED', 'burned_at', ARGV[2], 'burn_op', ARGV[4])
--- The secret has no further use: drop it now rather than at the end of the grace.
-redis.call('HDEL', KEYS[1], 'encrypted_blob', 'encryption_iv', 'auth_tag')
-redis.call('ZREM', idx, ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'active_' .. string.lower(e[3]), -1)
-redis.call('HINCRBY', KEYS[2], 'total_burned', 1)
-redis.call('DEL', KEYS[7])
+burn_entry(KEYS[1], KEYS[7], KEYS[2], KEYS[3], idx, ARGV[1], e[3], ARGV[2], ARGV[4])
 if version then redis.call('HSET', KEYS[8], 'v', version, 'blob', ARGV[5], 'op', ARGV[4]) end
 return 'ok'

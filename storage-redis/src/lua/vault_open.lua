@@ -28,14 +28,8 @@ if #KEYS >= 8 then
   if not version then return 'conflict' end
 end
 if ARGV[5] == '' then
-  -- Retired by a full record: exactly the burn's writes (vault_burn.lua), opens dropped.
-  redis.call('HSET', KEYS[1], 'status', 'BURNED', 'burned_at', ARGV[2], 'burn_op', ARGV[3])
-  redis.call('HDEL', KEYS[1], 'encrypted_blob', 'encryption_iv', 'auth_tag')
-  redis.call('ZREM', idx, ARGV[1])
-  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-  redis.call('HINCRBY', KEYS[3], 'active_' .. string.lower(e[2]), -1)
-  redis.call('HINCRBY', KEYS[3], 'total_burned', 1)
-  redis.call('DEL', KEYS[2])
+  -- Retired by a full record: exactly the burn's writes, opens dropped.
+  burn_entry(KEYS[1], KEYS[2], KEYS[3], KEYS[4], idx, ARGV[1], e[2], ARGV[2], ARGV[3])
 else
   redis.call('HSET', KEYS[2], 'rec', ARGV[5], 'op', ARGV[3])
 end
