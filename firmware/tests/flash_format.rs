@@ -44,6 +44,23 @@ fn golden_v3_opens_with_its_identity_and_coins() {
     assert_eq!(flash.as_bytes(), GOLDEN_V3);
 }
 
+/// Records written before last-resort coins (no trailing kind byte) read as one-time coins.
+#[test]
+fn golden_v3_records_read_as_one_time_coins() {
+    use aqm_core::coin::CoinKind;
+    use aqm_core::store::VaultStore;
+    let layout = small().with_erase_log(4 * PAGE_SIZE as u32);
+    let vault: FlashVault<_, 32> =
+        FlashVault::open(RamFlash::new(GOLDEN_V3.to_vec()), layout, Policy::DEFAULT).unwrap();
+    let mut ids = Vec::new();
+    vault.active_ids(None, &mut |id| ids.push(id)).unwrap();
+    assert!(!ids.is_empty());
+    for id in ids {
+        let e = vault.get(&id, 1_700_000_002).unwrap().expect("an active v3 entry");
+        assert_eq!(e.kind, CoinKind::OneTime, "{id}");
+    }
+}
+
 /// Golden images of the formats this firmware refuses: (version, image, whether the image has
 /// the erase journal page after the 4 vault pages).
 const REFUSED: [(u32, &[u8], bool); 2] = [(1, GOLDEN_V1, false), (2, GOLDEN_V2, true)];
