@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Power-cut soak of the firmware vault (not run in CI): the power-fail tests of
-# firmware/tests/power_fail.rs at a larger scale, on seeds the CI run never uses, under both
+# firmware/tests/power_fail.rs and the random last-resort scripts of
+# firmware/tests/power_fail_last_resort.rs at a larger scale, on seeds the CI run never uses, under both
 # cut models of the emulated flash (clean prefix; any state per word, with the erase journal).
 #
 #   firmware/soak.sh [ROUNDS] [FIRST_SEED]
@@ -28,5 +29,16 @@ for model in prefix any; do
     grep -q -E ' sequences \(' "$log" || tail -40 "$log"
   fi
 done
+# Last-resort coins (issue 14): random scripts of puts, opens, retirements, burns and purges,
+# each cut at every one of its flash operations under both models (about 300 cuts a round).
+rc=0
+AQM_POWERFAIL_ROUNDS=$rounds AQM_POWERFAIL_SEED=$seed \
+  cargo test -q -p aqm-firmware --test power_fail_last_resort -- --nocapture \
+  random_last_resort_scripts_survive_every_cut >"$log" 2>&1 || rc=$?
+grep -o -E 'random last-resort scripts: .*' "$log" || true
+if [ "$rc" -ne 0 ]; then
+  status=1
+  tail -40 "$log"
+fi
 [ "$status" -eq 0 ] && echo "soak: 0 failures" || echo "soak: FAILURES (see above)"
 exit "$status"

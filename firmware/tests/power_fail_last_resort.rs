@@ -22,7 +22,7 @@ use aqm_core::{KeyId, Policy, Tier, TierCounts};
 use aqm_firmware::flash::{CutModel, PAGE_SIZE, RamFlash};
 use aqm_firmware::{Error, FlashVault, StoredIdentity, VaultLayout};
 use embedded_storage::nor_flash::NorFlashErrorKind;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 type Vault = FlashVault<RamFlash<Vec<u8>>, 64>;
@@ -300,57 +300,148 @@ fn play(vault: &Vault, model: &mut Model, entries: &[VaultEntry], steps: &[Step]
     None
 }
 
+fn test_identity(dk: &DeviceKey, rng: &mut ChaCha20Rng) -> StoredIdentity {
+    let seed = SecretSeed::from_slice(&[7; 64]).unwrap();
+    let sealed = SealedSecret::seal(dk, &KeyId([0xEE; 16]), Tier::Silver, &seed, rng).unwrap();
+    StoredIdentity { user_id: aqm_core::UserId([3; 16]), sealed }
+}
+
+/// Play `steps` uncut, then once per flash operation of that run with the power cut right after
+/// it: after each cut, reboot, settle the interrupted step, check the vault against the model,
+/// play the rest and check again. Returns the uncut run's model and how many cuts were survived.
+fn survive_every_cut(
+    name: &str,
+    model_of: fn(u64) -> CutModel,
+    identity: &StoredIdentity,
+    entries: &[VaultEntry],
+    steps: &[Step],
+    wraps: bool,
+) -> (Model, u64) {
+    // The uncut run: its flash operations and its end state.
+    let m = model_of(0);
+    let vault = Vault::open(fresh_flash(m), layout(m), policy()).unwrap();
+    vault.set_identity(identity).unwrap();
+    let before = vault.with_flash(|f| f.stats()).unwrap();
+    let mut full = Model::default();
+    assert!(play(&vault, &mut full, entries, steps, 0).is_none());
+    let after = vault.with_flash(|f| f.stats()).unwrap();
+    let total = (after.writes + after.erases) - (before.writes + before.erases);
+    if wraps {
+        assert!(after.erases > before.erases, "the script wraps the record map");
+    }
+    let vault = reboot(vault);
+    check(&vault, &full, &format!("{name}, uncut"));
+
+    for j in 1..=total {
+        let m = model_of(j);
+        let mut vault = Vault::open(fresh_flash(m), layout(m), policy()).unwrap();
+        vault.set_identity(identity).unwrap();
+        vault.with_flash(|f| f.cut_power_after(u32::try_from(j).unwrap())).unwrap();
+        let mut model = Model::default();
+        let n = play(&vault, &mut model, entries, steps, 0).unwrap_or_else(|| panic!("{name}: no cut at flash op {j}"));
+        vault = reboot(vault);
+        let at = format!("{name}, cut at flash op {j} of {total} (step {n}: {:?})", steps[n]);
+        settle(&vault, &mut model, entries, steps[n]);
+        check(&vault, &model, &at);
+        assert_eq!(vault.identity().unwrap().as_ref(), Some(identity), "{at}: identity");
+        assert!(play(&vault, &mut model, entries, steps, n + 1).is_none(), "{at}: no second cut");
+        let vault = reboot(vault);
+        check(&vault, &model, &format!("{at}, at the end"));
+    }
+    (full, total)
+}
+
 #[test]
 fn every_cut_point_of_last_resort_opens_retirement_burn_and_purge() {
     let mut rng = ChaCha20Rng::seed_from_u64(14);
     let dk = DeviceKey::random(&mut rng);
     let entries = entries(&mut rng, &dk);
-    let identity = {
-        let seed = SecretSeed::from_slice(&[7; 64]).unwrap();
-        let sealed = SealedSecret::seal(&dk, &KeyId([0xEE; 16]), Tier::Silver, &seed, &mut rng).unwrap();
-        StoredIdentity { user_id: aqm_core::UserId([3; 16]), sealed }
-    };
+    let identity = test_identity(&dk, &mut rng);
     let steps = script();
     for (name, model_of) in [
         ("prefix", (|_| CutModel::Prefix) as fn(u64) -> CutModel),
         ("any", |j| CutModel::AnyState { seed: 14_000 + j }),
     ] {
-        // The uncut run: its flash operations and its end state.
-        let m = model_of(0);
-        let vault = Vault::open(fresh_flash(m), layout(m), policy()).unwrap();
-        vault.set_identity(&identity).unwrap();
-        let before = vault.with_flash(|f| f.stats()).unwrap();
-        let mut full = Model::default();
-        assert!(play(&vault, &mut full, &entries, &steps, 0).is_none());
-        let after = vault.with_flash(|f| f.stats()).unwrap();
-        let total = (after.writes + after.erases) - (before.writes + before.erases);
-        assert!(after.erases > before.erases, "the script wraps the record map");
+        let (full, total) = survive_every_cut(name, model_of, &identity, &entries, &steps, true);
         // Keys 0 and 1 retired, 2 and 3 burned; then all purged, the rest expired.
         assert_eq!(full.total_burned, 4);
         assert_eq!(full.total_expired, 5);
         assert!(full.keys.is_empty());
-        let vault = reboot(vault);
-        check(&vault, &full, &format!("{name}, uncut"));
-
-        for j in 1..=total {
-            let m = model_of(j);
-            let mut vault = Vault::open(fresh_flash(m), layout(m), policy()).unwrap();
-            vault.set_identity(&identity).unwrap();
-            vault.with_flash(|f| f.cut_power_after(u32::try_from(j).unwrap())).unwrap();
-            let mut model = Model::default();
-            let n = play(&vault, &mut model, &entries, &steps, 0)
-                .unwrap_or_else(|| panic!("{name}: no cut at flash op {j}"));
-            vault = reboot(vault);
-            let at = format!("{name}, cut at flash op {j} of {total} (step {n}: {:?})", steps[n]);
-            settle(&vault, &mut model, &entries, steps[n]);
-            check(&vault, &model, &at);
-            assert_eq!(vault.identity().unwrap().as_ref(), Some(&identity), "{at}: identity");
-            assert!(play(&vault, &mut model, &entries, &steps, n + 1).is_none(), "{at}: no second cut");
-            let vault = reboot(vault);
-            check(&vault, &model, &format!("{at}, at the end"));
-        }
         println!("last-resort script ({name}): {total} cuts (every flash operation) survived");
     }
+}
+
+/// A random script of the same steps from `rng`: every key put once (the last-resort ones
+/// opened at random, any key burned now and then), up to five purges in between (each past
+/// every earlier burn's grace), all before any key expires, and a final purge after every
+/// expiry.
+fn random_script(rng: &mut ChaCha20Rng) -> Vec<Step> {
+    let last_resort: [usize; 6] = [0, 1, 2, 6, 7, 8];
+    let mut order: Vec<usize> = (0..9).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let (mut put, mut next_digest, mut now, mut purges) = (Vec::new(), [0u8; 9], 1_001u64, 0);
+    let mut s = Vec::new();
+    while s.len() < 60 {
+        now += 1;
+        let roll = rng.random_range(0..20);
+        if !order.is_empty() && (put.is_empty() || roll < 5) {
+            let i = order.pop().unwrap();
+            put.push(i);
+            s.push(Step::Put(i));
+        } else if roll == 5 && purges < 5 {
+            // Past every burn's grace, as the model's purge assumes; still before any expiry.
+            purges += 1;
+            now += policy().burn_grace_secs;
+            s.push(Step::Purge(now));
+        } else if roll < 8 {
+            s.push(Step::Burn(put[rng.random_range(0..put.len())], now));
+        } else {
+            let open: Vec<usize> = put.iter().copied().filter(|i| last_resort.contains(i)).collect();
+            if let Some(&i) = open.get(rng.random_range(0..open.len().max(1))) {
+                next_digest[i] = next_digest[i].saturating_add(1);
+                s.push(Step::Open(i, next_digest[i], now));
+            }
+        }
+    }
+    s.extend(order.into_iter().map(Step::Put));
+    s.push(Step::Purge(5_000));
+    s
+}
+
+/// The soak's half of this file (`firmware/soak.sh` runs it on seeds CI never uses): random
+/// scripts (`AQM_POWERFAIL_ROUNDS`, default 1; seeds from `AQM_POWERFAIL_SEED`, default fixed),
+/// each cut at every flash operation under both cut models.
+#[test]
+fn random_last_resort_scripts_survive_every_cut() {
+    let rounds: u64 = std::env::var("AQM_POWERFAIL_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let first: u64 = std::env::var("AQM_POWERFAIL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(14_014);
+    let mut cuts = [0u64; 2];
+    for round in 0..rounds {
+        let seed = first.wrapping_add(round);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let dk = DeviceKey::random(&mut rng);
+        let entries = entries(&mut rng, &dk);
+        let identity = test_identity(&dk, &mut rng);
+        let steps = random_script(&mut rng);
+        for (k, (name, model_of)) in [
+            ("prefix", (|_| CutModel::Prefix) as fn(u64) -> CutModel),
+            ("any", |j| CutModel::AnyState { seed: 0xA5A5_0000 ^ j }),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (full, total) =
+                survive_every_cut(&format!("seed {seed}, {name}"), model_of, &identity, &entries, &steps, false);
+            assert!(full.keys.is_empty(), "seed {seed}: the final purge leaves nothing");
+            cuts[k] += total;
+        }
+    }
+    println!(
+        "random last-resort scripts: {rounds} rounds from seed {first}: {} cuts (prefix), {} cuts (any state) survived",
+        cuts[0], cuts[1]
+    );
 }
 
 /// A first message opened before a reboot is a replay after it: the opens item survives the
